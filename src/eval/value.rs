@@ -1,0 +1,280 @@
+//! Runtime values. Everything is `Send + Sync`: lists and maps are shared,
+//! mutable and individually locked; handles point at runtime objects.
+
+use crate::ast::FnDecl;
+use crate::diagnostics::{kind, RuntimeError};
+use crate::eval::builtins::Builtin;
+use crate::runtime::Handle;
+use indexmap::IndexMap;
+use parking_lot::Mutex;
+use std::fmt::{self, Write};
+use std::sync::Arc;
+
+pub type List = Arc<Mutex<Vec<Value>>>;
+pub type Map = Arc<Mutex<IndexMap<Key, Value>>>;
+/// A captured variable shared between a frame and its closures.
+pub type Cell = Arc<Mutex<Value>>;
+
+#[derive(Clone, Debug, Default)]
+pub enum Value {
+    #[default]
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Arc<str>),
+    List(List),
+    Map(Map),
+    Func(Arc<Closure>),
+    Builtin(&'static Builtin),
+    Error(Arc<RuntimeError>),
+    Handle(Handle),
+    /// Only ever stored in a frame slot of a captured local, never seen by code.
+    Cell(Cell),
+}
+
+#[derive(Debug)]
+pub struct Closure {
+    pub decl: Arc<FnDecl>,
+    pub upvals: Box<[Cell]>,
+}
+
+/// A map key: the hashable subset of values.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    Bool(bool),
+    Int(i64),
+    Str(Arc<str>),
+}
+
+impl Key {
+    pub fn from_value(v: &Value) -> Result<Key, RuntimeError> {
+        match v {
+            Value::Bool(b) => Ok(Key::Bool(*b)),
+            Value::Int(i) => Ok(Key::Int(*i)),
+            Value::Str(s) => Ok(Key::Str(s.clone())),
+            other => Err(RuntimeError::new(
+                kind::TYPE,
+                format!(
+                    "a map key must be a string, int or bool, not {}",
+                    other.type_name()
+                ),
+            )),
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            Key::Bool(b) => Value::Bool(*b),
+            Key::Int(i) => Value::Int(*i),
+            Key::Str(s) => Value::Str(s.clone()),
+        }
+    }
+}
+
+impl Value {
+    pub fn str(s: &str) -> Value {
+        Value::Str(Arc::from(s))
+    }
+
+    pub fn list(items: Vec<Value>) -> Value {
+        Value::List(Arc::new(Mutex::new(items)))
+    }
+
+    pub fn map(entries: IndexMap<Key, Value>) -> Value {
+        Value::Map(Arc::new(Mutex::new(entries)))
+    }
+
+    /// The name `type(v)` gives.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Nil => "nil",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Map(_) => "map",
+            Value::Func(_) | Value::Builtin(_) => "function",
+            Value::Error(_) => "error",
+            Value::Handle(h) => h.kind(),
+            Value::Cell(_) => "cell",
+        }
+    }
+
+    pub fn truthy(&self) -> bool {
+        match self {
+            Value::Nil => false,
+            Value::Bool(b) => *b,
+            Value::Int(i) => *i != 0,
+            Value::Float(f) => *f != 0.0,
+            Value::Str(s) => !s.is_empty(),
+            Value::List(l) => !l.lock().is_empty(),
+            Value::Map(m) => !m.lock().is_empty(),
+            _ => true,
+        }
+    }
+
+    /// `==`: deep equality on data, identity on handles and functions.
+    pub fn equals(&self, other: &Value) -> bool {
+        equals_depth(self, other, 0)
+    }
+
+    /// Text as `print` and `str()` show it: strings bare.
+    pub fn to_display(&self) -> String {
+        match self {
+            Value::Str(s) => s.to_string(),
+            other => other.to_repr(),
+        }
+    }
+
+    /// Text as shown inside containers and by the REPL: strings quoted.
+    pub fn to_repr(&self) -> String {
+        let mut out = String::new();
+        write_repr(&mut out, self, 0);
+        out
+    }
+}
+
+/// Containers nested deeper than this print as `[...]` and compare unequal,
+/// so a list that contains itself cannot overflow the stack.
+const MAX_DEPTH: usize = 64;
+
+fn equals_depth(a: &Value, b: &Value, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    match (a, b) {
+        (Value::Nil, Value::Nil) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Float(x), Value::Float(y)) => x == y,
+        (Value::Int(x), Value::Float(y)) | (Value::Float(y), Value::Int(x)) => (*x as f64) == *y,
+        (Value::Str(x), Value::Str(y)) => x == y,
+        (Value::List(x), Value::List(y)) => {
+            if Arc::ptr_eq(x, y) {
+                return true;
+            }
+            // Snapshot both sides so no lock is held while recursing.
+            let (xs, ys) = (x.lock().clone(), y.lock().clone());
+            xs.len() == ys.len()
+                && xs
+                    .iter()
+                    .zip(ys.iter())
+                    .all(|(p, q)| equals_depth(p, q, depth + 1))
+        }
+        (Value::Map(x), Value::Map(y)) => {
+            if Arc::ptr_eq(x, y) {
+                return true;
+            }
+            let (xs, ys) = (x.lock().clone(), y.lock().clone());
+            xs.len() == ys.len()
+                && xs
+                    .iter()
+                    .all(|(k, v)| ys.get(k).is_some_and(|w| equals_depth(v, w, depth + 1)))
+        }
+        (Value::Func(x), Value::Func(y)) => Arc::ptr_eq(x, y),
+        (Value::Builtin(x), Value::Builtin(y)) => std::ptr::eq(*x, *y),
+        (Value::Error(x), Value::Error(y)) => x.kind == y.kind && x.message == y.message,
+        (Value::Handle(x), Value::Handle(y)) => x.same(y),
+        _ => false,
+    }
+}
+
+pub fn format_float(f: f64) -> String {
+    if f.is_nan() {
+        "nan".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "inf" } else { "-inf" }.into()
+    } else if f == f.trunc() && f.abs() < 1e16 {
+        format!("{:.1}", f)
+    } else {
+        let s = format!("{}", f);
+        if s.contains('.') || s.contains('e') {
+            s
+        } else {
+            format!("{}.0", s)
+        }
+    }
+}
+
+pub fn quote_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn write_repr(out: &mut String, v: &Value, depth: usize) {
+    match v {
+        Value::Nil => out.push_str("nil"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{}", i);
+        }
+        Value::Float(f) => out.push_str(&format_float(*f)),
+        Value::Str(s) => quote_str(out, s),
+        Value::List(l) => {
+            if depth > MAX_DEPTH {
+                out.push_str("[...]");
+                return;
+            }
+            let items = l.lock().clone();
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_repr(out, item, depth + 1);
+            }
+            out.push(']');
+        }
+        Value::Map(m) => {
+            if depth > MAX_DEPTH {
+                out.push_str("{...}");
+                return;
+            }
+            let entries = m.lock().clone();
+            out.push('{');
+            for (i, (k, item)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_repr(out, &k.to_value(), depth + 1);
+                out.push_str(": ");
+                write_repr(out, item, depth + 1);
+            }
+            out.push('}');
+        }
+        Value::Func(c) => {
+            let _ = write!(out, "<fn {}>", c.decl.display_name());
+        }
+        Value::Builtin(b) => {
+            let _ = write!(out, "<builtin {}>", b.name);
+        }
+        Value::Error(e) => {
+            let _ = write!(out, "<{}: {}>", e.kind, e.message);
+        }
+        Value::Handle(h) => {
+            let _ = write!(out, "{}", h);
+        }
+        Value::Cell(c) => write_repr(out, &c.lock().clone(), depth),
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_display())
+    }
+}

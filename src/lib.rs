@@ -1,0 +1,8 @@
+//! conc: a scriptable language for concurrency on real OS threads and processes.
+
+pub mod ast;
+pub mod diagnostics;
+pub mod eval;
+pub mod parser;
+pub mod runtime;
+pub mod span;
