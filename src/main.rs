@@ -1,4 +1,109 @@
-fn main() {
-    eprintln!("conc: not built yet");
-    std::process::exit(2);
+//! The `conc` command: arguments -> Session -> exit status.
+
+use clap::{Parser, Subcommand};
+use conc::session::{Session, SessionOptions};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Concurrency on real OS threads and processes, in a small scripting language.
+#[derive(Parser)]
+#[command(name = "conc", version, args_conflicts_with_subcommands = true)]
+#[command(after_help = "Exit status: 0 ok, 1 runtime error, 2 syntax or usage error, 3 deadlock.\n\
+With no FILE and no -c, conc opens the REPL (or runs standard input when it is not a terminal).")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Run CODE instead of a file (arguments after it go to argv())
+    #[arg(short = 'c', value_name = "CODE")]
+    code: Option<String>,
+
+    /// Never colour error reports
+    #[arg(long)]
+    no_color: bool,
+
+    /// The script to run, then the arguments it sees in argv()
+    #[arg(value_name = "FILE", trailing_var_arg = true, allow_hyphen_values = true)]
+    script: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run fixtures: .conc files (or folders of them) whose comments state what must happen
+    Test {
+        /// Files or folders (default: tests)
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// The interpreter recurses on the OS stack; give the main script as much
+/// room as spawned threads get.
+const MAIN_STACK: usize = conc::runtime::threads::THREAD_STACK;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runner = std::thread::Builder::new()
+        .name("main".into())
+        .stack_size(MAIN_STACK)
+        .spawn(move || run(cli));
+    let code = match runner.map(|h| h.join()) {
+        Ok(Ok(code)) => code,
+        _ => 1,
+    };
+    // Daemon threads are abandoned: end the process without waiting for them.
+    std::process::exit(code)
+}
+
+fn run(cli: Cli) -> i32 {
+    let color = !cli.no_color && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    if let Some(Command::Test { paths }) = cli.command {
+        return run_tests(paths);
+    }
+    let (name, source, argv) = match (cli.code, cli.script.split_first()) {
+        (Some(code), _) => ("<-c>".to_string(), code, cli.script.clone()),
+        (None, Some((file, rest))) => match std::fs::read_to_string(file) {
+            Ok(text) => (file.clone(), text, rest.to_vec()),
+            Err(e) => {
+                eprintln!("conc: cannot read {}: {}", file, e);
+                return 2;
+            }
+        },
+        (None, None) => return run_stdin_or_repl(color),
+    };
+    run_script(&name, &source, argv, color)
+}
+
+fn run_script(name: &str, source: &str, argv: Vec<String>, color: bool) -> i32 {
+    let mut session = Session::new(SessionOptions {
+        argv,
+        color,
+        ..Default::default()
+    });
+    let result = session.run(name, source).map(|_| ()).and_then(|_| session.finish());
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprint!("{}", session.render(&e));
+            e.exit_code()
+        }
+    }
+}
+
+fn run_stdin_or_repl(color: bool) -> i32 {
+    if std::io::stdin().is_terminal() {
+        eprintln!("conc: the interactive REPL is not built yet; run a file (conc FILE) or pipe a script in");
+        return 2;
+    }
+    let mut source = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut source) {
+        eprintln!("conc: cannot read standard input: {}", e);
+        return 2;
+    }
+    run_script("<stdin>", &source, Vec::new(), color)
+}
+
+fn run_tests(_paths: Vec<PathBuf>) -> i32 {
+    eprintln!("conc test: the fixture runner is not built yet");
+    2
 }

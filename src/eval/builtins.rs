@@ -1,8 +1,13 @@
-//! Builtin functions.
+//! Builtin functions of the language core. Constructors of shared objects
+//! (`lock()`, `queue()`, ...) are in `runtime::objects`.
 
-use crate::diagnostics::RuntimeError;
-use crate::eval::value::Value;
-use crate::eval::Interp;
+use super::describe;
+use super::value::{Key, Value};
+use super::Interp;
+use crate::diagnostics::{kind, RuntimeError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub type BuiltinFn = fn(&mut Interp, Vec<Value>) -> Result<Value, RuntimeError>;
 
@@ -15,4 +20,462 @@ impl std::fmt::Debug for Builtin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "<builtin {}>", self.name)
     }
+}
+
+type Res = Result<Value, RuntimeError>;
+
+macro_rules! builtins {
+    ($($name:literal => $f:path),* $(,)?) => {
+        pub static CORE: &[Builtin] = &[$(Builtin { name: $name, call: $f }),*];
+    };
+}
+
+builtins! {
+    "print" => print,
+    "sleep" => sleep,
+    "time" => time,
+    "range" => range,
+    "len" => len,
+    "str" => to_str,
+    "repr" => repr,
+    "int" => to_int,
+    "float" => to_float,
+    "bool" => to_bool,
+    "type" => type_of,
+    "append" => append,
+    "pop" => pop,
+    "keys" => keys,
+    "values" => values,
+    "items" => items,
+    "sorted" => sorted,
+    "reversed" => reversed,
+    "sum" => sum,
+    "min" => min,
+    "max" => max,
+    "abs" => abs,
+    "random" => random,
+    "randint" => randint,
+    "getpid" => getpid,
+    "getppid" => getppid,
+    "cpu_count" => cpu_count,
+    "argv" => argv,
+    "error" => error,
+}
+
+/// `range` is recognised by `for` so it can count without building a list.
+pub fn is_range(v: &Value) -> bool {
+    matches!(v, Value::Builtin(b) if b.name == "range")
+}
+
+pub fn arity(name: &str, args: &[Value], min: usize, max: usize) -> Result<(), RuntimeError> {
+    if args.len() < min || args.len() > max {
+        let want = if min == max {
+            format!("{}", min)
+        } else {
+            format!("{} to {}", min, max)
+        };
+        return Err(RuntimeError::new(
+            kind::TYPE,
+            format!("{}() takes {} arguments but {} were given", name, want, args.len()),
+        ));
+    }
+    Ok(())
+}
+
+pub fn expect_int(name: &str, v: &Value) -> Result<i64, RuntimeError> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        other => Err(RuntimeError::new(
+            kind::TYPE,
+            format!("{}() needs an int, not {}", name, describe(other)),
+        )),
+    }
+}
+
+/// Seconds as given to `sleep`, timeouts and timers.
+pub fn expect_seconds(name: &str, v: &Value) -> Result<Duration, RuntimeError> {
+    let secs = match v {
+        Value::Int(i) => *i as f64,
+        Value::Float(f) => *f,
+        other => {
+            return Err(RuntimeError::new(
+                kind::TYPE,
+                format!("{} needs a number of seconds, not {}", name, describe(other)),
+            ))
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(RuntimeError::new(
+            kind::VALUE,
+            format!("{} needs a non-negative number of seconds, not {}", name, v.to_repr()),
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs.min(1e9)))
+}
+
+fn expect_list(name: &str, v: &Value) -> Result<super::value::List, RuntimeError> {
+    match v {
+        Value::List(l) => Ok(l.clone()),
+        other => Err(RuntimeError::new(
+            kind::TYPE,
+            format!("{}() needs a list, not {}", name, describe(other)),
+        )),
+    }
+}
+
+fn expect_map(name: &str, v: &Value) -> Result<super::value::Map, RuntimeError> {
+    match v {
+        Value::Map(m) => Ok(m.clone()),
+        other => Err(RuntimeError::new(
+            kind::TYPE,
+            format!("{}() needs a map, not {}", name, describe(other)),
+        )),
+    }
+}
+
+fn print(it: &mut Interp, args: Vec<Value>) -> Res {
+    let line = args
+        .iter()
+        .map(Value::to_display)
+        .collect::<Vec<_>>()
+        .join(" ");
+    it.ctx.out.line(&line);
+    Ok(Value::Nil)
+}
+
+fn sleep(it: &mut Interp, args: Vec<Value>) -> Res {
+    arity("sleep", &args, 1, 1)?;
+    let d = expect_seconds("sleep()", &args[0])?;
+    crate::runtime::threads::sleep(&it.ctx, &it.thread, d)?;
+    Ok(Value::Nil)
+}
+
+fn time(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("time", &args, 0, 0)?;
+    Ok(Value::Float(crate::runtime::clock::now_seconds()))
+}
+
+pub fn range_bounds(args: &[Value]) -> Result<(i64, i64, i64), RuntimeError> {
+    arity("range", args, 1, 3)?;
+    let ints: Vec<i64> = args
+        .iter()
+        .map(|a| expect_int("range", a))
+        .collect::<Result<_, _>>()?;
+    let bounds = match ints[..] {
+        [end] => (0, end, 1),
+        [start, end] => (start, end, 1),
+        [start, end, step] => (start, end, step),
+        _ => (0, 0, 1),
+    };
+    if bounds.2 == 0 {
+        return Err(RuntimeError::new(kind::VALUE, "range() step cannot be zero"));
+    }
+    Ok(bounds)
+}
+
+fn range(_: &mut Interp, args: Vec<Value>) -> Res {
+    let (start, end, step) = range_bounds(&args)?;
+    let count = if step > 0 {
+        (end.saturating_sub(start) + step - 1) / step
+    } else {
+        (start.saturating_sub(end) - step - 1) / -step
+    };
+    if count > 100_000_000 {
+        return Err(RuntimeError::new(
+            kind::VALUE,
+            format!("range() of {} items is too large to build as a list", count),
+        )
+        .with_help("use it directly in a `for` loop, which counts without a list"));
+    }
+    let mut items = Vec::with_capacity(count.max(0) as usize);
+    let mut i = start;
+    while (step > 0 && i < end) || (step < 0 && i > end) {
+        items.push(Value::Int(i));
+        i += step;
+    }
+    Ok(Value::list(items))
+}
+
+fn len(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("len", &args, 1, 1)?;
+    let n = match &args[0] {
+        Value::Str(s) => s.chars().count(),
+        Value::List(l) => l.lock().len(),
+        Value::Map(m) => m.lock().len(),
+        Value::Handle(h) => match h.len() {
+            Some(n) => n,
+            None => return Err(no_len(&args[0])),
+        },
+        other => return Err(no_len(other)),
+    };
+    Ok(Value::Int(n as i64))
+}
+
+fn no_len(v: &Value) -> RuntimeError {
+    RuntimeError::new(kind::TYPE, format!("{} has no length", describe(v)))
+}
+
+fn to_str(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("str", &args, 1, 1)?;
+    Ok(match &args[0] {
+        Value::Str(s) => Value::Str(s.clone()),
+        other => Value::str(&other.to_display()),
+    })
+}
+
+fn repr(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("repr", &args, 1, 1)?;
+    Ok(Value::str(&args[0].to_repr()))
+}
+
+fn to_int(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("int", &args, 1, 1)?;
+    match &args[0] {
+        Value::Int(i) => Ok(Value::Int(*i)),
+        Value::Bool(b) => Ok(Value::Int(*b as i64)),
+        Value::Float(f) => {
+            if !f.is_finite() || f.abs() >= 9.2e18 {
+                return Err(RuntimeError::new(
+                    kind::OVERFLOW,
+                    format!("{} does not fit in a 64-bit int", super::value::format_float(*f)),
+                ));
+            }
+            Ok(Value::Int(f.trunc() as i64))
+        }
+        Value::Str(s) => s.trim().replace('_', "").parse::<i64>().map(Value::Int).map_err(|_| {
+            RuntimeError::new(kind::VALUE, format!("invalid int literal: {}", args[0].to_repr()))
+        }),
+        other => Err(RuntimeError::new(
+            kind::TYPE,
+            format!("int() cannot convert {}", describe(other)),
+        )),
+    }
+}
+
+fn to_float(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("float", &args, 1, 1)?;
+    match &args[0] {
+        Value::Int(i) => Ok(Value::Float(*i as f64)),
+        Value::Float(f) => Ok(Value::Float(*f)),
+        Value::Bool(b) => Ok(Value::Float(*b as i64 as f64)),
+        Value::Str(s) => s.trim().parse::<f64>().map(Value::Float).map_err(|_| {
+            RuntimeError::new(kind::VALUE, format!("invalid float literal: {}", args[0].to_repr()))
+        }),
+        other => Err(RuntimeError::new(
+            kind::TYPE,
+            format!("float() cannot convert {}", describe(other)),
+        )),
+    }
+}
+
+fn to_bool(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("bool", &args, 1, 1)?;
+    Ok(Value::Bool(args[0].truthy()))
+}
+
+fn type_of(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("type", &args, 1, 1)?;
+    Ok(Value::str(args[0].type_name()))
+}
+
+fn append(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("append", &args, 2, 2)?;
+    let list = expect_list("append", &args[0])?;
+    list.lock().push(args[1].clone());
+    Ok(Value::Nil)
+}
+
+pub fn pop_list(list: &super::value::List, index: Option<&Value>) -> Res {
+    let mut items = list.lock();
+    if items.is_empty() {
+        return Err(RuntimeError::new(kind::INDEX, "pop from an empty list"));
+    }
+    let i = match index {
+        Some(v) => super::ops::list_position(v, items.len())?,
+        None => items.len() - 1,
+    };
+    Ok(items.remove(i))
+}
+
+fn pop(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("pop", &args, 1, 2)?;
+    match &args[0] {
+        Value::Map(m) => {
+            let key = Key::from_value(args.get(1).unwrap_or(&Value::Nil))?;
+            m.lock().shift_remove(&key).ok_or_else(|| {
+                RuntimeError::new(kind::KEY, format!("key {} is not in the map", key.to_value().to_repr()))
+            })
+        }
+        other => pop_list(&expect_list("pop", other)?, args.get(1)),
+    }
+}
+
+fn keys(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("keys", &args, 1, 1)?;
+    let m = expect_map("keys", &args[0])?;
+    let out = m.lock().keys().map(Key::to_value).collect();
+    Ok(Value::list(out))
+}
+
+fn values(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("values", &args, 1, 1)?;
+    let m = expect_map("values", &args[0])?;
+    let out = m.lock().values().cloned().collect();
+    Ok(Value::list(out))
+}
+
+fn items(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("items", &args, 1, 1)?;
+    let m = expect_map("items", &args[0])?;
+    let out = m
+        .lock()
+        .iter()
+        .map(|(k, v)| Value::list(vec![k.to_value(), v.clone()]))
+        .collect();
+    Ok(Value::list(out))
+}
+
+/// Sort a copy of `items`, reporting the first pair that cannot be ordered.
+pub fn sort_values(items: &mut [Value]) -> Result<(), RuntimeError> {
+    let mut failure = None;
+    items.sort_by(|a, b| {
+        super::ops::compare(a, b).unwrap_or_else(|e| {
+            failure.get_or_insert(e);
+            std::cmp::Ordering::Equal
+        })
+    });
+    failure.map_or(Ok(()), Err)
+}
+
+fn sorted(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("sorted", &args, 1, 1)?;
+    let mut items = super::exec::iteration_items(&args[0])?;
+    sort_values(&mut items)?;
+    Ok(Value::list(items))
+}
+
+fn reversed(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("reversed", &args, 1, 1)?;
+    let mut items = super::exec::iteration_items(&args[0])?;
+    items.reverse();
+    Ok(Value::list(items))
+}
+
+fn sum(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("sum", &args, 1, 1)?;
+    let items = super::exec::iteration_items(&args[0])?;
+    let mut total = Value::Int(0);
+    for item in items {
+        total = super::ops::binary(crate::ast::BinOp::Add, &total, &item)?;
+    }
+    Ok(total)
+}
+
+/// `min(list)` or `min(a, b, ...)`.
+fn extreme(name: &str, args: Vec<Value>, want: std::cmp::Ordering) -> Res {
+    let items = match &args[..] {
+        [] => return Err(RuntimeError::new(kind::TYPE, format!("{}() needs arguments", name))),
+        [single] => super::exec::iteration_items(single)?,
+        _ => args,
+    };
+    let mut best: Option<Value> = None;
+    for item in items {
+        best = Some(match best {
+            Some(b) if super::ops::compare(&item, &b)? != want => b,
+            _ => item,
+        });
+    }
+    best.ok_or_else(|| RuntimeError::new(kind::VALUE, format!("{}() of an empty list", name)))
+}
+
+fn min(_: &mut Interp, args: Vec<Value>) -> Res {
+    extreme("min", args, std::cmp::Ordering::Less)
+}
+
+fn max(_: &mut Interp, args: Vec<Value>) -> Res {
+    extreme("max", args, std::cmp::Ordering::Greater)
+}
+
+fn abs(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("abs", &args, 1, 1)?;
+    match &args[0] {
+        Value::Int(i) => i.checked_abs().map(Value::Int).ok_or_else(|| {
+            RuntimeError::new(kind::OVERFLOW, format!("abs({}) does not fit in a 64-bit int", i))
+        }),
+        Value::Float(f) => Ok(Value::Float(f.abs())),
+        other => Err(RuntimeError::new(kind::TYPE, format!("abs() of {}", describe(other)))),
+    }
+}
+
+/// A small xorshift generator shared by the process; seeded from the clock
+/// and the pid so processes started together do not repeat each other.
+static RNG: AtomicU64 = AtomicU64::new(0);
+
+fn next_random() -> u64 {
+    let mut x = RNG.load(Ordering::Relaxed);
+    if x == 0 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        x = nanos ^ ((std::process::id() as u64) << 32) | 1;
+    }
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    RNG.store(x, Ordering::Relaxed);
+    x
+}
+
+fn random(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("random", &args, 0, 0)?;
+    Ok(Value::Float((next_random() >> 11) as f64 / (1u64 << 53) as f64))
+}
+
+fn randint(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("randint", &args, 2, 2)?;
+    let (a, b) = (expect_int("randint", &args[0])?, expect_int("randint", &args[1])?);
+    if a > b {
+        return Err(RuntimeError::new(
+            kind::VALUE,
+            format!("randint({}, {}): the lower bound is above the upper", a, b),
+        ));
+    }
+    let span = (b as i128 - a as i128 + 1) as u128;
+    Ok(Value::Int((a as i128 + (next_random() as u128 % span) as i128) as i64))
+}
+
+fn getpid(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("getpid", &args, 0, 0)?;
+    Ok(Value::Int(std::process::id() as i64))
+}
+
+fn getppid(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("getppid", &args, 0, 0)?;
+    // SAFETY: getppid has no preconditions and cannot fail.
+    Ok(Value::Int(unsafe { libc::getppid() } as i64))
+}
+
+fn cpu_count(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("cpu_count", &args, 0, 0)?;
+    Ok(Value::Int(crate::runtime::cpu_count() as i64))
+}
+
+fn argv(it: &mut Interp, args: Vec<Value>) -> Res {
+    arity("argv", &args, 0, 0)?;
+    Ok(Value::list(it.ctx.argv.iter().map(|a| Value::str(a)).collect()))
+}
+
+/// `error(kind, message)`: an error value to `raise`, e.g. `raise error("ValueError", "bad")`.
+fn error(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("error", &args, 1, 2)?;
+    let (k, msg) = match &args[..] {
+        [m] => (kind::ERROR.to_string(), m.to_display()),
+        [k, m] => (k.to_display(), m.to_display()),
+        _ => unreachable_args(),
+    };
+    Ok(Value::Error(Arc::new(RuntimeError::new(&k, msg))))
+}
+
+fn unreachable_args() -> (String, String) {
+    (kind::ERROR.to_string(), String::new())
 }

@@ -1,7 +1,236 @@
 //! The evaluator: one `Interp` per OS thread, walking the shared, resolved AST.
+//!
+//! Frames live on one value stack per thread: a call pushes its arguments,
+//! grows the stack to the function's slot count and truncates it on the way
+//! out. Statements are in `exec.rs`, expressions in `expr.rs`, operators in
+//! `ops.rs`, builtins and methods in their own files, and everything that
+//! touches threads or shared objects in `concurrency.rs`.
 
 pub mod builtins;
+mod concurrency;
+mod exec;
+mod expr;
 pub mod globals;
+mod methods;
+pub mod ops;
 pub mod value;
 
-pub struct Interp {}
+use crate::ast::{FnDecl, Program};
+use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::{Context, ThreadRef};
+use crate::span::Span;
+use parking_lot::Mutex;
+use std::sync::Arc;
+use value::{Cell, Closure, Value};
+
+pub type R<T> = Result<T, Box<RuntimeError>>;
+
+/// Builtins that need the runtime (`current()`, constructors of shared objects).
+pub fn concurrency_builtins() -> impl Iterator<Item = &'static builtins::Builtin> {
+    concurrency::BUILTINS.iter()
+}
+
+/// Deeper calls than this raise `RecursionError` instead of overflowing the
+/// OS stack (every interpreter thread is started with a stack sized for it).
+pub const MAX_CALL_DEPTH: u32 = 2_000;
+
+/// What a statement did, besides its effects.
+pub enum Flow {
+    Normal,
+    Break,
+    Continue,
+    Return(Value),
+}
+
+/// The running function's view of its frame.
+#[derive(Clone, Copy)]
+pub struct Frame<'a> {
+    base: usize,
+    upvals: &'a [Cell],
+}
+
+pub struct Interp {
+    pub ctx: Arc<Context>,
+    /// The runtime record of the OS thread this interpreter runs on.
+    pub thread: ThreadRef,
+    stack: Vec<Value>,
+    depth: u32,
+}
+
+impl Interp {
+    pub fn new(ctx: Arc<Context>, thread: ThreadRef) -> Interp {
+        Interp {
+            ctx,
+            thread,
+            stack: Vec::with_capacity(256),
+            depth: 0,
+        }
+    }
+
+    /// Run a resolved program (a file, `-c` code or a REPL entry). Gives the
+    /// value of a final expression statement, for the REPL to echo.
+    pub fn run_program(&mut self, program: &Program) -> R<Option<Value>> {
+        let base = self.stack.len();
+        self.stack.resize(base + program.nslots as usize, Value::Nil);
+        let frame = Frame { base, upvals: &[] };
+        let result = self.exec_top(program, frame);
+        self.stack.truncate(base);
+        result
+    }
+
+    fn exec_top(&mut self, program: &Program, frame: Frame) -> R<Option<Value>> {
+        let mut last = None;
+        for stmt in &program.stmts {
+            last = None;
+            if let crate::ast::StmtKind::Expr(e) = &stmt.node {
+                last = Some(self.eval(e, frame)?);
+                continue;
+            }
+            self.exec(stmt, frame)?;
+        }
+        Ok(last)
+    }
+
+    /// Call any callable value with already evaluated arguments.
+    pub fn call_value(&mut self, callee: &Value, args: Vec<Value>, span: Span) -> R<Value> {
+        match callee {
+            Value::Func(closure) => {
+                let base = self.stack.len();
+                self.stack.extend(args);
+                self.call_closure(closure, base, span)
+            }
+            Value::Builtin(b) => (b.call)(self, args).map_err(|e| Box::new(e.at(span))),
+            other => Err(not_callable(other, span)),
+        }
+    }
+
+    /// Run a closure whose arguments are already on the stack from `base`.
+    fn call_closure(&mut self, closure: &Arc<Closure>, base: usize, span: Span) -> R<Value> {
+        let decl = &closure.decl;
+        let given = self.stack.len() - base;
+        if given != decl.params.len() {
+            self.stack.truncate(base);
+            return Err(arity_error(decl, given, span));
+        }
+        if self.depth >= MAX_CALL_DEPTH {
+            self.stack.truncate(base);
+            return Err(Box::new(
+                RuntimeError::new(
+                    "RecursionError",
+                    format!("more than {} nested calls", MAX_CALL_DEPTH),
+                )
+                .at(span)
+                .with_help("is a recursive function missing its base case?"),
+            ));
+        }
+        self.stack.resize(base + decl.nslots as usize, Value::Nil);
+        for (i, p) in decl.params.iter().enumerate() {
+            if p.captured {
+                let v = std::mem::take(&mut self.stack[base + i]);
+                self.stack[base + i] = Value::Cell(Arc::new(Mutex::new(v)));
+            }
+        }
+        self.depth += 1;
+        let frame = Frame {
+            base,
+            upvals: &closure.upvals,
+        };
+        let result = self.exec_body(&decl.body.stmts, frame);
+        self.depth -= 1;
+        self.stack.truncate(base);
+        match result {
+            Ok(Flow::Return(v)) => Ok(v),
+            Ok(_) => Ok(Value::Nil),
+            Err(e) => Err(add_call_note(e, decl, span)),
+        }
+    }
+
+    /// Build a closure value, capturing cells from the current frame.
+    fn make_closure(&mut self, decl: &Arc<FnDecl>, frame: Frame) -> Value {
+        let upvals = decl
+            .upvals
+            .iter()
+            .map(|source| match *source {
+                crate::ast::UpvalSource::Local(slot) => self.cell_at(frame.base + slot as usize),
+                crate::ast::UpvalSource::Upval(i) => frame.upvals[i as usize].clone(),
+            })
+            .collect();
+        Value::Func(Arc::new(Closure {
+            decl: decl.clone(),
+            upvals,
+        }))
+    }
+
+    /// The shared cell of a captured slot (made on first need, e.g. when a
+    /// closure is created before the variable's `let` ran).
+    fn cell_at(&mut self, index: usize) -> Cell {
+        match &self.stack[index] {
+            Value::Cell(c) => c.clone(),
+            other => {
+                let cell = Arc::new(Mutex::new(other.clone()));
+                self.stack[index] = Value::Cell(cell.clone());
+                cell
+            }
+        }
+    }
+
+    /// Check whether this thread was asked to stop (Ctrl-C in the REPL, or
+    /// the program is ending after a deadlock); called at loop back-edges.
+    fn check_interrupt(&self) -> R<()> {
+        match self.thread.take_interrupt() {
+            Some(err) => Err(Box::new(err)),
+            None => Ok(()),
+        }
+    }
+}
+
+fn not_callable(v: &Value, span: Span) -> Box<RuntimeError> {
+    Box::new(
+        RuntimeError::new(
+            kind::TYPE,
+            format!("{} is not callable", describe(v)),
+        )
+        .at(span),
+    )
+}
+
+fn arity_error(decl: &FnDecl, given: usize, span: Span) -> Box<RuntimeError> {
+    let want = decl.params.len();
+    Box::new(
+        RuntimeError::new(
+            kind::TYPE,
+            format!(
+                "{}() takes {} argument{} but {} {} given",
+                decl.display_name(),
+                want,
+                if want == 1 { "" } else { "s" },
+                given,
+                if given == 1 { "was" } else { "were" }
+            ),
+        )
+        .at(span),
+    )
+}
+
+/// Each function an error leaves adds one step to the call chain.
+fn add_call_note(mut e: Box<RuntimeError>, decl: &FnDecl, call: Span) -> Box<RuntimeError> {
+    if e.notes.len() < 12 {
+        e.notes.push(crate::diagnostics::Note {
+            message: format!("in {}(), called from here", decl.display_name()),
+            span: Some(call),
+        });
+    }
+    e
+}
+
+/// "a list", "the int 5": how a value is named in messages.
+pub fn describe(v: &Value) -> String {
+    match v {
+        Value::Nil => "nil".to_string(),
+        Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+            format!("{} {}", v.type_name(), v.to_repr())
+        }
+        Value::Str(s) if s.chars().count() <= 20 => format!("string {}", v.to_repr()),
+        other => format!("a {}", other.type_name()),
+    }
+}

@@ -1,0 +1,225 @@
+//! Methods on data values (`s.upper()`, `xs.append(v)`, `m.get(k, d)`).
+//! Handle methods (`q.size()`, `t.alive()`) are dispatched to the runtime.
+
+use super::builtins::{arity, expect_int, pop_list, sort_values};
+use super::value::{Key, List, Map, Value};
+use super::{describe, Interp, R};
+use crate::ast::Ident;
+use crate::diagnostics::{kind, RuntimeError};
+use crate::span::Span;
+use std::sync::Arc;
+
+type Res = Result<Value, RuntimeError>;
+
+impl Interp {
+    pub(super) fn call_method(
+        &mut self,
+        target: &Value,
+        method: &Ident,
+        args: Vec<Value>,
+        span: Span,
+    ) -> R<Value> {
+        let name = &*method.name;
+        let result = match target {
+            Value::Str(s) => str_method(s, name, &args),
+            Value::List(l) => list_method(l, name, &args),
+            Value::Map(m) => map_method(m, name, &args),
+            Value::Handle(h) => return self.handle_method(h, name, args, span),
+            Value::Func(_) | Value::Builtin(_) if name == "call" => {
+                return self.call_value(target, args, span)
+            }
+            _ => Err(no_method(target, name)),
+        };
+        result.map_err(|e| Box::new(e.at(span)))
+    }
+}
+
+pub(super) fn no_method(target: &Value, name: &str) -> RuntimeError {
+    RuntimeError::new(
+        kind::TYPE,
+        format!("{} has no method `{}`", describe(target), name),
+    )
+}
+
+fn expect_str<'a>(what: &str, v: &'a Value) -> Result<&'a str, RuntimeError> {
+    match v {
+        Value::Str(s) => Ok(s),
+        other => Err(RuntimeError::new(
+            kind::TYPE,
+            format!("{} needs a string, not {}", what, describe(other)),
+        )),
+    }
+}
+
+fn strs(items: Vec<&str>) -> Value {
+    Value::list(items.into_iter().map(Value::str).collect())
+}
+
+fn str_method(s: &Arc<str>, name: &str, args: &[Value]) -> Res {
+    let one = |n: usize| arity(name, args, n, n);
+    match name {
+        "upper" => one(0).map(|_| Value::str(&s.to_uppercase())),
+        "lower" => one(0).map(|_| Value::str(&s.to_lowercase())),
+        "strip" => one(0).map(|_| Value::str(s.trim())),
+        "len" => one(0).map(|_| Value::Int(s.chars().count() as i64)),
+        "split" => {
+            arity(name, args, 0, 1)?;
+            Ok(match args.first() {
+                Some(sep) => {
+                    let sep = expect_str("split()", sep)?;
+                    if sep.is_empty() {
+                        return Err(RuntimeError::new(kind::VALUE, "split() with an empty separator"));
+                    }
+                    strs(s.split(sep).collect())
+                }
+                None => strs(s.split_whitespace().collect()),
+            })
+        }
+        "join" => {
+            one(1)?;
+            let items = super::exec::iteration_items(&args[0])?;
+            let parts: Vec<String> = items.iter().map(Value::to_display).collect();
+            Ok(Value::str(&parts.join(s)))
+        }
+        "replace" => {
+            one(2)?;
+            let (from, to) = (expect_str("replace()", &args[0])?, expect_str("replace()", &args[1])?);
+            Ok(Value::str(&s.replace(from, to)))
+        }
+        "startswith" => one(1).and_then(|_| Ok(Value::Bool(s.starts_with(expect_str(name, &args[0])?)))),
+        "endswith" => one(1).and_then(|_| Ok(Value::Bool(s.ends_with(expect_str(name, &args[0])?)))),
+        "find" => {
+            one(1)?;
+            let needle = expect_str("find()", &args[0])?;
+            Ok(Value::Int(match s.find(needle) {
+                Some(byte) => s[..byte].chars().count() as i64,
+                None => -1,
+            }))
+        }
+        _ => Err(no_method(&Value::Str(s.clone()), name)),
+    }
+}
+
+fn list_method(l: &List, name: &str, args: &[Value]) -> Res {
+    let one = |n: usize| arity(name, args, n, n);
+    match name {
+        "append" | "push" => {
+            one(1)?;
+            l.lock().push(args[0].clone());
+            Ok(Value::Nil)
+        }
+        "pop" => {
+            arity(name, args, 0, 1)?;
+            pop_list(l, args.first())
+        }
+        "insert" => {
+            one(2)?;
+            let mut items = l.lock();
+            let i = expect_int("insert", &args[0])?;
+            let len = items.len() as i64;
+            let pos = if i < 0 { (i + len).max(0) } else { i.min(len) };
+            items.insert(pos as usize, args[1].clone());
+            Ok(Value::Nil)
+        }
+        "remove" => {
+            one(1)?;
+            let mut items = l.lock();
+            match items.iter().position(|v| v.equals(&args[0])) {
+                Some(i) => {
+                    items.remove(i);
+                    Ok(Value::Nil)
+                }
+                None => Err(RuntimeError::new(
+                    kind::VALUE,
+                    format!("{} is not in the list", args[0].to_repr()),
+                )),
+            }
+        }
+        "index" => {
+            one(1)?;
+            let items = l.lock().clone();
+            items
+                .iter()
+                .position(|v| v.equals(&args[0]))
+                .map(|i| Value::Int(i as i64))
+                .ok_or_else(|| {
+                    RuntimeError::new(kind::VALUE, format!("{} is not in the list", args[0].to_repr()))
+                })
+        }
+        "count" => {
+            one(1)?;
+            let items = l.lock().clone();
+            Ok(Value::Int(items.iter().filter(|v| v.equals(&args[0])).count() as i64))
+        }
+        "extend" => {
+            one(1)?;
+            let more = super::exec::iteration_items(&args[0])?;
+            l.lock().extend(more);
+            Ok(Value::Nil)
+        }
+        "sort" => {
+            one(0)?;
+            let mut items = l.lock().clone();
+            sort_values(&mut items)?;
+            *l.lock() = items;
+            Ok(Value::Nil)
+        }
+        "reverse" => one(0).map(|_| {
+            l.lock().reverse();
+            Value::Nil
+        }),
+        "copy" => one(0).map(|_| Value::list(l.lock().clone())),
+        "len" => one(0).map(|_| Value::Int(l.lock().len() as i64)),
+        "clear" => one(0).map(|_| {
+            l.lock().clear();
+            Value::Nil
+        }),
+        _ => Err(no_method(&Value::List(l.clone()), name)),
+    }
+}
+
+fn map_method(m: &Map, name: &str, args: &[Value]) -> Res {
+    let one = |n: usize| arity(name, args, n, n);
+    match name {
+        "get" => {
+            arity(name, args, 1, 2)?;
+            let key = Key::from_value(&args[0])?;
+            let found = m.lock().get(&key).cloned();
+            Ok(found.unwrap_or_else(|| args.get(1).cloned().unwrap_or(Value::Nil)))
+        }
+        "keys" => one(0).map(|_| Value::list(m.lock().keys().map(Key::to_value).collect())),
+        "values" => one(0).map(|_| Value::list(m.lock().values().cloned().collect())),
+        "items" => one(0).map(|_| {
+            Value::list(
+                m.lock()
+                    .iter()
+                    .map(|(k, v)| Value::list(vec![k.to_value(), v.clone()]))
+                    .collect(),
+            )
+        }),
+        "pop" => {
+            arity(name, args, 1, 2)?;
+            let key = Key::from_value(&args[0])?;
+            match (m.lock().shift_remove(&key), args.get(1)) {
+                (Some(v), _) => Ok(v),
+                (None, Some(default)) => Ok(default.clone()),
+                (None, None) => Err(RuntimeError::new(
+                    kind::KEY,
+                    format!("key {} is not in the map", args[0].to_repr()),
+                )),
+            }
+        }
+        "update" => {
+            one(1)?;
+            let Value::Map(other) = &args[0] else {
+                return Err(RuntimeError::new(kind::TYPE, "update() needs a map"));
+            };
+            let entries = other.lock().clone();
+            m.lock().extend(entries);
+            Ok(Value::Nil)
+        }
+        "copy" => one(0).map(|_| Value::map(m.lock().clone())),
+        "len" => one(0).map(|_| Value::Int(m.lock().len() as i64)),
+        _ => Err(no_method(&Value::Map(m.clone()), name)),
+    }
+}

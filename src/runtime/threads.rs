@@ -1,0 +1,323 @@
+//! Threads: real OS threads, each running its own evaluator.
+//!
+//! A `ThreadRecord` is the runtime's view of a thread (name, parker, locks
+//! held, result); a `ThreadHandle` is what scripts hold. When a thread fails
+//! and no handle to it is left (or the last one goes away unjoined), its error
+//! is reported then, since nobody can `join` it any more.
+
+use super::waits::{block_until, BlockOn, Parker, ThreadId, WaitQueue};
+use super::Context;
+use crate::diagnostics::{kind, RuntimeError};
+use crate::eval::value::Value;
+use crate::span::Span;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+pub type ThreadRef = Arc<ThreadRecord>;
+
+/// Interpreter threads get a large stack so deep (bounded) recursion in
+/// scripts never overflows it; untouched stack pages cost nothing.
+pub const THREAD_STACK: usize = 64 * 1024 * 1024;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub fn next_id() -> ThreadId {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+enum Outcome {
+    Running,
+    Done(Result<Value, RuntimeError>),
+}
+
+struct Finish {
+    outcome: Outcome,
+    waiters: WaitQueue,
+    /// Someone took the result (join) or it was already reported.
+    claimed: bool,
+}
+
+pub struct ThreadRecord {
+    pub id: ThreadId,
+    pub name: String,
+    pub daemon: bool,
+    pub(crate) parker: Parker,
+    interrupted: AtomicBool,
+    interrupt: Mutex<Option<RuntimeError>>,
+    held: Mutex<Vec<String>>,
+    finish: Mutex<Finish>,
+    handle: Mutex<Weak<ThreadHandle>>,
+    os_id: AtomicU64,
+}
+
+impl std::fmt::Debug for ThreadRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<thread {}>", self.name)
+    }
+}
+
+impl ThreadRecord {
+    pub fn new(name: String, daemon: bool) -> ThreadRef {
+        Arc::new(ThreadRecord {
+            id: next_id(),
+            name,
+            daemon,
+            parker: Parker::default(),
+            interrupted: AtomicBool::new(false),
+            interrupt: Mutex::new(None),
+            held: Mutex::new(Vec::new()),
+            finish: Mutex::new(Finish {
+                outcome: Outcome::Running,
+                waiters: WaitQueue::default(),
+                claimed: false,
+            }),
+            handle: Mutex::new(Weak::new()),
+            os_id: AtomicU64::new(0),
+        })
+    }
+
+    pub fn set_interrupt(&self, err: RuntimeError) {
+        *self.interrupt.lock() = Some(err);
+        self.interrupted.store(true, Ordering::Release);
+    }
+
+    /// The pending interrupt, if any; cheap when there is none (checked at
+    /// every loop iteration).
+    pub fn take_interrupt(&self) -> Option<RuntimeError> {
+        if !self.interrupted.load(Ordering::Acquire) {
+            return None;
+        }
+        self.interrupted.store(false, Ordering::Release);
+        self.interrupt.lock().take()
+    }
+
+    pub fn clear_interrupt(&self) {
+        self.interrupted.store(false, Ordering::Release);
+        self.interrupt.lock().take();
+    }
+
+    pub fn add_held(&self, what: String) {
+        self.held.lock().push(what);
+    }
+
+    pub fn remove_held(&self, what: &str) {
+        let mut held = self.held.lock();
+        if let Some(i) = held.iter().rposition(|h| h == what) {
+            held.remove(i);
+        }
+    }
+
+    pub fn held_locks(&self) -> Vec<String> {
+        self.held.lock().clone()
+    }
+
+    pub fn alive(&self) -> bool {
+        matches!(self.finish.lock().outcome, Outcome::Running)
+    }
+
+    pub fn os_id(&self) -> u64 {
+        self.os_id.load(Ordering::Relaxed)
+    }
+
+    fn state_word(&self) -> &'static str {
+        match &self.finish.lock().outcome {
+            Outcome::Running => "running",
+            Outcome::Done(Ok(_)) => "done",
+            Outcome::Done(Err(_)) => "failed",
+        }
+    }
+
+    /// Record the result and wake joiners; returns the error if nobody can
+    /// see it any more and it must be reported now.
+    fn finish(&self, result: Result<Value, RuntimeError>, ctx: &Context) -> Option<RuntimeError> {
+        let mut finish = self.finish.lock();
+        let orphan_error = match &result {
+            // strong_count, not upgrade: a temporary handle dropped here would
+            // re-enter this lock through ThreadHandle::drop.
+            Err(e) if self.handle.lock().strong_count() == 0 => {
+                finish.claimed = true;
+                Some(e.clone())
+            }
+            _ => None,
+        };
+        finish.outcome = Outcome::Done(result);
+        finish.waiters.wake_all(&ctx.registry);
+        orphan_error
+    }
+}
+
+/// What a script holds for a thread (`spawn` gives one, so does `current()`).
+pub struct ThreadHandle {
+    pub record: ThreadRef,
+    ctx: Weak<Context>,
+}
+
+impl std::fmt::Debug for ThreadHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<thread {}>", self.record.name)
+    }
+}
+
+impl std::fmt::Display for ThreadHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<thread {} {}>", self.record.name, self.record.state_word())
+    }
+}
+
+impl Drop for ThreadHandle {
+    /// The last handle of a failed, never-joined thread: report its error now.
+    fn drop(&mut self) {
+        let mut finish = self.record.finish.lock();
+        if finish.claimed {
+            return;
+        }
+        if let Outcome::Done(Err(e)) = &finish.outcome {
+            let e = e.clone();
+            finish.claimed = true;
+            drop(finish);
+            if let Some(ctx) = self.ctx.upgrade() {
+                ctx.report_unjoined(&self.record.name, &e);
+            }
+        }
+    }
+}
+
+impl ThreadHandle {
+    /// The handle for a record, shared while any script value holds it.
+    pub fn for_record(record: &ThreadRef, ctx: &Arc<Context>) -> Arc<ThreadHandle> {
+        let mut slot = record.handle.lock();
+        if let Some(h) = slot.upgrade() {
+            return h;
+        }
+        let h = Arc::new(ThreadHandle {
+            record: record.clone(),
+            ctx: Arc::downgrade(ctx),
+        });
+        *slot = Arc::downgrade(&h);
+        h
+    }
+
+    /// `join t [timeout s]`: the thread's value, or its error re-raised.
+    pub fn join(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        deadline: Option<Instant>,
+        span: Span,
+    ) -> Result<Value, RuntimeError> {
+        if Arc::ptr_eq(&self.record, me) {
+            return Err(RuntimeError::new(
+                kind::VALUE,
+                format!("thread {} cannot join itself", me.name),
+            ));
+        }
+        let on = BlockOn::new(format!("thread {} to finish", self.record.name), Some(span), deadline);
+        let mut finish = self.record.finish.lock();
+        let done = block_until(&ctx.registry, me, &mut finish, &on, |f| &mut f.waiters, |f| {
+            match &f.outcome {
+                Outcome::Running => None,
+                Outcome::Done(r) => Some(r.clone()),
+            }
+        })?;
+        match done {
+            None => Err(RuntimeError::new(
+                kind::TIMEOUT,
+                format!("thread {} is still running", self.record.name),
+            )),
+            Some(result) => {
+                finish.claimed = true;
+                result.map_err(|e| rejoin_error(e, &self.record.name, span))
+            }
+        }
+    }
+}
+
+/// `sleep(d)`: a timed, interruptible wait.
+pub fn sleep(ctx: &Context, me: &ThreadRef, d: std::time::Duration) -> Result<(), RuntimeError> {
+    let on = BlockOn::new("sleep", None, Some(super::clock::deadline_after(d)));
+    super::waits::sleep_until(&ctx.registry, me, &on)
+}
+
+/// A joined thread's error keeps its own location; the join site is added.
+pub fn rejoin_error(mut e: RuntimeError, name: &str, join_span: Span) -> RuntimeError {
+    if !e.is(kind::DEADLOCK) {
+        e.notes.push(crate::diagnostics::Note {
+            message: format!("raised in {}, re-raised by this join", name),
+            span: Some(join_span),
+        });
+    }
+    e
+}
+
+/// Start `body` on a new OS thread registered with the runtime. The handle
+/// exists before the thread runs, so a quick failure is never mistaken for
+/// an orphan.
+pub fn spawn(
+    ctx: &Arc<Context>,
+    name: String,
+    daemon: bool,
+    body: Box<dyn FnOnce(ThreadRef) -> Result<Value, RuntimeError> + Send>,
+) -> Result<Arc<ThreadHandle>, RuntimeError> {
+    let record = ThreadRecord::new(name, daemon);
+    let handle = ThreadHandle::for_record(&record, ctx);
+    ctx.registry.register(record.clone());
+    let (ctx2, rec2) = (ctx.clone(), record.clone());
+    let started = std::thread::Builder::new()
+        .name(record.name.clone())
+        .stack_size(THREAD_STACK)
+        .spawn(move || run_thread(ctx2, rec2, body));
+    if let Err(e) = started {
+        ctx.registry.unregister(record.id);
+        return Err(RuntimeError::new(
+            kind::ERROR,
+            format!("the OS refused to start a thread: {}", e),
+        ));
+    }
+    Ok(handle)
+}
+
+fn run_thread(
+    ctx: Arc<Context>,
+    record: ThreadRef,
+    body: Box<dyn FnOnce(ThreadRef) -> Result<Value, RuntimeError> + Send>,
+) {
+    // SAFETY: gettid has no preconditions.
+    record
+        .os_id
+        .store(unsafe { libc::gettid() } as u64, Ordering::Relaxed);
+    let result = body(record.clone());
+    let orphan = record.finish(result, &ctx);
+    ctx.registry.unregister(record.id);
+    if let Some(e) = orphan {
+        ctx.report_unjoined(&record.name, &e);
+    }
+}
+
+/// The end of the main script: wait for every non-daemon thread.
+pub fn join_non_daemon(ctx: &Arc<Context>, me: &ThreadRef, span: Span) -> Result<(), RuntimeError> {
+    loop {
+        let pending: Vec<ThreadRef> = ctx
+            .registry
+            .snapshot()
+            .into_iter()
+            .map(|info| info.thread)
+            .filter(|t| !t.daemon && t.id != me.id && t.alive())
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        for t in pending {
+            let on = BlockOn::new(
+                format!("thread {} to finish (end of script)", t.name),
+                Some(span),
+                None,
+            );
+            let mut finish = t.finish.lock();
+            block_until(&ctx.registry, me, &mut finish, &on, |f| &mut f.waiters, |f| {
+                matches!(f.outcome, Outcome::Done(_)).then_some(())
+            })?;
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The one place every blocking operation goes through.
+//!
+//! Before a thread blocks it records, in the process's `Registry`, what it
+//! waits for, where (span) and until when; a waker marks it woken under the
+//! same registry lock before unparking it. So "every live thread is blocked
+//! and nothing can wake any of them" is an exact question the registry can
+//! answer the moment the last thread blocks, and a lock cycle can be followed
+//! through lock owners. The same seam is where a deterministic scheduler with
+//! virtual time will plug in.
+
+use super::threads::{ThreadRecord, ThreadRef};
+use crate::diagnostics::{kind, RuntimeError};
+use crate::span::Span;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub type ThreadId = u64;
+
+/// A one-permit parking spot for one thread (like `std::thread::park`, but
+/// ours, so an interrupt or a deadlock report can wake any blocked thread).
+#[derive(Default)]
+pub struct Parker {
+    permit: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Parker {
+    /// Wait for a permit or the deadline. Callers re-check their condition:
+    /// a stale permit may make this return early.
+    pub fn park(&self, deadline: Option<Instant>) {
+        let mut permit = self.permit.lock();
+        while !*permit {
+            match deadline {
+                Some(d) => {
+                    if self.cv.wait_until(&mut permit, d).timed_out() {
+                        break;
+                    }
+                }
+                None => self.cv.wait(&mut permit),
+            }
+        }
+        *permit = false;
+    }
+
+    pub fn unpark(&self) {
+        *self.permit.lock() = true;
+        self.cv.notify_one();
+    }
+}
+
+/// What a blocked thread waits for, as shown in reports and `:threads`.
+#[derive(Clone)]
+pub struct BlockOn {
+    pub what: String,
+    pub span: Option<Span>,
+    pub deadline: Option<Instant>,
+    /// The owner of the lock waited for (0 = free), to follow lock cycles.
+    pub owner: Option<Arc<AtomicU64>>,
+    /// Something outside this process's threads can end the wait (a child
+    /// process): never part of a deadlock.
+    pub external: bool,
+}
+
+impl BlockOn {
+    pub fn new(what: impl Into<String>, span: Option<Span>, deadline: Option<Instant>) -> Self {
+        BlockOn {
+            what: what.into(),
+            span,
+            deadline,
+            owner: None,
+            external: false,
+        }
+    }
+}
+
+struct Waiting {
+    on: BlockOn,
+    woken: bool,
+}
+
+impl Waiting {
+    /// Blocked with nothing but another thread of ours able to wake it.
+    fn stuck(&self) -> bool {
+        !self.woken && self.on.deadline.is_none() && !self.on.external
+    }
+}
+
+struct Entry {
+    thread: ThreadRef,
+    waiting: Option<Waiting>,
+}
+
+/// What to do when a deadlock is found: a script stops the whole program
+/// (report, exit 3); the REPL interrupts the threads involved instead.
+pub type DeadlockHandler = Box<dyn Fn(&RuntimeError) + Send + Sync>;
+
+#[derive(Default)]
+pub struct Registry {
+    threads: Mutex<BTreeMap<ThreadId, Entry>>,
+    on_deadlock: Mutex<Option<Arc<DeadlockHandler>>>,
+}
+
+/// A snapshot line for `:threads` and reports.
+pub struct ThreadInfo {
+    pub thread: ThreadRef,
+    pub waiting: Option<BlockOn>,
+}
+
+impl Registry {
+    pub fn set_deadlock_handler(&self, handler: Option<DeadlockHandler>) {
+        *self.on_deadlock.lock() = handler.map(Arc::new);
+    }
+
+    pub fn register(&self, thread: ThreadRef) {
+        self.threads.lock().insert(
+            thread.id,
+            Entry {
+                thread,
+                waiting: None,
+            },
+        );
+    }
+
+    /// A thread ended: the others may now be stuck for good.
+    pub fn unregister(&self, id: ThreadId) {
+        let mut threads = self.threads.lock();
+        threads.remove(&id);
+        if let Some(report) = all_stuck(&threads) {
+            self.deadlock(threads, report, None);
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<ThreadInfo> {
+        self.threads
+            .lock()
+            .values()
+            .map(|e| ThreadInfo {
+                thread: e.thread.clone(),
+                waiting: e.waiting.as_ref().map(|w| w.on.clone()),
+            })
+            .collect()
+    }
+
+    fn begin(&self, me: &ThreadRecord, on: &BlockOn) -> Result<(), RuntimeError> {
+        let mut threads = self.threads.lock();
+        if let Some(entry) = threads.get_mut(&me.id) {
+            entry.waiting = Some(Waiting {
+                on: on.clone(),
+                woken: false,
+            });
+        }
+        if on.deadline.is_some() || on.external {
+            return Ok(());
+        }
+        let report = lock_cycle(&threads, me.id).or_else(|| all_stuck(&threads));
+        match report {
+            Some(report) => {
+                if let Some(entry) = threads.get_mut(&me.id) {
+                    entry.waiting = None;
+                }
+                Err(self.deadlock(threads, report, Some(me.id)))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn end(&self, me: &ThreadRecord) {
+        if let Some(entry) = self.threads.lock().get_mut(&me.id) {
+            entry.waiting = None;
+        }
+    }
+
+    /// Mark a blocked thread runnable, then unpark it.
+    pub fn wake(&self, thread: &ThreadRecord) {
+        if let Some(Entry {
+            waiting: Some(w), ..
+        }) = self.threads.lock().get_mut(&thread.id)
+        {
+            w.woken = true;
+        }
+        thread.parker.unpark();
+    }
+
+    /// Ask a thread to stop what it is doing with `err` (Ctrl-C, deadlock).
+    pub fn interrupt(&self, thread: &ThreadRecord, err: RuntimeError) {
+        thread.set_interrupt(err);
+        self.wake(thread);
+    }
+
+    /// Hand the report to the handler (which normally ends the process), or
+    /// interrupt every thread involved and give the report to the caller.
+    fn deadlock(
+        &self,
+        threads: MutexGuard<'_, BTreeMap<ThreadId, Entry>>,
+        report: Report,
+        detector: Option<ThreadId>,
+    ) -> RuntimeError {
+        let err = report.error;
+        let victims: Vec<ThreadRef> = report
+            .ids
+            .iter()
+            .filter(|id| Some(**id) != detector)
+            .filter_map(|id| threads.get(id).map(|e| e.thread.clone()))
+            .collect();
+        drop(threads);
+        let handler = self.on_deadlock.lock().clone();
+        if let Some(handler) = handler {
+            handler(&err);
+        }
+        for v in victims {
+            self.interrupt(&v, err.clone());
+        }
+        err
+    }
+}
+
+struct Report {
+    ids: Vec<ThreadId>,
+    error: RuntimeError,
+}
+
+/// Every thread is blocked with no timeout and nothing outside can wake it.
+fn all_stuck(threads: &BTreeMap<ThreadId, Entry>) -> Option<Report> {
+    if threads.is_empty() {
+        return None;
+    }
+    let stuck = threads
+        .values()
+        .all(|e| e.waiting.as_ref().is_some_and(Waiting::stuck));
+    if !stuck {
+        return None;
+    }
+    let ids: Vec<ThreadId> = threads.keys().copied().collect();
+    let message = if ids.len() == 1 {
+        "the only thread is blocked and nothing can wake it".to_string()
+    } else {
+        format!("all {} threads are blocked and none of them can wake another", ids.len())
+    };
+    Some(report(threads, ids, message))
+}
+
+/// Follow "waits for a lock owned by" edges from `start`; a path back to it is a cycle.
+fn lock_cycle(threads: &BTreeMap<ThreadId, Entry>, start: ThreadId) -> Option<Report> {
+    let mut path = vec![start];
+    let mut current = start;
+    loop {
+        let waiting = threads.get(&current)?.waiting.as_ref()?;
+        if !waiting.stuck() {
+            return None;
+        }
+        let owner = waiting.on.owner.as_ref()?.load(Ordering::Acquire);
+        if owner == 0 || path.len() > threads.len() {
+            return None;
+        }
+        if owner == start {
+            break;
+        }
+        if path.contains(&owner) {
+            return None;
+        }
+        path.push(owner);
+        current = owner;
+    }
+    let message = format!(
+        "{} threads wait for each other's locks in a cycle",
+        path.len()
+    );
+    Some(report(threads, path, message))
+}
+
+fn report(threads: &BTreeMap<ThreadId, Entry>, ids: Vec<ThreadId>, message: String) -> Report {
+    let mut error = RuntimeError::new(kind::DEADLOCK, message).with_help(
+        "take locks in one global order, make sure every get has a put, or add a timeout",
+    );
+    for id in &ids {
+        let Some(entry) = threads.get(id) else { continue };
+        let held = entry.thread.held_locks();
+        let holds = if held.is_empty() {
+            "holds nothing".to_string()
+        } else {
+            format!("holds {}", held.join(", "))
+        };
+        let (what, span) = match &entry.waiting {
+            Some(w) => (w.on.what.clone(), w.on.span),
+            None => ("nothing".to_string(), None),
+        };
+        error = error.note(
+            format!("thread {} {}, waits for {}", entry.thread.name, holds, what),
+            span,
+        );
+    }
+    error.span = error.notes.first().and_then(|n| n.span);
+    Report { ids, error }
+}
+
+/// The waiting threads of one object, oldest first. Lives inside the
+/// object's own state, under the object's mutex.
+#[derive(Default)]
+pub struct WaitQueue {
+    queue: VecDeque<ThreadRef>,
+}
+
+impl WaitQueue {
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn push(&mut self, thread: ThreadRef) {
+        self.queue.push_back(thread);
+    }
+
+    fn remove(&mut self, id: ThreadId) {
+        self.queue.retain(|t| t.id != id);
+    }
+
+    pub fn wake_one(&mut self, registry: &Registry) -> bool {
+        match self.queue.pop_front() {
+            Some(t) => {
+                registry.wake(&t);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn wake_all(&mut self, registry: &Registry) {
+        while self.wake_one(registry) {}
+    }
+}
+
+/// Block until `attempt` succeeds (`Ok(Some)`), the deadline passes
+/// (`Ok(None)`), or the thread is interrupted or deadlocked (`Err`).
+///
+/// `guard` is the object's state lock, held by the caller; it is released
+/// while parked. Whoever changes the state so that `attempt` may succeed must
+/// wake the object's `WaitQueue` under that same lock.
+pub fn block_until<S, T>(
+    registry: &Registry,
+    me: &ThreadRef,
+    guard: &mut MutexGuard<'_, S>,
+    on: &BlockOn,
+    queue: fn(&mut S) -> &mut WaitQueue,
+    mut attempt: impl FnMut(&mut S) -> Option<T>,
+) -> Result<Option<T>, RuntimeError> {
+    loop {
+        if let Some(done) = attempt(guard) {
+            return Ok(Some(done));
+        }
+        if on.deadline.is_some_and(|d| super::clock::now() >= d) {
+            return Ok(None);
+        }
+        if let Some(err) = me.take_interrupt() {
+            return Err(err);
+        }
+        queue(guard).push(me.clone());
+        if let Err(e) = registry.begin(me, on) {
+            queue(guard).remove(me.id);
+            return Err(e);
+        }
+        MutexGuard::unlocked(guard, || me.parker.park(on.deadline));
+        queue(guard).remove(me.id);
+        registry.end(me);
+    }
+}
+
+/// `sleep`: a timed wait on nothing, interruptible.
+pub fn sleep_until(registry: &Registry, me: &ThreadRef, on: &BlockOn) -> Result<(), RuntimeError> {
+    let Some(deadline) = on.deadline else {
+        return Ok(());
+    };
+    registry.begin(me, on)?;
+    let result = loop {
+        if let Some(err) = me.take_interrupt() {
+            break Err(err);
+        }
+        if super::clock::now() >= deadline {
+            break Ok(());
+        }
+        me.parker.park(Some(deadline));
+    };
+    registry.end(me);
+    result
+}

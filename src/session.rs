@@ -1,0 +1,139 @@
+//! `Session`: the one API the CLI, the REPL and the fixture runner share.
+//! Parse + resolve + run a file or a REPL entry, keeping globals, sources
+//! and threads between entries.
+
+use crate::diagnostics::{self, ConcError, RuntimeError};
+use crate::eval::globals::Globals;
+use crate::eval::value::Value;
+use crate::eval::{builtins, Interp};
+use crate::runtime::output::{Output, Stdout};
+use crate::runtime::threads::{self, ThreadRecord, ThreadRef};
+use crate::runtime::{waits, Context};
+use crate::span::{SourceMap, Span};
+use std::sync::Arc;
+
+pub struct SessionOptions {
+    pub argv: Vec<String>,
+    pub out: Arc<dyn Output>,
+    /// Script mode: a deadlock prints its report and ends the process with
+    /// status 3. Otherwise (REPL) the threads involved get a Deadlock error.
+    pub deadlock_exits: bool,
+    /// Render reports with colour.
+    pub color: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            argv: Vec::new(),
+            out: Arc::new(Stdout),
+            deadlock_exits: true,
+            color: false,
+        }
+    }
+}
+
+pub struct Session {
+    ctx: Arc<Context>,
+    main: ThreadRef,
+    interp: Interp,
+    color: bool,
+}
+
+impl Session {
+    pub fn new(options: SessionOptions) -> Session {
+        let sources = SourceMap::default();
+        let globals = Globals::default();
+        for b in builtins::CORE.iter().chain(crate::eval::concurrency_builtins()) {
+            globals.define(b.name, Value::Builtin(b));
+        }
+        let color = options.color;
+        let reporter_sources = sources.clone();
+        let ctx = Arc::new(Context {
+            globals,
+            sources,
+            out: options.out,
+            argv: options.argv,
+            registry: waits::Registry::default(),
+            reporter: Box::new(move |thread, err| {
+                let rendered = diagnostics::render(&ConcError::Runtime(err.clone()), &reporter_sources, color);
+                eprintln!("error in thread {} (never joined):\n{}", thread, rendered);
+            }),
+            names: Default::default(),
+        });
+        if options.deadlock_exits {
+            let sources = ctx.sources.clone();
+            ctx.registry.set_deadlock_handler(Some(Box::new(move |err| {
+                let rendered = diagnostics::render(&ConcError::Runtime(err.clone()), &sources, color);
+                eprint!("{}", rendered);
+                std::process::exit(3);
+            })));
+        }
+        let main = ThreadRecord::new("main".to_string(), false);
+        ctx.registry.register(main.clone());
+        let interp = Interp::new(ctx.clone(), main.clone());
+        Session {
+            ctx,
+            main,
+            interp,
+            color,
+        }
+    }
+
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    pub fn main_thread(&self) -> &ThreadRef {
+        &self.main
+    }
+
+    /// Parse, resolve and run one source text (a file, `-c` code, a REPL
+    /// entry). Gives the value of a final expression statement.
+    pub fn run(&mut self, name: &str, source: &str) -> Result<Option<Value>, ConcError> {
+        let id = self.ctx.sources.add(name, source);
+        let mut program = crate::parser::parse(source, id)?;
+        crate::resolve::resolve(&mut program, &self.ctx.globals)?;
+        self.main.clear_interrupt();
+        let result = self.interp.run_program(&program);
+        result.map_err(|e| ConcError::Runtime(*e))
+    }
+
+    /// Check that a text parses, without running it (REPL continuation).
+    pub fn check_syntax(&self, source: &str) -> Result<(), ConcError> {
+        let id = crate::span::SourceId(u32::MAX);
+        crate::parser::parse(source, id).map(|_| ()).map_err(ConcError::from)
+    }
+
+    /// The end of a script: wait for every non-daemon thread.
+    pub fn finish(&mut self) -> Result<(), ConcError> {
+        let end = Span::default();
+        threads::join_non_daemon(&self.ctx, &self.main, end).map_err(ConcError::Runtime)
+    }
+
+    pub fn render(&self, err: &ConcError) -> String {
+        diagnostics::render(err, &self.ctx.sources, self.color)
+    }
+
+    /// Ask the main thread's running entry to stop (Ctrl-C in the REPL).
+    pub fn interrupt_handle(&self) -> Interrupter {
+        Interrupter {
+            ctx: self.ctx.clone(),
+            main: self.main.clone(),
+        }
+    }
+}
+
+/// Sendable handle that interrupts the session's main thread.
+#[derive(Clone)]
+pub struct Interrupter {
+    ctx: Arc<Context>,
+    main: ThreadRef,
+}
+
+impl Interrupter {
+    pub fn interrupt(&self) {
+        let err = RuntimeError::new(diagnostics::kind::INTERRUPTED, "interrupted (Ctrl-C)");
+        self.ctx.registry.interrupt(&self.main, err);
+    }
+}
