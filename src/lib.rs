@@ -3,6 +3,7 @@
 pub mod ast;
 pub mod diagnostics;
 pub mod eval;
+pub mod fixture;
 pub mod parser;
 pub mod runtime;
 pub mod span;
