@@ -935,42 +935,37 @@ mod tests {
         assert_eq!(diff_lines(&a, &b).len(), 6000);
     }
 
-    /// Runs a stand-in for `conc` written in sh; the real binary is tested by
-    /// tests/fixtures.rs.
-    fn run_with_fake(fake_body: &str, fixture_text: &str) -> Outcome {
-        let dir = std::env::temp_dir().join(format!(
-            "conc-fixture-test-{}-{:?}",
-            std::process::id(),
-            thread::current().id()
-        ));
+    /// Runs `script` as a fixture with `/bin/sh` standing in for `conc`
+    /// (directives are `#` comments in sh too). Nothing is written and then
+    /// executed, which avoids ETXTBSY races with tests forking in parallel.
+    fn run_as_shell_fixture(script: &str) -> Outcome {
+        static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+        let unique = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("conc-fixture-test-{}-{unique}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let fake = dir.join("fake-conc");
-        std::fs::write(&fake, format!("#!/bin/sh\n{fake_body}\n")).unwrap();
-        let mut permissions = std::fs::metadata(&fake).unwrap().permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
-        std::fs::set_permissions(&fake, permissions).unwrap();
         let file = dir.join("case.conc");
-        std::fs::write(&file, fixture_text).unwrap();
-        let outcome = run_fixture(&file, &fake);
+        std::fs::write(&file, script).unwrap();
+        let outcome = run_fixture(&file, Path::new("/bin/sh"));
         let _ = std::fs::remove_dir_all(&dir);
         outcome
     }
 
     #[test]
     fn passing_run() {
-        let outcome = run_with_fake(
-            "echo start; echo b; echo a; echo \"$2\" >&2; exit 3",
+        let outcome = run_as_shell_fixture(
             "# expect: start\n# expect-unordered: a\n# expect-unordered: b\n\
-             # expect-exit: 3\n# expect-stderr: hello\n# args: hello\n",
+             # expect-exit: 3\n# expect-stderr: hello\n# args: hello\n\
+             echo start; echo b; echo a; echo \"$1\" >&2; exit 3\n",
         );
         assert!(outcome.passed, "{}", outcome.report);
     }
 
     #[test]
     fn failing_run_reports_diff_exit_and_stderr() {
-        let outcome = run_with_fake(
-            "echo 1; echo 3; echo TypeErr >&2; exit 1",
-            "# expect: 1\n# expect: 2\n# expect-error: TypeError\n",
+        let outcome = run_as_shell_fixture(
+            "# expect: 1\n# expect: 2\n# expect-error: TypeError\n\
+             echo 1; echo 3; echo TypeErr >&2; exit 1\n",
         );
         assert!(!outcome.passed);
         let report = &outcome.report;
@@ -982,7 +977,7 @@ mod tests {
 
     #[test]
     fn timeout_kills_the_whole_group() {
-        let outcome = run_with_fake("sleep 30 & sleep 30; echo late", "# timeout: 0.3\n");
+        let outcome = run_as_shell_fixture("# timeout: 0.3\nsleep 30 & sleep 30; echo late\n");
         assert!(!outcome.passed);
         assert!(
             outcome.report.contains("timed out after 0.3 s"),
