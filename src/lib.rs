@@ -19,6 +19,7 @@
 pub mod ast;
 pub mod diagnostics;
 pub mod eval;
+pub mod fixture;
 pub mod parser;
 pub mod resolve;
 pub mod runtime;

@@ -1,0 +1,278 @@
+//! conc next to Python and raw Rust on the same work.
+//!
+//! `cargo bench --bench compare [-- NAME...]` (build conc first with
+//! `cargo build --release`; `CONC_BIN=path` picks another binary).
+//!
+//! Each benchmark NAME is a pair `benches/NAME.conc` / `benches/NAME.py`
+//! that prints one line `elapsed <seconds>`, timed inside the script around
+//! the work only, so interpreter start-up is left out. Each runs 3 times and
+//! the best time counts. The table goes to stdout and `target/bench-table.md`.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use conc::fixture::{describe_status, run_captured};
+
+/// One row of the table. Add rows here (threads, queues, locks, processes)
+/// together with their `benches/NAME.conc` and `benches/NAME.py`.
+struct Benchmark {
+    name: &'static str,
+    description: &'static str,
+    /// What conc should reach, as shown in the table.
+    target: &'static str,
+    /// The same work in plain Rust, timed in-process; `None` shows `-`.
+    rust: Option<fn() -> u64>,
+}
+
+const BENCHMARKS: &[Benchmark] = &[
+    Benchmark {
+        name: "fib",
+        description: "recursive fib(30) inside a function",
+        target: "<= 1.0x python (aim 0.5x)",
+        rust: Some(rust_fib),
+    },
+    Benchmark {
+        name: "loop_sum",
+        description: "a function summing `for i in range(5000000)` into a local",
+        target: "<= 0.5x python",
+        rust: Some(rust_loop_sum),
+    },
+];
+
+const RUNS: usize = 3;
+/// A single script run longer than this is treated as hung.
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn rust_fib() -> u64 {
+    fn fib(n: u64) -> u64 {
+        if n < 2 {
+            return n;
+        }
+        fib(n - 1) + fib(n - 2)
+    }
+    fib(black_box(30))
+}
+
+fn rust_loop_sum() -> u64 {
+    let mut total: u64 = 0;
+    for i in 0..black_box(5_000_000u64) {
+        // black_box keeps the loop a loop instead of a closed formula, and
+        // checked_add mirrors conc's overflow check.
+        total = total
+            .checked_add(black_box(i))
+            .expect("loop_sum overflowed");
+    }
+    total
+}
+
+/// A measured time or why there is none.
+type Timing = Result<f64, String>;
+
+struct Row {
+    bench: &'static Benchmark,
+    conc: Timing,
+    python: Timing,
+    rust: Option<f64>,
+}
+
+fn main() {
+    let crate_root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let selected = match select_benchmarks() {
+        Ok(selected) => selected,
+        Err(message) => exit_with(&message),
+    };
+    let conc = find_conc(crate_root).unwrap_or_else(|message| exit_with(&message));
+    let python = find_python();
+    let rows: Vec<Row> = selected
+        .into_iter()
+        .map(|bench| measure(bench, crate_root, &conc, &python))
+        .collect();
+    let table = render_table(&rows);
+    println!("\n{table}");
+    write_table(crate_root, &table);
+}
+
+fn exit_with(message: &str) -> ! {
+    eprintln!("compare: {message}");
+    std::process::exit(1);
+}
+
+/// Names given after `--` select benchmarks; flags (cargo passes `--bench`)
+/// are ignored. No names means all.
+fn select_benchmarks() -> Result<Vec<&'static Benchmark>, String> {
+    let names: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    if names.is_empty() {
+        return Ok(BENCHMARKS.iter().collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            BENCHMARKS.iter().find(|b| b.name == name).ok_or_else(|| {
+                let known: Vec<&str> = BENCHMARKS.iter().map(|b| b.name).collect();
+                format!("no benchmark `{name}` (known: {})", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+/// `$CONC_BIN`, else the binary cargo built for this bench target, else
+/// `target/release/conc` under the crate root.
+fn find_conc(crate_root: &Path) -> Result<PathBuf, String> {
+    let candidates = std::env::var_os("CONC_BIN")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(option_env!("CARGO_BIN_EXE_conc").map(PathBuf::from))
+        .chain([crate_root.join("target/release/conc")]);
+    let mut tried = Vec::new();
+    for candidate in candidates {
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        tried.push(candidate.display().to_string());
+    }
+    Err(format!(
+        "no conc binary (tried {}); run `cargo build --release` first or set CONC_BIN",
+        tried.join(", ")
+    ))
+}
+
+fn find_python() -> PathBuf {
+    let system = Path::new("/usr/bin/python3");
+    if system.is_file() {
+        system.to_path_buf()
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+fn measure(bench: &'static Benchmark, crate_root: &Path, conc: &Path, python: &Path) -> Row {
+    eprintln!("running {} ...", bench.name);
+    let script = |ext: &str| {
+        crate_root
+            .join("benches")
+            .join(format!("{}.{ext}", bench.name))
+    };
+    let row = Row {
+        bench,
+        conc: best_script_time(conc, &script("conc"), crate_root),
+        python: best_script_time(python, &script("py"), crate_root),
+        rust: bench.rust.map(best_rust_time),
+    };
+    for (who, timing) in [("conc", &row.conc), ("python", &row.python)] {
+        if let Err(message) = timing {
+            eprintln!("  {who} failed: {message}");
+        }
+    }
+    row
+}
+
+fn best_script_time(interpreter: &Path, script: &Path, crate_root: &Path) -> Timing {
+    let mut best = f64::INFINITY;
+    for _ in 0..RUNS {
+        best = best.min(script_time(interpreter, script, crate_root)?);
+    }
+    Ok(best)
+}
+
+/// Runs `interpreter script` once and reads its `elapsed <seconds>` line.
+fn script_time(interpreter: &Path, script: &Path, crate_root: &Path) -> Timing {
+    let mut command = Command::new(interpreter);
+    command.arg(script).current_dir(crate_root);
+    let run = run_captured(&mut command, RUN_TIMEOUT)
+        .map_err(|e| format!("cannot run {}: {e}", interpreter.display()))?;
+    if run.timed_out {
+        return Err(format!("timed out after {} s", RUN_TIMEOUT.as_secs()));
+    }
+    if !run.status.success() {
+        let first_lines: Vec<&str> = run.stderr.lines().take(5).collect();
+        let status = describe_status(&run.status);
+        return Err(format!("{status}\n    {}", first_lines.join("\n    ")));
+    }
+    parse_elapsed(&run.stdout)
+}
+
+fn parse_elapsed(stdout: &str) -> Timing {
+    stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("elapsed "))
+        .and_then(|seconds| seconds.trim().parse().ok())
+        .ok_or_else(|| format!("no `elapsed <seconds>` line in output: {stdout:?}"))
+}
+
+fn best_rust_time(work: fn() -> u64) -> f64 {
+    (0..RUNS)
+        .map(|_| {
+            let start = Instant::now();
+            black_box(work());
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn render_table(rows: &[Row]) -> String {
+    let mut table = String::from(
+        "| benchmark | conc | python | rust | conc/python | conc/rust | target |\n\
+         |---|---:|---:|---:|---:|---:|---|\n",
+    );
+    for row in rows {
+        let conc = row.conc.as_ref().ok().copied();
+        let python = row.python.as_ref().ok().copied();
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            row.bench.name,
+            timing_cell(&row.conc),
+            timing_cell(&row.python),
+            row.rust.map_or("-".to_string(), seconds_cell),
+            ratio_cell(conc, python),
+            ratio_cell(conc, row.rust),
+            row.bench.target,
+        ));
+    }
+    table.push('\n');
+    for row in rows {
+        table.push_str(&format!(
+            "- `{}`: {}\n",
+            row.bench.name, row.bench.description
+        ));
+    }
+    table
+}
+
+fn timing_cell(timing: &Timing) -> String {
+    match timing {
+        Ok(seconds) => seconds_cell(*seconds),
+        Err(_) => "error".to_string(),
+    }
+}
+
+fn seconds_cell(seconds: f64) -> String {
+    if seconds < 0.01 {
+        format!("{:.2} ms", seconds * 1000.0)
+    } else {
+        format!("{seconds:.3} s")
+    }
+}
+
+fn ratio_cell(numerator: Option<f64>, denominator: Option<f64>) -> String {
+    match (numerator, denominator) {
+        (Some(n), Some(d)) if d > 0.0 => format!("{:.2}x", n / d),
+        _ => "-".to_string(),
+    }
+}
+
+/// Also saved for READMEs and issue comments; a failure here only warns.
+fn write_table(crate_root: &Path, table: &str) {
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate_root.join("target"));
+    let path = target_dir.join("bench-table.md");
+    match std::fs::write(&path, table) {
+        Ok(()) => eprintln!("table written to {}", path.display()),
+        Err(e) => eprintln!("could not write {}: {e}", path.display()),
+    }
+}
