@@ -103,7 +103,22 @@ fn run_stdin_or_repl(color: bool) -> i32 {
     run_script("<stdin>", &source, Vec::new(), color)
 }
 
-fn run_tests(_paths: Vec<PathBuf>) -> i32 {
-    eprintln!("conc test: the fixture runner is not built yet");
-    2
+/// `conc test`: each fixture runs in its own `conc` process (this binary).
+fn run_tests(mut paths: Vec<PathBuf>) -> i32 {
+    if paths.is_empty() {
+        paths.push(PathBuf::from("tests"));
+    }
+    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+        eprintln!("conc test: {} does not exist", missing.display());
+        return 2;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("conc test: cannot find the conc binary: {}", e);
+            return 2;
+        }
+    };
+    let (_, failed) = conc::fixture::run_all(&paths, &exe, &mut std::io::stdout());
+    i32::from(failed > 0)
 }

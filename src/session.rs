@@ -60,6 +60,7 @@ impl Session {
                 eprintln!("error in thread {} (never joined):\n{}", thread, rendered);
             }),
             names: Default::default(),
+            pools: Default::default(),
         });
         if options.deadlock_exits {
             let sources = ctx.sources.clone();

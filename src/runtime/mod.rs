@@ -2,7 +2,11 @@
 //! operation goes through `waits`, which records who waits for what and where.
 
 pub mod clock;
+pub mod locks;
 pub mod output;
+pub mod pools;
+pub mod queues;
+pub mod signals;
 pub mod threads;
 pub mod waits;
 
@@ -28,6 +32,8 @@ pub struct Context {
     pub reporter: ErrorReporter,
     /// Per-base-name counters for default thread names (`worker-1`, `worker-2`).
     pub names: parking_lot::Mutex<std::collections::HashMap<String, u64>>,
+    /// Pools still accepting work; the end of the script drains them.
+    pub pools: parking_lot::Mutex<Vec<std::sync::Weak<pools::Pool>>>,
 }
 
 impl Context {
@@ -46,14 +52,30 @@ impl Context {
     }
 }
 
+static NEXT_OBJECT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Every shared object gets a number, shown in reports (`lock#3`).
+pub fn next_object_id() -> u64 {
+    NEXT_OBJECT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A reference to a runtime object, as held by a `Value`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Handle {
     Thread(Arc<ThreadHandle>),
+    Lock(Arc<locks::Lock>),
+    Event(Arc<signals::Event>),
+    Condition(Arc<signals::Condition>),
+    Barrier(Arc<signals::Barrier>),
+    Queue(Arc<queues::Queue>),
+    Pipe(Arc<queues::PipeEnd>),
+    Pool(Arc<pools::Pool>),
+    Future(Arc<pools::Future>),
+    Timer(Arc<pools::Timer>),
 }
 
 impl Handle {
@@ -61,6 +83,15 @@ impl Handle {
     pub fn kind(&self) -> &'static str {
         match self {
             Handle::Thread(_) => "thread",
+            Handle::Lock(l) => l.type_name(),
+            Handle::Event(_) => "event",
+            Handle::Condition(_) => "condition",
+            Handle::Barrier(_) => "barrier",
+            Handle::Queue(q) => q.type_name(),
+            Handle::Pipe(_) => "pipe",
+            Handle::Pool(_) => "pool",
+            Handle::Future(_) => "future",
+            Handle::Timer(_) => "timer",
         }
     }
 
@@ -68,12 +99,32 @@ impl Handle {
     pub fn same(&self, other: &Handle) -> bool {
         match (self, other) {
             (Handle::Thread(a), Handle::Thread(b)) => Arc::ptr_eq(&a.record, &b.record),
+            (Handle::Lock(a), Handle::Lock(b)) => Arc::ptr_eq(a, b),
+            (Handle::Event(a), Handle::Event(b)) => Arc::ptr_eq(a, b),
+            (Handle::Condition(a), Handle::Condition(b)) => Arc::ptr_eq(a, b),
+            (Handle::Barrier(a), Handle::Barrier(b)) => Arc::ptr_eq(a, b),
+            (Handle::Queue(a), Handle::Queue(b)) => Arc::ptr_eq(a, b),
+            (Handle::Pipe(a), Handle::Pipe(b)) => Arc::ptr_eq(a, b),
+            (Handle::Pool(a), Handle::Pool(b)) => Arc::ptr_eq(a, b),
+            (Handle::Future(a), Handle::Future(b)) => Arc::ptr_eq(a, b),
+            (Handle::Timer(a), Handle::Timer(b)) => Arc::ptr_eq(a, b),
+            _ => false,
         }
     }
 
     /// `len(h)` for handles that have one (queues).
     pub fn len(&self) -> Option<usize> {
-        None
+        match self {
+            Handle::Queue(q) => Some(q.size()),
+            Handle::Pipe(p) => Some(p.recv.size()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -81,6 +132,34 @@ impl fmt::Display for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Handle::Thread(t) => write!(f, "{}", t),
+            Handle::Lock(l) => f.write_str(&l.describe()),
+            Handle::Event(e) => write!(
+                f,
+                "<event #{} {}>",
+                e.id,
+                if e.is_set() { "set" } else { "clear" }
+            ),
+            Handle::Condition(c) => write!(f, "<condition #{} on {}>", c.id, c.lock.label()),
+            Handle::Barrier(b) => write!(f, "<barrier #{} {}/{} waiting>", b.id, b.waiting(), b.parties),
+            Handle::Queue(q) => f.write_str(&q.describe()),
+            Handle::Pipe(p) => write!(f, "<pipe end #{} {} waiting>", p.id, p.recv.size()),
+            Handle::Pool(p) => f.write_str(&p.describe()),
+            Handle::Future(x) => write!(
+                f,
+                "<future #{} {}>",
+                x.id,
+                match x.outcome() {
+                    None => "pending",
+                    Some(Ok(_)) => "done",
+                    Some(Err(_)) => "failed",
+                }
+            ),
+            Handle::Timer(t) => write!(
+                f,
+                "<timer #{} {}>",
+                t.id,
+                if t.cancel.is_set() { "cancelled" } else if t.thread.record.alive() { "pending" } else { "fired" }
+            ),
         }
     }
 }

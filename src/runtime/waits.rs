@@ -144,7 +144,9 @@ impl Registry {
             .collect()
     }
 
-    fn begin(&self, me: &ThreadRecord, on: &BlockOn) -> Result<(), RuntimeError> {
+    /// Record that `me` is about to park waiting for `on`; fails with the
+    /// deadlock report if that wait can never end.
+    pub fn begin_wait(&self, me: &ThreadRecord, on: &BlockOn) -> Result<(), RuntimeError> {
         let mut threads = self.threads.lock();
         if let Some(entry) = threads.get_mut(&me.id) {
             entry.waiting = Some(Waiting {
@@ -167,7 +169,7 @@ impl Registry {
         }
     }
 
-    fn end(&self, me: &ThreadRecord) {
+    pub fn end_wait(&self, me: &ThreadRecord) {
         if let Some(entry) = self.threads.lock().get_mut(&me.id) {
             entry.waiting = None;
         }
@@ -312,11 +314,11 @@ impl WaitQueue {
         self.queue.len()
     }
 
-    fn push(&mut self, thread: ThreadRef) {
+    pub fn enlist(&mut self, thread: ThreadRef) {
         self.queue.push_back(thread);
     }
 
-    fn remove(&mut self, id: ThreadId) {
+    pub fn leave(&mut self, id: ThreadId) {
         self.queue.retain(|t| t.id != id);
     }
 
@@ -359,14 +361,14 @@ pub fn block_until<S, T>(
         if let Some(err) = me.take_interrupt() {
             return Err(err);
         }
-        queue(guard).push(me.clone());
-        if let Err(e) = registry.begin(me, on) {
-            queue(guard).remove(me.id);
+        queue(guard).enlist(me.clone());
+        if let Err(e) = registry.begin_wait(me, on) {
+            queue(guard).leave(me.id);
             return Err(e);
         }
         MutexGuard::unlocked(guard, || me.parker.park(on.deadline));
-        queue(guard).remove(me.id);
-        registry.end(me);
+        queue(guard).leave(me.id);
+        registry.end_wait(me);
     }
 }
 
@@ -375,7 +377,7 @@ pub fn sleep_until(registry: &Registry, me: &ThreadRef, on: &BlockOn) -> Result<
     let Some(deadline) = on.deadline else {
         return Ok(());
     };
-    registry.begin(me, on)?;
+    registry.begin_wait(me, on)?;
     let result = loop {
         if let Some(err) = me.take_interrupt() {
             break Err(err);
@@ -385,6 +387,6 @@ pub fn sleep_until(registry: &Registry, me: &ThreadRef, on: &BlockOn) -> Result<
         }
         me.parker.park(Some(deadline));
     };
-    registry.end(me);
+    registry.end_wait(me);
     result
 }

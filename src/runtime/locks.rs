@@ -1,0 +1,194 @@
+//! `lock()`, `rlock()` and `semaphore(n)`.
+//!
+//! A lock is an owner record plus a wait queue, not a guard: it can be held
+//! across statements (`m.acquire()` ... `m.release()`) and released by the
+//! `lock m { }` statement on every way out of the block. The owner is also
+//! kept in an atomic so deadlock detection can follow lock cycles.
+
+use super::waits::{block_until, BlockOn, WaitQueue};
+use super::{next_object_id, Context, ThreadRef};
+use crate::diagnostics::{kind, RuntimeError};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockKind {
+    Plain,
+    Reentrant,
+    Semaphore,
+}
+
+struct LockState {
+    /// Lock/rlock: the owning thread (0 = free) and its recursion count.
+    /// Semaphore: `count` is the number of free permits.
+    owner: u64,
+    count: u64,
+    waiters: WaitQueue,
+}
+
+pub struct Lock {
+    pub id: u64,
+    pub kind: LockKind,
+    state: Mutex<LockState>,
+    owner: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Lock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.label())
+    }
+}
+
+impl Lock {
+    pub fn new(kind: LockKind, permits: u64) -> Arc<Lock> {
+        Arc::new(Lock {
+            id: next_object_id(),
+            kind,
+            state: Mutex::new(LockState {
+                owner: 0,
+                count: if kind == LockKind::Semaphore { permits } else { 0 },
+                waiters: WaitQueue::default(),
+            }),
+            owner: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            LockKind::Plain => "lock",
+            LockKind::Reentrant => "rlock",
+            LockKind::Semaphore => "semaphore",
+        }
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}#{}", self.type_name(), self.id)
+    }
+
+    /// Take the lock if that is possible right now.
+    fn try_take(&self, s: &mut LockState, me: u64) -> bool {
+        match self.kind {
+            LockKind::Semaphore => {
+                if s.count == 0 {
+                    return false;
+                }
+                s.count -= 1;
+            }
+            LockKind::Reentrant if s.owner == me => s.count += 1,
+            _ => {
+                if s.owner != 0 {
+                    return false;
+                }
+                s.owner = me;
+                s.count = 1;
+                self.owner.store(me, Ordering::Release);
+            }
+        }
+        true
+    }
+
+    /// Acquire; `Ok(false)` when the deadline passed first.
+    pub fn acquire(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        deadline: Option<Instant>,
+        on: BlockOn,
+    ) -> Result<bool, RuntimeError> {
+        let mut s = self.state.lock();
+        let acquired = if self.try_take(&mut s, me.id) {
+            true
+        } else {
+            let on = BlockOn {
+                deadline,
+                owner: (self.kind != LockKind::Semaphore).then(|| self.owner.clone()),
+                ..on
+            };
+            block_until(&ctx.registry, me, &mut s, &on, |s| &mut s.waiters, |s| {
+                self.try_take(s, me.id).then_some(())
+            })?
+            .is_some()
+        };
+        drop(s);
+        if acquired {
+            me.add_held(self.label());
+        }
+        Ok(acquired)
+    }
+
+    pub fn release(&self, ctx: &Context, me: &ThreadRef) -> Result<(), RuntimeError> {
+        let mut s = self.state.lock();
+        match self.kind {
+            LockKind::Semaphore => s.count += 1,
+            _ => {
+                if s.owner != me.id {
+                    return Err(self.not_held(me));
+                }
+                s.count -= 1;
+                if s.count == 0 {
+                    s.owner = 0;
+                    self.owner.store(0, Ordering::Release);
+                }
+            }
+        }
+        s.waiters.wake_one(&ctx.registry);
+        drop(s);
+        me.remove_held(&self.label());
+        Ok(())
+    }
+
+    fn not_held(&self, me: &ThreadRef) -> RuntimeError {
+        RuntimeError::new(
+            kind::LOCK,
+            format!("thread {} released {}, which it does not hold", me.name, self.label()),
+        )
+        .with_help("only the thread that acquired a lock can release it")
+    }
+
+    /// Give the lock up completely (a condition wait), returning the
+    /// recursion depth to restore afterwards.
+    pub fn release_all(&self, ctx: &Context, me: &ThreadRef) -> Result<u64, RuntimeError> {
+        let mut s = self.state.lock();
+        if self.kind == LockKind::Semaphore || s.owner != me.id {
+            return Err(self.not_held(me));
+        }
+        let depth = s.count;
+        s.owner = 0;
+        s.count = 0;
+        self.owner.store(0, Ordering::Release);
+        s.waiters.wake_one(&ctx.registry);
+        drop(s);
+        me.remove_held(&self.label());
+        Ok(depth)
+    }
+
+    /// Re-take after a condition wait, with the saved recursion depth.
+    pub fn reacquire(&self, ctx: &Context, me: &ThreadRef, depth: u64, on: BlockOn) -> Result<(), RuntimeError> {
+        self.acquire(ctx, me, None, on)?;
+        self.state.lock().count = depth.max(1);
+        Ok(())
+    }
+
+    pub fn held_by(&self, me: &ThreadRef) -> bool {
+        self.state.lock().owner == me.id
+    }
+
+    pub fn locked(&self) -> bool {
+        let s = self.state.lock();
+        match self.kind {
+            LockKind::Semaphore => s.count == 0,
+            _ => s.owner != 0,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let s = self.state.lock();
+        match self.kind {
+            LockKind::Semaphore => format!("<semaphore #{} {} free>", self.id, s.count),
+            _ if s.owner == 0 => format!("<{} #{} unlocked>", self.type_name(), self.id),
+            _ => format!("<{} #{} locked>", self.type_name(), self.id),
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! `queue(n)`, `lifo()`, `priority()`, `pipe()` and `select`.
+
+use super::waits::{BlockOn, WaitQueue};
+use super::{next_object_id, Context, ThreadRef};
+use crate::diagnostics::{kind, RuntimeError};
+use crate::eval::ops::compare;
+use crate::eval::value::Value;
+use parking_lot::{Mutex, MutexGuard};
+use std::cmp::Ordering;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    Fifo,
+    Lifo,
+    Priority,
+}
+
+pub struct QueueState {
+    items: VecDeque<Value>,
+    getters: WaitQueue,
+    putters: WaitQueue,
+}
+
+pub struct Queue {
+    pub id: u64,
+    pub order: Order,
+    pub capacity: Option<usize>,
+    state: Mutex<QueueState>,
+}
+
+impl Queue {
+    pub fn new(order: Order, capacity: Option<usize>) -> Arc<Queue> {
+        Arc::new(Queue {
+            id: next_object_id(),
+            order,
+            capacity,
+            state: Mutex::new(QueueState {
+                items: VecDeque::new(),
+                getters: WaitQueue::default(),
+                putters: WaitQueue::default(),
+            }),
+        })
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self.order {
+            Order::Fifo => "queue",
+            Order::Lifo => "lifo",
+            Order::Priority => "priority",
+        }
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}#{}", self.type_name(), self.id)
+    }
+
+    fn full(&self, s: &QueueState) -> bool {
+        self.capacity.is_some_and(|c| s.items.len() >= c)
+    }
+
+    /// Priority items are `[priority, item]` lists (or any comparable value);
+    /// equal priorities keep their arrival order.
+    fn check_item(&self, v: &Value) -> Result<(), RuntimeError> {
+        if self.order == Order::Priority {
+            if let Value::List(l) = v {
+                if l.lock().is_empty() {
+                    return Err(RuntimeError::new(kind::VALUE, "a priority item cannot be an empty list"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn insert(&self, s: &mut QueueState, v: Value) {
+        if self.order != Order::Priority {
+            s.items.push_back(v);
+            return;
+        }
+        let key = priority_of(&v);
+        let pos = s
+            .items
+            .iter()
+            .position(|x| compare(&key, &priority_of(x)).unwrap_or(Ordering::Greater) == Ordering::Less)
+            .unwrap_or(s.items.len());
+        s.items.insert(pos, v);
+    }
+
+    fn take(&self, s: &mut QueueState) -> Option<Value> {
+        match self.order {
+            Order::Lifo => s.items.pop_back(),
+            _ => s.items.pop_front(),
+        }
+    }
+
+    fn try_put(&self, s: &mut QueueState, v: &mut Option<Value>, ctx: &Context) -> Option<()> {
+        if self.full(s) {
+            return None;
+        }
+        let v = v.take()?;
+        self.insert(s, v);
+        s.getters.wake_one(&ctx.registry);
+        Some(())
+    }
+
+    fn try_get(&self, s: &mut QueueState, ctx: &Context) -> Option<Value> {
+        let v = self.take(s)?;
+        s.putters.wake_one(&ctx.registry);
+        Some(v)
+    }
+
+    /// `put q, v [timeout t]`: false if the queue stayed full until the deadline.
+    pub fn put(&self, ctx: &Context, me: &ThreadRef, v: Value, on: BlockOn) -> Result<bool, RuntimeError> {
+        self.check_item(&v)?;
+        if let Some(prio) = self.order.eq(&Order::Priority).then(|| priority_of(&v)) {
+            self.check_comparable(&prio)?;
+        }
+        let mut slot = Some(v);
+        let mut s = self.state.lock();
+        let done = super::waits::block_until(&ctx.registry, me, &mut s, &on, |s| &mut s.putters, |s| {
+            self.try_put(s, &mut slot, ctx)
+        })?;
+        Ok(done.is_some())
+    }
+
+    fn check_comparable(&self, prio: &Value) -> Result<(), RuntimeError> {
+        let s = self.state.lock();
+        if let Some(first) = s.items.front() {
+            compare(prio, &priority_of(first)).map_err(|e| {
+                RuntimeError::new(kind::TYPE, format!("priority items must be comparable: {}", e.message))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `get q [timeout t]`: `None` if still empty at the deadline.
+    pub fn get(&self, ctx: &Context, me: &ThreadRef, on: BlockOn) -> Result<Option<Value>, RuntimeError> {
+        let mut s = self.state.lock();
+        super::waits::block_until(&ctx.registry, me, &mut s, &on, |s| &mut s.getters, |s| {
+            self.try_get(s, ctx)
+        })
+    }
+
+    pub fn size(&self) -> usize {
+        self.state.lock().items.len()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.full(&self.state.lock())
+    }
+
+    pub fn describe(&self) -> String {
+        format!("<{} #{} size {}>", self.type_name(), self.id, self.size())
+    }
+}
+
+fn priority_of(v: &Value) -> Value {
+    match v {
+        Value::List(l) => l.lock().first().cloned().unwrap_or(Value::Nil),
+        other => other.clone(),
+    }
+}
+
+/// One end of a `pipe()`: puts go to the other end, gets come from it.
+pub struct PipeEnd {
+    pub id: u64,
+    pub send: Arc<Queue>,
+    pub recv: Arc<Queue>,
+}
+
+impl PipeEnd {
+    pub fn pair() -> (Arc<PipeEnd>, Arc<PipeEnd>) {
+        let (ab, ba) = (Queue::new(Order::Fifo, None), Queue::new(Order::Fifo, None));
+        let a = Arc::new(PipeEnd {
+            id: next_object_id(),
+            send: ab.clone(),
+            recv: ba.clone(),
+        });
+        let b = Arc::new(PipeEnd {
+            id: next_object_id(),
+            send: ba,
+            recv: ab,
+        });
+        (a, b)
+    }
+
+    pub fn label(&self) -> String {
+        format!("pipe-end#{}", self.id)
+    }
+}
+
+/// One arm of a `select`, already evaluated.
+pub enum Arm {
+    Get(Arc<Queue>),
+    Put(Arc<Queue>, Value),
+}
+
+/// `select`: the index of the arm that completed (and the value got), or
+/// `None` when the deadline passed first.
+///
+/// The thread enlists in every arm's wait queue *before* trying the arms, so
+/// no put or get in between can be missed; afterwards it passes on any wake-up
+/// it did not use, so another waiter of that queue is not left asleep.
+pub fn select(
+    ctx: &Context,
+    me: &ThreadRef,
+    arms: &mut [Arm],
+    on: &BlockOn,
+) -> Result<Option<(usize, Option<Value>)>, RuntimeError> {
+    loop {
+        if let Some(done) = try_arms(ctx, me, arms) {
+            leave_all(ctx, me, arms);
+            return Ok(Some(done));
+        }
+        if on.deadline.is_some_and(|d| super::clock::now() >= d) {
+            leave_all(ctx, me, arms);
+            return Ok(None);
+        }
+        if let Some(err) = me.take_interrupt() {
+            leave_all(ctx, me, arms);
+            return Err(err);
+        }
+        if let Err(e) = ctx.registry.begin_wait(me, on) {
+            leave_all(ctx, me, arms);
+            return Err(e);
+        }
+        me.parker.park(on.deadline);
+        ctx.registry.end_wait(me);
+        leave_all(ctx, me, arms);
+    }
+}
+
+fn arm_queue(arm: &Arm) -> &Arc<Queue> {
+    match arm {
+        Arm::Get(q) | Arm::Put(q, _) => q,
+    }
+}
+
+/// Enlist in each arm's wait queue and try it, in order.
+fn try_arms(ctx: &Context, me: &ThreadRef, arms: &mut [Arm]) -> Option<(usize, Option<Value>)> {
+    for (i, arm) in arms.iter_mut().enumerate() {
+        let q = arm_queue(arm).clone();
+        let mut s: MutexGuard<QueueState> = q.state.lock();
+        match arm {
+            Arm::Get(_) => {
+                if let Some(v) = q.try_get(&mut s, ctx) {
+                    return Some((i, Some(v)));
+                }
+                s.getters.enlist(me.clone());
+            }
+            Arm::Put(_, v) => {
+                let mut slot = Some(v.clone());
+                if q.try_put(&mut s, &mut slot, ctx).is_some() {
+                    return Some((i, None));
+                }
+                s.putters.enlist(me.clone());
+            }
+        }
+    }
+    None
+}
+
+fn leave_all(ctx: &Context, me: &ThreadRef, arms: &[Arm]) {
+    for arm in arms {
+        let q = arm_queue(arm);
+        let mut s = q.state.lock();
+        s.getters.leave(me.id);
+        s.putters.leave(me.id);
+        if !s.items.is_empty() {
+            s.getters.wake_one(&ctx.registry);
+        }
+        if !q.full(&s) {
+            s.putters.wake_one(&ctx.registry);
+        }
+    }
+}
