@@ -22,6 +22,7 @@ use crate::span::{SourceId, Span, Spanned};
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
 use pest::Parser as _;
+use std::cell::Cell;
 use std::sync::Arc;
 
 mod grammar {
@@ -34,8 +35,30 @@ use grammar::{ConcParser, Rule};
 
 type PResult<T> = Result<T, SyntaxError>;
 
+/// Native stack for parsing. pest recurses once per nesting level and stops
+/// cleanly ("nested too deeply") when the stack runs low; a big dedicated
+/// stack lets reasonable nesting through even when the caller's thread is
+/// small (test threads have 2 MiB). Only touched pages are ever committed.
+const PARSER_STACK: usize = 64 * 1024 * 1024;
+
 /// Parse a whole file, `-c` string or REPL entry.
 pub fn parse(source: &str, src: SourceId) -> Result<Program, SyntaxError> {
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("conc-parser".into())
+            .stack_size(PARSER_STACK)
+            .spawn_scoped(scope, || parse_here(source, src));
+        match worker {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err(internal(Span::new(src, 0, 0), "the parser crashed"))),
+            // No thread available: parse on this one (pest still guards its stack).
+            Err(_) => parse_here(source, src),
+        }
+    })
+}
+
+fn parse_here(source: &str, src: SourceId) -> Result<Program, SyntaxError> {
     let scanned = scan(source, src);
     match ConcParser::parse(Rule::program, &scanned.text) {
         Ok(mut pairs) => {
@@ -45,7 +68,7 @@ pub fn parse(source: &str, src: SourceId) -> Result<Program, SyntaxError> {
             let program = pairs
                 .next()
                 .ok_or_else(|| internal(Span::new(src, 0, 0), "no program"))?;
-            Builder { src }.program(program)
+            Builder::new(src).program(program)
         }
         Err(err) => Err(choose_error(
             pest_error(err, source, &scanned, src),
@@ -280,6 +303,34 @@ enum Expect {
     Continuation,
 }
 
+/// What pest's expected rules mean to a user. pest reports the deepest rule
+/// tried at the failure position, so `(` may mean "a call could follow" (when
+/// operators could follow too) or "a parameter list" (when alone).
+fn expectations(positives: &[Rule]) -> Vec<Expect> {
+    if positives.contains(&Rule::case_get) {
+        return vec![Expect::CaseKind];
+    }
+    let continuing = positives.iter().any(|r| is_operator(*r));
+    let mut expected: Vec<Expect> = positives
+        .iter()
+        .map(|&rule| match rule {
+            Rule::lparen | Rule::lbracket | Rule::field if continuing => Expect::Continuation,
+            _ => expectation(rule),
+        })
+        .collect();
+    expected.sort();
+    expected.dedup();
+    expected
+}
+
+fn is_operator(rule: Rule) -> bool {
+    use Rule::*;
+    matches!(
+        rule,
+        add_op | mul_op | pow_op | cmp_op | kw_and | kw_or | assign_op
+    )
+}
+
 fn expectation(rule: Rule) -> Expect {
     use Rule::*;
     match rule {
@@ -288,10 +339,11 @@ fn expectation(rule: Rule) -> Expect {
         word => Expect::FieldName,
         params => Expect::Params,
         spawn_body => Expect::SpawnBody,
-        case_get | case_put | case_timeout => Expect::CaseKind,
-        let_stmt | fn_stmt | if_stmt | while_stmt | for_stmt | break_stmt | continue_stmt
-        | return_stmt | try_stmt | raise_stmt | assert_stmt | lock_stmt | put_stmt
-        | select_stmt => Expect::Statement,
+        program | let_stmt | fn_stmt | if_stmt | while_stmt | for_stmt | break_stmt
+        | continue_stmt | return_stmt | try_stmt | raise_stmt | assert_stmt | lock_stmt
+        | put_stmt | select_stmt | kw_let | kw_fn | kw_if | kw_while | kw_for | kw_break
+        | kw_continue | kw_return | kw_try | kw_raise | kw_assert | kw_lock | kw_put
+        | kw_select => Expect::Statement,
         rparen => Expect::Token("`)`"),
         rbracket => Expect::Token("`]`"),
         rbrace => Expect::Token("`}`"),
@@ -305,9 +357,9 @@ fn expectation(rule: Rule) -> Expect {
         kw_catch => Expect::Token("`catch`"),
         kw_get => Expect::Token("`get`"),
         kw_case => Expect::Token("`case`"),
-        kw_if => Expect::Token("`if`"),
         call_args | subscript | field | add_op | mul_op | pow_op | cmp_op | kw_and | kw_or
-        | assign_op | timeout | spawn_name | else_if | else_block | EOI => Expect::Continuation,
+        | assign_op | timeout | kw_timeout | spawn_name | kw_named | else_if | else_block
+        | kw_else | EOI => Expect::Continuation,
         _ => Expect::Expression,
     }
 }
@@ -346,9 +398,10 @@ fn pest_error(
                 .with_help("split it into smaller expressions or functions");
         }
     };
-    let mut expected: Vec<Expect> = positives.into_iter().map(expectation).collect();
-    expected.sort();
-    expected.dedup();
+    if std::env::var_os("CONC_DEBUG_PEST").is_some() {
+        eprintln!("positives at {pos}: {positives:?}");
+    }
+    let expected = expectations(&positives);
     let at_end = rest_is_blank(source, pos);
     let err = describe(&expected, source, pos, span, scanned, at_end);
     if at_end && scanned.continues {
@@ -591,11 +644,44 @@ impl<'i> Parts<'i> {
     }
 }
 
+/// How deep the AST may nest (counting each operator of a chain like
+/// `1 + 1 + ...` or `- - x` as a level). Deeper trees would overflow the
+/// native stack of whoever walks them recursively (the evaluator, `Drop`).
+const MAX_DEPTH: usize = 1000;
+
 struct Builder {
     src: SourceId,
+    /// An upper bound of the AST depth at the node being built.
+    depth: Cell<usize>,
 }
 
 impl Builder {
+    fn new(src: SourceId) -> Builder {
+        Builder {
+            src,
+            depth: Cell::new(0),
+        }
+    }
+
+    /// Run `f` counting `levels` more levels of nesting.
+    fn deeper<T>(&self, levels: usize, span: Span, f: impl FnOnce() -> PResult<T>) -> PResult<T> {
+        let depth = self.depth.get().saturating_add(levels);
+        if depth > MAX_DEPTH {
+            return Err(SyntaxError::new(
+                "this code is nested too deeply",
+                Span::new(self.src, span.start as usize, span.start as usize + 1),
+                "too deep here",
+            )
+            .with_help(format!(
+                "at most {MAX_DEPTH} levels of nesting; split it into smaller expressions or functions"
+            )));
+        }
+        self.depth.set(depth);
+        let result = f();
+        self.depth.set(depth - levels);
+        result
+    }
+
     fn span(&self, p: &Pair<'_, Rule>) -> Span {
         let s = p.as_span();
         Span::new(self.src, s.start(), s.end())
@@ -641,6 +727,10 @@ impl Builder {
 
     fn stmt(&self, p: Pair<'_, Rule>) -> PResult<Stmt> {
         let span = self.span(&p);
+        self.deeper(1, span, || self.stmt_at(p, span))
+    }
+
+    fn stmt_at(&self, p: Pair<'_, Rule>, span: Span) -> PResult<Stmt> {
         let kind = match p.as_rule() {
             Rule::let_stmt => self.let_stmt(p)?,
             Rule::fn_stmt => self.fn_stmt(p)?,
@@ -915,6 +1005,25 @@ fn descend(mut p: Pair<'_, Rule>) -> Pair<'_, Rule> {
     p
 }
 
+/// How many nested AST nodes an operator chain (`a + b + c`, `- - x`,
+/// `f(x)[i].y`) becomes: one per operator.
+fn chain_len(p: &Pair<'_, Rule>) -> usize {
+    use Rule::*;
+    if !is_level(p.as_rule()) {
+        return 0;
+    }
+    p.clone()
+        .into_inner()
+        .filter(|q| {
+            matches!(
+                q.as_rule(),
+                kw_or | kw_and | kw_not | cmp_op | add_op | mul_op | pow_op | neg_op
+                    | call_args | subscript | field
+            )
+        })
+        .count()
+}
+
 fn binop(p: &Pair<'_, Rule>) -> Option<BinOp> {
     Some(match p.as_str() {
         "or" => BinOp::Or,
@@ -964,6 +1073,11 @@ fn unary(op: UnaryOp, op_span: Span, operand: Expr) -> Expr {
 impl Builder {
     fn expr(&self, p: Pair<'_, Rule>) -> PResult<Expr> {
         let p = descend(p);
+        let levels = 1 + chain_len(&p);
+        self.deeper(levels, self.span(&p), || self.expr_at(p))
+    }
+
+    fn expr_at(&self, p: Pair<'_, Rule>) -> PResult<Expr> {
         match p.as_rule() {
             Rule::expr | Rule::and_expr | Rule::sum | Rule::product => self.left_chain(p),
             Rule::not_expr => self.not_expr(p),
