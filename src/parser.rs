@@ -1,7 +1,7 @@
 //! The only file that touches pest: source text -> AST, pest errors -> SyntaxError.
 //!
 //! Three steps:
-//! 1. [`scan`] copies the source, blanking every newline that does not end a
+//! 1. [`scan`] copies the source, blanking (to `\r`) every newline that does not end a
 //!    statement (inside `( )`/`[ ]`, after a binary operator or a comma), and
 //!    finds what pest reports badly: unterminated strings, unmatched closing
 //!    brackets, and whether the input stops in the middle of a statement.
@@ -133,7 +133,7 @@ fn scan(source: &str, src: SourceId) -> Scanned {
         Some(err) => err.incomplete,
         None => s.joiner || !s.open.is_empty(),
     };
-    // Only ASCII `\n` bytes were replaced by ASCII spaces: still UTF-8.
+    // Only ASCII `\n` bytes were replaced by ASCII `\r`: still UTF-8.
     let text = String::from_utf8(s.out).unwrap_or_else(|_| source.to_string());
     Scanned {
         text,
@@ -180,7 +180,9 @@ impl Scanner<'_> {
     fn newline(&mut self, i: usize) -> usize {
         let in_parens = matches!(self.open.last(), Some((b'(' | b'[', _)));
         if self.joiner || in_parens {
-            self.out[i] = b' ';
+            // `\r` rather than a space: it is whitespace to the grammar, and
+            // it still ends a `#` comment, which must not swallow the next line.
+            self.out[i] = b'\r';
         }
         i + 1
     }
@@ -196,7 +198,9 @@ impl Scanner<'_> {
     /// unless they are a field name (`x.in`).
     fn word(&mut self, start: usize) -> usize {
         let mut end = start;
-        while end < self.bytes.len() && (self.bytes[end].is_ascii_alphanumeric() || self.bytes[end] == b'_') {
+        while end < self.bytes.len()
+            && (self.bytes[end].is_ascii_alphanumeric() || self.bytes[end] == b'_')
+        {
             end += 1;
         }
         let word = &self.bytes[start..end];
@@ -211,7 +215,18 @@ impl Scanner<'_> {
         }
         let binary = matches!(
             &self.bytes[start..end],
-            b"+" | b"-" | b"*" | b"/" | b"//" | b"%" | b"**" | b"==" | b"!=" | b"<" | b"<=" | b">" | b">="
+            b"+" | b"-"
+                | b"*"
+                | b"/"
+                | b"//"
+                | b"%"
+                | b"**"
+                | b"=="
+                | b"!="
+                | b"<"
+                | b"<="
+                | b">"
+                | b">="
         );
         self.token(binary, end)
     }
@@ -236,7 +251,11 @@ impl Scanner<'_> {
             "this string is never closed",
         )
         .with_help("close it with `\"` on the same line; write a newline as `\\n`");
-        Err(if end >= self.bytes.len() { err.incomplete() } else { err })
+        Err(if end >= self.bytes.len() {
+            err.incomplete()
+        } else {
+            err
+        })
     }
 
     fn close(&mut self, b: u8, i: usize) -> PResult<usize> {
@@ -244,7 +263,11 @@ impl Scanner<'_> {
         match self.open.pop() {
             Some((opener, _)) if closer_of(opener) == b => Ok(self.token(false, i + 1)),
             Some((opener, _)) => Err(SyntaxError::new(
-                format!("expected `{}`, found `{}`", closer_of(opener) as char, b as char),
+                format!(
+                    "expected `{}`, found `{}`",
+                    closer_of(opener) as char,
+                    b as char
+                ),
                 span,
                 format!("this does not close the `{}`", opener as char),
             )
@@ -262,7 +285,10 @@ impl Scanner<'_> {
 }
 
 fn is_op_byte(b: u8) -> bool {
-    matches!(b, b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'!')
+    matches!(
+        b,
+        b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'!'
+    )
 }
 
 fn closer_of(opener: u8) -> u8 {
@@ -398,9 +424,6 @@ fn pest_error(
                 .with_help("split it into smaller expressions or functions");
         }
     };
-    if std::env::var_os("CONC_DEBUG_PEST").is_some() {
-        eprintln!("positives at {pos}: {positives:?}");
-    }
     let expected = expectations(&positives);
     let at_end = rest_is_blank(source, pos);
     let err = describe(&expected, source, pos, span, scanned, at_end);
@@ -431,8 +454,12 @@ fn describe(
         return err;
     }
     if expected.contains(&Expect::SpawnBody) {
-        return SyntaxError::new("expected a function call or a block after `spawn`", span, label)
-            .with_help("write `spawn worker(args)` or `spawn { ... }`");
+        return SyntaxError::new(
+            "expected a function call or a block after `spawn`",
+            span,
+            label,
+        )
+        .with_help("write `spawn worker(args)` or `spawn { ... }`");
     }
     SyntaxError::new(format!("expected {}", join_phrases(expected)), span, label)
 }
@@ -521,9 +548,9 @@ fn join_phrases(expected: &[Expect]) -> String {
 }
 
 const HARD_KEYWORDS: &[&str] = &[
-    "let", "fn", "if", "else", "while", "for", "in", "break", "continue", "return", "try",
-    "catch", "raise", "assert", "and", "or", "not", "nil", "true", "false", "spawn", "join",
-    "lock", "wait", "put", "get", "select", "submit",
+    "let", "fn", "if", "else", "while", "for", "in", "break", "continue", "return", "try", "catch",
+    "raise", "assert", "and", "or", "not", "nil", "true", "false", "spawn", "join", "lock", "wait",
+    "put", "get", "select", "submit",
 ];
 
 fn is_hard_keyword(word: &str) -> bool {
@@ -913,7 +940,9 @@ impl Builder {
         let mut inner = self.parts(head);
         let kind = match rule {
             Rule::case_get => SelectKind::Get {
-                name: inner.next_if(Rule::ident).map(|q| Decl::new(self.ident(&q))),
+                name: inner
+                    .next_if(Rule::ident)
+                    .map(|q| Decl::new(self.ident(&q))),
                 target: self.expr(inner.next()?)?,
             },
             Rule::case_put => SelectKind::Put {
@@ -1017,8 +1046,17 @@ fn chain_len(p: &Pair<'_, Rule>) -> usize {
         .filter(|q| {
             matches!(
                 q.as_rule(),
-                kw_or | kw_and | kw_not | cmp_op | add_op | mul_op | pow_op | neg_op
-                    | call_args | subscript | field
+                kw_or
+                    | kw_and
+                    | kw_not
+                    | cmp_op
+                    | add_op
+                    | mul_op
+                    | pow_op
+                    | neg_op
+                    | call_args
+                    | subscript
+                    | field
             )
         })
         .count()
@@ -1406,7 +1444,9 @@ fn unicode_escape(
     if closed {
         end += 1;
     }
-    let value = u32::from_str_radix(&hex, 16).ok().filter(|_| hex.len() <= 6);
+    let value = u32::from_str_radix(&hex, 16)
+        .ok()
+        .filter(|_| hex.len() <= 6);
     match value.and_then(char::from_u32).filter(|_| closed) {
         Some(c) => Ok(c),
         None => Err(SyntaxError::new(
@@ -1504,11 +1544,9 @@ fn split_call(call: Expr, wanted: &str) -> PResult<(Expr, Vec<Expr>)> {
             let name = method;
             Ok((Spanned::new(ExprKind::Field { target, name }, span), args))
         }
-        _ => Err(SyntaxError::new(
-            format!("expected {wanted}"),
-            call.span,
-            "not a call",
-        )
-        .with_help("add the arguments: `worker()`, `worker(1, 2)`")),
+        _ => Err(
+            SyntaxError::new(format!("expected {wanted}"), call.span, "not a call")
+                .with_help("add the arguments: `worker()`, `worker(1, 2)`"),
+        ),
     }
 }
