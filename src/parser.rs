@@ -696,7 +696,7 @@ impl Builder {
         if depth > MAX_DEPTH {
             return Err(SyntaxError::new(
                 "this code is nested too deeply",
-                Span::new(self.src, span.start as usize, span.start as usize + 1),
+                Span::new(self.src, span.start as usize, span.end.min(span.start + 1) as usize),
                 "too deep here",
             )
             .with_help(format!(
@@ -1548,5 +1548,47 @@ fn split_call(call: Expr, wanted: &str) -> PResult<(Expr, Vec<Expr>)> {
             SyntaxError::new(format!("expected {wanted}"), call.span, "not a call")
                 .with_help("add the arguments: `worker()`, `worker(1, 2)`"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn joined(source: &str) -> String {
+        scan(source, SourceId(0)).text.replace('\r', " ")
+    }
+
+    #[test]
+    fn scanner_blanks_only_newlines_that_do_not_end_a_statement() {
+        assert_eq!(joined("f(1,\n2)\nx"), "f(1, 2)\nx");
+        assert_eq!(joined("a +\nb\nc"), "a + b\nc");
+        assert_eq!(joined("a and # why\nb"), "a and # why b");
+        assert_eq!(joined("x.in\ny"), "x.in\ny");
+        assert_eq!(joined("{\n  a\n}"), "{\n  a\n}");
+        assert_eq!(joined("(fn() {\n a\n})"), "(fn() {\n a\n})");
+        assert_eq!(joined("\"(\"\nx"), "\"(\"\nx");
+        assert_eq!(joined("x = 1\n"), "x = 1\n");
+        assert_eq!(joined("é = [\n1]"), "é = [ 1]");
+    }
+
+    #[test]
+    fn scanner_knows_when_input_stops_mid_statement() {
+        let continues = |s: &str| scan(s, SourceId(0)).continues;
+        assert!(continues("f(1"));
+        assert!(continues("x = 1 +"));
+        assert!(continues("x = [1,  # more"));
+        assert!(continues("\"abc"));
+        assert!(!continues("x = 1"));
+        assert!(!continues("f(1)"));
+        assert!(!continues("\"abc\nx"));
+    }
+
+    #[test]
+    fn scanner_reports_unmatched_closers() {
+        let err = scan("f(x))", SourceId(0)).error.map(|e| e.span.start);
+        assert_eq!(err, Some(4));
+        let err = scan("[1)", SourceId(0)).error.map(|e| e.message);
+        assert_eq!(err.as_deref(), Some("expected `]`, found `)`"));
     }
 }

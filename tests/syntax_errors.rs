@@ -817,3 +817,23 @@ fn source_id_is_kept() {
     let e = parse("let", SourceId(7)).err().map(|e| e.span.src);
     assert_eq!(e, Some(SourceId(7)));
 }
+
+#[test]
+fn inline_examples_and_a_large_program() {
+    ok(r#"print("x", [1, "a", 2.5, nil, true], {"k": 1})"#);
+    ok("lock m { while not ready { wait c }; work() }\nx = a not\n in b");
+    let chunk = r#"
+fn worker(q, n) {
+    let total = 0
+    for i in range(n) {
+        let v = get q timeout 0.5
+        if v == nil { break } else if v in [1, 2] { continue }
+        total += v * 2 ** -1   # a comment
+    }
+    return total
+}
+let t = spawn thread worker(q, 10) named "w" + str(1)
+"#;
+    let program = ok(&chunk.repeat(500));
+    assert_eq!(program.stmts.len(), 1000);
+}
