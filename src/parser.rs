@@ -341,6 +341,9 @@ fn expectations(positives: &[Rule]) -> Vec<Expect> {
         .iter()
         .map(|&rule| match rule {
             Rule::lparen | Rule::lbracket | Rule::field if continuing => Expect::Continuation,
+            // After `else`, `if` is one token, not a statement start (where
+            // `let` is always tried too).
+            Rule::kw_if if !positives.contains(&Rule::kw_let) => Expect::Token("`if`"),
             _ => expectation(rule),
         })
         .collect();

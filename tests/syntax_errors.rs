@@ -237,7 +237,8 @@ const CASES: &[Case] = &[
     case("x.", END, false, "field or method name"),
     case("try { } catch e", END, false, "expected `{`"),
     case("try { }", END, false, "expected `catch`"),
-    case("if x { } else", END, false, "expected `{`"),
+    case("if x { } else", END, false, "expected `if` or `{`"),
+    case("if x { } else y", Some("y"), false, "expected `if` or `{`"),
     nth(
         case("xs[1:2:3:4]", Some(":"), false, "at most three parts"),
         2,
