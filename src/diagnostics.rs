@@ -6,7 +6,8 @@
 
 use crate::span::{SourceMap, Span};
 use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity,
+    SourceCode,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -272,6 +273,11 @@ impl Diagnostic for Report {
         } else {
             Some(Box::new(&self.code))
         }
+    }
+
+    /// Notes under the main report (call chain, deadlocked threads) are advice.
+    fn severity(&self) -> Option<Severity> {
+        self.code.is_empty().then_some(Severity::Advice)
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {

@@ -9,8 +9,10 @@ use std::process::ExitCode;
 /// Concurrency on real OS threads and processes, in a small scripting language.
 #[derive(Parser)]
 #[command(name = "conc", version, args_conflicts_with_subcommands = true)]
-#[command(after_help = "Exit status: 0 ok, 1 runtime error, 2 syntax or usage error, 3 deadlock.\n\
-With no FILE and no -c, conc opens the REPL (or runs standard input when it is not a terminal).")]
+#[command(
+    after_help = "Exit status: 0 ok, 1 runtime error, 2 syntax or usage error, 3 deadlock.\n\
+With no FILE and no -c, conc opens the REPL (or runs standard input when it is not a terminal)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -24,7 +26,11 @@ struct Cli {
     no_color: bool,
 
     /// The script to run, then the arguments it sees in argv()
-    #[arg(value_name = "FILE", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "FILE",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     script: Vec<String>,
 }
 
@@ -56,7 +62,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> i32 {
-    let color = !cli.no_color && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color =
+        !cli.no_color && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     if let Some(Command::Test { paths }) = cli.command {
         return run_tests(paths);
     }
@@ -80,7 +87,10 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, color: bool) -> i32 {
         color,
         ..Default::default()
     });
-    let result = session.run(name, source).map(|_| ()).and_then(|_| session.finish());
+    let result = session
+        .run(name, source)
+        .map(|_| ())
+        .and_then(|_| session.finish());
     match result {
         Ok(()) => 0,
         Err(e) => {

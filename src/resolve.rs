@@ -148,11 +148,7 @@ impl Resolver<'_> {
         let func = Arc::make_mut(func);
         self.fns.push(FnScope::new(false));
         func.params.iter_mut().for_each(|p| self.declare(p));
-        let result = func
-            .body
-            .stmts
-            .iter_mut()
-            .try_for_each(|s| self.stmt(s));
+        let result = func.body.stmts.iter_mut().try_for_each(|s| self.stmt(s));
         let scope = self.fns.pop().unwrap_or_else(|| FnScope::new(false));
         for p in &mut func.params {
             mark_decl(p, &scope.captured);
@@ -203,7 +199,9 @@ impl Resolver<'_> {
                 self.current().scopes.pop();
                 out?;
             }
-            StmtKind::Break | StmtKind::Continue => self.check_in_loop(stmt_word(&stmt.node), span)?,
+            StmtKind::Break | StmtKind::Continue => {
+                self.check_in_loop(stmt_word(&stmt.node), span)?
+            }
             StmtKind::Return(value) => {
                 if self.fns.len() == 1 {
                     return Err(SyntaxError::new(
@@ -362,11 +360,7 @@ impl Resolver<'_> {
                 self.expr(target)?;
                 self.opt_box(timeout)
             }
-            ExprKind::Submit {
-                pool,
-                callee,
-                args,
-            } => {
+            ExprKind::Submit { pool, callee, args } => {
                 self.expr(pool)?;
                 self.expr(callee)?;
                 self.exprs(args)

@@ -44,7 +44,10 @@ impl Session {
     pub fn new(options: SessionOptions) -> Session {
         let sources = SourceMap::default();
         let globals = Globals::default();
-        for b in builtins::CORE.iter().chain(crate::eval::concurrency_builtins()) {
+        for b in builtins::CORE
+            .iter()
+            .chain(crate::eval::concurrency_builtins())
+        {
             globals.define(b.name, Value::Builtin(b));
         }
         let color = options.color;
@@ -56,7 +59,8 @@ impl Session {
             argv: options.argv,
             registry: waits::Registry::default(),
             reporter: Box::new(move |thread, err| {
-                let rendered = diagnostics::render(&ConcError::Runtime(err.clone()), &reporter_sources, color);
+                let rendered =
+                    diagnostics::render(&ConcError::Runtime(err.clone()), &reporter_sources, color);
                 eprintln!("error in thread {} (never joined):\n{}", thread, rendered);
             }),
             names: Default::default(),
@@ -65,7 +69,8 @@ impl Session {
         if options.deadlock_exits {
             let sources = ctx.sources.clone();
             ctx.registry.set_deadlock_handler(Some(Box::new(move |err| {
-                let rendered = diagnostics::render(&ConcError::Runtime(err.clone()), &sources, color);
+                let rendered =
+                    diagnostics::render(&ConcError::Runtime(err.clone()), &sources, color);
                 eprint!("{}", rendered);
                 std::process::exit(3);
             })));
@@ -103,12 +108,26 @@ impl Session {
     /// Check that a text parses, without running it (REPL continuation).
     pub fn check_syntax(&self, source: &str) -> Result<(), ConcError> {
         let id = crate::span::SourceId(u32::MAX);
-        crate::parser::parse(source, id).map(|_| ()).map_err(ConcError::from)
+        crate::parser::parse(source, id)
+            .map(|_| ())
+            .map_err(ConcError::from)
     }
 
-    /// The end of a script: wait for every non-daemon thread.
+    /// The end of a script: drain every pool (as Python's executors do at
+    /// exit), then wait for every non-daemon thread.
     pub fn finish(&mut self) -> Result<(), ConcError> {
         let end = Span::default();
+        let pools: Vec<_> = self
+            .ctx
+            .pools
+            .lock()
+            .drain(..)
+            .filter_map(|p| p.upgrade())
+            .collect();
+        for pool in pools {
+            pool.shutdown(&self.ctx, &self.main, None)
+                .map_err(ConcError::Runtime)?;
+        }
         threads::join_non_daemon(&self.ctx, &self.main, end).map_err(ConcError::Runtime)
     }
 

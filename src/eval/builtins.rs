@@ -76,7 +76,12 @@ pub fn arity(name: &str, args: &[Value], min: usize, max: usize) -> Result<(), R
         };
         return Err(RuntimeError::new(
             kind::TYPE,
-            format!("{}() takes {} arguments but {} were given", name, want, args.len()),
+            format!(
+                "{}() takes {} arguments but {} were given",
+                name,
+                want,
+                args.len()
+            ),
         ));
     }
     Ok(())
@@ -100,14 +105,22 @@ pub fn expect_seconds(name: &str, v: &Value) -> Result<Duration, RuntimeError> {
         other => {
             return Err(RuntimeError::new(
                 kind::TYPE,
-                format!("{} needs a number of seconds, not {}", name, describe(other)),
+                format!(
+                    "{} needs a number of seconds, not {}",
+                    name,
+                    describe(other)
+                ),
             ))
         }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(RuntimeError::new(
             kind::VALUE,
-            format!("{} needs a non-negative number of seconds, not {}", name, v.to_repr()),
+            format!(
+                "{} needs a non-negative number of seconds, not {}",
+                name,
+                v.to_repr()
+            ),
         ));
     }
     Ok(Duration::from_secs_f64(secs.min(1e9)))
@@ -168,7 +181,10 @@ pub fn range_bounds(args: &[Value]) -> Result<(i64, i64, i64), RuntimeError> {
         _ => (0, 0, 1),
     };
     if bounds.2 == 0 {
-        return Err(RuntimeError::new(kind::VALUE, "range() step cannot be zero"));
+        return Err(RuntimeError::new(
+            kind::VALUE,
+            "range() step cannot be zero",
+        ));
     }
     Ok(bounds)
 }
@@ -237,14 +253,25 @@ fn to_int(_: &mut Interp, args: Vec<Value>) -> Res {
             if !f.is_finite() || f.abs() >= 9.2e18 {
                 return Err(RuntimeError::new(
                     kind::OVERFLOW,
-                    format!("{} does not fit in a 64-bit int", super::value::format_float(*f)),
+                    format!(
+                        "{} does not fit in a 64-bit int",
+                        super::value::format_float(*f)
+                    ),
                 ));
             }
             Ok(Value::Int(f.trunc() as i64))
         }
-        Value::Str(s) => s.trim().replace('_', "").parse::<i64>().map(Value::Int).map_err(|_| {
-            RuntimeError::new(kind::VALUE, format!("invalid int literal: {}", args[0].to_repr()))
-        }),
+        Value::Str(s) => s
+            .trim()
+            .replace('_', "")
+            .parse::<i64>()
+            .map(Value::Int)
+            .map_err(|_| {
+                RuntimeError::new(
+                    kind::VALUE,
+                    format!("invalid int literal: {}", args[0].to_repr()),
+                )
+            }),
         other => Err(RuntimeError::new(
             kind::TYPE,
             format!("int() cannot convert {}", describe(other)),
@@ -259,7 +286,10 @@ fn to_float(_: &mut Interp, args: Vec<Value>) -> Res {
         Value::Float(f) => Ok(Value::Float(*f)),
         Value::Bool(b) => Ok(Value::Float(*b as i64 as f64)),
         Value::Str(s) => s.trim().parse::<f64>().map(Value::Float).map_err(|_| {
-            RuntimeError::new(kind::VALUE, format!("invalid float literal: {}", args[0].to_repr()))
+            RuntimeError::new(
+                kind::VALUE,
+                format!("invalid float literal: {}", args[0].to_repr()),
+            )
         }),
         other => Err(RuntimeError::new(
             kind::TYPE,
@@ -303,7 +333,10 @@ fn pop(_: &mut Interp, args: Vec<Value>) -> Res {
         Value::Map(m) => {
             let key = Key::from_value(args.get(1).unwrap_or(&Value::Nil))?;
             m.lock().shift_remove(&key).ok_or_else(|| {
-                RuntimeError::new(kind::KEY, format!("key {} is not in the map", key.to_value().to_repr()))
+                RuntimeError::new(
+                    kind::KEY,
+                    format!("key {} is not in the map", key.to_value().to_repr()),
+                )
             })
         }
         other => pop_list(&expect_list("pop", other)?, args.get(1)),
@@ -374,7 +407,12 @@ fn sum(_: &mut Interp, args: Vec<Value>) -> Res {
 /// `min(list)` or `min(a, b, ...)`.
 fn extreme(name: &str, args: Vec<Value>, want: std::cmp::Ordering) -> Res {
     let items = match &args[..] {
-        [] => return Err(RuntimeError::new(kind::TYPE, format!("{}() needs arguments", name))),
+        [] => {
+            return Err(RuntimeError::new(
+                kind::TYPE,
+                format!("{}() needs arguments", name),
+            ))
+        }
         [single] => super::exec::iteration_items(single)?,
         _ => args,
     };
@@ -400,10 +438,16 @@ fn abs(_: &mut Interp, args: Vec<Value>) -> Res {
     arity("abs", &args, 1, 1)?;
     match &args[0] {
         Value::Int(i) => i.checked_abs().map(Value::Int).ok_or_else(|| {
-            RuntimeError::new(kind::OVERFLOW, format!("abs({}) does not fit in a 64-bit int", i))
+            RuntimeError::new(
+                kind::OVERFLOW,
+                format!("abs({}) does not fit in a 64-bit int", i),
+            )
         }),
         Value::Float(f) => Ok(Value::Float(f.abs())),
-        other => Err(RuntimeError::new(kind::TYPE, format!("abs() of {}", describe(other)))),
+        other => Err(RuntimeError::new(
+            kind::TYPE,
+            format!("abs() of {}", describe(other)),
+        )),
     }
 }
 
@@ -428,12 +472,17 @@ fn next_random() -> u64 {
 
 fn random(_: &mut Interp, args: Vec<Value>) -> Res {
     arity("random", &args, 0, 0)?;
-    Ok(Value::Float((next_random() >> 11) as f64 / (1u64 << 53) as f64))
+    Ok(Value::Float(
+        (next_random() >> 11) as f64 / (1u64 << 53) as f64,
+    ))
 }
 
 fn randint(_: &mut Interp, args: Vec<Value>) -> Res {
     arity("randint", &args, 2, 2)?;
-    let (a, b) = (expect_int("randint", &args[0])?, expect_int("randint", &args[1])?);
+    let (a, b) = (
+        expect_int("randint", &args[0])?,
+        expect_int("randint", &args[1])?,
+    );
     if a > b {
         return Err(RuntimeError::new(
             kind::VALUE,
@@ -441,7 +490,9 @@ fn randint(_: &mut Interp, args: Vec<Value>) -> Res {
         ));
     }
     let span = (b as i128 - a as i128 + 1) as u128;
-    Ok(Value::Int((a as i128 + (next_random() as u128 % span) as i128) as i64))
+    Ok(Value::Int(
+        (a as i128 + (next_random() as u128 % span) as i128) as i64,
+    ))
 }
 
 fn getpid(_: &mut Interp, args: Vec<Value>) -> Res {
@@ -462,7 +513,9 @@ fn cpu_count(_: &mut Interp, args: Vec<Value>) -> Res {
 
 fn argv(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("argv", &args, 0, 0)?;
-    Ok(Value::list(it.ctx.argv.iter().map(|a| Value::str(a)).collect()))
+    Ok(Value::list(
+        it.ctx.argv.iter().map(|a| Value::str(a)).collect(),
+    ))
 }
 
 /// `error(kind, message)`: an error value to `raise`, e.g. `raise error("ValueError", "bad")`.

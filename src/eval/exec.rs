@@ -105,7 +105,10 @@ impl Interp {
                         return Err(Box::new(
                             RuntimeError::new(
                                 kind::TYPE,
-                                format!("cannot destructure {} into a list pattern", describe(other)),
+                                format!(
+                                    "cannot destructure {} into a list pattern",
+                                    describe(other)
+                                ),
                             )
                             .at(*span),
                         ))
@@ -156,7 +159,8 @@ impl Interp {
                 let index = self.eval(index, frame)?;
                 let mut v = self.eval(value, frame)?;
                 if let Some(op) = op {
-                    let old = super::ops::index(&container, &index).map_err(|e| e.at(target.span))?;
+                    let old =
+                        super::ops::index(&container, &index).map_err(|e| e.at(target.span))?;
                     v = self.binary_values(op, old, v, target.span.to(value.span))?;
                 }
                 store_index(&container, index, v).map_err(|e| Box::new(e.at(target.span)))
@@ -186,12 +190,9 @@ impl Interp {
             Res::Global(cell) => {
                 if !cell.is_defined() {
                     return Err(Box::new(
-                        RuntimeError::new(
-                            kind::NAME,
-                            format!("`{}` is not defined", var.name),
-                        )
-                        .at(span)
-                        .with_help(format!("declare it first: let {} = ...", var.name)),
+                        RuntimeError::new(kind::NAME, format!("`{}` is not defined", var.name))
+                            .at(span)
+                            .with_help(format!("declare it first: let {} = ...", var.name)),
                     ));
                 }
                 cell.set(v);
@@ -385,7 +386,10 @@ pub fn iteration_items(v: &Value) -> Result<Vec<Value>, RuntimeError> {
     match v {
         Value::List(l) => Ok(l.lock().clone()),
         Value::Map(m) => Ok(m.lock().keys().map(Key::to_value).collect()),
-        Value::Str(s) => Ok(s.chars().map(|c| Value::str(c.encode_utf8(&mut [0; 4]))).collect()),
+        Value::Str(s) => Ok(s
+            .chars()
+            .map(|c| Value::str(c.encode_utf8(&mut [0; 4])))
+            .collect()),
         other => Err(RuntimeError::new(
             kind::TYPE,
             format!("cannot iterate over {}", describe(other)),

@@ -178,7 +178,12 @@ impl Interp {
                 "message" => Some(Value::str(&e.message)),
                 "line" => Some(
                     e.span
-                        .and_then(|s| self.ctx.sources.get(s.src).map(|src| src.line_col(s.start).0))
+                        .and_then(|s| {
+                            self.ctx
+                                .sources
+                                .get(s.src)
+                                .map(|src| src.line_col(s.start).0)
+                        })
                         .map_or(Value::Nil, |l| Value::Int(l as i64)),
                 ),
                 _ => None,

@@ -68,7 +68,10 @@ fn str_method(s: &Arc<str>, name: &str, args: &[Value]) -> Res {
                 Some(sep) => {
                     let sep = expect_str("split()", sep)?;
                     if sep.is_empty() {
-                        return Err(RuntimeError::new(kind::VALUE, "split() with an empty separator"));
+                        return Err(RuntimeError::new(
+                            kind::VALUE,
+                            "split() with an empty separator",
+                        ));
                     }
                     strs(s.split(sep).collect())
                 }
@@ -83,11 +86,18 @@ fn str_method(s: &Arc<str>, name: &str, args: &[Value]) -> Res {
         }
         "replace" => {
             one(2)?;
-            let (from, to) = (expect_str("replace()", &args[0])?, expect_str("replace()", &args[1])?);
+            let (from, to) = (
+                expect_str("replace()", &args[0])?,
+                expect_str("replace()", &args[1])?,
+            );
             Ok(Value::str(&s.replace(from, to)))
         }
-        "startswith" => one(1).and_then(|_| Ok(Value::Bool(s.starts_with(expect_str(name, &args[0])?)))),
-        "endswith" => one(1).and_then(|_| Ok(Value::Bool(s.ends_with(expect_str(name, &args[0])?)))),
+        "startswith" => {
+            one(1).and_then(|_| Ok(Value::Bool(s.starts_with(expect_str(name, &args[0])?))))
+        }
+        "endswith" => {
+            one(1).and_then(|_| Ok(Value::Bool(s.ends_with(expect_str(name, &args[0])?))))
+        }
         "find" => {
             one(1)?;
             let needle = expect_str("find()", &args[0])?;
@@ -143,13 +153,18 @@ fn list_method(l: &List, name: &str, args: &[Value]) -> Res {
                 .position(|v| v.equals(&args[0]))
                 .map(|i| Value::Int(i as i64))
                 .ok_or_else(|| {
-                    RuntimeError::new(kind::VALUE, format!("{} is not in the list", args[0].to_repr()))
+                    RuntimeError::new(
+                        kind::VALUE,
+                        format!("{} is not in the list", args[0].to_repr()),
+                    )
                 })
         }
         "count" => {
             one(1)?;
             let items = l.lock().clone();
-            Ok(Value::Int(items.iter().filter(|v| v.equals(&args[0])).count() as i64))
+            Ok(Value::Int(
+                items.iter().filter(|v| v.equals(&args[0])).count() as i64,
+            ))
         }
         "extend" => {
             one(1)?;

@@ -71,7 +71,8 @@ impl Interp {
     /// value of a final expression statement, for the REPL to echo.
     pub fn run_program(&mut self, program: &Program) -> R<Option<Value>> {
         let base = self.stack.len();
-        self.stack.resize(base + program.nslots as usize, Value::Nil);
+        self.stack
+            .resize(base + program.nslots as usize, Value::Nil);
         let frame = Frame { base, upvals: &[] };
         let result = self.exec_top(program, frame);
         self.stack.truncate(base);
@@ -185,13 +186,7 @@ impl Interp {
 }
 
 fn not_callable(v: &Value, span: Span) -> Box<RuntimeError> {
-    Box::new(
-        RuntimeError::new(
-            kind::TYPE,
-            format!("{} is not callable", describe(v)),
-        )
-        .at(span),
-    )
+    Box::new(RuntimeError::new(kind::TYPE, format!("{} is not callable", describe(v))).at(span))
 }
 
 fn arity_error(decl: &FnDecl, given: usize, span: Span) -> Box<RuntimeError> {

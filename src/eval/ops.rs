@@ -50,10 +50,7 @@ fn overflow(op: BinOp, x: i64, y: i64) -> RuntimeError {
 }
 
 fn zero_division(op: BinOp) -> RuntimeError {
-    RuntimeError::new(
-        kind::ZERO_DIVISION,
-        format!("`{}` by zero", op.symbol()),
-    )
+    RuntimeError::new(kind::ZERO_DIVISION, format!("`{}` by zero", op.symbol()))
 }
 
 fn int_binary(op: BinOp, x: i64, y: i64) -> Res {
@@ -75,7 +72,11 @@ fn int_binary(op: BinOp, x: i64, y: i64) -> Res {
             }
             let q = x.checked_div(y).ok_or_else(|| overflow(op, x, y))?;
             // Floor, not truncate: -7 // 2 == -4.
-            Ok(Value::Int(if (x % y != 0) && ((x < 0) != (y < 0)) { q - 1 } else { q }))
+            Ok(Value::Int(if (x % y != 0) && ((x < 0) != (y < 0)) {
+                q - 1
+            } else {
+                q
+            }))
         }
         BinOp::Mod => {
             if y == 0 {
@@ -83,7 +84,11 @@ fn int_binary(op: BinOp, x: i64, y: i64) -> Res {
             }
             let r = x.checked_rem(y).unwrap_or(0);
             // The result takes the divisor's sign, as in Python.
-            Ok(Value::Int(if r != 0 && ((r < 0) != (y < 0)) { r + y } else { r }))
+            Ok(Value::Int(if r != 0 && ((r < 0) != (y < 0)) {
+                r + y
+            } else {
+                r
+            }))
         }
         BinOp::Pow => {
             if y < 0 {
@@ -221,9 +226,9 @@ pub fn compare(a: &Value, b: &Value) -> Result<Ordering, RuntimeError> {
             Ok(xs.len().cmp(&ys.len()))
         }
         _ => match (as_float(a), as_float(b)) {
-            (Some(x), Some(y)) => x.partial_cmp(&y).ok_or_else(|| {
-                RuntimeError::new(kind::VALUE, "cannot order nan")
-            }),
+            (Some(x), Some(y)) => x
+                .partial_cmp(&y)
+                .ok_or_else(|| RuntimeError::new(kind::VALUE, "cannot order nan")),
             _ => Err(RuntimeError::new(
                 kind::TYPE,
                 format!("cannot compare {} with {}", a.type_name(), b.type_name()),
@@ -243,12 +248,18 @@ fn contains(container: &Value, item: &Value) -> Result<bool, RuntimeError> {
             Value::Str(sub) => Ok(s.contains(&**sub)),
             other => Err(RuntimeError::new(
                 kind::TYPE,
-                format!("`in <string>` needs a string on the left, not {}", other.type_name()),
+                format!(
+                    "`in <string>` needs a string on the left, not {}",
+                    other.type_name()
+                ),
             )),
         },
         other => Err(RuntimeError::new(
             kind::TYPE,
-            format!("`in` needs a list, map or string on the right, not {}", describe(other)),
+            format!(
+                "`in` needs a list, map or string on the right, not {}",
+                describe(other)
+            ),
         )),
     }
 }
@@ -257,7 +268,10 @@ pub fn unary(op: UnaryOp, v: Value) -> Res {
     match (op, v) {
         (UnaryOp::Not, v) => Ok(Value::Bool(!v.truthy())),
         (UnaryOp::Neg, Value::Int(i)) => i.checked_neg().map(Value::Int).ok_or_else(|| {
-            RuntimeError::new(kind::OVERFLOW, format!("-({}) does not fit in a 64-bit int", i))
+            RuntimeError::new(
+                kind::OVERFLOW,
+                format!("-({}) does not fit in a 64-bit int", i),
+            )
         }),
         (UnaryOp::Neg, Value::Float(f)) => Ok(Value::Float(-f)),
         (UnaryOp::Neg, other) => Err(RuntimeError::new(
@@ -298,7 +312,10 @@ pub fn index(target: &Value, index: &Value) -> Res {
         Value::Map(m) => {
             let key = Key::from_value(index)?;
             m.lock().get(&key).cloned().ok_or_else(|| {
-                RuntimeError::new(kind::KEY, format!("key {} is not in the map", index.to_repr()))
+                RuntimeError::new(
+                    kind::KEY,
+                    format!("key {} is not in the map", index.to_repr()),
+                )
             })
         }
         Value::Str(s) => {
@@ -324,11 +341,15 @@ pub fn slice(target: &Value, [start, end, step]: [Option<i64>; 3]) -> Res {
     match target {
         Value::List(l) => {
             let items = l.lock();
-            Ok(Value::list(pick(items.len()).map(|i| items[i].clone()).collect()))
+            Ok(Value::list(
+                pick(items.len()).map(|i| items[i].clone()).collect(),
+            ))
         }
         Value::Str(s) => {
             let chars: Vec<char> = s.chars().collect();
-            Ok(Value::str(&pick(chars.len()).map(|i| chars[i]).collect::<String>()))
+            Ok(Value::str(
+                &pick(chars.len()).map(|i| chars[i]).collect::<String>(),
+            ))
         }
         other => Err(RuntimeError::new(
             kind::TYPE,
@@ -349,7 +370,10 @@ fn slice_indices(
         v.clamp(lo, hi)
     };
     let (mut i, stop) = if step > 0 {
-        (clamp(start.unwrap_or(0), 0, len), clamp(end.unwrap_or(len), 0, len))
+        (
+            clamp(start.unwrap_or(0), 0, len),
+            clamp(end.unwrap_or(len), 0, len),
+        )
     } else {
         (
             clamp(start.unwrap_or(len - 1), -1, len - 1),

@@ -20,5 +20,7 @@ pub fn now_seconds() -> f64 {
 
 pub fn deadline_after(d: Duration) -> Instant {
     // Saturate absurd timeouts instead of overflowing Instant.
-    now().checked_add(d).unwrap_or_else(|| now() + Duration::from_secs(86_400 * 365))
+    now()
+        .checked_add(d)
+        .unwrap_or_else(|| now() + Duration::from_secs(86_400 * 365))
 }

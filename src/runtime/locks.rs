@@ -48,7 +48,11 @@ impl Lock {
             kind,
             state: Mutex::new(LockState {
                 owner: 0,
-                count: if kind == LockKind::Semaphore { permits } else { 0 },
+                count: if kind == LockKind::Semaphore {
+                    permits
+                } else {
+                    0
+                },
                 waiters: WaitQueue::default(),
             }),
             owner: Arc::new(AtomicU64::new(0)),
@@ -104,16 +108,22 @@ impl Lock {
             let on = BlockOn {
                 deadline,
                 owner: (self.kind != LockKind::Semaphore).then(|| self.owner.clone()),
-                ..on
+                ..on.clone()
             };
-            block_until(&ctx.registry, me, &mut s, &on, |s| &mut s.waiters, |s| {
-                self.try_take(s, me.id).then_some(())
-            })?
+            block_until(
+                &ctx.registry,
+                me,
+                &mut s,
+                &on,
+                |s| &mut s.waiters,
+                |s| self.try_take(s, me.id).then_some(()),
+            )?
             .is_some()
         };
         drop(s);
         if acquired {
-            me.add_held(self.label());
+            // `on.what` names the lock as the script wrote it: "lock#3 (forks[i])".
+            me.add_held(on.what);
         }
         Ok(acquired)
     }
@@ -142,7 +152,11 @@ impl Lock {
     fn not_held(&self, me: &ThreadRef) -> RuntimeError {
         RuntimeError::new(
             kind::LOCK,
-            format!("thread {} released {}, which it does not hold", me.name, self.label()),
+            format!(
+                "thread {} released {}, which it does not hold",
+                me.name,
+                self.label()
+            ),
         )
         .with_help("only the thread that acquired a lock can release it")
     }
@@ -165,7 +179,13 @@ impl Lock {
     }
 
     /// Re-take after a condition wait, with the saved recursion depth.
-    pub fn reacquire(&self, ctx: &Context, me: &ThreadRef, depth: u64, on: BlockOn) -> Result<(), RuntimeError> {
+    pub fn reacquire(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        depth: u64,
+        on: BlockOn,
+    ) -> Result<(), RuntimeError> {
         self.acquire(ctx, me, None, on)?;
         self.state.lock().count = depth.max(1);
         Ok(())

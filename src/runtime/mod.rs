@@ -46,7 +46,9 @@ impl Context {
 
     pub fn report_unjoined(&self, thread: &str, err: &RuntimeError) {
         // A deadlock is reported once, by whoever detected it.
-        if !err.is(crate::diagnostics::kind::DEADLOCK) && !err.is(crate::diagnostics::kind::INTERRUPTED) {
+        if !err.is(crate::diagnostics::kind::DEADLOCK)
+            && !err.is(crate::diagnostics::kind::INTERRUPTED)
+        {
             (self.reporter)(thread, err);
         }
     }
@@ -140,7 +142,13 @@ impl fmt::Display for Handle {
                 if e.is_set() { "set" } else { "clear" }
             ),
             Handle::Condition(c) => write!(f, "<condition #{} on {}>", c.id, c.lock.label()),
-            Handle::Barrier(b) => write!(f, "<barrier #{} {}/{} waiting>", b.id, b.waiting(), b.parties),
+            Handle::Barrier(b) => write!(
+                f,
+                "<barrier #{} {}/{} waiting>",
+                b.id,
+                b.waiting(),
+                b.parties
+            ),
             Handle::Queue(q) => f.write_str(&q.describe()),
             Handle::Pipe(p) => write!(f, "<pipe end #{} {} waiting>", p.id, p.recv.size()),
             Handle::Pool(p) => f.write_str(&p.describe()),
@@ -158,7 +166,13 @@ impl fmt::Display for Handle {
                 f,
                 "<timer #{} {}>",
                 t.id,
-                if t.cancel.is_set() { "cancelled" } else if t.thread.record.alive() { "pending" } else { "fired" }
+                if t.cancel.is_set() {
+                    "cancelled"
+                } else if t.thread.record.alive() {
+                    "pending"
+                } else {
+                    "fired"
+                }
             ),
         }
     }

@@ -45,12 +45,20 @@ impl Future {
     /// `join f [timeout t]`: the result, its error, or Timeout.
     pub fn join(&self, ctx: &Context, me: &ThreadRef, on: BlockOn) -> Result<Value, RuntimeError> {
         let mut s = self.state.lock();
-        let outcome = block_until(&ctx.registry, me, &mut s, &on, |s| &mut s.waiters, |s| {
-            s.outcome.clone()
-        })?;
+        let outcome = block_until(
+            &ctx.registry,
+            me,
+            &mut s,
+            &on,
+            |s| &mut s.waiters,
+            |s| s.outcome.clone(),
+        )?;
         match outcome {
             Some(result) => result,
-            None => Err(RuntimeError::new(kind::TIMEOUT, format!("{} is not done yet", self.label()))),
+            None => Err(RuntimeError::new(
+                kind::TIMEOUT,
+                format!("{} is not done yet", self.label()),
+            )),
         }
     }
 
@@ -137,16 +145,21 @@ impl Pool {
     pub fn next_job(&self, ctx: &Context, me: &ThreadRef) -> Result<Option<Job>, RuntimeError> {
         let on = BlockOn::new(format!("work from {}", self.label()), None, None);
         let mut s = self.state.lock();
-        let next = block_until(&ctx.registry, me, &mut s, &on, |s| &mut s.workers_waiting, |s| {
-            match s.jobs.pop_front() {
+        let next = block_until(
+            &ctx.registry,
+            me,
+            &mut s,
+            &on,
+            |s| &mut s.workers_waiting,
+            |s| match s.jobs.pop_front() {
                 Some(job) => {
                     s.active += 1;
                     Some(Some(job))
                 }
                 None if s.shutdown => Some(None),
                 None => None,
-            }
-        })?;
+            },
+        )?;
         Ok(next.flatten())
     }
 
@@ -159,14 +172,28 @@ impl Pool {
     }
 
     /// Stop taking work and wait until everything queued has run.
-    pub fn shutdown(&self, ctx: &Context, me: &ThreadRef, span: Option<Span>) -> Result<(), RuntimeError> {
+    pub fn shutdown(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        span: Option<Span>,
+    ) -> Result<(), RuntimeError> {
         let mut s = self.state.lock();
         s.shutdown = true;
         s.workers_waiting.wake_all(&ctx.registry);
-        let on = BlockOn::new(format!("{} to finish its queued work", self.label()), span, None);
-        block_until(&ctx.registry, me, &mut s, &on, |s| &mut s.idle_waiters, |s| {
-            (s.jobs.is_empty() && s.active == 0).then_some(())
-        })?;
+        let on = BlockOn::new(
+            format!("{} to finish its queued work", self.label()),
+            span,
+            None,
+        );
+        block_until(
+            &ctx.registry,
+            me,
+            &mut s,
+            &on,
+            |s| &mut s.idle_waiters,
+            |s| (s.jobs.is_empty() && s.active == 0).then_some(()),
+        )?;
         Ok(())
     }
 

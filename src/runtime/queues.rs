@@ -66,7 +66,10 @@ impl Queue {
         if self.order == Order::Priority {
             if let Value::List(l) = v {
                 if l.lock().is_empty() {
-                    return Err(RuntimeError::new(kind::VALUE, "a priority item cannot be an empty list"));
+                    return Err(RuntimeError::new(
+                        kind::VALUE,
+                        "a priority item cannot be an empty list",
+                    ));
                 }
             }
         }
@@ -82,7 +85,9 @@ impl Queue {
         let pos = s
             .items
             .iter()
-            .position(|x| compare(&key, &priority_of(x)).unwrap_or(Ordering::Greater) == Ordering::Less)
+            .position(|x| {
+                compare(&key, &priority_of(x)).unwrap_or(Ordering::Greater) == Ordering::Less
+            })
             .unwrap_or(s.items.len());
         s.items.insert(pos, v);
     }
@@ -111,16 +116,27 @@ impl Queue {
     }
 
     /// `put q, v [timeout t]`: false if the queue stayed full until the deadline.
-    pub fn put(&self, ctx: &Context, me: &ThreadRef, v: Value, on: BlockOn) -> Result<bool, RuntimeError> {
+    pub fn put(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        v: Value,
+        on: BlockOn,
+    ) -> Result<bool, RuntimeError> {
         self.check_item(&v)?;
         if let Some(prio) = self.order.eq(&Order::Priority).then(|| priority_of(&v)) {
             self.check_comparable(&prio)?;
         }
         let mut slot = Some(v);
         let mut s = self.state.lock();
-        let done = super::waits::block_until(&ctx.registry, me, &mut s, &on, |s| &mut s.putters, |s| {
-            self.try_put(s, &mut slot, ctx)
-        })?;
+        let done = super::waits::block_until(
+            &ctx.registry,
+            me,
+            &mut s,
+            &on,
+            |s| &mut s.putters,
+            |s| self.try_put(s, &mut slot, ctx),
+        )?;
         Ok(done.is_some())
     }
 
@@ -128,18 +144,31 @@ impl Queue {
         let s = self.state.lock();
         if let Some(first) = s.items.front() {
             compare(prio, &priority_of(first)).map_err(|e| {
-                RuntimeError::new(kind::TYPE, format!("priority items must be comparable: {}", e.message))
+                RuntimeError::new(
+                    kind::TYPE,
+                    format!("priority items must be comparable: {}", e.message),
+                )
             })?;
         }
         Ok(())
     }
 
     /// `get q [timeout t]`: `None` if still empty at the deadline.
-    pub fn get(&self, ctx: &Context, me: &ThreadRef, on: BlockOn) -> Result<Option<Value>, RuntimeError> {
+    pub fn get(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        on: BlockOn,
+    ) -> Result<Option<Value>, RuntimeError> {
         let mut s = self.state.lock();
-        super::waits::block_until(&ctx.registry, me, &mut s, &on, |s| &mut s.getters, |s| {
-            self.try_get(s, ctx)
-        })
+        super::waits::block_until(
+            &ctx.registry,
+            me,
+            &mut s,
+            &on,
+            |s| &mut s.getters,
+            |s| self.try_get(s, ctx),
+        )
     }
 
     pub fn size(&self) -> usize {

@@ -36,9 +36,14 @@ impl Event {
     /// `wait e [timeout t]`: true once set, false on timeout.
     pub fn wait(&self, ctx: &Context, me: &ThreadRef, on: BlockOn) -> Result<bool, RuntimeError> {
         let mut s = self.state.lock();
-        let done = block_until(&ctx.registry, me, &mut s, &on, |s| &mut s.waiters, |s| {
-            s.set.then_some(())
-        })?;
+        let done = block_until(
+            &ctx.registry,
+            me,
+            &mut s,
+            &on,
+            |s| &mut s.waiters,
+            |s| s.set.then_some(()),
+        )?;
         Ok(done.is_some())
     }
 
@@ -107,13 +112,21 @@ impl Condition {
         self.state.lock().pending.push(me.id);
         let depth = self.lock.release_all(ctx, me)?;
         let mut s = self.state.lock();
-        let waited = block_until(&ctx.registry, me, &mut s, &on, |s| &mut s.waiters, |s| {
-            s.notified.remove(&me.id).then_some(())
-        });
+        let waited = block_until(
+            &ctx.registry,
+            me,
+            &mut s,
+            &on,
+            |s| &mut s.waiters,
+            |s| s.notified.remove(&me.id).then_some(()),
+        );
         s.pending.retain(|id| *id != me.id);
         drop(s);
         let relock = BlockOn::new(
-            format!("{} to re-acquire the lock after a condition wait", self.lock.label()),
+            format!(
+                "{} to re-acquire the lock after a condition wait",
+                self.lock.label()
+            ),
             on.span,
             None,
         );
@@ -122,7 +135,12 @@ impl Condition {
     }
 
     /// Wake up to `n` waiters (all when `None`). The caller must hold the lock.
-    pub fn notify(&self, ctx: &Context, me: &ThreadRef, n: Option<usize>) -> Result<(), RuntimeError> {
+    pub fn notify(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        n: Option<usize>,
+    ) -> Result<(), RuntimeError> {
         if !self.lock.held_by(me) {
             return Err(RuntimeError::new(
                 kind::LOCK,
@@ -169,7 +187,12 @@ impl Barrier {
 
     /// `wait b`: the arrival index (0 for the first); `None` on timeout, in
     /// which case this thread's arrival is withdrawn.
-    pub fn wait(&self, ctx: &Context, me: &ThreadRef, on: BlockOn) -> Result<Option<usize>, RuntimeError> {
+    pub fn wait(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        on: BlockOn,
+    ) -> Result<Option<usize>, RuntimeError> {
         let mut s = self.state.lock();
         let index = s.arrived;
         s.arrived += 1;
@@ -180,9 +203,14 @@ impl Barrier {
             return Ok(Some(index));
         }
         let generation = s.generation;
-        let done = block_until(&ctx.registry, me, &mut s, &on, |s| &mut s.waiters, |s| {
-            (s.generation != generation).then_some(())
-        });
+        let done = block_until(
+            &ctx.registry,
+            me,
+            &mut s,
+            &on,
+            |s| &mut s.waiters,
+            |s| (s.generation != generation).then_some(()),
+        );
         if !matches!(done, Ok(Some(()))) && s.generation == generation {
             s.arrived -= 1;
         }

@@ -102,9 +102,11 @@ impl ThreadRecord {
         self.held.lock().push(what);
     }
 
-    pub fn remove_held(&self, what: &str) {
+    /// Forget the most recent holding of the object labelled `label`.
+    pub fn remove_held(&self, label: &str) {
         let mut held = self.held.lock();
-        if let Some(i) = held.iter().rposition(|h| h == what) {
+        let same = |h: &String| h == label || h.starts_with(&format!("{} ", label));
+        if let Some(i) = held.iter().rposition(same) {
             held.remove(i);
         }
     }
@@ -162,7 +164,12 @@ impl std::fmt::Debug for ThreadHandle {
 
 impl std::fmt::Display for ThreadHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<thread {} {}>", self.record.name, self.record.state_word())
+        write!(
+            f,
+            "<thread {} {}>",
+            self.record.name,
+            self.record.state_word()
+        )
     }
 }
 
@@ -213,14 +220,23 @@ impl ThreadHandle {
                 format!("thread {} cannot join itself", me.name),
             ));
         }
-        let on = BlockOn::new(format!("thread {} to finish", self.record.name), Some(span), deadline);
+        let on = BlockOn::new(
+            format!("thread {} to finish", self.record.name),
+            Some(span),
+            deadline,
+        );
         let mut finish = self.record.finish.lock();
-        let done = block_until(&ctx.registry, me, &mut finish, &on, |f| &mut f.waiters, |f| {
-            match &f.outcome {
+        let done = block_until(
+            &ctx.registry,
+            me,
+            &mut finish,
+            &on,
+            |f| &mut f.waiters,
+            |f| match &f.outcome {
                 Outcome::Running => None,
                 Outcome::Done(r) => Some(r.clone()),
-            }
-        })?;
+            },
+        )?;
         match done {
             None => Err(RuntimeError::new(
                 kind::TIMEOUT,
@@ -315,9 +331,14 @@ pub fn join_non_daemon(ctx: &Arc<Context>, me: &ThreadRef, span: Span) -> Result
                 None,
             );
             let mut finish = t.finish.lock();
-            block_until(&ctx.registry, me, &mut finish, &on, |f| &mut f.waiters, |f| {
-                matches!(f.outcome, Outcome::Done(_)).then_some(())
-            })?;
+            block_until(
+                &ctx.registry,
+                me,
+                &mut finish,
+                &on,
+                |f| &mut f.waiters,
+                |f| matches!(f.outcome, Outcome::Done(_)).then_some(()),
+            )?;
         }
     }
 }

@@ -239,7 +239,10 @@ fn all_stuck(threads: &BTreeMap<ThreadId, Entry>) -> Option<Report> {
     let message = if ids.len() == 1 {
         "the only thread is blocked and nothing can wake it".to_string()
     } else {
-        format!("all {} threads are blocked and none of them can wake another", ids.len())
+        format!(
+            "all {} threads are blocked and none of them can wake another",
+            ids.len()
+        )
     };
     Some(report(threads, ids, message))
 }
@@ -278,7 +281,9 @@ fn report(threads: &BTreeMap<ThreadId, Entry>, ids: Vec<ThreadId>, message: Stri
         "take locks in one global order, make sure every get has a put, or add a timeout",
     );
     for id in &ids {
-        let Some(entry) = threads.get(id) else { continue };
+        let Some(entry) = threads.get(id) else {
+            continue;
+        };
         let held = entry.thread.held_locks();
         let holds = if held.is_empty() {
             "holds nothing".to_string()
