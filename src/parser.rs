@@ -47,7 +47,9 @@ pub fn parse(source: &str, src: SourceId) -> Result<Program, SyntaxError> {
         let worker = std::thread::Builder::new()
             .name("conc-parser".into())
             .stack_size(PARSER_STACK)
-            .spawn_scoped(scope, || parse_here(source, src));
+            .spawn_scoped(scope, || {
+                parse_here(source, src).map_err(|e| onto_last_char(e, source))
+            });
         match worker {
             Ok(handle) => handle
                 .join()
@@ -56,6 +58,17 @@ pub fn parse(source: &str, src: SourceId) -> Result<Program, SyntaxError> {
             Err(_) => parse_here(source, src),
         }
     })
+}
+
+/// An error at the very end of the input (past trailing blank lines) would
+/// render with no source line and no caret: point at the last real character.
+fn onto_last_char(mut err: SyntaxError, source: &str) -> SyntaxError {
+    let trimmed = source.trim_end();
+    if err.span.start as usize >= trimmed.len() && !trimmed.is_empty() {
+        let last = trimmed.char_indices().last().map_or(0, |(i, _)| i);
+        err.span = Span::new(err.span.src, last, trimmed.len());
+    }
+    err
 }
 
 fn parse_here(source: &str, src: SourceId) -> Result<Program, SyntaxError> {

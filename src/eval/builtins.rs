@@ -218,7 +218,7 @@ fn len(_: &mut Interp, args: Vec<Value>) -> Res {
         Value::Str(s) => s.chars().count(),
         Value::List(l) => l.lock().len(),
         Value::Map(m) => m.lock().len(),
-        Value::Handle(h) => match h.len() {
+        Value::Handle(h) => match h.item_count() {
             Some(n) => n,
             None => return Err(no_len(&args[0])),
         },

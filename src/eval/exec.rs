@@ -18,7 +18,38 @@ impl Interp {
         Ok(Flow::Normal)
     }
 
+    /// Hot statement kinds inline, the rest out of line (see `eval`).
+    #[inline]
     pub(super) fn exec(&mut self, stmt: &Stmt, frame: Frame) -> R<Flow> {
+        match &stmt.node {
+            StmtKind::Expr(e) => {
+                self.eval(e, frame)?;
+                Ok(Flow::Normal)
+            }
+            StmtKind::Assign {
+                target:
+                    Expr {
+                        node: ExprKind::Var(var),
+                        span,
+                    },
+                op: None,
+                value,
+            } => {
+                let v = self.eval(value, frame)?;
+                self.write_var(var, v, *span, frame)?;
+                Ok(Flow::Normal)
+            }
+            StmtKind::Return(Some(e)) => Ok(Flow::Return(self.eval(e, frame)?)),
+            StmtKind::If {
+                branches,
+                otherwise,
+            } => self.exec_if(branches, otherwise.as_ref(), frame),
+            _ => self.exec_cold(stmt, frame),
+        }
+    }
+
+    #[inline(never)]
+    fn exec_cold(&mut self, stmt: &Stmt, frame: Frame) -> R<Flow> {
         match &stmt.node {
             StmtKind::Expr(e) => {
                 self.eval(e, frame)?;
@@ -77,6 +108,7 @@ impl Interp {
     /// Store into a declaration: a global cell, a plain slot, or (for
     /// captured locals) a fresh shared cell, so each loop iteration's closures
     /// see their own variable.
+    #[inline]
     pub(super) fn declare(&mut self, decl: &Decl, v: Value, frame: Frame) {
         match &decl.res {
             Res::Global(cell) => cell.set(v),
@@ -92,6 +124,7 @@ impl Interp {
         }
     }
 
+    #[inline]
     pub(super) fn bind(&mut self, pattern: &Pattern, v: Value, frame: Frame) -> R<()> {
         match pattern {
             Pattern::Name(decl) => {
@@ -171,6 +204,7 @@ impl Interp {
         }
     }
 
+    #[inline]
     pub(super) fn write_var(
         &mut self,
         var: &VarRef,
@@ -289,6 +323,7 @@ impl Interp {
     }
 
     /// One loop iteration; `Some` when the loop must end with that flow.
+    #[inline]
     fn loop_step(&mut self, body: &Block, frame: Frame) -> R<Option<Flow>> {
         let flow = self.exec_body(&body.stmts, frame)?;
         self.check_interrupt()?;

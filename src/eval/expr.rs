@@ -10,7 +10,21 @@ use crate::span::Span;
 use indexmap::IndexMap;
 
 impl Interp {
+    /// The hot expression kinds stay in this small function; everything else
+    /// is out of line, so the recursion does not pay for the big match's frame.
+    #[inline]
     pub(super) fn eval(&mut self, e: &Expr, frame: Frame) -> R<Value> {
+        match &e.node {
+            ExprKind::Int(i) => Ok(Value::Int(*i)),
+            ExprKind::Var(var) => self.read_var(var, e.span, frame),
+            ExprKind::Binary { op, lhs, rhs } => self.eval_binary(*op, lhs, rhs, e.span, frame),
+            ExprKind::Call { callee, args } => self.eval_call(callee, args, e.span, frame),
+            _ => self.eval_cold(e, frame),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_cold(&mut self, e: &Expr, frame: Frame) -> R<Value> {
         match &e.node {
             ExprKind::Int(i) => Ok(Value::Int(*i)),
             ExprKind::Var(var) => self.read_var(var, e.span, frame),
@@ -75,6 +89,7 @@ impl Interp {
         Ok(out)
     }
 
+    #[inline]
     pub(super) fn read_var(&mut self, var: &VarRef, span: Span, frame: Frame) -> R<Value> {
         match &var.res {
             Res::Local(slot) => Ok(match &self.stack[frame.base + *slot as usize] {
@@ -123,9 +138,15 @@ impl Interp {
             _ => {}
         }
         let b = self.eval(rhs, frame)?;
+        if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
+            if let Some(v) = ops::int_fast(op, *x, *y) {
+                return Ok(v);
+            }
+        }
         self.binary_values(op, a, b, span)
     }
 
+    #[inline(never)]
     pub(super) fn binary_values(&mut self, op: BinOp, a: Value, b: Value, span: Span) -> R<Value> {
         ops::binary(op, &a, &b).map_err(|e| Box::new(e.at(span)))
     }

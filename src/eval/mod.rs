@@ -177,6 +177,7 @@ impl Interp {
 
     /// Check whether this thread was asked to stop (Ctrl-C in the REPL, or
     /// the program is ending after a deadlock); called at loop back-edges.
+    #[inline]
     fn check_interrupt(&self) -> R<()> {
         match self.thread.take_interrupt() {
             Some(err) => Err(Box::new(err)),

@@ -33,6 +33,23 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Res {
     }
 }
 
+/// The common int cases, without error paths; `None` means "take the full path".
+#[inline]
+pub fn int_fast(op: BinOp, x: i64, y: i64) -> Option<Value> {
+    Some(match op {
+        BinOp::Add => Value::Int(x.checked_add(y)?),
+        BinOp::Sub => Value::Int(x.checked_sub(y)?),
+        BinOp::Mul => Value::Int(x.checked_mul(y)?),
+        BinOp::Lt => Value::Bool(x < y),
+        BinOp::Le => Value::Bool(x <= y),
+        BinOp::Gt => Value::Bool(x > y),
+        BinOp::Ge => Value::Bool(x >= y),
+        BinOp::Eq => Value::Bool(x == y),
+        BinOp::Ne => Value::Bool(x != y),
+        _ => return None,
+    })
+}
+
 fn ordering_matches(op: BinOp, ord: Ordering) -> bool {
     match op {
         BinOp::Lt => ord == Ordering::Less,

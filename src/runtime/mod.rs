@@ -115,7 +115,7 @@ impl Handle {
     }
 
     /// `len(h)` for handles that have one (queues).
-    pub fn len(&self) -> Option<usize> {
+    pub fn item_count(&self) -> Option<usize> {
         match self {
             Handle::Queue(q) => Some(q.size()),
             Handle::Pipe(p) => Some(p.recv.size()),
