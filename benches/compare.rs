@@ -39,11 +39,94 @@ const BENCHMARKS: &[Benchmark] = &[
         target: "<= 0.5x python",
         rust: Some(rust_loop_sum),
     },
+    Benchmark {
+        name: "cpu_seq",
+        description: "CPU-bound loop run twice, sequentially (baseline for cpu_threads)",
+        target: "-",
+        rust: None,
+    },
+    Benchmark {
+        name: "cpu_threads",
+        description: "the same two loops on 2 threads",
+        target: ">= 1.8x faster than cpu_seq",
+        rust: None,
+    },
+    Benchmark {
+        name: "sleepers_10k",
+        description: "10,000 threads each sleeping 0.5 s",
+        target: "<= 1.2x rust",
+        rust: Some(rust_sleepers_10k),
+    },
+    Benchmark {
+        name: "spawn_join_10k",
+        description: "spawn + join 10,000 no-op threads",
+        target: "<= 2x rust",
+        rust: Some(rust_spawn_join_10k),
+    },
+    Benchmark {
+        name: "queue_1m",
+        description: "1,000,000 ints through a queue between two threads",
+        target: "<= 0.1x python",
+        rust: Some(rust_queue_1m),
+    },
+    Benchmark {
+        name: "lock_4x250k",
+        description: "4 threads x 250,000 lock/increment/unlock",
+        target: "<= 0.2x python",
+        rust: Some(rust_lock_4x250k),
+    },
 ];
 
 const RUNS: usize = 3;
 /// A single script run longer than this is treated as hung.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn rust_sleepers_10k() -> u64 {
+    let threads: Vec<_> = (0..10_000)
+        .map(|_| std::thread::spawn(|| std::thread::sleep(Duration::from_millis(500))))
+        .collect();
+    threads.into_iter().filter_map(|t| t.join().ok()).count() as u64
+}
+
+fn rust_spawn_join_10k() -> u64 {
+    let threads: Vec<_> = (0..10_000)
+        .map(|i| std::thread::spawn(move || black_box(i)))
+        .collect();
+    threads.into_iter().filter_map(|t| t.join().ok()).sum()
+}
+
+fn rust_queue_1m() -> u64 {
+    let (tx, rx) = crossbeam_channel::unbounded::<u64>();
+    let producer = std::thread::spawn(move || {
+        for i in 0..1_000_000u64 {
+            let _ = tx.send(i);
+        }
+    });
+    let total = rx.iter().take(1_000_000).sum();
+    let _ = producer.join();
+    total
+}
+
+fn rust_lock_4x250k() -> u64 {
+    let n = std::sync::Arc::new(std::sync::Mutex::new(0u64));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let n = n.clone();
+            std::thread::spawn(move || {
+                for _ in 0..250_000 {
+                    if let Ok(mut g) = n.lock() {
+                        *g += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    let total = n.lock().map(|g| *g).unwrap_or(0);
+    total
+}
 
 fn rust_fib() -> u64 {
     fn fib(n: u64) -> u64 {

@@ -269,10 +269,21 @@ fn lock_cycle(threads: &BTreeMap<ThreadId, Entry>, start: ThreadId) -> Option<Re
         path.push(owner);
         current = owner;
     }
-    let message = format!(
-        "{} threads wait for each other's locks in a cycle",
-        path.len()
-    );
+    let message = if path.len() == 1 {
+        "a thread waits for a lock it already holds".to_string()
+    } else {
+        format!(
+            "{} threads wait for each other's locks in a cycle",
+            path.len()
+        )
+    };
+    // Name every other stuck thread too (e.g. main joining one of the cycle).
+    let others: Vec<ThreadId> = threads
+        .iter()
+        .filter(|(id, e)| !path.contains(id) && e.waiting.as_ref().is_some_and(Waiting::stuck))
+        .map(|(id, _)| *id)
+        .collect();
+    path.extend(others);
     Some(report(threads, path, message))
 }
 

@@ -1,0 +1,6 @@
+import threading, time
+t0 = time.perf_counter()
+ts = [threading.Thread(target=time.sleep, args=(0.5,)) for _ in range(10000)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("elapsed", time.perf_counter() - t0)
