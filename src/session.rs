@@ -66,6 +66,7 @@ impl Session {
             names: Default::default(),
             pools: Default::default(),
         });
+        ctx.registry.set_sources(ctx.sources.clone());
         if options.deadlock_exits {
             let sources = ctx.sources.clone();
             ctx.registry.set_deadlock_handler(Some(Box::new(move |err| {

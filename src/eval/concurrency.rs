@@ -598,8 +598,8 @@ impl Interp {
                 ))
             }
         };
-        let on = self.block_on(lock.label(), target, target.span, None);
-        lock.acquire(&self.ctx, &self.thread, None, on)
+        let describe = || self.block_on(lock.label(), target, target.span, None);
+        lock.acquire(&self.ctx, &self.thread, None, Some(target.span), describe)
             .map_err(|e| Box::new(e.at(target.span)))?;
         let flow = self.exec_body(&body.stmts, frame);
         let released = lock
@@ -734,8 +734,8 @@ impl Interp {
                     Some(v) => Some(clock::deadline_after(expect_seconds("acquire()", v)?)),
                     None => None,
                 };
-                let on = BlockOn::new(l.label(), Some(span), deadline);
-                l.acquire(&self.ctx, &self.thread, deadline, on)
+                let describe = || BlockOn::new(l.label(), Some(span), deadline);
+                l.acquire(&self.ctx, &self.thread, deadline, Some(span), describe)
                     .map(Value::Bool)
             }
             "release" => arity(name, args, 0, 0)

@@ -5,9 +5,11 @@
 //! `lock m { }` statement on every way out of the block. The owner is also
 //! kept in an atomic so deadlock detection can follow lock cycles.
 
+use super::threads::Held;
 use super::waits::{block_until, BlockOn, WaitQueue};
 use super::{next_object_id, Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
+use crate::span::Span;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -93,13 +95,15 @@ impl Lock {
         true
     }
 
-    /// Acquire; `Ok(false)` when the deadline passed first.
+    /// Acquire; `Ok(false)` when the deadline passed first. `at` is where
+    /// (for reports); `describe` is only called if the thread must block.
     pub fn acquire(
         &self,
         ctx: &Context,
         me: &ThreadRef,
         deadline: Option<Instant>,
-        on: BlockOn,
+        at: Option<Span>,
+        describe: impl FnOnce() -> BlockOn,
     ) -> Result<bool, RuntimeError> {
         let mut s = self.state.lock();
         let acquired = if self.try_take(&mut s, me.id) {
@@ -108,7 +112,7 @@ impl Lock {
             let on = BlockOn {
                 deadline,
                 owner: (self.kind != LockKind::Semaphore).then(|| self.owner.clone()),
-                ..on.clone()
+                ..describe()
             };
             block_until(
                 &ctx.registry,
@@ -122,8 +126,11 @@ impl Lock {
         };
         drop(s);
         if acquired {
-            // `on.what` names the lock as the script wrote it: "lock#3 (forks[i])".
-            me.add_held(on.what);
+            me.add_held(Held {
+                kind: self.type_name(),
+                id: self.id,
+                span: at,
+            });
         }
         Ok(acquired)
     }
@@ -145,7 +152,7 @@ impl Lock {
         }
         s.waiters.wake_one(&ctx.registry);
         drop(s);
-        me.remove_held(&self.label());
+        me.remove_held(self.id);
         Ok(())
     }
 
@@ -174,7 +181,7 @@ impl Lock {
         self.owner.store(0, Ordering::Release);
         s.waiters.wake_one(&ctx.registry);
         drop(s);
-        me.remove_held(&self.label());
+        me.remove_held(self.id);
         Ok(depth)
     }
 
@@ -186,7 +193,8 @@ impl Lock {
         depth: u64,
         on: BlockOn,
     ) -> Result<(), RuntimeError> {
-        self.acquire(ctx, me, None, on)?;
+        let at = on.span;
+        self.acquire(ctx, me, None, at, || on)?;
         self.state.lock().count = depth.max(1);
         Ok(())
     }

@@ -17,6 +17,15 @@ use std::time::Instant;
 
 pub type ThreadRef = Arc<ThreadRecord>;
 
+/// A lock a thread holds, for reports; cheap to record on every acquire.
+#[derive(Clone, Debug)]
+pub struct Held {
+    pub kind: &'static str,
+    pub id: u64,
+    /// Where it was acquired (to name it as the script does).
+    pub span: Option<Span>,
+}
+
 /// Interpreter threads get a large stack so deep (bounded) recursion in
 /// scripts never overflows it; untouched stack pages cost nothing.
 pub const THREAD_STACK: usize = 64 * 1024 * 1024;
@@ -46,7 +55,7 @@ pub struct ThreadRecord {
     pub(crate) parker: Parker,
     interrupted: AtomicBool,
     interrupt: Mutex<Option<RuntimeError>>,
-    held: Mutex<Vec<String>>,
+    held: Mutex<Vec<Held>>,
     finish: Mutex<Finish>,
     handle: Mutex<Weak<ThreadHandle>>,
     os_id: AtomicU64,
@@ -98,20 +107,19 @@ impl ThreadRecord {
         self.interrupt.lock().take();
     }
 
-    pub fn add_held(&self, what: String) {
-        self.held.lock().push(what);
+    pub fn add_held(&self, held: Held) {
+        self.held.lock().push(held);
     }
 
-    /// Forget the most recent holding of the object labelled `label`.
-    pub fn remove_held(&self, label: &str) {
+    /// Forget the most recent holding of object `id`.
+    pub fn remove_held(&self, id: u64) {
         let mut held = self.held.lock();
-        let same = |h: &String| h == label || h.starts_with(&format!("{} ", label));
-        if let Some(i) = held.iter().rposition(same) {
+        if let Some(i) = held.iter().rposition(|h| h.id == id) {
             held.remove(i);
         }
     }
 
-    pub fn held_locks(&self) -> Vec<String> {
+    pub fn held_locks(&self) -> Vec<Held> {
         self.held.lock().clone()
     }
 

@@ -10,7 +10,7 @@
 
 use super::threads::{ThreadRecord, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
-use crate::span::Span;
+use crate::span::{SourceMap, Span};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,6 +101,8 @@ pub type DeadlockHandler = Box<dyn Fn(&RuntimeError) + Send + Sync>;
 pub struct Registry {
     threads: Mutex<BTreeMap<ThreadId, Entry>>,
     on_deadlock: Mutex<Option<Arc<DeadlockHandler>>>,
+    /// To name held locks as the script wrote them in reports.
+    sources: Mutex<SourceMap>,
 }
 
 /// A snapshot line for `:threads` and reports.
@@ -110,6 +112,10 @@ pub struct ThreadInfo {
 }
 
 impl Registry {
+    pub fn set_sources(&self, sources: SourceMap) {
+        *self.sources.lock() = sources;
+    }
+
     pub fn set_deadlock_handler(&self, handler: Option<DeadlockHandler>) {
         *self.on_deadlock.lock() = handler.map(Arc::new);
     }
@@ -128,7 +134,8 @@ impl Registry {
     pub fn unregister(&self, id: ThreadId) {
         let mut threads = self.threads.lock();
         threads.remove(&id);
-        if let Some(report) = all_stuck(&threads) {
+        if let Some((ids, message)) = all_stuck(&threads) {
+            let report = report(&threads, ids, message, &self.sources.lock());
             self.deadlock(threads, report, None);
         }
     }
@@ -157,9 +164,9 @@ impl Registry {
         if on.deadline.is_some() || on.external {
             return Ok(());
         }
-        let report = lock_cycle(&threads, me.id).or_else(|| all_stuck(&threads));
-        match report {
-            Some(report) => {
+        match lock_cycle(&threads, me.id).or_else(|| all_stuck(&threads)) {
+            Some((ids, message)) => {
+                let report = report(&threads, ids, message, &self.sources.lock());
                 if let Some(entry) = threads.get_mut(&me.id) {
                     entry.waiting = None;
                 }
@@ -225,7 +232,10 @@ struct Report {
 }
 
 /// Every thread is blocked with no timeout and nothing outside can wake it.
-fn all_stuck(threads: &BTreeMap<ThreadId, Entry>) -> Option<Report> {
+/// A deadlock found: the threads involved and what to call it.
+type Found = (Vec<ThreadId>, String);
+
+fn all_stuck(threads: &BTreeMap<ThreadId, Entry>) -> Option<Found> {
     if threads.is_empty() {
         return None;
     }
@@ -244,11 +254,11 @@ fn all_stuck(threads: &BTreeMap<ThreadId, Entry>) -> Option<Report> {
             ids.len()
         )
     };
-    Some(report(threads, ids, message))
+    Some((ids, message))
 }
 
 /// Follow "waits for a lock owned by" edges from `start`; a path back to it is a cycle.
-fn lock_cycle(threads: &BTreeMap<ThreadId, Entry>, start: ThreadId) -> Option<Report> {
+fn lock_cycle(threads: &BTreeMap<ThreadId, Entry>, start: ThreadId) -> Option<Found> {
     let mut path = vec![start];
     let mut current = start;
     loop {
@@ -284,10 +294,33 @@ fn lock_cycle(threads: &BTreeMap<ThreadId, Entry>, start: ThreadId) -> Option<Re
         .map(|(id, _)| *id)
         .collect();
     path.extend(others);
-    Some(report(threads, path, message))
+    Some((path, message))
 }
 
-fn report(threads: &BTreeMap<ThreadId, Entry>, ids: Vec<ThreadId>, message: String) -> Report {
+/// "lock#3 (forks[i])": the object and the expression that acquired it.
+fn describe_held(h: &super::threads::Held, sources: &SourceMap) -> String {
+    let text = h.span.and_then(|span| {
+        let source = sources.get(span.src)?;
+        let line = source.text.get(span.start as usize..span.end as usize)?;
+        let name = line
+            .trim_start_matches("lock ")
+            .split([' ', '{', '.'])
+            .next()?
+            .to_string();
+        (!name.is_empty()).then_some(name)
+    });
+    match text {
+        Some(t) => format!("{}#{} ({})", h.kind, h.id, t),
+        None => format!("{}#{}", h.kind, h.id),
+    }
+}
+
+fn report(
+    threads: &BTreeMap<ThreadId, Entry>,
+    ids: Vec<ThreadId>,
+    message: String,
+    sources: &SourceMap,
+) -> Report {
     let mut error = RuntimeError::new(kind::DEADLOCK, message).with_help(
         "take locks in one global order, make sure every get has a put, or add a timeout",
     );
@@ -295,7 +328,12 @@ fn report(threads: &BTreeMap<ThreadId, Entry>, ids: Vec<ThreadId>, message: Stri
         let Some(entry) = threads.get(id) else {
             continue;
         };
-        let held = entry.thread.held_locks();
+        let held: Vec<String> = entry
+            .thread
+            .held_locks()
+            .iter()
+            .map(|h| describe_held(h, sources))
+            .collect();
         let holds = if held.is_empty() {
             "holds nothing".to_string()
         } else {
