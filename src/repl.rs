@@ -182,6 +182,14 @@ impl Repl {
 
     /// Leaving: wait for non-daemon threads, as a script does at its end.
     fn finish(mut self) -> i32 {
+        let main = self.session.main_thread().id;
+        let waiting = (self.session.context().registry.snapshot().iter())
+            .filter(|i| i.thread.id != main && !i.thread.daemon && i.thread.alive())
+            .count();
+        if waiting > 0 {
+            // Say why leaving pauses, and how to skip it.
+            eprintln!("waiting for {waiting} thread(s) to finish (Ctrl-C to leave now)");
+        }
         match self.session.finish() {
             Ok(()) => 0,
             Err(e) if e.kind() == kind::INTERRUPTED => 0,

@@ -149,6 +149,7 @@ mod tests {
     fn finds_the_matching_bracket() {
         assert_eq!(matching_bracket("f(a[1])", 1), Some(6));
         assert_eq!(matching_bracket("f(a[1])", 7), Some(1));
-        assert_eq!(matching_bracket("f(\")\")", 1), None);
+        // The `)` inside the string is skipped.
+        assert_eq!(matching_bracket("f(\")\")", 1), Some(5));
     }
 }
