@@ -21,6 +21,7 @@ pub mod diagnostics;
 pub mod eval;
 pub mod fixture;
 pub mod parser;
+pub mod repl;
 pub mod resolve;
 pub mod runtime;
 pub mod session;

@@ -102,8 +102,7 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, color: bool) -> i32 {
 
 fn run_stdin_or_repl(color: bool) -> i32 {
     if std::io::stdin().is_terminal() {
-        eprintln!("conc: the interactive REPL is not built yet; run a file (conc FILE) or pipe a script in");
-        return 2;
+        return conc::repl::run(color);
     }
     let mut source = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut source) {

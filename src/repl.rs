@@ -1,0 +1,234 @@
+//! The interactive REPL: a rustyline editor over the same `Session` API the
+//! CLI uses. Entries run on this (the session's main) thread; Ctrl-C while
+//! one runs interrupts it through the session's `Interrupter`.
+
+mod helper;
+mod highlight;
+mod meta;
+mod printer;
+
+use crate::diagnostics::kind;
+use crate::eval::value::Value;
+use crate::runtime::output::Output;
+use crate::session::{Interrupter, Session, SessionOptions};
+use helper::{is_incomplete, ReplHelper};
+use meta::Meta;
+use parking_lot::Mutex;
+use printer::ReplOutput;
+use rustyline::error::ReadlineError;
+use rustyline::history::FileHistory;
+use rustyline::{Config, Editor};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const PROMPT: &str = "conc> ";
+const CONTINUE: &str = "... ";
+
+/// Run the REPL until `:quit` or Ctrl-D; gives the process exit status.
+pub fn run(color: bool) -> i32 {
+    let mut repl = match Repl::new(color) {
+        Ok(repl) => repl,
+        Err(e) => {
+            eprintln!("conc: cannot start the REPL: {e}");
+            return 2;
+        }
+    };
+    println!(
+        "conc {} — :help for commands, Ctrl-D to leave",
+        env!("CARGO_PKG_VERSION")
+    );
+    repl.main_loop();
+    repl.finish()
+}
+
+struct Repl {
+    editor: Editor<ReplHelper, FileHistory>,
+    session: Session,
+    out: Arc<ReplOutput>,
+    /// What the Ctrl-C handler interrupts; replaced on `:reset`.
+    interrupter: Arc<Mutex<Option<Interrupter>>>,
+    history: Option<PathBuf>,
+    entries: usize,
+    color: bool,
+}
+
+/// What one read at the prompt gave.
+enum Input {
+    Entry(String),
+    /// Ctrl-C at the prompt: the line was dropped.
+    Cleared,
+    Eof,
+}
+
+impl Repl {
+    fn new(color: bool) -> rustyline::Result<Repl> {
+        let config = Config::builder().auto_add_history(false).build();
+        let mut editor: Editor<ReplHelper, FileHistory> = Editor::with_config(config)?;
+        // No external printer on a terminal rustyline cannot drive (TERM=dumb):
+        // background lines then go straight to stdout.
+        let printer = editor
+            .create_external_printer()
+            .ok()
+            .map(|p| Box::new(p) as printer::Printer);
+        let out = Arc::new(ReplOutput::new(printer));
+        let session = new_session(out.clone(), color);
+        editor.set_helper(Some(ReplHelper {
+            ctx: session.context().clone(),
+            color,
+        }));
+        let history = history_path();
+        if let Some(path) = &history {
+            // A missing file is the normal first run.
+            let _ = editor.load_history(path);
+        }
+        let interrupter = Arc::new(Mutex::new(Some(session.interrupt_handle())));
+        install_ctrl_c(interrupter.clone());
+        Ok(Repl {
+            editor,
+            session,
+            out,
+            interrupter,
+            history,
+            entries: 0,
+            color,
+        })
+    }
+
+    fn main_loop(&mut self) {
+        loop {
+            let text = match self.read_entry() {
+                Input::Entry(text) => text,
+                Input::Cleared => continue,
+                Input::Eof => return,
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            self.remember(&text);
+            if text.trim_start().starts_with(':') {
+                match meta::command(&text, &self.session) {
+                    Meta::Continue => {}
+                    Meta::Run(name, source) => self.eval(&name, &source),
+                    Meta::Reset => self.reset(),
+                    Meta::Quit => return,
+                }
+            } else {
+                self.entries += 1;
+                let name = format!("<repl:{}>", self.entries);
+                self.eval(&name, &text);
+            }
+        }
+    }
+
+    /// Read lines until they form a complete entry (or a meta command).
+    fn read_entry(&mut self) -> Input {
+        let mut text = String::new();
+        loop {
+            let prompt = if text.is_empty() { PROMPT } else { CONTINUE };
+            self.out.set_prompt_active(true);
+            let line = self.editor.readline(prompt);
+            self.out.set_prompt_active(false);
+            match line {
+                Ok(line) => {
+                    if !text.is_empty() {
+                        text.push('\n');
+                    }
+                    text.push_str(&line);
+                    if text.trim_start().starts_with(':') || !is_incomplete(&text) {
+                        return Input::Entry(text);
+                    }
+                }
+                Err(ReadlineError::Interrupted) => return Input::Cleared,
+                Err(ReadlineError::Eof) => return Input::Eof,
+                Err(e) => {
+                    eprintln!("conc: cannot read the terminal: {e}");
+                    return Input::Eof;
+                }
+            }
+        }
+    }
+
+    /// Add an entry to history and append it to the file at once, so a
+    /// killed terminal loses nothing.
+    fn remember(&mut self, text: &str) {
+        let _ = self.editor.add_history_entry(text);
+        if let Some(path) = &self.history {
+            if let Err(e) = self.editor.append_history(path) {
+                eprintln!("conc: cannot write history to {}: {e}", path.display());
+                self.history = None;
+            }
+        }
+    }
+
+    /// Run one entry; echo its value, or report its error, then carry on.
+    fn eval(&mut self, name: &str, source: &str) {
+        match self.session.run(name, source) {
+            Ok(Some(Value::Nil)) | Ok(None) => {}
+            Ok(Some(value)) => self.out.line(&value.to_repr()),
+            Err(e) if e.kind() == kind::INTERRUPTED => eprintln!("Interrupted"),
+            Err(e) => eprint!("{}", self.session.render(&e)),
+        }
+    }
+
+    /// `:reset`: a fresh session; threads of the old one run on unowned.
+    fn reset(&mut self) {
+        self.session = new_session(self.out.clone(), self.color);
+        *self.interrupter.lock() = Some(self.session.interrupt_handle());
+        if let Some(helper) = self.editor.helper_mut() {
+            helper.ctx = self.session.context().clone();
+        }
+        println!("session reset");
+    }
+
+    /// Leaving: wait for non-daemon threads, as a script does at its end.
+    fn finish(mut self) -> i32 {
+        let main = self.session.main_thread().id;
+        let waiting = (self.session.context().registry.snapshot().iter())
+            .filter(|i| i.thread.id != main && !i.thread.daemon && i.thread.alive())
+            .count();
+        if waiting > 0 {
+            // Say why leaving pauses, and how to skip it.
+            eprintln!("waiting for {waiting} thread(s) to finish (Ctrl-C to leave now)");
+        }
+        match self.session.finish() {
+            Ok(()) => 0,
+            Err(e) if e.kind() == kind::INTERRUPTED => 0,
+            Err(e) => {
+                eprint!("{}", self.session.render(&e));
+                e.exit_code()
+            }
+        }
+    }
+}
+
+fn new_session(out: Arc<ReplOutput>, color: bool) -> Session {
+    Session::new(SessionOptions {
+        argv: Vec::new(),
+        out,
+        // A deadlock reports and returns to the prompt.
+        deadlock_exits: false,
+        color,
+    })
+}
+
+/// `$CONC_HISTORY`, else `~/.conc_history`; None without a home.
+fn history_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CONC_HISTORY") {
+        return Some(PathBuf::from(path));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".conc_history"))
+}
+
+/// While an entry runs the terminal is in cooked mode, so Ctrl-C is a
+/// SIGINT; turn it into an interrupt of the session's main thread. (At the
+/// prompt rustyline reads Ctrl-C as a key instead.)
+fn install_ctrl_c(target: Arc<Mutex<Option<Interrupter>>>) {
+    let handler = move || {
+        if let Some(interrupter) = target.lock().as_ref() {
+            interrupter.interrupt();
+        }
+    };
+    if let Err(e) = ctrlc::set_handler(handler) {
+        eprintln!("conc: Ctrl-C will not interrupt entries: {e}");
+    }
+}

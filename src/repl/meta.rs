@@ -1,0 +1,90 @@
+//! Meta commands (`:help`, `:load`, `:threads`, `:reset`, `:quit`): REPL
+//! verbs that are not part of the language.
+
+use crate::runtime::waits::ThreadInfo;
+use crate::session::Session;
+
+pub const HELP: &str = "\
+Type conc code; an expression's value is echoed. Unfinished blocks, brackets
+and strings continue on the next line (prompt `... `).
+  :help          this text
+  :load FILE     run a script into this session (its functions and globals stay)
+  :threads       every live thread: name, id, state, what it waits for and where
+  :reset         start a fresh session (threads already running keep running)
+  :quit          leave (also Ctrl-D); waits for non-daemon threads first
+Keys: Tab completes, Up/Down and Ctrl-R search history, Ctrl-C interrupts a
+running entry or clears the line.";
+
+/// What the REPL loop does after a meta command.
+pub enum Meta {
+    /// Done; show the prompt again.
+    Continue,
+    /// Run this script (from `:load`) as an entry: (name, source).
+    Run(String, String),
+    Reset,
+    Quit,
+}
+
+/// Interpret one `:command args` line.
+pub fn command(line: &str, session: &Session) -> Meta {
+    let line = line.trim();
+    let (cmd, arg) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    match cmd {
+        ":help" | ":h" | ":?" => println!("{HELP}"),
+        ":quit" | ":q" | ":exit" => return Meta::Quit,
+        ":reset" => return Meta::Reset,
+        ":threads" | ":t" => println!("{}", threads(session)),
+        ":load" | ":l" => return load(arg.trim()),
+        _ => eprintln!("unknown command {cmd}; :help lists them"),
+    }
+    Meta::Continue
+}
+
+fn load(path: &str) -> Meta {
+    if path.is_empty() {
+        eprintln!(":load needs a file name, e.g. :load examples/pool.conc");
+        return Meta::Continue;
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => Meta::Run(path.to_string(), text),
+        Err(e) => {
+            eprintln!("cannot read {path}: {e}");
+            Meta::Continue
+        }
+    }
+}
+
+/// One line per live thread, main first, then in creation order.
+pub fn threads(session: &Session) -> String {
+    let mut infos: Vec<ThreadInfo> = session
+        .context()
+        .registry
+        .snapshot()
+        .into_iter()
+        .filter(|i| i.thread.alive())
+        .collect();
+    infos.sort_by_key(|i| i.thread.id);
+    let main_id = session.main_thread().id;
+    let lines: Vec<String> = infos
+        .iter()
+        .map(|i| describe(i, session, i.thread.id == main_id))
+        .collect();
+    lines.join("\n")
+}
+
+fn describe(info: &ThreadInfo, session: &Session, is_main: bool) -> String {
+    let t = &info.thread;
+    let daemon = if t.daemon { " daemon" } else { "" };
+    let state = match &info.waiting {
+        Some(on) => {
+            let place = on
+                .span
+                .map(|s| format!(" at {}", session.context().sources.location(s)))
+                .unwrap_or_default();
+            format!("blocked on {}{}", on.what, place)
+        }
+        None if is_main => "at the prompt".to_string(),
+        None => "running".to_string(),
+    };
+    format!("{:<12} id {:<4}{} {}", t.name, t.id, daemon, state)
+}
