@@ -52,6 +52,7 @@ impl Session {
         }
         let color = options.color;
         let reporter_sources = sources.clone();
+        let reporter_out = options.out.clone();
         let ctx = Arc::new(Context {
             globals,
             sources,
@@ -61,7 +62,10 @@ impl Session {
             reporter: Box::new(move |thread, err| {
                 let rendered =
                     diagnostics::render(&ConcError::Runtime(err.clone()), &reporter_sources, color);
-                eprintln!("error in thread {} (never joined):\n{}", thread, rendered);
+                reporter_out.report(&format!(
+                    "error in thread {} (never joined):\n{}",
+                    thread, rendered
+                ));
             }),
             names: Default::default(),
             pools: Default::default(),

@@ -44,4 +44,15 @@ impl Output for ReplOutput {
         }
         Stdout.line(text);
     }
+
+    fn report(&self, text: &str) {
+        if self.prompt_active.load(Ordering::SeqCst) {
+            if let Some(printer) = &self.printer {
+                if printer.lock().print(text.to_string()).is_ok() {
+                    return;
+                }
+            }
+        }
+        eprint!("{}", text);
+    }
 }

@@ -8,6 +8,12 @@ use std::sync::Arc;
 
 pub trait Output: Send + Sync {
     fn line(&self, text: &str);
+
+    /// A report no script will see otherwise (a failed thread nobody joins).
+    /// Standard error by default; the REPL puts it above the prompt.
+    fn report(&self, text: &str) {
+        eprint!("{}", text);
+    }
 }
 
 /// Standard output; one `write` per line, so lines stay whole even across
