@@ -419,9 +419,9 @@ impl Interp {
     ) -> R<Value> {
         let t = self.eval(target, frame)?;
         let deadline = self.deadline(timeout, frame)?;
-        let q = match &t {
-            Value::Handle(Handle::Queue(q)) => q.clone(),
-            Value::Handle(Handle::Pipe(p)) => p.recv.clone(),
+        let (q, label) = match &t {
+            Value::Handle(Handle::Queue(q)) => (q.clone(), q.label()),
+            Value::Handle(Handle::Pipe(p)) => (p.recv.clone(), p.label()),
             other => {
                 return Err(wrong_kind(
                     "get from",
@@ -431,19 +431,14 @@ impl Interp {
                 ))
             }
         };
-        let on = self.block_on(
-            format!("an item from {}", q.label()),
-            target,
-            span,
-            deadline,
-        );
+        let describe = || self.block_on(format!("an item from {}", label), target, span, deadline);
         match q
-            .get(&self.ctx, &self.thread, on)
+            .get(&self.ctx, &self.thread, describe)
             .map_err(|e| Box::new(e.at(span)))?
         {
             Some(v) => Ok(v),
             None => Err(timeout_error(
-                format!("{} stayed empty until the timeout", q.label()),
+                format!("{} stayed empty until the timeout", label),
                 span,
             )),
         }
@@ -460,9 +455,9 @@ impl Interp {
         let t = self.eval(target, frame)?;
         let v = self.eval(value, frame)?;
         let deadline = self.deadline(timeout, frame)?;
-        let q = match &t {
-            Value::Handle(Handle::Queue(q)) => q.clone(),
-            Value::Handle(Handle::Pipe(p)) => p.send.clone(),
+        let (q, label) = match &t {
+            Value::Handle(Handle::Queue(q)) => (q.clone(), q.label()),
+            Value::Handle(Handle::Pipe(p)) => (p.send.clone(), p.label()),
             other => {
                 return Err(wrong_kind(
                     "put into",
@@ -472,14 +467,14 @@ impl Interp {
                 ))
             }
         };
-        let on = self.block_on(format!("room in {}", q.label()), target, span, deadline);
-        if q.put(&self.ctx, &self.thread, v, on)
+        let describe = || self.block_on(format!("room in {}", label), target, span, deadline);
+        if q.put(&self.ctx, &self.thread, v, describe)
             .map_err(|e| Box::new(e.at(span)))?
         {
             Ok(())
         } else {
             Err(timeout_error(
-                format!("{} stayed full until the timeout", q.label()),
+                format!("{} stayed full until the timeout", label),
                 span,
             ))
         }

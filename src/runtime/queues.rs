@@ -121,7 +121,7 @@ impl Queue {
         ctx: &Context,
         me: &ThreadRef,
         v: Value,
-        on: BlockOn,
+        describe: impl FnOnce() -> BlockOn,
     ) -> Result<bool, RuntimeError> {
         self.check_item(&v)?;
         if let Some(prio) = self.order.eq(&Order::Priority).then(|| priority_of(&v)) {
@@ -129,6 +129,11 @@ impl Queue {
         }
         let mut slot = Some(v);
         let mut s = self.state.lock();
+        if self.try_put(&mut s, &mut slot, ctx).is_some() {
+            return Ok(true);
+        }
+        // Only a thread that really blocks pays for describing its wait.
+        let on = describe();
         let done = super::waits::block_until(
             &ctx.registry,
             me,
@@ -158,9 +163,13 @@ impl Queue {
         &self,
         ctx: &Context,
         me: &ThreadRef,
-        on: BlockOn,
+        describe: impl FnOnce() -> BlockOn,
     ) -> Result<Option<Value>, RuntimeError> {
         let mut s = self.state.lock();
+        if let Some(v) = self.try_get(&mut s, ctx) {
+            return Ok(Some(v));
+        }
+        let on = describe();
         super::waits::block_until(
             &ctx.registry,
             me,
