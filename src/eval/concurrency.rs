@@ -419,18 +419,14 @@ impl Interp {
     ) -> R<Value> {
         let t = self.eval(target, frame)?;
         let deadline = self.deadline(timeout, frame)?;
-        let (q, label) = match &t {
-            Value::Handle(Handle::Queue(q)) => (q.clone(), q.label()),
-            Value::Handle(Handle::Pipe(p)) => (p.recv.clone(), p.label()),
-            other => {
-                return Err(wrong_kind(
-                    "get from",
-                    other,
-                    target.span,
-                    "get takes a queue or a pipe end",
-                ))
-            }
-        };
+        let (q, label) = queue_end(&t, Direction::Get).ok_or_else(|| {
+            wrong_kind(
+                "get from",
+                &t,
+                target.span,
+                "get takes a queue or a pipe end",
+            )
+        })?;
         let describe = || self.block_on(format!("an item from {}", label), target, span, deadline);
         match q
             .get(&self.ctx, &self.thread, describe)
@@ -455,18 +451,14 @@ impl Interp {
         let t = self.eval(target, frame)?;
         let v = self.eval(value, frame)?;
         let deadline = self.deadline(timeout, frame)?;
-        let (q, label) = match &t {
-            Value::Handle(Handle::Queue(q)) => (q.clone(), q.label()),
-            Value::Handle(Handle::Pipe(p)) => (p.send.clone(), p.label()),
-            other => {
-                return Err(wrong_kind(
-                    "put into",
-                    other,
-                    target.span,
-                    "put takes a queue or a pipe end",
-                ))
-            }
-        };
+        let (q, label) = queue_end(&t, Direction::Put).ok_or_else(|| {
+            wrong_kind(
+                "put into",
+                &t,
+                target.span,
+                "put takes a queue or a pipe end",
+            )
+        })?;
         let describe = || self.block_on(format!("room in {}", label), target, span, deadline);
         if q.put(&self.ctx, &self.thread, v, describe)
             .map_err(|e| Box::new(e.at(span)))?
@@ -618,13 +610,13 @@ impl Interp {
         for case in cases {
             match &case.kind {
                 SelectKind::Get { target, .. } => {
-                    let q = self.select_queue(target, frame, true)?;
+                    let q = self.select_queue(target, frame, Direction::Get)?;
                     labels.push(format!("get {}", q.label()));
                     arms.push(Arm::Get(q));
                     arm_cases.push(case);
                 }
                 SelectKind::Put { target, value } => {
-                    let q = self.select_queue(target, frame, false)?;
+                    let q = self.select_queue(target, frame, Direction::Put)?;
                     let v = self.eval(value, frame)?;
                     labels.push(format!("put {}", q.label()));
                     arms.push(Arm::Put(q, v));
@@ -667,13 +659,13 @@ impl Interp {
         }
     }
 
-    fn select_queue(&mut self, target: &Expr, frame: Frame, get: bool) -> R<Arc<Queue>> {
-        match self.eval(target, frame)? {
-            Value::Handle(Handle::Queue(q)) => Ok(q),
-            Value::Handle(Handle::Pipe(p)) => Ok(if get { p.recv.clone() } else { p.send.clone() }),
-            other => Err(wrong_kind(
+    fn select_queue(&mut self, target: &Expr, frame: Frame, way: Direction) -> R<Arc<Queue>> {
+        let v = self.eval(target, frame)?;
+        match queue_end(&v, way) {
+            Some((q, _)) => Ok(q),
+            None => Err(wrong_kind(
                 "select on",
-                &other,
+                &v,
                 target.span,
                 "select cases take queues or pipe ends",
             )),
@@ -898,6 +890,23 @@ fn timer_method(t: &Arc<Timer>, name: &str, args: &[Value], ctx: &crate::runtime
             &Value::Handle(Handle::Timer(t.clone())),
             name,
         )),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Get,
+    Put,
+}
+
+/// The queue a `get`/`put` on `v` works on (a pipe end reads from one
+/// queue and writes to the other), with the name reports use for it.
+fn queue_end(v: &Value, way: Direction) -> Option<(Arc<Queue>, String)> {
+    match (v, way) {
+        (Value::Handle(Handle::Queue(q)), _) => Some((q.clone(), q.label())),
+        (Value::Handle(Handle::Pipe(p)), Direction::Get) => Some((p.recv.clone(), p.label())),
+        (Value::Handle(Handle::Pipe(p)), Direction::Put) => Some((p.send.clone(), p.label())),
+        _ => None,
     }
 }
 
