@@ -198,7 +198,7 @@ pub enum ExprKind {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(Arc<str>),
+    Str(Arc<String>),
     List(Vec<Expr>),
     Map(Vec<(Expr, Expr)>),
     Var(VarRef),

@@ -1382,10 +1382,10 @@ impl Builder {
 
     /// The text between the quotes, with escapes decoded; an unknown escape
     /// is reported at the escape itself.
-    fn string(&self, p: Pair<'_, Rule>) -> PResult<Arc<str>> {
+    fn string(&self, p: Pair<'_, Rule>) -> PResult<Arc<String>> {
         let body = self.parts(p).next()?;
         let start = body.as_span().start();
-        decode_escapes(body.as_str(), start, self.src).map(Arc::from)
+        decode_escapes(body.as_str(), start, self.src).map(Arc::new)
     }
 }
 

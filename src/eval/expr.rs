@@ -195,7 +195,7 @@ impl Interp {
     fn field(&mut self, v: &Value, name: &Ident) -> R<Value> {
         let found = match v {
             Value::Error(e) => match &*name.name {
-                "kind" => Some(Value::Str(e.kind.clone())),
+                "kind" => Some(Value::str(&e.kind)),
                 "message" => Some(Value::str(&e.message)),
                 "line" => Some(
                     e.span

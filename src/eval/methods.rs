@@ -7,7 +7,6 @@ use super::{describe, Interp, R};
 use crate::ast::Ident;
 use crate::diagnostics::{kind, RuntimeError};
 use crate::span::Span;
-use std::sync::Arc;
 
 type Res = Result<Value, RuntimeError>;
 
@@ -55,7 +54,7 @@ fn strs(items: Vec<&str>) -> Value {
     Value::list(items.into_iter().map(Value::str).collect())
 }
 
-fn str_method(s: &Arc<str>, name: &str, args: &[Value]) -> Res {
+fn str_method(s: &super::value::Str, name: &str, args: &[Value]) -> Res {
     let one = |n: usize| arity(name, args, n, n);
     match name {
         "upper" => one(0).map(|_| Value::str(&s.to_uppercase())),

@@ -11,6 +11,7 @@ use std::fmt::{self, Write};
 use std::sync::Arc;
 
 pub type List = Arc<Mutex<Vec<Value>>>;
+pub type Str = Arc<String>;
 pub type Map = Arc<Mutex<IndexMap<Key, Value>>>;
 /// A captured variable shared between a frame and its closures.
 pub type Cell = Arc<Mutex<Value>>;
@@ -22,7 +23,8 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(Arc<str>),
+    /// A thin pointer (not `Arc<str>`), so a `Value` is 16 bytes.
+    Str(Str),
     List(List),
     Map(Map),
     Func(Arc<Closure>),
@@ -44,7 +46,7 @@ pub struct Closure {
 pub enum Key {
     Bool(bool),
     Int(i64),
-    Str(Arc<str>),
+    Str(Str),
 }
 
 impl Key {
@@ -74,7 +76,7 @@ impl Key {
 
 impl Value {
     pub fn str(s: &str) -> Value {
-        Value::Str(Arc::from(s))
+        Value::Str(Arc::new(s.to_string()))
     }
 
     pub fn list(items: Vec<Value>) -> Value {
