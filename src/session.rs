@@ -110,14 +110,6 @@ impl Session {
         result.map_err(|e| ConcError::Runtime(*e))
     }
 
-    /// Check that a text parses, without running it (REPL continuation).
-    pub fn check_syntax(&self, source: &str) -> Result<(), ConcError> {
-        let id = crate::span::SourceId(u32::MAX);
-        crate::parser::parse(source, id)
-            .map(|_| ())
-            .map_err(ConcError::from)
-    }
-
     /// The end of a script: drain every pool (as Python's executors do at
     /// exit), then wait for every non-daemon thread.
     pub fn finish(&mut self) -> Result<(), ConcError> {

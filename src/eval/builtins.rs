@@ -522,13 +522,8 @@ fn argv(it: &mut Interp, args: Vec<Value>) -> Res {
 fn error(_: &mut Interp, args: Vec<Value>) -> Res {
     arity("error", &args, 1, 2)?;
     let (k, msg) = match &args[..] {
-        [m] => (kind::ERROR.to_string(), m.to_display()),
         [k, m] => (k.to_display(), m.to_display()),
-        _ => unreachable_args(),
+        _ => (kind::ERROR.to_string(), args[0].to_display()),
     };
     Ok(Value::Error(Arc::new(RuntimeError::new(&k, msg))))
-}
-
-fn unreachable_args() -> (String, String) {
-    (kind::ERROR.to_string(), String::new())
 }

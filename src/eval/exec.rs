@@ -51,10 +51,8 @@ impl Interp {
     #[inline(never)]
     fn exec_cold(&mut self, stmt: &Stmt, frame: Frame) -> R<Flow> {
         match &stmt.node {
-            StmtKind::Expr(e) => {
-                self.eval(e, frame)?;
-                Ok(Flow::Normal)
-            }
+            // Handled by `exec` itself; never sent here.
+            StmtKind::Expr(_) | StmtKind::If { .. } => self.exec(stmt, frame),
             StmtKind::Let { target, value } => {
                 let v = self.eval(value, frame)?;
                 self.bind(target, v, frame)?;
@@ -64,10 +62,6 @@ impl Interp {
                 self.exec_assign(target, *op, value, frame)?;
                 Ok(Flow::Normal)
             }
-            StmtKind::If {
-                branches,
-                otherwise,
-            } => self.exec_if(branches, otherwise.as_ref(), frame),
             StmtKind::While { cond, body } => self.exec_while(cond, body, frame),
             StmtKind::For { target, iter, body } => self.exec_for(target, iter, body, frame),
             StmtKind::Return(value) => {

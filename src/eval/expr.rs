@@ -26,10 +26,11 @@ impl Interp {
     #[inline(never)]
     fn eval_cold(&mut self, e: &Expr, frame: Frame) -> R<Value> {
         match &e.node {
-            ExprKind::Int(i) => Ok(Value::Int(*i)),
-            ExprKind::Var(var) => self.read_var(var, e.span, frame),
-            ExprKind::Binary { op, lhs, rhs } => self.eval_binary(*op, lhs, rhs, e.span, frame),
-            ExprKind::Call { callee, args } => self.eval_call(callee, args, e.span, frame),
+            // Handled by `eval` itself; never sent here.
+            ExprKind::Int(_)
+            | ExprKind::Var(_)
+            | ExprKind::Binary { .. }
+            | ExprKind::Call { .. } => self.eval(e, frame),
             ExprKind::Nil => Ok(Value::Nil),
             ExprKind::Bool(b) => Ok(Value::Bool(*b)),
             ExprKind::Float(f) => Ok(Value::Float(*f)),

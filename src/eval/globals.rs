@@ -29,10 +29,6 @@ impl GlobalCell {
     pub fn is_defined(&self) -> bool {
         self.value.read().is_some()
     }
-
-    pub fn undefine(&self) {
-        *self.value.write() = None;
-    }
 }
 
 /// The table of a process's globals by name. Resolving a program adds a cell
@@ -59,10 +55,6 @@ impl Globals {
 
     pub fn define(&self, name: &str, value: Value) {
         self.cell(&Name::from(name)).set(value);
-    }
-
-    pub fn lookup(&self, name: &str) -> Option<Value> {
-        self.cells.lock().get(name).and_then(|c| c.get())
     }
 
     /// Every defined global, sorted by name (REPL completion, process copies).

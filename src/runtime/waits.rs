@@ -360,14 +360,6 @@ pub struct WaitQueue {
 }
 
 impl WaitQueue {
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
     pub fn enlist(&mut self, thread: ThreadRef) {
         self.queue.push_back(thread);
     }
