@@ -110,6 +110,9 @@ pub struct Program {
     pub stmts: Vec<Stmt>,
     pub span: Span,
     pub nslots: u32,
+    /// Every function declared in it, filled by the resolver: a function
+    /// crosses into another process as its source and span.
+    pub functions: Vec<Arc<FnDecl>>,
 }
 
 pub type Stmt = Spanned<StmtKind>;

@@ -17,6 +17,7 @@
 //! ```
 
 pub mod ast;
+pub mod child;
 pub mod diagnostics;
 pub mod eval;
 pub mod fixture;

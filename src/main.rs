@@ -48,11 +48,19 @@ enum Command {
 const MAIN_STACK: usize = conc::runtime::threads::THREAD_STACK;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let child_mode = std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == conc::child::CHILD_FLAG);
     let runner = std::thread::Builder::new()
         .name("main".into())
         .stack_size(MAIN_STACK)
-        .spawn(move || run(cli));
+        .spawn(move || {
+            if child_mode {
+                conc::child::run()
+            } else {
+                run(Cli::parse())
+            }
+        });
     let code = match runner.map(|h| h.join()) {
         Ok(Ok(code)) => code,
         _ => 1,
@@ -95,6 +103,7 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, color: bool) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprint!("{}", session.render(&e));
+            session.abandon_children();
             e.exit_code()
         }
     }

@@ -753,6 +753,7 @@ impl Builder {
             stmts,
             span,
             nslots: 0,
+            functions: Vec::new(),
         })
     }
 

@@ -208,6 +208,7 @@ fn new_session(out: Arc<ReplOutput>, color: bool) -> Session {
         // A deadlock reports and returns to the prompt.
         deadlock_exits: false,
         color,
+        ..Default::default()
     })
 }
 

@@ -17,6 +17,7 @@ pub fn resolve(program: &mut Program, globals: &Globals) -> Result<(), SyntaxErr
     let mut r = Resolver {
         globals,
         fns: vec![FnScope::new(true)],
+        functions: Vec::new(),
     };
     let mut stmts = std::mem::take(&mut program.stmts);
     let result = stmts.iter_mut().try_for_each(|s| r.stmt(s));
@@ -24,6 +25,7 @@ pub fn resolve(program: &mut Program, globals: &Globals) -> Result<(), SyntaxErr
     mark_captured_stmts(&mut stmts, &top.captured);
     program.stmts = stmts;
     program.nslots = top.nslots;
+    program.functions = r.functions;
     result
 }
 
@@ -70,6 +72,7 @@ impl FnScope {
 struct Resolver<'g> {
     globals: &'g Globals,
     fns: Vec<FnScope>,
+    functions: Vec<Arc<FnDecl>>,
 }
 
 impl Resolver<'_> {
@@ -144,8 +147,13 @@ impl Resolver<'_> {
         }
     }
 
-    fn function(&mut self, func: &mut Arc<FnDecl>) -> Result<(), SyntaxError> {
-        let func = Arc::make_mut(func);
+    fn function(&mut self, shared: &mut Arc<FnDecl>) -> Result<(), SyntaxError> {
+        let result = self.function_body(Arc::make_mut(shared));
+        self.functions.push(shared.clone());
+        result
+    }
+
+    fn function_body(&mut self, func: &mut FnDecl) -> Result<(), SyntaxError> {
         self.fns.push(FnScope::new(false));
         func.params.iter_mut().for_each(|p| self.declare(p));
         let result = func.body.stmts.iter_mut().try_for_each(|s| self.stmt(s));

@@ -20,6 +20,11 @@ pub struct SessionOptions {
     pub deadlock_exits: bool,
     /// Render reports with colour.
     pub color: bool,
+    /// The name of the thread that runs the script ("main"; a child
+    /// process's main thread has the process's name).
+    pub main_name: String,
+    /// This is a daemon process (it may not spawn processes).
+    pub daemon_process: bool,
 }
 
 impl Default for SessionOptions {
@@ -29,6 +34,8 @@ impl Default for SessionOptions {
             out: Arc::new(Stdout),
             deadlock_exits: true,
             color: false,
+            main_name: "main".to_string(),
+            daemon_process: false,
         }
     }
 }
@@ -69,6 +76,9 @@ impl Session {
             }),
             names: Default::default(),
             pools: Default::default(),
+            functions: Default::default(),
+            daemon_process: options.daemon_process,
+            color,
         });
         ctx.registry.set_sources(ctx.sources.clone());
         if options.deadlock_exits {
@@ -80,7 +90,7 @@ impl Session {
                 std::process::exit(3);
             })));
         }
-        let main = ThreadRecord::new("main".to_string(), false);
+        let main = ThreadRecord::new(options.main_name, false);
         ctx.registry.register(main.clone());
         let interp = Interp::new(ctx.clone(), main.clone());
         Session {
@@ -102,16 +112,48 @@ impl Session {
     /// Parse, resolve and run one source text (a file, `-c` code, a REPL
     /// entry). Gives the value of a final expression statement.
     pub fn run(&mut self, name: &str, source: &str) -> Result<Option<Value>, ConcError> {
-        let id = self.ctx.sources.add(name, source);
-        let mut program = crate::parser::parse(source, id)?;
-        crate::resolve::resolve(&mut program, &self.ctx.globals)?;
+        let program = self.load(name, source)?;
         self.main.clear_interrupt();
         let result = self.interp.run_program(&program);
         result.map_err(|e| ConcError::Runtime(*e))
     }
 
+    /// Parse and resolve a source without running it (a child process
+    /// loads its parent's sources this way before it is handed a call).
+    pub fn load(&mut self, name: &str, source: &str) -> Result<crate::ast::Program, ConcError> {
+        let id = self.ctx.sources.add(name, source);
+        let mut program = crate::parser::parse(source, id)?;
+        crate::resolve::resolve(&mut program, &self.ctx.globals)?;
+        self.ctx.functions.add(&program.functions);
+        Ok(program)
+    }
+
+    /// Call a function value on the main thread (a child process's work).
+    pub fn call(
+        &mut self,
+        callee: &Value,
+        args: Vec<Value>,
+        span: Span,
+    ) -> Result<Value, RuntimeError> {
+        self.interp.call_value(callee, args, span).map_err(|e| *e)
+    }
+
+    /// An uncaught error ends the program: stop every child process now
+    /// (SIGTERM, then SIGKILL) and wait for them, so none is left behind.
+    pub fn abandon_children(&self) {
+        let children = crate::runtime::process::children(&self.ctx);
+        crate::runtime::process::stop_children(
+            &self.ctx,
+            &self.main,
+            &children,
+            libc::SIGTERM,
+            std::time::Duration::from_secs(2),
+        );
+    }
+
     /// The end of a script: drain every pool (as Python's executors do at
-    /// exit), then wait for every non-daemon thread.
+    /// exit), wait for every non-daemon thread and process, then stop the
+    /// daemon processes (daemon threads are simply abandoned).
     pub fn finish(&mut self) -> Result<(), ConcError> {
         let end = Span::default();
         let pools: Vec<_> = self
@@ -125,7 +167,9 @@ impl Session {
             pool.shutdown(&self.ctx, &self.main, None)
                 .map_err(ConcError::Runtime)?;
         }
-        threads::join_non_daemon(&self.ctx, &self.main, end).map_err(ConcError::Runtime)
+        threads::join_non_daemon(&self.ctx, &self.main, end).map_err(ConcError::Runtime)?;
+        self.abandon_children();
+        Ok(())
     }
 
     pub fn render(&self, err: &ConcError) -> String {

@@ -277,7 +277,7 @@ fn wrong_kind(what: &str, v: &Value, span: Span, help: &str) -> Box<RuntimeError
     )
 }
 
-fn timeout_error(what: String, span: Span) -> Box<RuntimeError> {
+pub(super) fn timeout_error(what: String, span: Span) -> Box<RuntimeError> {
     Box::new(RuntimeError::new(kind::TIMEOUT, what).at(span))
 }
 
@@ -361,14 +361,10 @@ impl Interp {
             None => self.ctx.next_name(&base_name),
         };
         if spawn.kind == SpawnKind::Process {
-            return Err(Box::new(
-                RuntimeError::new(
-                    kind::PROCESS,
-                    "`spawn process` is not available in this build yet",
-                )
-                .at(span)
-                .with_help("use `spawn thread` for now"),
-            ));
+            let handle =
+                crate::runtime::process::spawn(&self.ctx, name, spawn.daemon, &callee, &args, span)
+                    .map_err(|e| Box::new(e.at(span)))?;
+            return Ok(Value::Handle(Handle::Thread(handle)));
         }
         let ctx = self.ctx.clone();
         let body = Box::new(move |record| {
@@ -419,6 +415,10 @@ impl Interp {
     ) -> R<Value> {
         let t = self.eval(target, frame)?;
         let deadline = self.deadline(timeout, frame)?;
+        if let Value::Handle(Handle::Remote(r)) = &t {
+            let on = self.block_on(format!("an item from {}", r.label), target, span, deadline);
+            return self.remote_get(r, on, span);
+        }
         let (q, label) = queue_end(&t, Direction::Get).ok_or_else(|| {
             wrong_kind(
                 "get from",
@@ -451,6 +451,10 @@ impl Interp {
         let t = self.eval(target, frame)?;
         let v = self.eval(value, frame)?;
         let deadline = self.deadline(timeout, frame)?;
+        if let Value::Handle(Handle::Remote(r)) = &t {
+            let on = self.block_on(format!("room in {}", r.label), target, span, deadline);
+            return self.remote_put(r, v, on, span);
+        }
         let (q, label) = queue_end(&t, Direction::Put).ok_or_else(|| {
             wrong_kind(
                 "put into",
@@ -483,6 +487,10 @@ impl Interp {
         let deadline = self.deadline(timeout, frame)?;
         let (ctx, me) = (self.ctx.clone(), self.thread.clone());
         let result = match &t {
+            Value::Handle(Handle::Remote(r)) => {
+                let on = self.block_on(r.label.clone(), target, span, deadline);
+                self.remote_wait(r, on)
+            }
             Value::Handle(Handle::Event(e)) => {
                 let on = self.block_on(format!("{} to be set", e.label()), target, span, deadline);
                 e.wait(&ctx, &me, on).map(Value::Bool)
@@ -573,6 +581,9 @@ impl Interp {
 
     pub(super) fn exec_lock(&mut self, target: &Expr, body: &Block, frame: Frame) -> R<Flow> {
         let t = self.eval(target, frame)?;
+        if let Value::Handle(Handle::Remote(r)) = &t {
+            return self.exec_remote_lock(r, target, body, frame);
+        }
         let lock = match &t {
             Value::Handle(Handle::Lock(l)) => l.clone(),
             Value::Handle(Handle::Condition(c)) => c.lock.clone(),
@@ -597,6 +608,25 @@ impl Interp {
         Ok(flow)
     }
 
+    fn exec_remote_lock(
+        &mut self,
+        r: &Arc<crate::runtime::process::Remote>,
+        target: &Expr,
+        body: &Block,
+        frame: Frame,
+    ) -> R<Flow> {
+        let on = self.block_on(r.label.clone(), target, target.span, None);
+        self.remote_acquire(r, on, Some(target.span))
+            .map_err(|e| Box::new(e.at(target.span)))?;
+        let flow = self.exec_body(&body.stmts, frame);
+        let released = self
+            .remote_release(r, target.span)
+            .map_err(|e| Box::new(e.at(target.span)));
+        let flow = flow?;
+        released?;
+        Ok(flow)
+    }
+
     pub(super) fn exec_select(
         &mut self,
         cases: &[SelectCase],
@@ -604,22 +634,35 @@ impl Interp {
         frame: Frame,
     ) -> R<Flow> {
         let mut arms = Vec::new();
+        let mut remote_arms = Vec::new();
         let mut arm_cases = Vec::new();
         let mut timeout_case = None;
         let mut labels = Vec::new();
         for case in cases {
             match &case.kind {
                 SelectKind::Get { target, .. } => {
-                    let q = self.select_queue(target, frame, Direction::Get)?;
-                    labels.push(format!("get {}", q.label()));
-                    arms.push(Arm::Get(q));
+                    let t = self.eval(target, frame)?;
+                    if let Value::Handle(Handle::Remote(r)) = &t {
+                        labels.push(format!("get {}", r.label));
+                        remote_arms.push((r.clone(), None));
+                    } else {
+                        let q = select_queue(&t, target.span, Direction::Get)?;
+                        labels.push(format!("get {}", q.label()));
+                        arms.push(Arm::Get(q));
+                    }
                     arm_cases.push(case);
                 }
                 SelectKind::Put { target, value } => {
-                    let q = self.select_queue(target, frame, Direction::Put)?;
+                    let t = self.eval(target, frame)?;
                     let v = self.eval(value, frame)?;
-                    labels.push(format!("put {}", q.label()));
-                    arms.push(Arm::Put(q, v));
+                    if let Value::Handle(Handle::Remote(r)) = &t {
+                        labels.push(format!("put {}", r.label));
+                        remote_arms.push((r.clone(), Some(v)));
+                    } else {
+                        let q = select_queue(&t, target.span, Direction::Put)?;
+                        labels.push(format!("put {}", q.label()));
+                        arms.push(Arm::Put(q, v));
+                    }
                     arm_cases.push(case);
                 }
                 SelectKind::Timeout { seconds } => {
@@ -636,8 +679,12 @@ impl Interp {
             Some(span),
             deadline,
         );
-        let chosen = queues::select(&self.ctx, &self.thread, &mut arms, &on)
-            .map_err(|e| Box::new(e.at(span)))?;
+        let chosen = match (arms.is_empty(), remote_arms.is_empty()) {
+            (_, true) => queues::select(&self.ctx, &self.thread, &mut arms, &on),
+            (true, false) => self.remote_select(remote_arms, &on),
+            (false, false) => Err(super::remote::mixed_select()),
+        }
+        .map_err(|e| Box::new(e.at(span)))?;
         match chosen {
             Some((i, got)) => {
                 let case = arm_cases[i];
@@ -659,21 +706,17 @@ impl Interp {
         }
     }
 
-    fn select_queue(&mut self, target: &Expr, frame: Frame, way: Direction) -> R<Arc<Queue>> {
-        let v = self.eval(target, frame)?;
-        match queue_end(&v, way) {
-            Some((q, _)) => Ok(q),
-            None => Err(wrong_kind(
-                "select on",
-                &v,
-                target.span,
-                "select cases take queues or pipe ends",
-            )),
-        }
-    }
-
     pub(super) fn handle_field(&mut self, h: &Handle, name: &str) -> Option<Value> {
         match (h, name) {
+            (Handle::Remote(r), _) => self.remote_field(r, name, Span::default()),
+            (Handle::Thread(t), "pid") => {
+                t.record.process.as_ref().map(|p| Value::Int(p.pid as i64))
+            }
+            (Handle::Thread(t), "exitcode") => t
+                .record
+                .process
+                .as_ref()
+                .map(|p| p.exitcode().map_or(Value::Nil, |c| Value::Int(c as i64))),
             (Handle::Thread(t), "name") => Some(Value::str(&t.record.name)),
             (Handle::Thread(t), "ident") => Some(Value::Int(t.record.id as i64)),
             (Handle::Thread(t), "native_id") => Some(Value::Int(t.record.os_id() as i64)),
@@ -696,6 +739,7 @@ impl Interp {
         span: Span,
     ) -> R<Value> {
         let result = match h {
+            Handle::Remote(r) => return self.remote_method(r, name, args, span),
             Handle::Thread(t) => thread_method(t, name, &args),
             Handle::Lock(l) => self.lock_method(l, name, &args, span),
             Handle::Event(e) => self.event_method(e, name, &args),
@@ -850,6 +894,17 @@ impl Interp {
 fn thread_method(t: &Arc<ThreadHandle>, name: &str, args: &[Value]) -> Res {
     match name {
         "alive" | "is_alive" => arity(name, args, 0, 0).map(|_| Value::Bool(t.record.alive())),
+        "terminate" | "kill" if t.record.process.is_some() => {
+            arity(name, args, 0, 0)?;
+            if let Some(p) = &t.record.process {
+                p.signal(if name == "kill" {
+                    libc::SIGKILL
+                } else {
+                    libc::SIGTERM
+                });
+            }
+            Ok(Value::Nil)
+        }
         "terminate" | "kill" => Err(RuntimeError::new(
             kind::TYPE,
             format!(
@@ -894,14 +949,26 @@ fn timer_method(t: &Arc<Timer>, name: &str, args: &[Value], ctx: &crate::runtime
 }
 
 #[derive(Clone, Copy)]
-enum Direction {
+pub(super) enum Direction {
     Get,
     Put,
 }
 
 /// The queue a `get`/`put` on `v` works on (a pipe end reads from one
 /// queue and writes to the other), with the name reports use for it.
-fn queue_end(v: &Value, way: Direction) -> Option<(Arc<Queue>, String)> {
+fn select_queue(v: &Value, span: Span, way: Direction) -> R<Arc<Queue>> {
+    match queue_end(v, way) {
+        Some((q, _)) => Ok(q),
+        None => Err(wrong_kind(
+            "select on",
+            v,
+            span,
+            "select cases take queues or pipe ends",
+        )),
+    }
+}
+
+pub(super) fn queue_end(v: &Value, way: Direction) -> Option<(Arc<Queue>, String)> {
     match (v, way) {
         (Value::Handle(Handle::Queue(q)), _) => Some((q.clone(), q.label())),
         (Value::Handle(Handle::Pipe(p)), Direction::Get) => Some((p.recv.clone(), p.label())),

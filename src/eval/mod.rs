@@ -13,6 +13,7 @@ mod expr;
 pub mod globals;
 mod methods;
 pub mod ops;
+mod remote;
 pub mod value;
 
 use crate::ast::{FnDecl, Program};
@@ -28,6 +29,15 @@ pub type R<T> = Result<T, Box<RuntimeError>>;
 /// Builtins that need the runtime (`current()`, constructors of shared objects).
 pub fn concurrency_builtins() -> impl Iterator<Item = &'static builtins::Builtin> {
     concurrency::BUILTINS.iter()
+}
+
+/// The builtin called `name`, however the program has rebound that name
+/// (a builtin sent by another process arrives by name).
+pub fn builtin_named(name: &str) -> Option<&'static builtins::Builtin> {
+    builtins::CORE
+        .iter()
+        .chain(concurrency::BUILTINS.iter())
+        .find(|b| b.name == name)
 }
 
 /// Deeper calls than this raise `RecursionError` instead of overflowing the

@@ -28,6 +28,8 @@ struct LockState {
     owner: u64,
     count: u64,
     waiters: WaitQueue,
+    /// Its holder was a process that died: the next acquirer is told once.
+    dead_owner: Option<String>,
 }
 
 pub struct Lock {
@@ -56,6 +58,7 @@ impl Lock {
                     0
                 },
                 waiters: WaitQueue::default(),
+                dead_owner: None,
             }),
             owner: Arc::new(AtomicU64::new(0)),
         })
@@ -124,6 +127,12 @@ impl Lock {
             )?
             .is_some()
         };
+        if acquired {
+            if let Some(who) = s.dead_owner.take() {
+                self.give_back(&mut s, ctx);
+                return Err(self.owner_died(&who));
+            }
+        }
         drop(s);
         if acquired {
             me.add_held(Held {
@@ -154,6 +163,51 @@ impl Lock {
         drop(s);
         me.remove_held(self.id);
         Ok(())
+    }
+
+    /// Undo a take (the acquirer is told the owner died instead).
+    fn give_back(&self, s: &mut LockState, ctx: &Context) {
+        match self.kind {
+            LockKind::Semaphore => s.count += 1,
+            _ => {
+                s.owner = 0;
+                s.count = 0;
+                self.owner.store(0, Ordering::Release);
+            }
+        }
+        s.waiters.wake_one(&ctx.registry);
+    }
+
+    fn owner_died(&self, who: &str) -> RuntimeError {
+        RuntimeError::new(
+            kind::LOCK,
+            format!(
+                "{} was held by {}, which died while holding it (owner died)",
+                self.label(),
+                who
+            ),
+        )
+        .with_help(
+            "the lock is free again, but what it protected may be half-updated: \
+             check it, then acquire again",
+        )
+    }
+
+    /// `holder` (the stand-in of a process that died) held this lock:
+    /// free it, and tell the next acquirer.
+    pub fn release_dead(&self, ctx: &Context, holder: &ThreadRef, who: &str) {
+        let mut s = self.state.lock();
+        match self.kind {
+            LockKind::Semaphore => s.count += 1,
+            _ if s.owner == holder.id => {
+                s.owner = 0;
+                s.count = 0;
+                self.owner.store(0, Ordering::Release);
+            }
+            _ => return,
+        }
+        s.dead_owner = Some(who.to_string());
+        s.waiters.wake_one(&ctx.registry);
     }
 
     fn not_held(&self, me: &ThreadRef) -> RuntimeError {

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod locks;
 pub mod output;
 pub mod pools;
+pub mod process;
 pub mod queues;
 pub mod signals;
 pub mod threads;
@@ -34,6 +35,32 @@ pub struct Context {
     pub names: parking_lot::Mutex<std::collections::HashMap<String, u64>>,
     /// Pools still accepting work; the end of the script drains them.
     pub pools: parking_lot::Mutex<Vec<std::sync::Weak<pools::Pool>>>,
+    /// Every function of the program, to rebuild closures sent by other processes.
+    pub functions: FnIndex,
+    /// This process was spawned as a daemon: it may not spawn processes.
+    pub daemon_process: bool,
+    /// Reports are coloured (children render the way their parent does).
+    pub color: bool,
+}
+
+/// Functions by where they are declared: the same in every process of a
+/// program, since each parses the same sources.
+#[derive(Default)]
+pub struct FnIndex {
+    by_place: parking_lot::Mutex<std::collections::HashMap<(u32, u32), Arc<crate::ast::FnDecl>>>,
+}
+
+impl FnIndex {
+    pub fn add(&self, functions: &[Arc<crate::ast::FnDecl>]) {
+        let mut map = self.by_place.lock();
+        for f in functions {
+            map.insert((f.span.src.0, f.span.start), f.clone());
+        }
+    }
+
+    pub fn find(&self, src: u32, start: u32) -> Option<Arc<crate::ast::FnDecl>> {
+        self.by_place.lock().get(&(src, start)).cloned()
+    }
 }
 
 impl Context {
@@ -78,13 +105,17 @@ pub enum Handle {
     Pool(Arc<pools::Pool>),
     Future(Arc<pools::Future>),
     Timer(Arc<pools::Timer>),
+    /// A shared object owned by another process.
+    Remote(Arc<process::Remote>),
 }
 
 impl Handle {
     /// The name `type(v)` gives.
     pub fn kind(&self) -> &'static str {
         match self {
+            Handle::Thread(t) if t.record.process.is_some() => "process",
             Handle::Thread(_) => "thread",
+            Handle::Remote(r) => r.kind,
             Handle::Lock(l) => l.type_name(),
             Handle::Event(_) => "event",
             Handle::Condition(_) => "condition",
@@ -110,6 +141,7 @@ impl Handle {
             (Handle::Pool(a), Handle::Pool(b)) => Arc::ptr_eq(a, b),
             (Handle::Future(a), Handle::Future(b)) => Arc::ptr_eq(a, b),
             (Handle::Timer(a), Handle::Timer(b)) => Arc::ptr_eq(a, b),
+            (Handle::Remote(a), Handle::Remote(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -162,6 +194,7 @@ impl fmt::Display for Handle {
                     Some(Err(_)) => "failed",
                 }
             ),
+            Handle::Remote(r) => write!(f, "<{} {} (shared)>", r.kind, r.label),
             Handle::Timer(t) => write!(
                 f,
                 "<timer #{} {}>",

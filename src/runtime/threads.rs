@@ -59,6 +59,8 @@ pub struct ThreadRecord {
     finish: Mutex<Finish>,
     handle: Mutex<Weak<ThreadHandle>>,
     os_id: AtomicU64,
+    /// Set when this record stands for a child process rather than a thread.
+    pub process: Option<Arc<super::process::ProcessInfo>>,
 }
 
 impl std::fmt::Debug for ThreadRecord {
@@ -69,6 +71,31 @@ impl std::fmt::Debug for ThreadRecord {
 
 impl ThreadRecord {
     pub fn new(name: String, daemon: bool) -> ThreadRef {
+        Self::build(name, daemon, None)
+    }
+
+    pub fn new_process(
+        name: String,
+        daemon: bool,
+        info: Arc<super::process::ProcessInfo>,
+    ) -> ThreadRef {
+        Self::build(name, daemon, Some(info))
+    }
+
+    /// "thread" or "process", for messages.
+    pub fn noun(&self) -> &'static str {
+        if self.process.is_some() {
+            "process"
+        } else {
+            "thread"
+        }
+    }
+
+    fn build(
+        name: String,
+        daemon: bool,
+        process: Option<Arc<super::process::ProcessInfo>>,
+    ) -> ThreadRef {
         Arc::new(ThreadRecord {
             id: next_id(),
             name,
@@ -84,6 +111,7 @@ impl ThreadRecord {
             }),
             handle: Mutex::new(Weak::new()),
             os_id: AtomicU64::new(0),
+            process,
         })
     }
 
@@ -172,12 +200,21 @@ impl std::fmt::Debug for ThreadHandle {
 
 impl std::fmt::Display for ThreadHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "<thread {} {}>",
-            self.record.name,
-            self.record.state_word()
-        )
+        match &self.record.process {
+            Some(p) => write!(
+                f,
+                "<process {} pid {} {}>",
+                self.record.name,
+                p.pid,
+                self.record.state_word()
+            ),
+            None => write!(
+                f,
+                "<thread {} {}>",
+                self.record.name,
+                self.record.state_word()
+            ),
+        }
     }
 }
 
@@ -228,8 +265,9 @@ impl ThreadHandle {
                 format!("thread {} cannot join itself", me.name),
             ));
         }
+        let noun = self.record.noun();
         let on = BlockOn::new(
-            format!("thread {} to finish", self.record.name),
+            format!("{} {} to finish", noun, self.record.name),
             Some(span),
             deadline,
         );
@@ -248,7 +286,7 @@ impl ThreadHandle {
         match done {
             None => Err(RuntimeError::new(
                 kind::TIMEOUT,
-                format!("thread {} is still running", self.record.name),
+                format!("{} {} is still running", noun, self.record.name),
             )),
             Some(result) => {
                 finish.claimed = true;
@@ -312,10 +350,41 @@ fn run_thread(
         .os_id
         .store(unsafe { libc::gettid() } as u64, Ordering::Relaxed);
     let result = body(record.clone());
-    let orphan = record.finish(result, &ctx);
-    ctx.registry.unregister(record.id);
-    if let Some(e) = orphan {
-        ctx.report_unjoined(&record.name, &e);
+    record.end(result, &ctx);
+}
+
+impl ThreadRecord {
+    /// The thread (or process) is over: record its result, wake joiners,
+    /// leave the registry, and report an error nobody can join any more.
+    fn end(&self, result: Result<Value, RuntimeError>, ctx: &Context) {
+        let orphan = self.finish(result, ctx);
+        ctx.registry.unregister(self.id);
+        if let Some(e) = orphan {
+            ctx.report_unjoined(&self.name, &e);
+        }
+    }
+
+    pub(crate) fn finish_process(&self, result: Result<Value, RuntimeError>, ctx: &Context) {
+        self.end(result, ctx);
+    }
+
+    /// Wait until it has ended; false if `on.deadline` came first.
+    pub fn wait_finished(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        on: &BlockOn,
+    ) -> Result<bool, RuntimeError> {
+        let mut finish = self.finish.lock();
+        let done = block_until(
+            &ctx.registry,
+            me,
+            &mut finish,
+            on,
+            |f| &mut f.waiters,
+            |f| matches!(f.outcome, Outcome::Done(_)).then_some(()),
+        )?;
+        Ok(done.is_some())
     }
 }
 
@@ -334,19 +403,11 @@ pub fn join_non_daemon(ctx: &Arc<Context>, me: &ThreadRef, span: Span) -> Result
         }
         for t in pending {
             let on = BlockOn::new(
-                format!("thread {} to finish (end of script)", t.name),
+                format!("{} {} to finish (end of script)", t.noun(), t.name),
                 Some(span),
                 None,
             );
-            let mut finish = t.finish.lock();
-            block_until(
-                &ctx.registry,
-                me,
-                &mut finish,
-                &on,
-                |f| &mut f.waiters,
-                |f| matches!(f.outcome, Outcome::Done(_)).then_some(()),
-            )?;
+            t.wait_finished(ctx, me, &on)?;
         }
     }
 }

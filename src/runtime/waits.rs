@@ -199,6 +199,16 @@ impl Registry {
         self.wake(thread);
     }
 
+    /// A deadlock found inside a child process (`from`): a deadlock of the
+    /// whole program, handled as if found here.
+    pub fn report_deadlock(&self, from: &str, err: RuntimeError, ctx: &super::Context) {
+        let handler = self.on_deadlock.lock().clone();
+        match handler {
+            Some(handler) => handler(&err),
+            None => (ctx.reporter)(from, &err),
+        }
+    }
+
     /// Hand the report to the handler (which normally ends the process), or
     /// interrupt every thread involved and give the report to the caller.
     fn deadlock(

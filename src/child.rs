@@ -1,0 +1,93 @@
+//! `conc` started as a child process (`spawn process`): read the start
+//! message from the connection on standard input, load the parent's
+//! program, take over the copied globals, make the call, and send back how
+//! it ended. If the parent goes away, the child ends at once: no orphans.
+
+use crate::diagnostics::{self, ConcError, RuntimeError};
+use crate::eval::value::Value;
+use crate::runtime::process::wire::{self, Msg, Start, WireError};
+use crate::runtime::process::{codec, Link, LinkOutput};
+use crate::session::{Session, SessionOptions};
+use std::os::fd::FromRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+pub use crate::runtime::process::CHILD_FLAG;
+
+/// Run as a child; gives the process's exit status (0 ok, 1 error).
+pub fn run() -> i32 {
+    // SAFETY: in child mode the parent made standard input our end of a
+    // socket pair, and nothing else in this process uses fd 0.
+    let stream = unsafe { UnixStream::from_raw_fd(0) };
+    let Ok(mut reader) = stream.try_clone() else {
+        return 2;
+    };
+    let start = match wire::read_msg(&mut reader) {
+        Ok(Some(Msg::Start(start))) => *start,
+        _ => {
+            eprintln!(
+                "conc: {} is only for processes conc starts itself",
+                CHILD_FLAG
+            );
+            return 2;
+        }
+    };
+    let link = Link::new("the parent process".to_string(), stream);
+    let mut session = Session::new(SessionOptions {
+        argv: start.argv.clone(),
+        out: Arc::new(LinkOutput(link.clone())),
+        deadlock_exits: false,
+        color: start.color,
+        main_name: start.name.clone(),
+        daemon_process: start.daemon,
+    });
+    let ctx = session.context().clone();
+    link.attach(&ctx);
+    let deadlock_link = link.clone();
+    ctx.registry.set_deadlock_handler(Some(Box::new(move |err| {
+        // A deadlock here is a deadlock of the whole program: the parent
+        // reports it (and normally exits 3).
+        let _ = deadlock_link.send(&Msg::Deadlock(WireError::from(err)));
+        std::process::exit(3);
+    })));
+    let serving = link.clone();
+    let served = std::thread::Builder::new()
+        .name("parent-link".into())
+        .spawn(move || {
+            serving.serve(reader, |_| {});
+            // The parent is gone: so is this process (and, through their
+            // own connections, its children).
+            // SAFETY: _exit ends the process without running anything else.
+            unsafe { libc::_exit(1) }
+        });
+    if served.is_err() {
+        return 2;
+    }
+    let result = work(&mut session, &link, start);
+    let code = i32::from(result.is_err());
+    let done = result.and_then(|v| codec::encode(&link, &[v]));
+    let _ = link.send(&Msg::Done(done.map_err(|e| WireError::from(&e))));
+    code
+}
+
+/// Load the program, take over the globals, make the call, then wait for
+/// the threads and processes it started (as at the end of a script).
+fn work(session: &mut Session, link: &Arc<Link>, start: Start) -> Result<Value, RuntimeError> {
+    for (name, text) in &start.sources {
+        // Sources that failed in the parent never ran; their functions
+        // cannot have been sent. Loading keeps source ids in step.
+        let _ = session.load(name, text);
+    }
+    let ctx = session.context().clone();
+    let mut values = codec::decode(link, &ctx, start.payload)?.into_iter();
+    for name in &start.globals {
+        ctx.globals.define(name, values.next().unwrap_or_default());
+    }
+    let callee = values.next().unwrap_or_default();
+    let result = session.call(&callee, values.collect(), start.call_span.into())?;
+    session.finish().map_err(|e| match e {
+        ConcError::Runtime(e) => e,
+        ConcError::Syntax(e) => RuntimeError::new(diagnostics::kind::ERROR, e.message),
+    })?;
+    Ok(result)
+}

@@ -1,0 +1,265 @@
+//! Values to and from the wire. Data is copied (a child sees a snapshot);
+//! shared objects are not: each crosses as a reference its owner serves.
+//! Lists, maps and captured variables go into a table by identity, so a
+//! value that contains itself, or two values naming one list, copy intact.
+
+use super::link::Link;
+use super::wire::{Packet, SharedValue, WireError, WireValue};
+use crate::diagnostics::{kind, RuntimeError};
+use crate::eval::value::{Closure, Key, Value};
+use crate::runtime::{Context, Handle};
+use indexmap::IndexMap;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub fn encode(link: &Arc<Link>, values: &[Value]) -> Result<Packet, RuntimeError> {
+    let mut enc = Encoder::new(link);
+    let values = values
+        .iter()
+        .map(|v| enc.value(v))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(enc.finish(values))
+}
+
+pub struct Encoder<'a> {
+    link: &'a Arc<Link>,
+    table: Vec<SharedValue>,
+    seen: HashMap<usize, u32>,
+}
+
+impl<'a> Encoder<'a> {
+    pub fn new(link: &'a Arc<Link>) -> Self {
+        Encoder {
+            link,
+            table: Vec::new(),
+            seen: HashMap::new(),
+        }
+    }
+
+    pub fn finish(self, values: Vec<WireValue>) -> Packet {
+        Packet {
+            table: self.table,
+            values,
+        }
+    }
+
+    /// A table slot for the object at `ptr`, and whether it is new (to fill).
+    fn slot(&mut self, ptr: usize, empty: SharedValue) -> (u32, bool) {
+        if let Some(&i) = self.seen.get(&ptr) {
+            return (i, false);
+        }
+        let i = self.table.len() as u32;
+        self.table.push(empty);
+        self.seen.insert(ptr, i);
+        (i, true)
+    }
+
+    pub fn value(&mut self, v: &Value) -> Result<WireValue, RuntimeError> {
+        Ok(match v {
+            Value::Nil => WireValue::Nil,
+            Value::Bool(b) => WireValue::Bool(*b),
+            Value::Int(i) => WireValue::Int(*i),
+            Value::Float(f) => WireValue::Float(*f),
+            Value::Str(s) => WireValue::Str(s.to_string()),
+            Value::List(l) => {
+                let (i, new) = self.slot(Arc::as_ptr(l) as usize, SharedValue::List(Vec::new()));
+                if new {
+                    let items = l.lock().clone();
+                    let items = items
+                        .iter()
+                        .map(|x| self.value(x))
+                        .collect::<Result<_, _>>()?;
+                    self.table[i as usize] = SharedValue::List(items);
+                }
+                WireValue::Shared(i)
+            }
+            Value::Map(m) => {
+                let (i, new) = self.slot(Arc::as_ptr(m) as usize, SharedValue::Map(Vec::new()));
+                if new {
+                    let entries = m.lock().clone();
+                    let mut out = Vec::with_capacity(entries.len());
+                    for (k, x) in entries.iter() {
+                        out.push((self.value(&k.to_value())?, self.value(x)?));
+                    }
+                    self.table[i as usize] = SharedValue::Map(out);
+                }
+                WireValue::Shared(i)
+            }
+            Value::Cell(c) => WireValue::Shared(self.cell(c)?),
+            Value::Func(f) => {
+                let upvals = f
+                    .upvals
+                    .iter()
+                    .map(|c| self.cell(c))
+                    .collect::<Result<_, _>>()?;
+                WireValue::Func {
+                    src: f.decl.span.src.0,
+                    start: f.decl.span.start,
+                    upvals,
+                }
+            }
+            Value::Builtin(b) => WireValue::Builtin(b.name.to_string()),
+            Value::Error(e) => WireValue::Error(Box::new(WireError::from(&**e))),
+            Value::Handle(h) => self.handle(h, v)?,
+        })
+    }
+
+    fn cell(&mut self, c: &crate::eval::value::Cell) -> Result<u32, RuntimeError> {
+        let (i, new) = self.slot(Arc::as_ptr(c) as usize, SharedValue::Cell(WireValue::Nil));
+        if new {
+            let inner = c.lock().clone();
+            self.table[i as usize] = SharedValue::Cell(self.value(&inner)?);
+        }
+        Ok(i)
+    }
+
+    fn handle(&mut self, h: &Handle, v: &Value) -> Result<WireValue, RuntimeError> {
+        let (id, label) = match h {
+            Handle::Lock(l) => (l.id, l.label()),
+            Handle::Event(e) => (e.id, e.label()),
+            Handle::Condition(c) => (c.id, c.label()),
+            Handle::Barrier(b) => (b.id, b.label()),
+            Handle::Queue(q) => (q.id, q.label()),
+            Handle::Pipe(p) => (p.id, p.label()),
+            Handle::Remote(r) if Arc::ptr_eq(&r.link, self.link) => {
+                return Ok(WireValue::Yours(r.remote_id))
+            }
+            Handle::Remote(r) => (r.id, r.label.clone()),
+            Handle::Thread(_) | Handle::Pool(_) | Handle::Future(_) | Handle::Timer(_) => {
+                return Err(cannot_cross(v))
+            }
+        };
+        self.link.export(id, h.clone());
+        Ok(WireValue::Object {
+            id,
+            kind: h.kind().to_string(),
+            label,
+        })
+    }
+}
+
+pub fn cannot_cross(v: &Value) -> RuntimeError {
+    let what = v.type_name();
+    RuntimeError::new(
+        kind::TYPE,
+        format!(
+            "a {} handle cannot cross into another process ({})",
+            what,
+            v.to_repr()
+        ),
+    )
+    .with_help(
+        "processes share queues, locks, events, conditions, barriers and pipes; \
+         send data or one of those instead",
+    )
+}
+
+pub fn decode(link: &Arc<Link>, ctx: &Context, packet: Packet) -> Result<Vec<Value>, RuntimeError> {
+    let mut dec = Decoder::new(link, ctx, &packet.table);
+    dec.fill(&packet.table)?;
+    packet.values.iter().map(|v| dec.value(v)).collect()
+}
+
+struct Decoder<'a> {
+    link: &'a Arc<Link>,
+    ctx: &'a Context,
+    shared: Vec<Value>,
+}
+
+impl<'a> Decoder<'a> {
+    /// Make every list, map and cell first (empty), so references between
+    /// them, cycles included, can be tied up in one pass.
+    fn new(link: &'a Arc<Link>, ctx: &'a Context, table: &[SharedValue]) -> Self {
+        let shared = table
+            .iter()
+            .map(|s| match s {
+                SharedValue::List(_) => Value::list(Vec::new()),
+                SharedValue::Map(_) => Value::map(IndexMap::new()),
+                SharedValue::Cell(_) => Value::Cell(Arc::new(Mutex::new(Value::Nil))),
+            })
+            .collect();
+        Decoder { link, ctx, shared }
+    }
+
+    fn fill(&mut self, table: &[SharedValue]) -> Result<(), RuntimeError> {
+        for (i, entry) in table.iter().enumerate() {
+            match (entry, &self.shared[i].clone()) {
+                (SharedValue::List(items), Value::List(l)) => {
+                    let items = items
+                        .iter()
+                        .map(|x| self.value(x))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    *l.lock() = items;
+                }
+                (SharedValue::Map(entries), Value::Map(m)) => {
+                    let mut out = IndexMap::with_capacity(entries.len());
+                    for (k, x) in entries {
+                        out.insert(Key::from_value(&self.value(k)?)?, self.value(x)?);
+                    }
+                    *m.lock() = out;
+                }
+                (SharedValue::Cell(x), Value::Cell(c)) => *c.lock() = self.value(x)?,
+                _ => return Err(corrupt("table")),
+            }
+        }
+        Ok(())
+    }
+
+    fn value(&self, w: &WireValue) -> Result<Value, RuntimeError> {
+        Ok(match w {
+            WireValue::Nil => Value::Nil,
+            WireValue::Bool(b) => Value::Bool(*b),
+            WireValue::Int(i) => Value::Int(*i),
+            WireValue::Float(f) => Value::Float(*f),
+            WireValue::Str(s) => Value::str(s),
+            WireValue::Shared(i) => match self.shared.get(*i as usize) {
+                Some(v @ (Value::List(_) | Value::Map(_))) => v.clone(),
+                _ => return Err(corrupt("reference")),
+            },
+            WireValue::Func { src, start, upvals } => self.function(*src, *start, upvals)?,
+            WireValue::Builtin(name) => match crate::eval::builtin_named(name) {
+                Some(b) => Value::Builtin(b),
+                None => return Err(corrupt("builtin")),
+            },
+            WireValue::Error(e) => Value::Error(Arc::new(RuntimeError::from((**e).clone()))),
+            WireValue::Object { id, kind, label } => {
+                Value::Handle(Handle::Remote(self.link.import(*id, kind, label.clone())))
+            }
+            WireValue::Yours(id) => match self.link.exported(*id) {
+                Some(h) => Value::Handle(h),
+                None => return Err(corrupt("object")),
+            },
+        })
+    }
+
+    fn function(&self, src: u32, start: u32, upvals: &[u32]) -> Result<Value, RuntimeError> {
+        let decl = self.ctx.functions.find(src, start).ok_or_else(|| {
+            RuntimeError::new(
+                kind::PROCESS,
+                "a function sent by another process is not in this program",
+            )
+        })?;
+        let cells = upvals
+            .iter()
+            .map(|i| match self.shared.get(*i as usize) {
+                Some(Value::Cell(c)) => Ok(c.clone()),
+                _ => Err(corrupt("captured variable")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if cells.len() != decl.upvals.len() {
+            return Err(corrupt("closure"));
+        }
+        Ok(Value::Func(Arc::new(Closure {
+            decl,
+            upvals: cells.into_boxed_slice(),
+        })))
+    }
+}
+
+fn corrupt(what: &str) -> RuntimeError {
+    RuntimeError::new(
+        kind::PROCESS,
+        format!("a value from another process is damaged (bad {})", what),
+    )
+}

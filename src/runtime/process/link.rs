@@ -1,0 +1,478 @@
+//! One connection between two conc processes (a parent and a child it
+//! spawned), the same code on both ends.
+//!
+//! Each side can *serve* the objects it exported to the other (queues,
+//! locks, events ... it owns or proxies) and *call* objects the other side
+//! exported, through `Remote` proxies. A call sends a `Request` and blocks
+//! its thread in the waits layer until the `Reply` comes. On the serving
+//! side every remote thread gets a stand-in thread (a "ghost") that performs
+//! its operations, so several threads of one child can block on different
+//! objects at once and the owner's registry sees every waiter.
+
+use super::wire::{self, Msg, Op, Packet, Request, WireError};
+use crate::diagnostics::{kind, RuntimeError};
+use crate::eval::value::Value;
+use crate::runtime::locks::Lock;
+use crate::runtime::waits::{block_until, BlockOn, WaitQueue};
+use crate::runtime::{next_object_id, Context, Handle, ThreadRecord, ThreadRef};
+use crate::span::Span;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::io::BufReader;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+/// How long an idle ghost's OS thread lingers before it ends (a new one is
+/// started for the next request; the ghost's identity, which owns locks,
+/// stays).
+const GHOST_LINGER: Duration = Duration::from_secs(2);
+
+pub struct Link {
+    /// Who is at the other end, for messages: "process worker-1 (pid 42)".
+    pub peer: String,
+    writer: Mutex<UnixStream>,
+    ctx: OnceLock<Weak<Context>>,
+    next_req: AtomicU64,
+    pending: Mutex<HashMap<u64, Arc<ReplySlot>>>,
+    /// Objects of ours the other side holds proxies for, by our object id.
+    exports: Mutex<HashMap<u64, Handle>>,
+    /// Proxies we made for the other side's objects, by their object id.
+    imports: Mutex<HashMap<u64, Weak<Remote>>>,
+    ghosts: Mutex<HashMap<u64, Arc<Ghost>>>,
+    /// Set once the connection is gone: why.
+    broken: Mutex<Option<String>>,
+}
+
+impl Link {
+    pub fn new(peer: String, stream: UnixStream) -> Arc<Link> {
+        Arc::new(Link {
+            peer,
+            writer: Mutex::new(stream),
+            ctx: OnceLock::new(),
+            next_req: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            exports: Mutex::new(HashMap::new()),
+            imports: Mutex::new(HashMap::new()),
+            ghosts: Mutex::new(HashMap::new()),
+            broken: Mutex::new(None),
+        })
+    }
+
+    pub fn attach(&self, ctx: &Arc<Context>) {
+        let _ = self.ctx.set(Arc::downgrade(ctx));
+    }
+
+    fn context(&self) -> Option<Arc<Context>> {
+        self.ctx.get().and_then(Weak::upgrade)
+    }
+
+    pub fn send(&self, msg: &Msg) -> Result<(), RuntimeError> {
+        let mut w = self.writer.lock();
+        wire::write_msg(&mut *w, msg).map_err(|e| self.lost(&e.to_string()))
+    }
+
+    fn lost(&self, why: &str) -> RuntimeError {
+        let reason = self
+            .broken
+            .lock()
+            .clone()
+            .unwrap_or_else(|| why.to_string());
+        RuntimeError::new(
+            kind::PROCESS,
+            format!("the connection to {} is lost ({})", self.peer, reason),
+        )
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken.lock().is_some()
+    }
+
+    /// Let the other side reach `handle` (one of ours) by `id`.
+    pub fn export(&self, id: u64, handle: Handle) {
+        self.exports.lock().entry(id).or_insert(handle);
+    }
+
+    pub fn exported(&self, id: u64) -> Option<Handle> {
+        self.exports.lock().get(&id).cloned()
+    }
+
+    /// The one proxy for the other side's object `id` (so `==` holds).
+    pub fn import(self: &Arc<Link>, id: u64, kind: &str, label: String) -> Arc<Remote> {
+        let mut imports = self.imports.lock();
+        if let Some(r) = imports.get(&id).and_then(Weak::upgrade) {
+            return r;
+        }
+        let r = Arc::new(Remote {
+            id: next_object_id(),
+            remote_id: id,
+            kind: static_kind(kind),
+            label,
+            link: self.clone(),
+        });
+        imports.insert(id, Arc::downgrade(&r));
+        r
+    }
+
+    /// Read messages until the other side goes away. Messages that belong
+    /// to the process's lifecycle (`Done`, `Deadlock`) go to `other`.
+    pub fn serve(self: &Arc<Link>, stream: UnixStream, mut other: impl FnMut(Msg)) {
+        let mut reader = BufReader::with_capacity(64 * 1024, stream);
+        let why = loop {
+            match wire::read_msg(&mut reader) {
+                Ok(Some(msg)) => self.dispatch(msg, &mut other),
+                Ok(None) => break "it exited".to_string(),
+                Err(e) => break e.to_string(),
+            }
+        };
+        self.close(&why);
+    }
+
+    fn dispatch(self: &Arc<Link>, msg: Msg, other: &mut impl FnMut(Msg)) {
+        let Some(ctx) = self.context() else { return };
+        match msg {
+            Msg::Request(request) => self.to_ghost(&ctx, *request),
+            Msg::Reply { req, result } => {
+                if let Some(slot) = self.pending.lock().remove(&req) {
+                    slot.fill(&ctx, result.map_err(RuntimeError::from));
+                }
+            }
+            Msg::Cancel { req } => {
+                let ghosts: Vec<_> = self.ghosts.lock().values().cloned().collect();
+                for g in ghosts
+                    .iter()
+                    .filter(|g| g.current.load(Ordering::Acquire) == req)
+                {
+                    let err = RuntimeError::new(kind::INTERRUPTED, "the requester gave up");
+                    ctx.registry.interrupt(&g.record, err);
+                }
+            }
+            Msg::ThreadEnded { tid } => {
+                self.ghosts.lock().remove(&tid);
+            }
+            Msg::Print(line) => ctx.out.line(&line),
+            Msg::Report(text) => ctx.out.report(&text),
+            other_msg => other(other_msg),
+        }
+    }
+
+    /// Queue a request on the stand-in for its thread, starting the
+    /// stand-in's OS thread if it is not running.
+    fn to_ghost(self: &Arc<Link>, ctx: &Arc<Context>, request: Request) {
+        let mut ghosts = self.ghosts.lock();
+        let ghost = ghosts
+            .entry(request.tid)
+            .or_insert_with(|| {
+                Arc::new(Ghost {
+                    // A daemon: the end of the script never waits for a stand-in.
+                    record: ThreadRecord::new(self.ghost_name(&request.thread), true),
+                    jobs: Mutex::new(GhostJobs::default()),
+                    current: AtomicU64::new(0),
+                    locks: Mutex::new(Vec::new()),
+                })
+            })
+            .clone();
+        drop(ghosts);
+        let mut jobs = ghost.jobs.lock();
+        jobs.queue.push(request);
+        if jobs.running {
+            ghost.record.parker.unpark();
+            return;
+        }
+        jobs.running = true;
+        drop(jobs);
+        let (link, ctx2, g) = (self.clone(), ctx.clone(), ghost.clone());
+        let started = std::thread::Builder::new()
+            .name(ghost.record.name.clone())
+            .stack_size(crate::runtime::threads::THREAD_STACK)
+            .spawn(move || g.run(&link, &ctx2));
+        if started.is_err() {
+            let request = ghost.jobs.lock().queue.pop();
+            ghost.jobs.lock().running = false;
+            if let Some(r) = request {
+                let err = RuntimeError::new(kind::PROCESS, "the OS refused to start a thread");
+                let _ = self.send(&Msg::Reply {
+                    req: r.req,
+                    result: Err(WireError::from(&err)),
+                });
+            }
+        }
+    }
+
+    /// "process worker-1" out of "process worker-1 (pid 42)".
+    fn peer_short(&self) -> &str {
+        self.peer.split(" (").next().unwrap_or(&self.peer)
+    }
+
+    /// How a thread of the other process is named here: "process w-1" for
+    /// its main thread (named like the process), else "process w-1 thread t-2".
+    fn ghost_name(&self, thread: &str) -> String {
+        let peer = self.peer_short();
+        if peer.strip_prefix("process ") == Some(thread) {
+            peer.to_string()
+        } else {
+            format!("{} thread {}", peer, thread)
+        }
+    }
+
+    /// The connection is gone: fail every call still waiting for a reply,
+    /// stop every stand-in, and free the locks they held ("owner died").
+    pub fn close(&self, why: &str) {
+        {
+            let mut broken = self.broken.lock();
+            if broken.is_none() {
+                *broken = Some(why.to_string());
+            }
+        }
+        let Some(ctx) = self.context() else { return };
+        let pending: Vec<_> = self.pending.lock().drain().map(|(_, s)| s).collect();
+        for slot in pending {
+            slot.fill(&ctx, Err(self.lost(why)));
+        }
+        let ghosts: Vec<_> = self.ghosts.lock().drain().map(|(_, g)| g).collect();
+        for g in ghosts {
+            let err = RuntimeError::new(
+                kind::PROCESS,
+                format!("{} ended ({})", self.peer_short(), why),
+            );
+            ctx.registry.interrupt(&g.record, err);
+            for lock in g.locks.lock().drain(..) {
+                lock.release_dead(&ctx, &g.record, &self.peer);
+            }
+        }
+        self.exports.lock().clear();
+    }
+
+    /// Call an object at the other end and wait for its reply.
+    pub fn call(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        target: u64,
+        op: Op,
+        on: &BlockOn,
+    ) -> Result<Packet, RuntimeError> {
+        if let Some(err) = me.take_interrupt() {
+            return Err(err);
+        }
+        let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::new(ReplySlot::default());
+        self.pending.lock().insert(req, slot.clone());
+        if self.is_broken() {
+            self.pending.lock().remove(&req);
+            return Err(self.lost("closed"));
+        }
+        let request = Request {
+            req,
+            tid: me.id,
+            thread: me.name.clone(),
+            target,
+            op,
+            what: on.what.clone(),
+            span: on.span.map(Into::into),
+        };
+        if let Err(e) = self.send(&Msg::Request(Box::new(request))) {
+            self.pending.lock().remove(&req);
+            return Err(e);
+        }
+        // The owner applies the timeout; here only the reply is awaited, and
+        // the other process can always send it, so this wait is never "stuck".
+        let wait = BlockOn {
+            deadline: None,
+            external: true,
+            ..on.clone()
+        };
+        let mut state = slot.state.lock();
+        let got = block_until(
+            &ctx.registry,
+            me,
+            &mut state,
+            &wait,
+            |s| &mut s.waiters,
+            |s| s.result.take(),
+        );
+        drop(state);
+        match got {
+            Ok(Some(result)) => result,
+            Ok(None) => Err(self.lost("no reply")),
+            Err(e) => {
+                self.pending.lock().remove(&req);
+                let _ = self.send(&Msg::Cancel { req });
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Where a reply lands and its caller waits.
+#[derive(Default)]
+struct ReplySlot {
+    state: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    result: Option<Result<Packet, RuntimeError>>,
+    waiters: WaitQueue,
+}
+
+impl ReplySlot {
+    fn fill(&self, ctx: &Context, result: Result<Packet, RuntimeError>) {
+        let mut s = self.state.lock();
+        s.result = Some(result);
+        s.waiters.wake_all(&ctx.registry);
+    }
+}
+
+#[derive(Default)]
+struct GhostJobs {
+    queue: Vec<Request>,
+    running: bool,
+}
+
+/// The stand-in for one thread of the other process: it performs that
+/// thread's operations here, under a record of its own, so it can own locks
+/// and show up in deadlock reports with the remote thread's name and spans.
+pub struct Ghost {
+    record: ThreadRef,
+    jobs: Mutex<GhostJobs>,
+    /// The request being performed (to cancel it), 0 when idle.
+    current: AtomicU64,
+    /// Locks it holds for its thread, freed if that process dies.
+    locks: Mutex<Vec<Arc<Lock>>>,
+}
+
+impl Ghost {
+    fn run(&self, link: &Arc<Link>, ctx: &Arc<Context>) {
+        let mut interp = crate::eval::Interp::new(ctx.clone(), self.record.clone());
+        loop {
+            let next = {
+                let mut jobs = self.jobs.lock();
+                if jobs.queue.is_empty() {
+                    drop(jobs);
+                    self.record.parker.park(Some(Instant::now() + GHOST_LINGER));
+                    jobs = self.jobs.lock();
+                    // Also after an early (stale) wake-up: the next request
+                    // simply starts a new OS thread.
+                    if jobs.queue.is_empty() {
+                        jobs.running = false;
+                        return;
+                    }
+                }
+                jobs.queue.remove(0)
+            };
+            self.current.store(next.req, Ordering::Release);
+            ctx.registry.register(self.record.clone());
+            let req = next.req;
+            let result = self.perform(&mut interp, link, next);
+            ctx.registry.unregister(self.record.id);
+            self.current.store(0, Ordering::Release);
+            self.record.clear_interrupt();
+            let _ = link.send(&Msg::Reply { req, result });
+        }
+    }
+
+    /// Perform one request on the object it names and encode the outcome.
+    fn perform(
+        &self,
+        interp: &mut crate::eval::Interp,
+        link: &Arc<Link>,
+        request: Request,
+    ) -> Result<Packet, WireError> {
+        if let Op::Select { arms, timeout } = request.op {
+            let on = BlockOn::new(request.what, request.span.map(Span::from), None);
+            return interp
+                .serve_select(link, arms, timeout, on)
+                .and_then(|values| super::codec::encode(link, &values))
+                .map_err(|e| WireError::from(&e));
+        }
+        let Some(handle) = link.exported(request.target) else {
+            let err = RuntimeError::new(
+                kind::PROCESS,
+                format!(
+                    "object #{} is not shared with {}",
+                    request.target, link.peer
+                ),
+            );
+            return Err(WireError::from(&err));
+        };
+        let (acquire, release) = (
+            matches!(request.op, Op::Acquire { .. }),
+            matches!(request.op, Op::Release),
+        );
+        let on = BlockOn::new(request.what, request.span.map(Span::from), None);
+        let outcome = interp.serve(link, &handle, request.op, on);
+        if let (Ok(values), Some(lock)) = (&outcome, lock_of(&handle)) {
+            let mut held = self.locks.lock();
+            if acquire && matches!(values.first(), Some(Value::Bool(true))) {
+                held.push(lock);
+            } else if release {
+                if let Some(i) = held.iter().position(|l| Arc::ptr_eq(l, &lock)) {
+                    held.remove(i);
+                }
+            }
+        }
+        outcome
+            .and_then(|values| super::codec::encode(link, &values))
+            .map_err(|e| WireError::from(&e))
+    }
+}
+
+fn lock_of(handle: &Handle) -> Option<Arc<Lock>> {
+    match handle {
+        Handle::Lock(l) => Some(l.clone()),
+        Handle::Condition(c) => Some(c.lock.clone()),
+        _ => None,
+    }
+}
+
+/// A proxy for a shared object that another process owns (or proxies).
+pub struct Remote {
+    /// Ours, so the proxy can be passed on to a grandchild.
+    pub id: u64,
+    /// The object's id at the other end of `link`.
+    pub remote_id: u64,
+    pub kind: &'static str,
+    /// As the owner names it (`queue#3`), so reports agree across processes.
+    pub label: String,
+    pub link: Arc<Link>,
+}
+
+impl Remote {
+    pub fn call(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        op: Op,
+        on: &BlockOn,
+    ) -> Result<Vec<Value>, RuntimeError> {
+        let packet = self.link.call(ctx, me, self.remote_id, op, on)?;
+        super::codec::decode(&self.link, ctx, packet)
+    }
+}
+
+/// Kinds are a closed set; keep them `'static` like local handles' kinds.
+fn static_kind(kind: &str) -> &'static str {
+    match kind {
+        "lock" => "lock",
+        "rlock" => "rlock",
+        "semaphore" => "semaphore",
+        "event" => "event",
+        "condition" => "condition",
+        "barrier" => "barrier",
+        "queue" => "queue",
+        "lifo" => "lifo",
+        "priority" => "priority",
+        "pipe" => "pipe",
+        _ => "object",
+    }
+}
+
+/// Seconds left until a deadline, as sent with an operation.
+pub fn seconds_left(deadline: Option<Instant>) -> Option<f64> {
+    deadline.map(|d| {
+        d.saturating_duration_since(crate::runtime::clock::now())
+            .as_secs_f64()
+    })
+}

@@ -1,0 +1,294 @@
+//! Real OS processes. `spawn process` starts this same `conc` binary again
+//! (never fork: forking a multi-threaded program is unsafe) in child mode
+//! with one end of a socket pair as its standard input, and sends it the
+//! program's sources, a copy of the globals and the call to make. Shared
+//! objects stay with their owner; the child gets proxies (see `link.rs`).
+//!
+//! A child is represented here by a thread record with `process` set, so
+//! `join`, the end-of-script wait and deadlock detection treat it like a
+//! thread. A reaper thread per child reads its messages, and once the
+//! connection closes, waits for the process (no zombies) and records how it
+//! ended.
+
+pub mod codec;
+pub mod link;
+pub mod wire;
+
+pub use link::{Link, Remote};
+
+use crate::diagnostics::{kind, RuntimeError};
+use crate::eval::value::Value;
+use crate::runtime::output::Output;
+use crate::runtime::threads::{ThreadHandle, ThreadRecord, ThreadRef};
+use crate::runtime::waits::BlockOn;
+use crate::runtime::Context;
+use crate::span::Span;
+use parking_lot::Mutex;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use wire::{Msg, Start};
+
+/// The hidden first argument that starts `conc` as a child process.
+pub const CHILD_FLAG: &str = "--conc-child";
+
+/// What the parent knows about one child process.
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub link: Arc<Link>,
+    /// The exit code once the process has been waited for: 0 ok, 1 error,
+    /// -N killed by signal N. Held while waiting, so a signal is never sent
+    /// to a pid the OS may already have reused.
+    exit: Mutex<Option<i32>>,
+}
+
+impl ProcessInfo {
+    pub fn exitcode(&self) -> Option<i32> {
+        *self.exit.lock()
+    }
+
+    /// Send `signal` unless the process has already been waited for.
+    pub fn signal(&self, signal: i32) {
+        let exit = self.exit.lock();
+        if exit.is_none() {
+            // SAFETY: kill has no memory-safety preconditions; the pid is
+            // still ours (not yet waited for, checked under the lock).
+            unsafe {
+                libc::kill(self.pid as i32, signal);
+            }
+        }
+    }
+}
+
+/// The program text, globals and call a child needs, encoded for `link`.
+fn start_message(
+    ctx: &Context,
+    link: &Arc<Link>,
+    name: &str,
+    daemon: bool,
+    callee: &Value,
+    args: &[Value],
+    span: Span,
+) -> Result<Start, RuntimeError> {
+    let mut enc = codec::Encoder::new(link);
+    let mut names = Vec::new();
+    let mut values = Vec::new();
+    for (global, value) in ctx.globals.defined() {
+        if matches!(&value, Value::Builtin(b) if b.name == &*global) {
+            continue;
+        }
+        // Globals that cannot cross (thread handles, pools ...) are left
+        // out; the child gets every other global as it is now.
+        if let Ok(v) = enc.value(&value) {
+            names.push(global.to_string());
+            values.push(v);
+        }
+    }
+    values.push(enc.value(callee)?);
+    for a in args {
+        values.push(enc.value(a)?);
+    }
+    Ok(Start {
+        sources: ctx
+            .sources
+            .all()
+            .iter()
+            .map(|s| (s.name.clone(), s.text.to_string()))
+            .collect(),
+        argv: ctx.argv.clone(),
+        name: name.to_string(),
+        daemon,
+        color: ctx.color,
+        globals: names,
+        payload: enc.finish(values),
+        call_span: span.into(),
+    })
+}
+
+fn child_exe() -> Result<std::path::PathBuf, RuntimeError> {
+    if let Some(exe) = std::env::var_os("CONC_EXE") {
+        return Ok(exe.into());
+    }
+    std::env::current_exe().map_err(|e| {
+        RuntimeError::new(
+            kind::PROCESS,
+            format!("cannot find the conc binary to start: {}", e),
+        )
+    })
+}
+
+fn os_error(what: &str, e: std::io::Error) -> RuntimeError {
+    RuntimeError::new(kind::PROCESS, format!("{}: {}", what, e))
+}
+
+/// `spawn process f(args)`: start the child, hand it its work, and give
+/// the handle scripts hold.
+pub fn spawn(
+    ctx: &Arc<Context>,
+    name: String,
+    daemon: bool,
+    callee: &Value,
+    args: &[Value],
+    span: Span,
+) -> Result<Arc<ThreadHandle>, RuntimeError> {
+    if ctx.daemon_process {
+        return Err(
+            RuntimeError::new(kind::PROCESS, "a daemon process cannot spawn processes")
+                .with_help("spawn the process from the parent, or make this one non-daemon"),
+        );
+    }
+    let (mine, theirs) =
+        UnixStream::pair().map_err(|e| os_error("cannot connect to a new process", e))?;
+    let writer = mine
+        .try_clone()
+        .map_err(|e| os_error("cannot connect to a new process", e))?;
+    let link = Link::new(format!("process {}", name), writer);
+    link.attach(ctx);
+    let start = start_message(ctx, &link, &name, daemon, callee, args, span)?;
+    let child = Command::new(child_exe()?)
+        .arg(CHILD_FLAG)
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .spawn()
+        .map_err(|e| os_error("the OS refused to start a process", e))?;
+    let info = Arc::new(ProcessInfo {
+        pid: child.id(),
+        link: link.clone(),
+        exit: Mutex::new(None),
+    });
+    let record = ThreadRecord::new_process(name, daemon, info.clone());
+    let handle = ThreadHandle::for_record(&record, ctx);
+    ctx.registry.register(record.clone());
+    // A child that cannot read its start message dies of EOF; its reaper
+    // still records how it ended.
+    let _ = link.send(&Msg::Start(Box::new(start)));
+    let ctx2 = ctx.clone();
+    let reaper = std::thread::Builder::new()
+        .name(format!("{}-reaper", record.name))
+        .spawn(move || reap(ctx2, record, info, mine, child));
+    if let Err(e) = reaper {
+        return Err(os_error("cannot watch the new process", e));
+    }
+    Ok(handle)
+}
+
+/// Serve the child until it closes the connection, wait for it, record how
+/// it ended and wake its joiners.
+fn reap(
+    ctx: Arc<Context>,
+    record: ThreadRef,
+    info: Arc<ProcessInfo>,
+    stream: UnixStream,
+    mut child: Child,
+) {
+    let link = info.link.clone();
+    let mut done = None;
+    link.serve(stream, |msg| match msg {
+        Msg::Done(result) => {
+            done = Some(result.map_err(RuntimeError::from).and_then(|packet| {
+                codec::decode(&link, &ctx, packet)
+                    .map(|values| values.into_iter().next().unwrap_or_default())
+            }))
+        }
+        Msg::Deadlock(e) => ctx
+            .registry
+            .report_deadlock(&record.name, RuntimeError::from(e), &ctx),
+        _ => {}
+    });
+    let code = {
+        let mut exit = info.exit.lock();
+        let code = match child.wait() {
+            Ok(status) => status
+                .code()
+                .unwrap_or_else(|| -status.signal().unwrap_or(0)),
+            Err(_) => -1,
+        };
+        *exit = Some(code);
+        code
+    };
+    let result = match done {
+        Some(result) => result,
+        None => Err(died(&record.name, info.pid, code)),
+    };
+    record.finish_process(result, &ctx);
+}
+
+fn died(name: &str, pid: u32, code: i32) -> RuntimeError {
+    let how = if code < 0 {
+        format!("was killed by signal {} ({})", -code, signal_name(-code))
+    } else {
+        format!("exited with status {} before returning", code)
+    };
+    RuntimeError::new(
+        kind::PROCESS,
+        format!("process {} (pid {}) {}", name, pid, how),
+    )
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGUSR2 => "SIGUSR2",
+        _ => "a signal",
+    }
+}
+
+/// Live child processes of this process (daemon or not).
+pub fn children(ctx: &Context) -> Vec<ThreadRef> {
+    ctx.registry
+        .snapshot()
+        .into_iter()
+        .map(|info| info.thread)
+        .filter(|t| t.process.is_some() && t.alive())
+        .collect()
+}
+
+/// Stop `children` with `signal`, then wait (bounded) until each has been
+/// reaped; whatever is still alive after `grace` gets SIGKILL.
+pub fn stop_children(
+    ctx: &Context,
+    me: &ThreadRef,
+    children: &[ThreadRef],
+    signal: i32,
+    grace: Duration,
+) {
+    for c in children {
+        if let Some(p) = &c.process {
+            p.signal(signal);
+        }
+    }
+    let deadline = crate::runtime::clock::deadline_after(grace);
+    for c in children {
+        let on = BlockOn::new(format!("process {} to stop", c.name), None, Some(deadline));
+        if !matches!(c.wait_finished(ctx, me, &on), Ok(true)) {
+            if let Some(p) = &c.process {
+                p.signal(libc::SIGKILL);
+            }
+            let on = BlockOn::new(format!("process {} to stop", c.name), None, None);
+            let _ = c.wait_finished(ctx, me, &on);
+        }
+    }
+}
+
+/// Where a child's `print` goes: over the connection, to the parent's output.
+pub struct LinkOutput(pub Arc<Link>);
+
+impl Output for LinkOutput {
+    fn line(&self, text: &str) {
+        let _ = self.0.send(&Msg::Print(text.to_string()));
+    }
+
+    fn report(&self, text: &str) {
+        let _ = self.0.send(&Msg::Report(text.to_string()));
+    }
+}

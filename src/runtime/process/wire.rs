@@ -1,0 +1,293 @@
+//! The wire format between a conc process and the processes it spawned:
+//! length-prefixed postcard frames, one `Msg` each. Values travel as
+//! `Packet`s, built and read by `codec.rs`.
+
+use crate::diagnostics::{Note, RuntimeError};
+use crate::span::{SourceId, Span};
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+
+/// Frames bigger than this are refused: a corrupt length must not make a
+/// process try to allocate gigabytes.
+const MAX_FRAME: usize = 1 << 30;
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy)]
+pub struct WireSpan {
+    pub src: u32,
+    pub start: u32,
+    pub end: u32,
+}
+
+impl From<Span> for WireSpan {
+    fn from(s: Span) -> Self {
+        WireSpan {
+            src: s.src.0,
+            start: s.start,
+            end: s.end,
+        }
+    }
+}
+
+impl From<WireSpan> for Span {
+    fn from(s: WireSpan) -> Self {
+        Span {
+            src: SourceId(s.src),
+            start: s.start,
+            end: s.end,
+        }
+    }
+}
+
+/// A runtime error with its spans: both processes hold the same sources,
+/// so a child's error is reported at the child's own location.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct WireError {
+    pub kind: String,
+    pub message: String,
+    pub span: Option<WireSpan>,
+    pub help: Option<String>,
+    pub notes: Vec<(String, Option<WireSpan>)>,
+}
+
+impl From<&RuntimeError> for WireError {
+    fn from(e: &RuntimeError) -> Self {
+        WireError {
+            kind: e.kind.to_string(),
+            message: e.message.clone(),
+            span: e.span.map(Into::into),
+            help: e.help.clone(),
+            notes: e
+                .notes
+                .iter()
+                .map(|n| (n.message.clone(), n.span.map(Into::into)))
+                .collect(),
+        }
+    }
+}
+
+impl From<WireError> for RuntimeError {
+    fn from(w: WireError) -> Self {
+        let mut e = RuntimeError::new(&w.kind, w.message);
+        e.span = w.span.map(Into::into);
+        e.help = w.help;
+        e.notes = w
+            .notes
+            .into_iter()
+            .map(|(message, span)| Note {
+                message,
+                span: span.map(Into::into),
+            })
+            .collect();
+        e
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub enum WireValue {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    /// A list, map or captured variable: an index into the packet's table,
+    /// so aliasing and cycles survive the copy.
+    Shared(u32),
+    /// A function is its declaration (source and offset, the same in every
+    /// process) plus copies of the variables it captured (table indices).
+    Func {
+        src: u32,
+        start: u32,
+        upvals: Vec<u32>,
+    },
+    Builtin(String),
+    Error(Box<WireError>),
+    /// A shared object the sender owns (or reaches through its own proxy):
+    /// the receiver gets a proxy that sends operations back to the sender.
+    Object {
+        id: u64,
+        kind: String,
+        label: String,
+    },
+    /// One of the receiver's own objects, coming back through a proxy.
+    Yours(u64),
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub enum SharedValue {
+    List(Vec<WireValue>),
+    Map(Vec<(WireValue, WireValue)>),
+    Cell(WireValue),
+}
+
+/// Values copied together, sharing one table (one `let` of two globals that
+/// name the same list still name one list in the child).
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Packet {
+    pub table: Vec<SharedValue>,
+    pub values: Vec<WireValue>,
+}
+
+/// What a new child process needs to run: the program, the copied state and
+/// the call to make.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Start {
+    pub sources: Vec<(String, String)>,
+    pub argv: Vec<String>,
+    pub name: String,
+    pub daemon: bool,
+    pub color: bool,
+    /// Names of the first `globals.len()` values of `payload`; then the
+    /// callee, then its arguments.
+    pub globals: Vec<String>,
+    pub payload: Packet,
+    /// The `spawn` in the parent: the call chain of an error starts there.
+    pub call_span: WireSpan,
+}
+
+/// An operation on a shared object, performed by the process that owns it.
+/// Timeouts are seconds left when the operation was sent.
+#[derive(Serialize, Deserialize, Debug)]
+pub enum Op {
+    Get {
+        timeout: Option<f64>,
+    },
+    Put {
+        item: Packet,
+        timeout: Option<f64>,
+    },
+    Acquire {
+        timeout: Option<f64>,
+    },
+    Release,
+    Wait {
+        timeout: Option<f64>,
+    },
+    /// Arms are (object, value to put or none to get), all the receiver's.
+    Select {
+        arms: Vec<(u64, Option<Packet>)>,
+        timeout: Option<f64>,
+    },
+    /// A method or field that never blocks (`size()`, `set()`, `str()` ...).
+    Method {
+        name: String,
+        args: Packet,
+    },
+}
+
+/// A blocking operation as the owner records it: which thread of which
+/// process waits, for what, and where in the (shared) source.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Request {
+    pub req: u64,
+    pub tid: u64,
+    pub thread: String,
+    pub target: u64,
+    pub op: Op,
+    pub what: String,
+    pub span: Option<WireSpan>,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub enum Msg {
+    Start(Box<Start>),
+    Request(Box<Request>),
+    Reply {
+        req: u64,
+        result: Result<Packet, WireError>,
+    },
+    /// The requesting thread gave up (interrupted): stop waiting for it.
+    Cancel {
+        req: u64,
+    },
+    /// A requesting thread ended; its stand-in on the owner's side can go.
+    ThreadEnded {
+        tid: u64,
+    },
+    /// A whole line of output (`print`), or a report for standard error.
+    Print(String),
+    Report(String),
+    /// The child found a deadlock among its own threads.
+    Deadlock(WireError),
+    /// The child's function finished (after the child's own threads).
+    Done(Result<Packet, WireError>),
+}
+
+pub fn write_msg(w: &mut impl Write, msg: &Msg) -> io::Result<()> {
+    let body = postcard::to_stdvec(msg).map_err(io::Error::other)?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    w.write_all(&frame)?;
+    w.flush()
+}
+
+/// The next message, or `None` when the other side closed the connection.
+pub fn read_msg(r: &mut impl Read) -> io::Result<Option<Msg>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::other(format!("a frame of {} bytes", len)));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    postcard::from_bytes(&body)
+        .map(Some)
+        .map_err(io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_through_frames() {
+        let msg = Msg::Request(Box::new(Request {
+            req: 7,
+            tid: 3,
+            thread: "main".into(),
+            target: 42,
+            op: Op::Put {
+                item: Packet {
+                    table: vec![SharedValue::List(vec![WireValue::Int(-5)])],
+                    values: vec![WireValue::Shared(0), WireValue::Str("é".into())],
+                },
+                timeout: Some(0.5),
+            },
+            what: "room in queue#42".into(),
+            span: Some(WireSpan {
+                src: 0,
+                start: 10,
+                end: 14,
+            }),
+        }));
+        let mut buf = Vec::new();
+        write_msg(&mut buf, &msg).unwrap();
+        write_msg(&mut buf, &Msg::Print("hi".into())).unwrap();
+        let mut r = &buf[..];
+        let back = read_msg(&mut r).unwrap().unwrap();
+        assert_eq!(format!("{:?}", back), format!("{:?}", msg));
+        assert!(matches!(read_msg(&mut r).unwrap(), Some(Msg::Print(s)) if s == "hi"));
+        assert!(read_msg(&mut r).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_corrupt_length_is_an_error_not_an_allocation() {
+        let buf = [0xffu8, 0xff, 0xff, 0xff, 0];
+        assert!(read_msg(&mut &buf[..]).is_err());
+    }
+
+    #[test]
+    fn errors_keep_their_spans_and_notes() {
+        let e = RuntimeError::new("ValueError", "bad")
+            .at(Span::new(SourceId(2), 3, 9))
+            .with_help("fix it")
+            .note("called from here", Some(Span::new(SourceId(2), 20, 25)));
+        let back = RuntimeError::from(WireError::from(&e));
+        assert_eq!(back, e);
+    }
+}
