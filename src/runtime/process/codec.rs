@@ -115,17 +115,17 @@ impl<'a> Encoder<'a> {
     }
 
     fn handle(&mut self, h: &Handle, v: &Value) -> Result<WireValue, RuntimeError> {
-        let (id, label) = match h {
-            Handle::Lock(l) => (l.id, l.label()),
-            Handle::Event(e) => (e.id, e.label()),
-            Handle::Condition(c) => (c.id, c.label()),
-            Handle::Barrier(b) => (b.id, b.label()),
-            Handle::Queue(q) => (q.id, q.label()),
-            Handle::Pipe(p) => (p.id, p.label()),
+        let (id, label, unbounded) = match h {
+            Handle::Lock(l) => (l.id, l.label(), false),
+            Handle::Event(e) => (e.id, e.label(), false),
+            Handle::Condition(c) => (c.id, c.label(), false),
+            Handle::Barrier(b) => (b.id, b.label(), false),
+            Handle::Queue(q) => (q.id, q.label(), q.capacity.is_none()),
+            Handle::Pipe(p) => (p.id, p.label(), true),
             Handle::Remote(r) if Arc::ptr_eq(&r.link, self.link) => {
                 return Ok(WireValue::Yours(r.remote_id))
             }
-            Handle::Remote(r) => (r.id, r.label.clone()),
+            Handle::Remote(r) => (r.id, r.label.clone(), r.unbounded),
             Handle::Thread(_) | Handle::Pool(_) | Handle::Future(_) | Handle::Timer(_) => {
                 return Err(cannot_cross(v))
             }
@@ -135,6 +135,7 @@ impl<'a> Encoder<'a> {
             id,
             kind: h.kind().to_string(),
             label,
+            unbounded,
         })
     }
 }
@@ -223,9 +224,17 @@ impl<'a> Decoder<'a> {
                 None => return Err(corrupt("builtin")),
             },
             WireValue::Error(e) => Value::Error(Arc::new(RuntimeError::from((**e).clone()))),
-            WireValue::Object { id, kind, label } => {
-                Value::Handle(Handle::Remote(self.link.import(*id, kind, label.clone())))
-            }
+            WireValue::Object {
+                id,
+                kind,
+                label,
+                unbounded,
+            } => Value::Handle(Handle::Remote(self.link.import(
+                *id,
+                kind,
+                label.clone(),
+                *unbounded,
+            ))),
             WireValue::Yours(id) => match self.link.exported(*id) {
                 Some(h) => Value::Handle(h),
                 None => return Err(corrupt("object")),

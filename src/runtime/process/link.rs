@@ -12,6 +12,7 @@
 use super::wire::{self, Msg, Op, Packet, Request, WireError};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::eval::value::Value;
+use crate::eval::Interp;
 use crate::runtime::locks::Lock;
 use crate::runtime::waits::{block_until, BlockOn, WaitQueue};
 use crate::runtime::{next_object_id, Context, Handle, ThreadRecord, ThreadRef};
@@ -99,7 +100,13 @@ impl Link {
     }
 
     /// The one proxy for the other side's object `id` (so `==` holds).
-    pub fn import(self: &Arc<Link>, id: u64, kind: &str, label: String) -> Arc<Remote> {
+    pub fn import(
+        self: &Arc<Link>,
+        id: u64,
+        kind: &str,
+        label: String,
+        unbounded: bool,
+    ) -> Arc<Remote> {
         let mut imports = self.imports.lock();
         if let Some(r) = imports.get(&id).and_then(Weak::upgrade) {
             return r;
@@ -109,6 +116,7 @@ impl Link {
             remote_id: id,
             kind: static_kind(kind),
             label,
+            unbounded,
             link: self.clone(),
         });
         imports.insert(id, Arc::downgrade(&r));
@@ -119,9 +127,10 @@ impl Link {
     /// to the process's lifecycle (`Done`, `Deadlock`) go to `other`.
     pub fn serve(self: &Arc<Link>, stream: UnixStream, mut other: impl FnMut(Msg)) {
         let mut reader = BufReader::with_capacity(64 * 1024, stream);
+        let mut inline = None;
         let why = loop {
             match wire::read_msg(&mut reader) {
-                Ok(Some(msg)) => self.dispatch(msg, &mut other),
+                Ok(Some(msg)) => self.dispatch(msg, &mut inline, &mut other),
                 Ok(None) => break "it exited".to_string(),
                 Err(e) => break e.to_string(),
             }
@@ -129,10 +138,15 @@ impl Link {
         self.close(&why);
     }
 
-    fn dispatch(self: &Arc<Link>, msg: Msg, other: &mut impl FnMut(Msg)) {
+    fn dispatch(
+        self: &Arc<Link>,
+        msg: Msg,
+        inline: &mut Option<Interp>,
+        other: &mut impl FnMut(Msg),
+    ) {
         let Some(ctx) = self.context() else { return };
         match msg {
-            Msg::Request(request) => self.to_ghost(&ctx, *request),
+            Msg::Request(request) => self.request(&ctx, *request, inline),
             Msg::Reply { req, result } => {
                 if let Some(slot) = self.pending.lock().remove(&req) {
                     slot.fill(&ctx, result.map_err(RuntimeError::from));
@@ -157,11 +171,10 @@ impl Link {
         }
     }
 
-    /// Queue a request on the stand-in for its thread, starting the
-    /// stand-in's OS thread if it is not running.
-    fn to_ghost(self: &Arc<Link>, ctx: &Arc<Context>, request: Request) {
-        let mut ghosts = self.ghosts.lock();
-        let ghost = ghosts
+    /// The stand-in for the requesting thread (made on its first request).
+    fn ghost(&self, request: &Request) -> Arc<Ghost> {
+        self.ghosts
+            .lock()
             .entry(request.tid)
             .or_insert_with(|| {
                 Arc::new(Ghost {
@@ -172,8 +185,35 @@ impl Link {
                     locks: Mutex::new(Vec::new()),
                 })
             })
-            .clone();
-        drop(ghosts);
+            .clone()
+    }
+
+    /// Most operations can complete at once (an item is there, the lock is
+    /// free): do those right here on the reading thread, which saves a
+    /// thread switch each; only an operation that must wait goes to the
+    /// stand-in's own thread.
+    fn request(self: &Arc<Link>, ctx: &Arc<Context>, request: Request, inline: &mut Option<Interp>) {
+        let ghost = self.ghost(&request);
+        if ghost.idle() {
+            let interp = inline.get_or_insert_with(|| Interp::new(ctx.clone(), ghost.record.clone()));
+            interp.thread = ghost.record.clone();
+            if let Some(result) = ghost.perform(interp, self, &request, true) {
+                self.reply(request.req, result);
+                return;
+            }
+        }
+        self.to_ghost(ctx, ghost, request);
+    }
+
+    fn reply(&self, req: u64, result: Result<Packet, WireError>) {
+        if req != 0 {
+            let _ = self.send(&Msg::Reply { req, result });
+        }
+    }
+
+    /// Queue a request on the stand-in for its thread, starting the
+    /// stand-in's OS thread if it is not running.
+    fn to_ghost(self: &Arc<Link>, ctx: &Arc<Context>, ghost: Arc<Ghost>, request: Request) {
         let mut jobs = ghost.jobs.lock();
         jobs.queue.push(request);
         if jobs.running {
@@ -192,10 +232,7 @@ impl Link {
             ghost.jobs.lock().running = false;
             if let Some(r) = request {
                 let err = RuntimeError::new(kind::PROCESS, "the OS refused to start a thread");
-                let _ = self.send(&Msg::Reply {
-                    req: r.req,
-                    result: Err(WireError::from(&err)),
-                });
+                self.reply(r.req, Err(WireError::from(&err)));
             }
         }
     }
@@ -242,6 +279,22 @@ impl Link {
             }
         }
         self.exports.lock().clear();
+    }
+
+    /// Send an operation that cannot block and needs no answer (a put into
+    /// an unbounded queue): the connection keeps it in order with the
+    /// thread's later operations.
+    pub fn post(&self, me: &ThreadRef, target: u64, op: Op, on: &BlockOn) -> Result<(), RuntimeError> {
+        let request = Request {
+            req: 0,
+            tid: me.id,
+            thread: me.name.clone(),
+            target,
+            op,
+            what: on.what.clone(),
+            span: on.span.map(Into::into),
+        };
+        self.send(&Msg::Request(Box::new(request)))
     }
 
     /// Call an object at the other end and wait for its reply.
@@ -345,7 +398,7 @@ pub struct Ghost {
 
 impl Ghost {
     fn run(&self, link: &Arc<Link>, ctx: &Arc<Context>) {
-        let mut interp = crate::eval::Interp::new(ctx.clone(), self.record.clone());
+        let mut interp = Interp::new(ctx.clone(), self.record.clone());
         loop {
             let next = {
                 let mut jobs = self.jobs.lock();
@@ -364,45 +417,61 @@ impl Ghost {
             };
             self.current.store(next.req, Ordering::Release);
             ctx.registry.register(self.record.clone());
-            let req = next.req;
-            let result = self.perform(&mut interp, link, next);
+            let result = self.perform(&mut interp, link, &next, false);
             ctx.registry.unregister(self.record.id);
             self.current.store(0, Ordering::Release);
             self.record.clear_interrupt();
-            let _ = link.send(&Msg::Reply { req, result });
+            if let Some(result) = result {
+                link.reply(next.req, result);
+            }
         }
     }
 
+    fn idle(&self) -> bool {
+        self.current.load(Ordering::Acquire) == 0 && self.jobs.lock().queue.is_empty()
+    }
+
     /// Perform one request on the object it names and encode the outcome.
+    /// `at_once`: only if it can complete without waiting (else `None`).
     fn perform(
         &self,
-        interp: &mut crate::eval::Interp,
+        interp: &mut Interp,
         link: &Arc<Link>,
-        request: Request,
-    ) -> Result<Packet, WireError> {
-        if let Op::Select { arms, timeout } = request.op {
-            let on = BlockOn::new(request.what, request.span.map(Span::from), None);
-            return interp
-                .serve_select(link, arms, timeout, on)
-                .and_then(|values| super::codec::encode(link, &values))
-                .map_err(|e| WireError::from(&e));
+        request: &Request,
+        at_once: bool,
+    ) -> Option<Result<Packet, WireError>> {
+        let on = BlockOn::new(request.what.clone(), request.span.map(Span::from), None);
+        if let Op::Select { arms, timeout } = &request.op {
+            if at_once {
+                return None;
+            }
+            return Some(
+                interp
+                    .serve_select(link, arms.clone(), *timeout, on)
+                    .and_then(|values| super::codec::encode(link, &values))
+                    .map_err(|e| WireError::from(&e)),
+            );
         }
         let Some(handle) = link.exported(request.target) else {
             let err = RuntimeError::new(
                 kind::PROCESS,
-                format!(
-                    "object #{} is not shared with {}",
-                    request.target, link.peer
-                ),
+                format!("object #{} is not shared with {}", request.target, link.peer),
             );
-            return Err(WireError::from(&err));
+            return Some(Err(WireError::from(&err)));
         };
         let (acquire, release) = (
             matches!(request.op, Op::Acquire { .. }),
             matches!(request.op, Op::Release),
         );
-        let on = BlockOn::new(request.what, request.span.map(Span::from), None);
-        let outcome = interp.serve(link, &handle, request.op, on);
+        let op = if at_once {
+            right_now(&request.op, &handle)?
+        } else {
+            request.op.clone()
+        };
+        let outcome = interp.serve(link, &handle, op, on);
+        if at_once && would_block(&request.op, &outcome) {
+            return None;
+        }
         if let (Ok(values), Some(lock)) = (&outcome, lock_of(&handle)) {
             let mut held = self.locks.lock();
             if acquire && matches!(values.first(), Some(Value::Bool(true))) {
@@ -413,10 +482,46 @@ impl Ghost {
                 }
             }
         }
-        outcome
-            .and_then(|values| super::codec::encode(link, &values))
-            .map_err(|e| WireError::from(&e))
+        Some(
+            outcome
+                .and_then(|values| super::codec::encode(link, &values))
+                .map_err(|e| WireError::from(&e)),
+        )
     }
+}
+
+/// `op` with a zero timeout, if trying it that way is harmless: a condition
+/// or barrier wait is never tried (it would release a lock or count an
+/// arrival).
+fn right_now(op: &Op, handle: &Handle) -> Option<Op> {
+    let now = Some(0.0);
+    match op {
+        Op::Get { .. } => Some(Op::Get { timeout: now }),
+        Op::Put { item, .. } => Some(Op::Put {
+            item: item.clone(),
+            timeout: now,
+        }),
+        Op::Acquire { .. } => Some(Op::Acquire { timeout: now }),
+        Op::Wait { .. } if matches!(handle, Handle::Event(_)) => Some(Op::Wait { timeout: now }),
+        Op::Release | Op::Method { .. } => Some(op.clone()),
+        _ => None,
+    }
+}
+
+/// Whether an at-once try ran into a wait the real request would make
+/// (a request whose own timeout is 0 takes the try's answer as final).
+fn would_block(op: &Op, outcome: &Result<Vec<Value>, RuntimeError>) -> bool {
+    let timeout = match op {
+        Op::Get { timeout }
+        | Op::Put { timeout, .. }
+        | Op::Acquire { timeout }
+        | Op::Wait { timeout } => *timeout,
+        _ => return false,
+    };
+    if timeout == Some(0.0) {
+        return false;
+    }
+    matches!(outcome, Ok(values) if matches!(values.as_slice(), [] | [Value::Bool(false)]))
 }
 
 fn lock_of(handle: &Handle) -> Option<Arc<Lock>> {
@@ -436,6 +541,8 @@ pub struct Remote {
     pub kind: &'static str,
     /// As the owner names it (`queue#3`), so reports agree across processes.
     pub label: String,
+    /// A queue or pipe end that never blocks a put.
+    pub unbounded: bool,
     pub link: Arc<Link>,
 }
 

@@ -107,6 +107,9 @@ pub enum WireValue {
         id: u64,
         kind: String,
         label: String,
+        /// A queue or pipe end without a capacity: a put never blocks, so
+        /// it is sent without waiting for a reply.
+        unbounded: bool,
     },
     /// One of the receiver's own objects, coming back through a proxy.
     Yours(u64),
@@ -146,7 +149,7 @@ pub struct Start {
 
 /// An operation on a shared object, performed by the process that owns it.
 /// Timeouts are seconds left when the operation was sent.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub enum Op {
     Get {
         timeout: Option<f64>,
@@ -178,6 +181,7 @@ pub enum Op {
 /// process waits, for what, and where in the (shared) source.
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Request {
+    /// 0: no reply wanted (a put that cannot block).
     pub req: u64,
     pub tid: u64,
     pub thread: String,
