@@ -50,6 +50,19 @@ pub fn run() -> i32 {
         let _ = deadlock_link.send(&Msg::Deadlock(WireError::from(err)));
         std::process::exit(3);
     })));
+    let quiet_link = link.clone();
+    ctx.registry.set_quiet_hook(Box::new(move |waits| {
+        let msg = match waits {
+            Some(waits) => Msg::Quiet {
+                replies_seen: quiet_link
+                    .replies_in
+                    .load(std::sync::atomic::Ordering::Acquire),
+                waits,
+            },
+            None => Msg::Busy,
+        };
+        let _ = quiet_link.send(&msg);
+    }));
     let serving = link.clone();
     let served = std::thread::Builder::new()
         .name("parent-link".into())

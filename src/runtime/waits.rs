@@ -13,7 +13,7 @@ use crate::diagnostics::{kind, RuntimeError};
 use crate::span::{SourceMap, Span};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -59,9 +59,13 @@ pub struct BlockOn {
     pub deadline: Option<Instant>,
     /// The owner of the lock waited for (0 = free), to follow lock cycles.
     pub owner: Option<Arc<AtomicU64>>,
-    /// Something outside this process's threads can end the wait (a child
-    /// process): never part of a deadlock.
+    /// Something outside this process's threads can end the wait (a reply
+    /// from another process): never part of a deadlock.
     pub external: bool,
+    /// For a child process seen from its parent: set while every thread of
+    /// the child is blocked on something only this process can end. The
+    /// wait counts as stuck only then.
+    pub quiet: Option<Arc<AtomicBool>>,
 }
 
 impl BlockOn {
@@ -72,6 +76,7 @@ impl BlockOn {
             deadline,
             owner: None,
             external: false,
+            quiet: None,
         }
     }
 }
@@ -84,7 +89,19 @@ struct Waiting {
 impl Waiting {
     /// Blocked with nothing but another thread of ours able to wake it.
     fn stuck(&self) -> bool {
-        !self.woken && self.on.deadline.is_none() && !self.on.external
+        !self.woken
+            && self.on.deadline.is_none()
+            && !self.on.external
+            && self
+                .on
+                .quiet
+                .as_ref()
+                .is_none_or(|q| q.load(Ordering::Acquire))
+    }
+
+    /// Blocked until another process answers (a call on a shared object).
+    fn on_other_process(&self) -> bool {
+        !self.woken && self.on.external && self.on.deadline.is_none()
     }
 }
 
@@ -97,12 +114,21 @@ struct Entry {
 /// (report, exit 3); the REPL interrupts the threads involved instead.
 pub type DeadlockHandler = Box<dyn Fn(&RuntimeError) + Send + Sync>;
 
+/// Told when this (child) process becomes quiet, i.e. every thread waits
+/// and only the parent can wake any of them (`Some`: what they wait for),
+/// and when it stops being quiet (`None`).
+pub type QuietHook = Box<dyn Fn(Option<Vec<String>>) + Send + Sync>;
+
 #[derive(Default)]
 pub struct Registry {
     threads: Mutex<BTreeMap<ThreadId, Entry>>,
     on_deadlock: Mutex<Option<Arc<DeadlockHandler>>>,
     /// To name held locks as the script wrote them in reports.
     sources: Mutex<SourceMap>,
+    quiet_hook: Mutex<Option<Arc<QuietHook>>>,
+    /// Only child processes have a hook; everyone else skips the check cheaply.
+    has_quiet_hook: AtomicBool,
+    quiet: AtomicBool,
 }
 
 /// A snapshot line for `:threads` and reports.
@@ -120,6 +146,66 @@ impl Registry {
         *self.on_deadlock.lock() = handler.map(Arc::new);
     }
 
+    pub fn set_quiet_hook(&self, hook: QuietHook) {
+        *self.quiet_hook.lock() = Some(Arc::new(hook));
+        self.has_quiet_hook.store(true, Ordering::Release);
+    }
+
+    /// A child process tells its parent whenever it turns quiet or busy, so
+    /// the parent's deadlock detection can see into it.
+    fn update_quiet(&self, threads: &BTreeMap<ThreadId, Entry>) {
+        if !self.has_quiet_hook.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(hook) = self.quiet_hook.lock().clone() else {
+            return;
+        };
+        // Quiet: every thread waits, at least one on the parent (if none
+        // does, this is a deadlock of our own, reported here).
+        let quiet = threads
+            .values()
+            .any(|e| e.waiting.as_ref().is_some_and(Waiting::on_other_process))
+            && threads.values().all(|e| {
+                e.waiting
+                    .as_ref()
+                    .is_some_and(|w| w.stuck() || w.on_other_process())
+            });
+        if quiet == self.quiet.swap(quiet, Ordering::AcqRel) {
+            return;
+        }
+        if !quiet {
+            return hook(None);
+        }
+        let sources = self.sources.lock();
+        let waits = threads
+            .values()
+            .filter_map(|e| {
+                // Waits on the parent's objects show up there, with their
+                // stand-ins; only waits inside the child need describing.
+                let w = e.waiting.as_ref().filter(|w| w.stuck())?;
+                let place = w.on.span.map(|s| sources.location(s)).unwrap_or_default();
+                Some(format!(
+                    "{} {} waits for {} ({})",
+                    e.thread.noun(),
+                    e.thread.name,
+                    w.on.what,
+                    place
+                ))
+            })
+            .collect();
+        hook(Some(waits))
+    }
+
+    /// Something outside the registry changed whether a wait is stuck (a
+    /// child process turned quiet): look for a deadlock now.
+    pub fn recheck(&self) {
+        let threads = self.threads.lock();
+        if let Some((ids, message)) = all_stuck(&threads) {
+            let report = report(&threads, ids, message, &self.sources.lock());
+            self.deadlock(threads, report, None);
+        }
+    }
+
     pub fn register(&self, thread: ThreadRef) {
         self.threads.lock().insert(
             thread.id,
@@ -134,6 +220,7 @@ impl Registry {
     pub fn unregister(&self, id: ThreadId) {
         let mut threads = self.threads.lock();
         threads.remove(&id);
+        self.update_quiet(&threads);
         if let Some((ids, message)) = all_stuck(&threads) {
             let report = report(&threads, ids, message, &self.sources.lock());
             self.deadlock(threads, report, None);
@@ -161,6 +248,7 @@ impl Registry {
                 woken: false,
             });
         }
+        self.update_quiet(&threads);
         if on.deadline.is_some() || on.external {
             return Ok(());
         }
@@ -177,19 +265,24 @@ impl Registry {
     }
 
     pub fn end_wait(&self, me: &ThreadRecord) {
-        if let Some(entry) = self.threads.lock().get_mut(&me.id) {
+        let mut threads = self.threads.lock();
+        if let Some(entry) = threads.get_mut(&me.id) {
             entry.waiting = None;
         }
+        self.update_quiet(&threads);
     }
 
     /// Mark a blocked thread runnable, then unpark it.
     pub fn wake(&self, thread: &ThreadRecord) {
+        let mut threads = self.threads.lock();
         if let Some(Entry {
             waiting: Some(w), ..
-        }) = self.threads.lock().get_mut(&thread.id)
+        }) = threads.get_mut(&thread.id)
         {
             w.woken = true;
         }
+        self.update_quiet(&threads);
+        drop(threads);
         thread.parker.unpark();
     }
 
@@ -353,10 +446,12 @@ fn report(
             Some(w) => (w.on.what.clone(), w.on.span),
             None => ("nothing".to_string(), None),
         };
-        error = error.note(
-            format!("thread {} {}, waits for {}", entry.thread.name, holds, what),
-            span,
-        );
+        let who = if entry.thread.name.starts_with("process ") {
+            entry.thread.name.clone()
+        } else {
+            format!("{} {}", entry.thread.noun(), entry.thread.name)
+        };
+        error = error.note(format!("{} {}, waits for {}", who, holds, what), span);
     }
     error.span = error.notes.first().and_then(|n| n.span);
     Report { ids, error }

@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,12 @@ pub struct Link {
     ghosts: Mutex<HashMap<u64, Arc<Ghost>>>,
     /// Set once the connection is gone: why.
     broken: Mutex<Option<String>>,
+    /// Replies received (a child tells its parent when it turns quiet) and
+    /// sent (a parent only believes a child quiet that has seen them all).
+    pub replies_in: AtomicU64,
+    pub replies_out: AtomicU64,
+    /// The other side (a child) is quiet: see `BlockOn::quiet`.
+    pub quiet: Arc<AtomicBool>,
 }
 
 impl Link {
@@ -58,6 +64,9 @@ impl Link {
             imports: Mutex::new(HashMap::new()),
             ghosts: Mutex::new(HashMap::new()),
             broken: Mutex::new(None),
+            replies_in: AtomicU64::new(0),
+            replies_out: AtomicU64::new(0),
+            quiet: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -148,6 +157,7 @@ impl Link {
         match msg {
             Msg::Request(request) => self.request(&ctx, *request, inline),
             Msg::Reply { req, result } => {
+                self.replies_in.fetch_add(1, Ordering::AcqRel);
                 if let Some(slot) = self.pending.lock().remove(&req) {
                     slot.fill(&ctx, result.map_err(RuntimeError::from));
                 }
@@ -192,10 +202,16 @@ impl Link {
     /// free): do those right here on the reading thread, which saves a
     /// thread switch each; only an operation that must wait goes to the
     /// stand-in's own thread.
-    fn request(self: &Arc<Link>, ctx: &Arc<Context>, request: Request, inline: &mut Option<Interp>) {
+    fn request(
+        self: &Arc<Link>,
+        ctx: &Arc<Context>,
+        request: Request,
+        inline: &mut Option<Interp>,
+    ) {
         let ghost = self.ghost(&request);
         if ghost.idle() {
-            let interp = inline.get_or_insert_with(|| Interp::new(ctx.clone(), ghost.record.clone()));
+            let interp =
+                inline.get_or_insert_with(|| Interp::new(ctx.clone(), ghost.record.clone()));
             interp.thread = ghost.record.clone();
             if let Some(result) = ghost.perform(interp, self, &request, true) {
                 self.reply(request.req, result);
@@ -207,6 +223,9 @@ impl Link {
 
     fn reply(&self, req: u64, result: Result<Packet, WireError>) {
         if req != 0 {
+            // Whatever the child reported, it is about to be busy again.
+            self.quiet.store(false, Ordering::Release);
+            self.replies_out.fetch_add(1, Ordering::AcqRel);
             let _ = self.send(&Msg::Reply { req, result });
         }
     }
@@ -216,6 +235,13 @@ impl Link {
     fn to_ghost(self: &Arc<Link>, ctx: &Arc<Context>, ghost: Arc<Ghost>, request: Request) {
         let mut jobs = ghost.jobs.lock();
         jobs.queue.push(request);
+        if !jobs.active {
+            // Registered from now until its reply is sent, so this process
+            // never sees a moment where a child's operation is in nobody's
+            // hands (which could look like a deadlock).
+            jobs.active = true;
+            ctx.registry.register(ghost.record.clone());
+        }
         if jobs.running {
             ghost.record.parker.unpark();
             return;
@@ -228,8 +254,12 @@ impl Link {
             .stack_size(crate::runtime::threads::THREAD_STACK)
             .spawn(move || g.run(&link, &ctx2));
         if started.is_err() {
-            let request = ghost.jobs.lock().queue.pop();
-            ghost.jobs.lock().running = false;
+            let mut jobs = ghost.jobs.lock();
+            let request = jobs.queue.pop();
+            jobs.running = false;
+            jobs.active = false;
+            ctx.registry.unregister(ghost.record.id);
+            drop(jobs);
             if let Some(r) = request {
                 let err = RuntimeError::new(kind::PROCESS, "the OS refused to start a thread");
                 self.reply(r.req, Err(WireError::from(&err)));
@@ -284,7 +314,13 @@ impl Link {
     /// Send an operation that cannot block and needs no answer (a put into
     /// an unbounded queue): the connection keeps it in order with the
     /// thread's later operations.
-    pub fn post(&self, me: &ThreadRef, target: u64, op: Op, on: &BlockOn) -> Result<(), RuntimeError> {
+    pub fn post(
+        &self,
+        me: &ThreadRef,
+        target: u64,
+        op: Op,
+        on: &BlockOn,
+    ) -> Result<(), RuntimeError> {
         let request = Request {
             req: 0,
             tid: me.id,
@@ -381,7 +417,10 @@ impl ReplySlot {
 #[derive(Default)]
 struct GhostJobs {
     queue: Vec<Request>,
+    /// Its OS thread is running (working or lingering).
     running: bool,
+    /// It has work queued or in hand (and is in the registry).
+    active: bool,
 }
 
 /// The stand-in for one thread of the other process: it performs that
@@ -416,19 +455,22 @@ impl Ghost {
                 jobs.queue.remove(0)
             };
             self.current.store(next.req, Ordering::Release);
-            ctx.registry.register(self.record.clone());
             let result = self.perform(&mut interp, link, &next, false);
-            ctx.registry.unregister(self.record.id);
-            self.current.store(0, Ordering::Release);
-            self.record.clear_interrupt();
             if let Some(result) = result {
                 link.reply(next.req, result);
+            }
+            self.current.store(0, Ordering::Release);
+            self.record.clear_interrupt();
+            let mut jobs = self.jobs.lock();
+            if jobs.queue.is_empty() {
+                jobs.active = false;
+                ctx.registry.unregister(self.record.id);
             }
         }
     }
 
     fn idle(&self) -> bool {
-        self.current.load(Ordering::Acquire) == 0 && self.jobs.lock().queue.is_empty()
+        !self.jobs.lock().active
     }
 
     /// Perform one request on the object it names and encode the outcome.
@@ -455,7 +497,10 @@ impl Ghost {
         let Some(handle) = link.exported(request.target) else {
             let err = RuntimeError::new(
                 kind::PROCESS,
-                format!("object #{} is not shared with {}", request.target, link.peer),
+                format!(
+                    "object #{} is not shared with {}",
+                    request.target, link.peer
+                ),
             );
             return Some(Err(WireError::from(&err)));
         };

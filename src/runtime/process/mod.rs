@@ -28,6 +28,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use wire::{Msg, Start};
@@ -195,6 +196,14 @@ fn reap(
         Msg::Deadlock(e) => ctx
             .registry
             .report_deadlock(&record.name, RuntimeError::from(e), &ctx),
+        Msg::Quiet {
+            replies_seen,
+            waits,
+        } => quiet(&ctx, &record, &link, replies_seen, waits),
+        Msg::Busy => {
+            link.quiet.store(false, Ordering::Release);
+            ctx.registry.end_wait(&record);
+        }
         _ => {}
     });
     let code = {
@@ -213,6 +222,30 @@ fn reap(
         None => Err(died(&record.name, info.pid, code)),
     };
     record.finish_process(result, &ctx);
+}
+
+/// The child says every thread of it waits on something only this process
+/// can end. Unless a reply is on its way to it, its record now waits too,
+/// and a deadlock of the whole program can be seen here.
+fn quiet(ctx: &Context, record: &ThreadRef, link: &Link, replies_seen: u64, waits: Vec<String>) {
+    if replies_seen != link.replies_out.load(Ordering::Acquire) {
+        return;
+    }
+    let what = if waits.is_empty() {
+        "objects of this process (every thread of it is blocked)".to_string()
+    } else {
+        format!(
+            "objects of this process (every thread of it is blocked; inside it: {})",
+            waits.join("; ")
+        )
+    };
+    link.quiet.store(true, Ordering::Release);
+    let on = BlockOn {
+        quiet: Some(link.quiet.clone()),
+        ..BlockOn::new(what, None, None)
+    };
+    // A deadlock found here is reported by the registry's handler.
+    let _ = ctx.registry.begin_wait(record, &on);
 }
 
 fn died(name: &str, pid: u32, code: i32) -> RuntimeError {
