@@ -74,6 +74,10 @@ pub static BUILTINS: &[Builtin] = &[
         call: new_timer,
     },
     Builtin {
+        name: "process_pool",
+        call: super::process_pool::new_process_pool,
+    },
+    Builtin {
         name: "threads",
         call: list_threads,
     },
@@ -100,7 +104,12 @@ fn new_rlock(_: &mut Interp, args: Vec<Value>) -> Res {
     handle(Handle::Lock(Lock::new(LockKind::Reentrant, 0)))
 }
 
-fn positive(name: &str, v: Option<&Value>, default: i64, min: i64) -> Result<i64, RuntimeError> {
+pub(super) fn positive(
+    name: &str,
+    v: Option<&Value>,
+    default: i64,
+    min: i64,
+) -> Result<i64, RuntimeError> {
     let n = match v {
         Some(v) => expect_int(name, v)?,
         None => default,
@@ -190,7 +199,7 @@ fn new_thread_pool(it: &mut Interp, args: Vec<Value>) -> Res {
         crate::runtime::cpu_count() as i64,
         1,
     )?;
-    let pool = Pool::new(size as usize);
+    let pool = Pool::new(size as usize, "thread-pool");
     for i in 0..size {
         start_pool_worker(it, &pool, i + 1)?;
     }
@@ -329,7 +338,7 @@ impl Interp {
         }
     }
 
-    fn run_callback(&mut self, callback: &Value, result: &Result<Value, RuntimeError>) {
+    pub(super) fn run_callback(&mut self, callback: &Value, result: &Result<Value, RuntimeError>) {
         let arg = match result {
             Ok(v) => v.clone(),
             Err(e) => Value::Error(Arc::new(e.clone())),

@@ -13,6 +13,7 @@ mod expr;
 pub mod globals;
 mod methods;
 pub mod ops;
+mod process_pool;
 mod remote;
 pub mod value;
 
@@ -37,6 +38,7 @@ pub fn builtin_named(name: &str) -> Option<&'static builtins::Builtin> {
     builtins::CORE
         .iter()
         .chain(concurrency::BUILTINS.iter())
+        .chain(std::iter::once(&process_pool::POOL_WORKER))
         .find(|b| b.name == name)
 }
 

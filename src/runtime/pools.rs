@@ -106,14 +106,17 @@ struct PoolState {
 pub struct Pool {
     pub id: u64,
     pub size: usize,
+    /// "thread-pool" or "process-pool".
+    pub kind: &'static str,
     state: Mutex<PoolState>,
 }
 
 impl Pool {
-    pub fn new(size: usize) -> Arc<Pool> {
+    pub fn new(size: usize, kind: &'static str) -> Arc<Pool> {
         Arc::new(Pool {
             id: next_object_id(),
             size,
+            kind,
             state: Mutex::new(PoolState {
                 jobs: VecDeque::new(),
                 active: 0,
@@ -125,7 +128,7 @@ impl Pool {
     }
 
     pub fn label(&self) -> String {
-        format!("thread-pool#{}", self.id)
+        format!("{}#{}", self.kind, self.id)
     }
 
     pub fn submit(&self, ctx: &Context, job: Job) -> Result<(), RuntimeError> {
@@ -200,7 +203,8 @@ impl Pool {
     pub fn describe(&self) -> String {
         let s = self.state.lock();
         format!(
-            "<thread-pool #{} size {}, {} running, {} queued>",
+            "<{} #{} size {}, {} running, {} queued>",
+            self.kind,
             self.id,
             self.size,
             s.active,

@@ -1,0 +1,236 @@
+//! `process_pool(n)`: the pool of `thread_pool` (submit, map, then,
+//! shutdown), but each of its n worker threads hands its jobs to a child
+//! process of its own, which runs them one at a time.
+//!
+//! A worker and its child talk through two queues the worker owns: jobs go
+//! out as `[callee, args, span]` (copied, like any process argument), results come
+//! back as `["ok", value]` or `["err", error]`. If the child dies during a
+//! job, the job fails with a ProcessError and the worker starts a new child.
+
+use super::builtins::{arity, Builtin};
+use super::concurrency::positive;
+use super::value::Value;
+use super::Interp;
+use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::pools::{Job, Pool};
+use crate::runtime::process::wire::Op;
+use crate::runtime::process::{self, codec};
+use crate::runtime::queues::{Order, Queue};
+use crate::runtime::waits::BlockOn;
+use crate::runtime::{clock, threads, Handle, ThreadHandle};
+use crate::span::Span;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Res = Result<Value, RuntimeError>;
+
+/// How often a worker waiting for a result checks that its child still lives.
+const LIVENESS_CHECK: Duration = Duration::from_millis(100);
+
+pub fn new_process_pool(it: &mut Interp, args: Vec<Value>) -> Res {
+    arity("process_pool", &args, 0, 1)?;
+    let size = positive(
+        "process_pool",
+        args.first(),
+        crate::runtime::cpu_count() as i64,
+        1,
+    )?;
+    let pool = Pool::new(size as usize, "process-pool");
+    for n in 1..=size {
+        start_worker(it, &pool, n)?;
+    }
+    it.ctx.pools.lock().push(Arc::downgrade(&pool));
+    Ok(Value::Handle(Handle::Pool(pool)))
+}
+
+struct Worker {
+    jobs: Arc<Queue>,
+    results: Arc<Queue>,
+    child: Arc<ThreadHandle>,
+}
+
+fn start_worker(it: &Interp, pool: &Arc<Pool>, n: i64) -> Result<(), RuntimeError> {
+    let name = format!("{}-worker-{}", pool.label(), n);
+    let mut worker = spawn_child(it, &name)?;
+    let (ctx, pool2) = (it.ctx.clone(), pool.clone());
+    let body = Box::new(move |record| {
+        let mut interp = Interp::new(ctx.clone(), record);
+        while let Some(job) = pool2.next_job(&ctx, &interp.thread)? {
+            let result = interp.run_in_child(&mut worker, &name, &job);
+            for callback in job.future.complete(&ctx, result.clone()) {
+                interp.run_callback(&callback, &result);
+            }
+            pool2.job_done(&ctx);
+        }
+        // Shut down: tell the child to stop, and wait for it.
+        let _ = worker.jobs.put(&ctx, &interp.thread, Value::Nil, || {
+            BlockOn::new("room for the stop signal", None, None)
+        });
+        let _ = worker
+            .child
+            .join(&ctx, &interp.thread, None, Span::default());
+        Ok(Value::Nil)
+    });
+    threads::spawn(&it.ctx, format!("{}-thread", pool.label()), true, body)?;
+    Ok(())
+}
+
+fn spawn_child(it: &Interp, name: &str) -> Result<Worker, RuntimeError> {
+    let jobs = Queue::new(Order::Fifo, None);
+    let results = Queue::new(Order::Fifo, None);
+    let args = [
+        Value::Handle(Handle::Queue(jobs.clone())),
+        Value::Handle(Handle::Queue(results.clone())),
+    ];
+    let child = process::spawn(
+        &it.ctx,
+        name.to_string(),
+        false,
+        &Value::Builtin(&POOL_WORKER),
+        &args,
+        Span::default(),
+    )?;
+    Ok(Worker {
+        jobs,
+        results,
+        child,
+    })
+}
+
+impl Interp {
+    /// Send one job to the worker's child and wait for its result; a dead
+    /// child fails the job and is replaced.
+    fn run_in_child(
+        &mut self,
+        w: &mut Worker,
+        name: &str,
+        job: &Job,
+    ) -> Result<Value, RuntimeError> {
+        let (ctx, me) = (self.ctx.clone(), self.thread.clone());
+        let span = Value::list(vec![
+            Value::Int(job.span.src.0 as i64),
+            Value::Int(job.span.start as i64),
+            Value::Int(job.span.end as i64),
+        ]);
+        let item = Value::list(vec![
+            job.callee.clone(),
+            Value::list(job.args.clone()),
+            span,
+        ]);
+        w.jobs.put(&ctx, &me, item, || {
+            BlockOn::new("room for a job", None, None)
+        })?;
+        loop {
+            let on = || {
+                BlockOn::new(
+                    format!("{} to finish a job", name),
+                    Some(job.span),
+                    Some(clock::deadline_after(LIVENESS_CHECK)),
+                )
+            };
+            if let Some(result) = w.results.get(&ctx, &me, on)? {
+                return unpack(result);
+            }
+            if !w.child.record.alive() {
+                let died = w
+                    .child
+                    .join(&ctx, &me, None, job.span)
+                    .err()
+                    .unwrap_or_else(|| RuntimeError::new(kind::PROCESS, "it exited"));
+                *w = spawn_child(self, name)?;
+                return Err(RuntimeError::new(
+                    kind::PROCESS,
+                    format!(
+                        "the pool's worker process died during this job: {}",
+                        died.message
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn unpack(result: Value) -> Result<Value, RuntimeError> {
+    let Value::List(l) = result else {
+        return Err(RuntimeError::new(
+            kind::PROCESS,
+            "a pool worker sent a damaged result",
+        ));
+    };
+    let items = l.lock().clone();
+    match items.as_slice() {
+        [Value::Str(tag), v] if tag.as_str() == "ok" => Ok(v.clone()),
+        [_, Value::Error(e)] => Err((**e).clone()),
+        _ => Err(RuntimeError::new(
+            kind::PROCESS,
+            "a pool worker sent a damaged result",
+        )),
+    }
+}
+
+/// What a pool's child process runs: take jobs until told to stop.
+/// Not a global; it reaches children by name only.
+pub static POOL_WORKER: Builtin = Builtin {
+    name: "<process pool worker>",
+    call: pool_worker,
+};
+
+fn pool_worker(it: &mut Interp, args: Vec<Value>) -> Res {
+    let [Value::Handle(Handle::Remote(jobs)), Value::Handle(Handle::Remote(results))] =
+        args.as_slice()
+    else {
+        return Err(RuntimeError::new(
+            kind::TYPE,
+            "the pool worker needs its two queues",
+        ));
+    };
+    let (ctx, me) = (it.ctx.clone(), it.thread.clone());
+    loop {
+        let on = BlockOn::new("the next job", None, None);
+        let outcome = match jobs.call(&ctx, &me, Op::Get { timeout: None }, &on) {
+            Ok(got) => match got.into_iter().next() {
+                Some(Value::List(job)) => run_job(it, &job.lock().clone()),
+                _ => return Ok(Value::Nil),
+            },
+            // The connection is gone: nothing more to do.
+            Err(e) if e.is(kind::PROCESS) => return Err(e),
+            // The job could not be copied here (say, a thread handle in it).
+            Err(e) => Err(e),
+        };
+        let reply = match outcome {
+            Ok(v) => vec![Value::str("ok"), v],
+            Err(e) => vec![Value::str("err"), Value::Error(Arc::new(e))],
+        };
+        let item = codec::encode(&results.link, &[Value::list(reply)]).or_else(|e| {
+            let failed = Value::list(vec![Value::str("err"), Value::Error(Arc::new(e))]);
+            codec::encode(&results.link, &[failed])
+        })?;
+        let on = BlockOn::new("room for a result", None, None);
+        results.call(
+            &ctx,
+            &me,
+            Op::Put {
+                item,
+                timeout: None,
+            },
+            &on,
+        )?;
+    }
+}
+
+fn run_job(it: &mut Interp, job: &[Value]) -> Result<Value, RuntimeError> {
+    let [callee, Value::List(args), Value::List(span)] = job else {
+        return Err(RuntimeError::new(kind::PROCESS, "a damaged job"));
+    };
+    // Where the job was submitted: its errors are reported from there.
+    let span = match span.lock().as_slice() {
+        [Value::Int(src), Value::Int(start), Value::Int(end)] => Span::new(
+            crate::span::SourceId(*src as u32),
+            *start as usize,
+            *end as usize,
+        ),
+        _ => Span::default(),
+    };
+    let args = args.lock().clone();
+    it.call_value(callee, args, span).map_err(|e| *e)
+}
