@@ -298,12 +298,20 @@ impl Link {
             slot.fill(&ctx, Err(self.lost(why)));
         }
         let ghosts: Vec<_> = self.ghosts.lock().drain().map(|(_, g)| g).collect();
-        for g in ghosts {
+        for g in &ghosts {
             let err = RuntimeError::new(
                 kind::PROCESS,
                 format!("{} ended ({})", self.peer_short(), why),
             );
             ctx.registry.interrupt(&g.record, err);
+        }
+        // Whoever joins the dead process must not find one of its stand-ins
+        // still waiting (it would take the next item put, for nobody).
+        let give_up = Instant::now() + Duration::from_secs(5);
+        while ghosts.iter().any(|g| !g.idle()) && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for g in ghosts {
             for lock in g.locks.lock().drain(..) {
                 lock.release_dead(&ctx, &g.record, &self.peer);
             }

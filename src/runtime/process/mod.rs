@@ -55,6 +55,8 @@ impl ProcessInfo {
     pub fn signal(&self, signal: i32) {
         let exit = self.exit.lock();
         if exit.is_none() {
+            // It will end (or handle the signal): not quiet any more.
+            self.link.quiet.store(false, Ordering::Release);
             // SAFETY: kill has no memory-safety preconditions; the pid is
             // still ours (not yet waited for, checked under the lock).
             unsafe {
