@@ -75,7 +75,48 @@ const BENCHMARKS: &[Benchmark] = &[
         target: "<= 0.2x python",
         rust: Some(rust_lock_4x250k),
     },
+    Benchmark {
+        name: "proc_spawn_200",
+        description: "spawn + join 200 no-op processes (python: multiprocessing, fork; rust: re-exec of `conc --version`)",
+        target: "<= 1.5x rust, < python",
+        rust: Some(rust_reexec_200),
+    },
+    Benchmark {
+        name: "proc_queue_100k",
+        description: "100,000 ints parent -> child through a shared queue (python: multiprocessing.Queue)",
+        target: "<= 0.1x python",
+        rust: None,
+    },
+    Benchmark {
+        name: "proc_pipe_10k",
+        description: "10,000 ping-pong round trips over a pipe between processes (python: multiprocessing.Pipe)",
+        target: "<= 1.5x python",
+        rust: None,
+    },
+    Benchmark {
+        name: "proc_lock_2x50k",
+        description: "2 processes x 50,000 lock/increment/unlock on a shared lock (python: multiprocessing.Lock)",
+        target: "recorded",
+        rust: None,
+    },
 ];
+
+/// The conc binary, for the raw re-exec baseline.
+static CONC: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// What `spawn process` costs at the least: starting the binary and waiting.
+fn rust_reexec_200() -> u64 {
+    let Some(conc) = CONC.get() else { return 0 };
+    let mut ok = 0;
+    for _ in 0..200 {
+        let status = Command::new(conc)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status();
+        ok += u64::from(status.is_ok_and(|s| s.success()));
+    }
+    ok
+}
 
 const RUNS: usize = 3;
 /// A single script run longer than this is treated as hung.
@@ -167,6 +208,7 @@ fn main() {
         Err(message) => exit_with(&message),
     };
     let conc = find_conc(crate_root).unwrap_or_else(|message| exit_with(&message));
+    let _ = CONC.set(conc.clone());
     let python = find_python();
     let rows: Vec<Row> = selected
         .into_iter()

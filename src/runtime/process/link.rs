@@ -47,7 +47,7 @@ pub struct Link {
     /// Replies received (a child tells its parent when it turns quiet) and
     /// sent (a parent only believes a child quiet that has seen them all).
     pub replies_in: AtomicU64,
-    pub replies_out: AtomicU64,
+    pub replies_out: Mutex<u64>,
     /// The other side (a child) is quiet: see `BlockOn::quiet`.
     pub quiet: Arc<AtomicBool>,
 }
@@ -65,7 +65,7 @@ impl Link {
             ghosts: Mutex::new(HashMap::new()),
             broken: Mutex::new(None),
             replies_in: AtomicU64::new(0),
-            replies_out: AtomicU64::new(0),
+            replies_out: Mutex::new(0),
             quiet: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -157,10 +157,12 @@ impl Link {
         match msg {
             Msg::Request(request) => self.request(&ctx, *request, inline),
             Msg::Reply { req, result } => {
-                self.replies_in.fetch_add(1, Ordering::AcqRel);
                 if let Some(slot) = self.pending.lock().remove(&req) {
                     slot.fill(&ctx, result.map_err(RuntimeError::from));
                 }
+                // Counted only once its thread is marked woken: a "quiet"
+                // report can never claim this reply while it is unseen.
+                self.replies_in.fetch_add(1, Ordering::AcqRel);
             }
             Msg::Cancel { req } => {
                 let ghosts: Vec<_> = self.ghosts.lock().values().cloned().collect();
@@ -224,8 +226,10 @@ impl Link {
     fn reply(&self, req: u64, result: Result<Packet, WireError>) {
         if req != 0 {
             // Whatever the child reported, it is about to be busy again.
+            let mut out = self.replies_out.lock();
             self.quiet.store(false, Ordering::Release);
-            self.replies_out.fetch_add(1, Ordering::AcqRel);
+            *out += 1;
+            drop(out);
             let _ = self.send(&Msg::Reply { req, result });
         }
     }

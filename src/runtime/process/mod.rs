@@ -230,9 +230,14 @@ fn reap(
 /// can end. Unless a reply is on its way to it, its record now waits too,
 /// and a deadlock of the whole program can be seen here.
 fn quiet(ctx: &Context, record: &ThreadRef, link: &Link, replies_seen: u64, waits: Vec<String>) {
-    if replies_seen != link.replies_out.load(Ordering::Acquire) {
+    // Checked and set under the count's lock, so a reply sent meanwhile
+    // (which clears `quiet`) cannot be missed.
+    let out = link.replies_out.lock();
+    if replies_seen != *out {
         return;
     }
+    link.quiet.store(true, Ordering::Release);
+    drop(out);
     let what = if waits.is_empty() {
         "objects of this process (every thread of it is blocked)".to_string()
     } else {
@@ -241,7 +246,6 @@ fn quiet(ctx: &Context, record: &ThreadRef, link: &Link, replies_seen: u64, wait
             waits.join("; ")
         )
     };
-    link.quiet.store(true, Ordering::Release);
     let on = BlockOn {
         quiet: Some(link.quiet.clone()),
         ..BlockOn::new(what, None, None)
