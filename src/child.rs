@@ -10,6 +10,7 @@ use crate::runtime::process::{codec, Link, LinkOutput};
 use crate::session::{Session, SessionOptions};
 use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub use crate::runtime::process::CHILD_FLAG;
@@ -52,16 +53,10 @@ pub fn run() -> i32 {
     })));
     let quiet_link = link.clone();
     ctx.registry.set_quiet_hook(Box::new(move |waits| {
-        let msg = match waits {
-            Some(waits) => Msg::Quiet {
-                replies_seen: quiet_link
-                    .replies_in
-                    .load(std::sync::atomic::Ordering::Acquire),
-                waits,
-            },
-            None => Msg::Busy,
-        };
-        let _ = quiet_link.send(&msg);
+        let _ = quiet_link.send(&Msg::Quiet {
+            replies_seen: quiet_link.replies_in.load(Ordering::Acquire),
+            waits,
+        });
     }));
     let serving = link.clone();
     let served = std::thread::Builder::new()

@@ -114,10 +114,10 @@ struct Entry {
 /// (report, exit 3); the REPL interrupts the threads involved instead.
 pub type DeadlockHandler = Box<dyn Fn(&RuntimeError) + Send + Sync>;
 
-/// Told when this (child) process becomes quiet, i.e. every thread waits
-/// and only the parent can wake any of them (`Some`: what they wait for),
-/// and when it stops being quiet (`None`).
-pub type QuietHook = Box<dyn Fn(Option<Vec<String>>) + Send + Sync>;
+/// Told, after the parent asked (`probe`), as soon as this (child) process
+/// is quiet: every thread waits and only the parent can wake any of them.
+/// Gets what the threads wait for inside the child.
+pub type QuietHook = Box<dyn Fn(Vec<String>) + Send + Sync>;
 
 #[derive(Default)]
 pub struct Registry {
@@ -128,7 +128,8 @@ pub struct Registry {
     quiet_hook: Mutex<Option<Arc<QuietHook>>>,
     /// Only child processes have a hook; everyone else skips the check cheaply.
     has_quiet_hook: AtomicBool,
-    quiet: AtomicBool,
+    /// The parent asked whether we are quiet and has had no answer yet.
+    probed: AtomicBool,
 }
 
 /// A snapshot line for `:threads` and reports.
@@ -151,10 +152,18 @@ impl Registry {
         self.has_quiet_hook.store(true, Ordering::Release);
     }
 
-    /// A child process tells its parent whenever it turns quiet or busy, so
-    /// the parent's deadlock detection can see into it.
+    /// The parent's threads are all blocked and it asks whether ours are
+    /// too: answer as soon as that is so (maybe now).
+    pub fn probe(&self) {
+        self.probed.store(true, Ordering::Release);
+        let threads = self.threads.lock();
+        self.update_quiet(&threads);
+    }
+
+    /// Answer a pending probe once this process is quiet. Asking only when
+    /// the parent has nothing else to do keeps this off every hot path.
     fn update_quiet(&self, threads: &BTreeMap<ThreadId, Entry>) {
-        if !self.has_quiet_hook.load(Ordering::Relaxed) {
+        if !self.has_quiet_hook.load(Ordering::Relaxed) || !self.probed.load(Ordering::Acquire) {
             return;
         }
         let Some(hook) = self.quiet_hook.lock().clone() else {
@@ -170,11 +179,8 @@ impl Registry {
                     .as_ref()
                     .is_some_and(|w| w.stuck() || w.on_other_process())
             });
-        if quiet == self.quiet.swap(quiet, Ordering::AcqRel) {
+        if !quiet || !self.probed.swap(false, Ordering::AcqRel) {
             return;
-        }
-        if !quiet {
-            return hook(None);
         }
         let sources = self.sources.lock();
         let waits = threads
@@ -193,13 +199,14 @@ impl Registry {
                 ))
             })
             .collect();
-        hook(Some(waits))
+        hook(waits)
     }
 
     /// Something outside the registry changed whether a wait is stuck (a
     /// child process turned quiet): look for a deadlock now.
     pub fn recheck(&self) {
         let threads = self.threads.lock();
+        probe_children(&threads);
         if let Some((ids, message)) = all_stuck(&threads) {
             let report = report(&threads, ids, message, &self.sources.lock());
             self.deadlock(threads, report, None);
@@ -221,6 +228,7 @@ impl Registry {
         let mut threads = self.threads.lock();
         threads.remove(&id);
         self.update_quiet(&threads);
+        probe_children(&threads);
         if let Some((ids, message)) = all_stuck(&threads) {
             let report = report(&threads, ids, message, &self.sources.lock());
             self.deadlock(threads, report, None);
@@ -249,6 +257,7 @@ impl Registry {
             });
         }
         self.update_quiet(&threads);
+        probe_children(&threads);
         if on.deadline.is_some() || on.external {
             return Ok(());
         }
@@ -337,6 +346,28 @@ struct Report {
 /// Every thread is blocked with no timeout and nothing outside can wake it.
 /// A deadlock found: the threads involved and what to call it.
 type Found = (Vec<ThreadId>, String);
+
+/// If nothing but child processes could still wake anyone here, ask each
+/// of those children whether it is quiet (each answers once, when it is).
+fn probe_children(threads: &BTreeMap<ThreadId, Entry>) {
+    let mut children = Vec::new();
+    for e in threads.values() {
+        let blocked = e
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.stuck() || w.on_other_process());
+        if blocked {
+            continue;
+        }
+        match &e.thread.process {
+            Some(p) => children.push(p),
+            None => return,
+        }
+    }
+    for p in children {
+        p.link.probe();
+    }
+}
 
 fn all_stuck(threads: &BTreeMap<ThreadId, Entry>) -> Option<Found> {
     if threads.is_empty() {

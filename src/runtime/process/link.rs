@@ -50,6 +50,8 @@ pub struct Link {
     pub replies_out: Mutex<u64>,
     /// The other side (a child) is quiet: see `BlockOn::quiet`.
     pub quiet: Arc<AtomicBool>,
+    /// A probe is on its way to the child, or its answer back.
+    probing: AtomicBool,
 }
 
 impl Link {
@@ -67,6 +69,7 @@ impl Link {
             replies_in: AtomicU64::new(0),
             replies_out: Mutex::new(0),
             quiet: Arc::new(AtomicBool::new(false)),
+            probing: AtomicBool::new(false),
         })
     }
 
@@ -93,6 +96,18 @@ impl Link {
             kind::PROCESS,
             format!("the connection to {} is lost ({})", self.peer, reason),
         )
+    }
+
+    /// Ask the child to say when it is quiet (once; see `Registry::probe`).
+    pub fn probe(&self) {
+        if !self.probing.swap(true, Ordering::AcqRel) {
+            let _ = self.send(&Msg::Probe);
+        }
+    }
+
+    /// The child answered a probe: the next one may be sent.
+    pub fn probe_answered(&self) {
+        self.probing.store(false, Ordering::Release);
     }
 
     pub fn is_broken(&self) -> bool {
@@ -178,6 +193,7 @@ impl Link {
                 self.ghosts.lock().remove(&tid);
             }
             Msg::Print(line) => ctx.out.line(&line),
+            Msg::Probe => ctx.registry.probe(),
             Msg::Report(text) => ctx.out.report(&text),
             other_msg => other(other_msg),
         }

@@ -202,10 +202,6 @@ fn reap(
             replies_seen,
             waits,
         } => quiet(&ctx, &record, &link, replies_seen, waits),
-        Msg::Busy => {
-            link.quiet.store(false, Ordering::Release);
-            ctx.registry.end_wait(&record);
-        }
         _ => {}
     });
     let code = {
@@ -230,6 +226,7 @@ fn reap(
 /// can end. Unless a reply is on its way to it, its record now waits too,
 /// and a deadlock of the whole program can be seen here.
 fn quiet(ctx: &Context, record: &ThreadRef, link: &Link, replies_seen: u64, waits: Vec<String>) {
+    link.probe_answered();
     // Checked and set under the count's lock, so a reply sent meanwhile
     // (which clears `quiet`) cannot be missed.
     let out = link.replies_out.lock();

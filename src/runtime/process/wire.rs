@@ -212,14 +212,15 @@ pub enum Msg {
     Report(String),
     /// The child found a deadlock among its own threads.
     Deadlock(WireError),
-    /// Every thread of the child waits, and only the parent can wake one:
-    /// with the number of replies it had received, and its own (local) waits.
+    /// The parent's threads are all blocked: is the child quiet too?
+    Probe,
+    /// The answer, once true: every thread of the child waits and only the
+    /// parent can wake one; with the number of replies it had received, and
+    /// its own (local) waits.
     Quiet {
         replies_seen: u64,
         waits: Vec<String>,
     },
-    /// The child is no longer quiet.
-    Busy,
     /// The child's function finished (after the child's own threads).
     Done(Result<Packet, WireError>),
 }
