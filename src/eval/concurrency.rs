@@ -629,7 +629,7 @@ impl Interp {
             .map_err(|e| Box::new(e.at(target.span)))?;
         let flow = self.exec_body(&body.stmts, frame);
         let released = self
-            .remote_release(r, target.span)
+            .remote_release(r, target.span, true)
             .map_err(|e| Box::new(e.at(target.span)));
         let flow = flow?;
         released?;

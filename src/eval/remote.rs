@@ -98,9 +98,20 @@ impl Interp {
         Ok(got)
     }
 
-    pub(super) fn remote_release(&self, r: &Remote, span: Span) -> Result<(), RuntimeError> {
+    /// `held`: the caller knows it holds the lock (the end of `lock m { }`),
+    /// so the release cannot fail and is sent without waiting for a reply.
+    pub(super) fn remote_release(
+        &self,
+        r: &Remote,
+        span: Span,
+        held: bool,
+    ) -> Result<(), RuntimeError> {
         let on = BlockOn::new(format!("{} to be released", r.label), Some(span), None);
-        self.call_remote(r, Op::Release, &on)?;
+        if held {
+            r.link.post(&self.thread, r.remote_id, Op::Release, &on)?;
+        } else {
+            self.call_remote(r, Op::Release, &on)?;
+        }
         self.thread.remove_held(r.id);
         Ok(())
     }
@@ -130,7 +141,7 @@ impl Interp {
                 )),
             }
             .map(Value::Bool),
-            "release" => self.remote_release(r, span).map(|_| Value::Nil),
+            "release" => self.remote_release(r, span, false).map(|_| Value::Nil),
             _ => self.remote_call_method(r, name.to_string(), args, span),
         };
         result.map_err(|e| Box::new(e.at(span)))
