@@ -116,7 +116,11 @@ impl Interp {
             return Err(call_refused(decl, given, span));
         }
         let code = decl.code.get(decl);
-        self.stack.resize(base + decl.nslots as usize, Value::Nil);
+        let locals = (decl.nslots as usize).saturating_sub(given);
+        self.stack.reserve(locals);
+        for _ in 0..locals {
+            self.stack.push(Value::Nil);
+        }
         for &slot in code.captured_params() {
             let v = std::mem::take(&mut self.stack[base + slot]);
             self.stack[base + slot] = Value::Cell(Arc::new(Mutex::new(v)));
@@ -128,7 +132,7 @@ impl Interp {
         };
         let ctl = code.run(self, frame);
         self.depth -= 1;
-        self.stack.truncate(base);
+        compile::pop_frame(&mut self.stack, base);
         self.finish_call(ctl)
             .map_err(|e| add_call_note(e, decl, span))
     }

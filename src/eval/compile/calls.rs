@@ -116,7 +116,7 @@ impl Interp {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn store_local(&mut self, frame: Frame, slot: usize, v: Value) {
         let place = &mut self.stack[frame.base + slot];
         match place {

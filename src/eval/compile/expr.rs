@@ -3,6 +3,9 @@
 //! full path (and the same errors) as the tree-walking evaluator.
 
 use super::calls::eval_all;
+use super::fused::{
+    by_int_op, by_int_test, with_operands, IntOp, IntTest, TestOf, ValueOf, WithIntOp, WithIntTest,
+};
 use super::ExprCode;
 use crate::ast::{BinOp, Expr, ExprKind, Res, UnaryOp, VarRef};
 use crate::eval::expr::name_error;
@@ -119,51 +122,40 @@ fn index_expr(target: &Expr, index: &Expr) -> ExprCode {
     })
 }
 
-/// The int result of `x op y` when it is the simple case; `None` sends the
-/// operands down the full path (floats, strings, overflow, division by zero).
-trait IntOp: Fn(i64, i64) -> Option<Value> + Copy + Send + Sync + 'static {}
-impl<F: Fn(i64, i64) -> Option<Value> + Copy + Send + Sync + 'static> IntOp for F {}
-
 fn binary(op: BinOp, lhs: &Expr, rhs: &Expr, span: Span) -> ExprCode {
-    let int = |v: Option<i64>| v.map(Value::Int);
-    let boolean = |b: bool| Some(Value::Bool(b));
     match op {
         BinOp::And | BinOp::Or => logic(op, lhs, rhs),
-        BinOp::Add => int_op(op, lhs, rhs, span, move |x, y| int(x.checked_add(y))),
-        BinOp::Sub => int_op(op, lhs, rhs, span, move |x, y| int(x.checked_sub(y))),
-        BinOp::Mul => int_op(op, lhs, rhs, span, move |x, y| int(x.checked_mul(y))),
-        BinOp::Mod => int_op(op, lhs, rhs, span, move |x, y| int(floor_mod(x, y))),
-        BinOp::FloorDiv => int_op(op, lhs, rhs, span, move |x, y| int(floor_div(x, y))),
-        BinOp::Lt => int_op(op, lhs, rhs, span, move |x, y| boolean(x < y)),
-        BinOp::Le => int_op(op, lhs, rhs, span, move |x, y| boolean(x <= y)),
-        BinOp::Gt => int_op(op, lhs, rhs, span, move |x, y| boolean(x > y)),
-        BinOp::Ge => int_op(op, lhs, rhs, span, move |x, y| boolean(x >= y)),
-        BinOp::Eq => int_op(op, lhs, rhs, span, move |x, y| boolean(x == y)),
-        BinOp::Ne => int_op(op, lhs, rhs, span, move |x, y| boolean(x != y)),
-        _ => int_op(op, lhs, rhs, span, |_, _| None),
+        _ => by_int_op(op, Binary { op, lhs, rhs, span }),
     }
 }
 
-/// Python's `%` (the sign of the divisor); `None` for a zero divisor or overflow.
-#[inline]
-fn floor_mod(x: i64, y: i64) -> Option<i64> {
-    let r = x.checked_rem(y)?;
-    Some(if r != 0 && ((r < 0) != (y < 0)) {
-        r + y
-    } else {
-        r
-    })
+/// `lhs op rhs` with the int fast path `F`.
+struct Binary<'e> {
+    op: BinOp,
+    lhs: &'e Expr,
+    rhs: &'e Expr,
+    span: Span,
 }
 
-/// Python's `//` (rounds down); `None` for a zero divisor or overflow.
-#[inline]
-fn floor_div(x: i64, y: i64) -> Option<i64> {
-    let q = x.checked_div(y)?;
-    Some(if x % y != 0 && ((x < 0) != (y < 0)) {
-        q - 1
-    } else {
-        q
-    })
+impl WithIntOp for Binary<'_> {
+    type Out = ExprCode;
+    fn with<F: IntOp>(self, fast: F) -> ExprCode {
+        let Binary { op, lhs, rhs, span } = self;
+        if let Some(code) = with_operands(lhs, rhs, ValueOf { op, span, fast }) {
+            return code;
+        }
+        let (lhs, rhs) = (expr(lhs), expr(rhs));
+        Box::new(move |it, f| {
+            let x = lhs(it, f)?;
+            let y = rhs(it, f)?;
+            if let (Value::Int(p), Value::Int(q)) = (&x, &y) {
+                if let Some(v) = fast(*p, *q) {
+                    return Ok(v);
+                }
+            }
+            it.binary_values(op, x, y, span)
+        })
+    }
 }
 
 /// Short-circuit `and` / `or`: the deciding operand is the value.
@@ -179,99 +171,41 @@ fn logic(op: BinOp, lhs: &Expr, rhs: &Expr) -> ExprCode {
     })
 }
 
-fn local_slot(e: &Expr) -> Option<usize> {
-    match &e.node {
-        ExprKind::Var(VarRef {
-            res: Res::Local(slot),
-            ..
-        }) => Some(*slot as usize),
-        _ => None,
-    }
-}
-
-/// `local op 5`, `local op local` and the general case, each its own closure.
-fn int_op(op: BinOp, lhs: &Expr, rhs: &Expr, span: Span, fast: impl IntOp) -> ExprCode {
-    match (local_slot(lhs), local_slot(rhs), &rhs.node) {
-        (Some(a), _, ExprKind::Int(k)) => {
-            let k = *k;
-            Box::new(move |it, f| {
-                if let Value::Int(x) = it.stack[f.base + a] {
-                    if let Some(v) = fast(x, k) {
-                        return Ok(v);
-                    }
-                }
-                let x = it.local(f, a);
-                it.binary_values(op, x, Value::Int(k), span)
-            })
-        }
-        (Some(a), Some(b), _) => Box::new(move |it, f| {
-            if let (Value::Int(x), Value::Int(y)) = (&it.stack[f.base + a], &it.stack[f.base + b]) {
-                if let Some(v) = fast(*x, *y) {
-                    return Ok(v);
-                }
-            }
-            let (x, y) = (it.local(f, a), it.local(f, b));
-            it.binary_values(op, x, y, span)
-        }),
-        _ => {
-            let (lhs, rhs) = (expr(lhs), expr(rhs));
-            Box::new(move |it, f| {
-                let x = lhs(it, f)?;
-                let y = rhs(it, f)?;
-                if let (Value::Int(p), Value::Int(q)) = (&x, &y) {
-                    if let Some(v) = fast(*p, *q) {
-                        return Ok(v);
-                    }
-                }
-                it.binary_values(op, x, y, span)
-            })
-        }
-    }
-}
-
 /// A condition. Int comparisons give their bool without making a `Value`.
 pub(super) fn cond(e: &Expr) -> CondCode {
     if let ExprKind::Binary { op, lhs, rhs } = &e.node {
         let (op, span) = (*op, e.span);
-        match op {
-            BinOp::Lt => return int_test(op, lhs, rhs, span, |x, y| x < y),
-            BinOp::Le => return int_test(op, lhs, rhs, span, |x, y| x <= y),
-            BinOp::Gt => return int_test(op, lhs, rhs, span, |x, y| x > y),
-            BinOp::Ge => return int_test(op, lhs, rhs, span, |x, y| x >= y),
-            BinOp::Eq => return int_test(op, lhs, rhs, span, |x, y| x == y),
-            BinOp::Ne => return int_test(op, lhs, rhs, span, |x, y| x != y),
-            _ => {}
+        if let Some(code) = by_int_test(op, Test { op, lhs, rhs, span }) {
+            return code;
         }
     }
     let e = expr(e);
     Box::new(move |it, f| Ok(e(it, f)?.truthy()))
 }
 
-trait IntTest: Fn(i64, i64) -> bool + Copy + Send + Sync + 'static {}
-impl<F: Fn(i64, i64) -> bool + Copy + Send + Sync + 'static> IntTest for F {}
+/// The condition `lhs op rhs` with the int comparison `T`.
+struct Test<'e> {
+    op: BinOp,
+    lhs: &'e Expr,
+    rhs: &'e Expr,
+    span: Span,
+}
 
-fn int_test(op: BinOp, lhs: &Expr, rhs: &Expr, span: Span, test: impl IntTest) -> CondCode {
-    match (local_slot(lhs), &rhs.node) {
-        (Some(a), ExprKind::Int(k)) => {
-            let k = *k;
-            Box::new(move |it, f| {
-                if let Value::Int(x) = it.stack[f.base + a] {
-                    return Ok(test(x, k));
-                }
-                let x = it.local(f, a);
-                Ok(it.binary_values(op, x, Value::Int(k), span)?.truthy())
-            })
+impl WithIntTest for Test<'_> {
+    type Out = CondCode;
+    fn with<T: IntTest>(self, test: T) -> CondCode {
+        let Test { op, lhs, rhs, span } = self;
+        if let Some(code) = with_operands(lhs, rhs, TestOf { op, span, test }) {
+            return code;
         }
-        _ => {
-            let (lhs, rhs) = (expr(lhs), expr(rhs));
-            Box::new(move |it, f| {
-                let x = lhs(it, f)?;
-                let y = rhs(it, f)?;
-                if let (Value::Int(p), Value::Int(q)) = (&x, &y) {
-                    return Ok(test(*p, *q));
-                }
-                Ok(it.binary_values(op, x, y, span)?.truthy())
-            })
-        }
+        let (lhs, rhs) = (expr(lhs), expr(rhs));
+        Box::new(move |it, f| {
+            let x = lhs(it, f)?;
+            let y = rhs(it, f)?;
+            if let (Value::Int(p), Value::Int(q)) = (&x, &y) {
+                return Ok(test(*p, *q));
+            }
+            Ok(it.binary_values(op, x, y, span)?.truthy())
+        })
     }
 }

@@ -13,6 +13,7 @@
 
 mod calls;
 mod expr;
+mod fused;
 mod stmt;
 
 use super::value::Value;
@@ -84,6 +85,16 @@ macro_rules! tri {
     };
 }
 use tri;
+
+/// Drop a frame's slots. Most hold ints, which need no drop call.
+#[inline]
+pub(super) fn pop_frame(stack: &mut Vec<Value>, base: usize) {
+    while stack.len() > base {
+        if let Some(v) = stack.pop() {
+            stmt::forget_or_drop(v);
+        }
+    }
+}
 
 /// A compiled block: its statements in order.
 struct Block(Box<[StmtCode]>);

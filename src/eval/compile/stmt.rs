@@ -2,6 +2,10 @@
 
 use super::calls::eval_all;
 use super::expr::{cond, expr, exprs, read_var, CondCode};
+use super::fused::{
+    by_int_op, by_int_test, local_slot, with_operands, AssignOf, Build, IfOf, IntOp, IntTest,
+    Operand, TestOf, ValueOf, WithIntOp, WithIntTest,
+};
 use super::{tri, Block, Ctl, StmtCode};
 use crate::ast::{self, BinOp, Decl, Expr, ExprKind, Pattern, Res, Stmt, StmtKind, VarRef};
 use crate::diagnostics::RuntimeError;
@@ -35,19 +39,26 @@ pub(super) fn stmt(s: &Stmt) -> StmtCode {
         }
         StmtKind::Assign {
             target:
-                Expr {
+                target @ Expr {
                     node: ExprKind::Var(var),
                     span,
                 },
             op,
             value,
-        } => assign_var(var, *span, *op, value),
+        } => fused_assign(target, *op, value).unwrap_or_else(|| assign_var(var, *span, *op, value)),
         StmtKind::If {
             branches,
             otherwise,
         } => if_stmt(branches, otherwise.as_ref()),
         StmtKind::While { cond, body } => while_stmt(cond, body),
         StmtKind::For { target, iter, body } => for_stmt(target, iter, body),
+        StmtKind::Return(Some(value)) if local_slot(value).is_some() => {
+            let slot = local_slot(value).unwrap_or_default();
+            Box::new(move |it, f| {
+                it.pending.ret = it.local(f, slot);
+                Ctl::Return
+            })
+        }
         StmtKind::Return(value) => {
             let value = value.as_ref().map(expr);
             Box::new(move |it, f| {
@@ -119,6 +130,51 @@ impl Target {
     }
 }
 
+/// `x = a op b` and `x op= b` into a local, when the operands are locals or
+/// int constants: one closure, no intermediate `Value`.
+fn fused_assign(target: &Expr, op: Option<BinOp>, value: &Expr) -> Option<StmtCode> {
+    let slot = local_slot(target)?;
+    let (op, lhs, rhs, span) = match (op, &value.node) {
+        (Some(op), _) => (op, target, value, target.span.to(value.span)),
+        (None, ExprKind::Binary { op, lhs, rhs }) => (*op, &**lhs, &**rhs, value.span),
+        (None, _) => return None,
+    };
+    if matches!(op, BinOp::And | BinOp::Or) {
+        return None;
+    }
+    let ctx = FusedAssign {
+        slot,
+        op,
+        lhs,
+        rhs,
+        span,
+    };
+    by_int_op(op, ctx)
+}
+
+struct FusedAssign<'e> {
+    slot: usize,
+    op: BinOp,
+    lhs: &'e Expr,
+    rhs: &'e Expr,
+    span: Span,
+}
+
+impl WithIntOp for FusedAssign<'_> {
+    type Out = Option<StmtCode>;
+    fn with<F: IntOp>(self, fast: F) -> Option<StmtCode> {
+        let FusedAssign {
+            slot,
+            op,
+            lhs,
+            rhs,
+            span,
+        } = self;
+        let value = ValueOf { op, span, fast };
+        with_operands(lhs, rhs, AssignOf { slot, value })
+    }
+}
+
 /// `x = v` and `x op= v` (the value is evaluated before `x` is read).
 fn assign_var(var: &VarRef, span: Span, op: Option<BinOp>, value: &Expr) -> StmtCode {
     let value_code = expr(value);
@@ -153,6 +209,11 @@ fn assign_var(var: &VarRef, span: Span, op: Option<BinOp>, value: &Expr) -> Stmt
 }
 
 fn if_stmt(branches: &[(Expr, ast::Block)], otherwise: Option<&ast::Block>) -> StmtCode {
+    if let ([(test, body)], None) = (branches, otherwise) {
+        if let Some(code) = fused_if(test, body) {
+            return code;
+        }
+    }
     let mut arms: Vec<(CondCode, Block)> = branches
         .iter()
         .map(|(c, b)| (cond(c), block(&b.stmts)))
@@ -177,6 +238,62 @@ fn if_stmt(branches: &[(Expr, ast::Block)], otherwise: Option<&ast::Block>) -> S
             None => Ctl::Normal,
         }
     })
+}
+
+/// `if a op b { body }` with locals or int constants as operands.
+fn fused_if(test: &Expr, body: &ast::Block) -> Option<StmtCode> {
+    let ExprKind::Binary { op, lhs, rhs } = &test.node else {
+        return None;
+    };
+    let ctx = FusedIf {
+        op: *op,
+        lhs,
+        rhs,
+        span: test.span,
+        body,
+    };
+    by_int_test(*op, ctx).flatten()
+}
+
+struct FusedIf<'e> {
+    op: BinOp,
+    lhs: &'e Expr,
+    rhs: &'e Expr,
+    span: Span,
+    body: &'e ast::Block,
+}
+
+impl WithIntTest for FusedIf<'_> {
+    type Out = Option<StmtCode>;
+    fn with<T: IntTest>(self, test: T) -> Option<StmtCode> {
+        let FusedIf {
+            op,
+            lhs,
+            rhs,
+            span,
+            body,
+        } = self;
+        let test = TestOf { op, span, test };
+        with_operands(lhs, rhs, LazyIf { test, body })
+    }
+}
+
+/// Compiles the body only once the operands are known to fit.
+struct LazyIf<'e, T> {
+    test: TestOf<T>,
+    body: &'e ast::Block,
+}
+
+impl<T: IntTest> Build for LazyIf<'_, T> {
+    type Out = StmtCode;
+    fn build<A: Operand, B: Operand>(self, a: A, b: B) -> StmtCode {
+        let body = block(&self.body.stmts);
+        IfOf {
+            test: self.test,
+            body,
+        }
+        .build(a, b)
+    }
 }
 
 fn while_stmt(test: &Expr, body: &ast::Block) -> StmtCode {
@@ -209,24 +326,42 @@ impl ForLoop {
             return Some(it.fail(e));
         }
         let ctl = self.body.run(it, f);
-        if let Err(e) = it.check_interrupt() {
-            it.pending.ret = Value::Nil;
-            return Some(it.fail(e));
-        }
-        match ctl {
-            Ctl::Break => Some(Ctl::Normal),
-            Ctl::Return | Ctl::Error => Some(ctl),
-            Ctl::Normal | Ctl::Continue => None,
-        }
+        after_body(it, ctl)
     }
 
     /// `for i in range(..)`: counts without building a list.
     fn range(&self, it: &mut Interp, args: &[Value], f: Frame) -> Ctl {
         let bounds = range_bounds(args).map_err(|e| self.at_iter(e));
         let (start, end, step) = tri!(it, bounds);
+        if let Target::Slot(slot) = self.target {
+            return self.range_in_slot(it, slot, (start, end, step), f);
+        }
         let mut i = start;
         while (step > 0 && i < end) || (step < 0 && i > end) {
             if let Some(ctl) = self.step(it, Value::Int(i), f) {
+                return ctl;
+            }
+            i = match i.checked_add(step) {
+                Some(next) => next,
+                None => break,
+            };
+        }
+        Ctl::Normal
+    }
+
+    /// The commonest loop of all: the counter is a plain local.
+    fn range_in_slot(
+        &self,
+        it: &mut Interp,
+        slot: usize,
+        bounds: (i64, i64, i64),
+        f: Frame,
+    ) -> Ctl {
+        let (mut i, end, step) = bounds;
+        while (step > 0 && i < end) || (step < 0 && i > end) {
+            put(&mut it.stack[f.base + slot], Value::Int(i));
+            let ctl = self.body.run(it, f);
+            if let Some(ctl) = after_body(it, ctl) {
                 return ctl;
             }
             i = match i.checked_add(step) {
@@ -250,6 +385,29 @@ impl ForLoop {
     fn at_iter(&self, e: RuntimeError) -> Box<RuntimeError> {
         Box::new(e.at(self.iter_span))
     }
+}
+
+/// After a loop body: stop if asked to (Ctrl-C, deadlock), else `Some`
+/// when the loop must end with that control.
+#[inline(always)]
+fn after_body(it: &mut Interp, ctl: Ctl) -> Option<Ctl> {
+    if ctl == Ctl::Error {
+        return Some(ctl);
+    }
+    if let Err(e) = it.check_interrupt() {
+        return Some(interrupted(it, e));
+    }
+    match ctl {
+        Ctl::Break => Some(Ctl::Normal),
+        Ctl::Return | Ctl::Error => Some(ctl),
+        Ctl::Normal | Ctl::Continue => None,
+    }
+}
+
+#[cold]
+fn interrupted(it: &mut Interp, e: Box<RuntimeError>) -> Ctl {
+    it.pending.ret = Value::Nil;
+    it.fail(e)
 }
 
 fn for_stmt(target: &Pattern, iter: &Expr, body: &ast::Block) -> StmtCode {
@@ -298,11 +456,15 @@ fn try_stmt(body: &ast::Block, name: Option<Decl>, handler: &ast::Block) -> Stmt
 /// count) only when it owns something: ints stay inline.
 #[inline]
 pub(super) fn put(place: &mut Value, v: Value) {
-    let old = std::mem::replace(place, v);
-    if owns_heap(&old) {
-        drop_value(old);
+    forget_or_drop(std::mem::replace(place, v));
+}
+
+#[inline]
+pub(super) fn forget_or_drop(v: Value) {
+    if owns_heap(&v) {
+        drop_value(v);
     } else {
-        std::mem::forget(old);
+        std::mem::forget(v);
     }
 }
 
