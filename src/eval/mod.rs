@@ -108,6 +108,7 @@ impl Interp {
     }
 
     /// Run a closure whose arguments are already on the stack from `base`.
+    #[inline(always)]
     fn call_closure(&mut self, closure: &Closure, base: usize, span: Span) -> R<Value> {
         let decl = &*closure.decl;
         let given = self.stack.len() - base;

@@ -89,6 +89,7 @@ impl Interp {
 
     /// `f(args)` where `f` names a global: the callee comes from this
     /// thread's cache when the global has not changed since.
+    #[inline]
     pub(super) fn call_global(
         &mut self,
         cell: &GlobalCell,

@@ -55,17 +55,19 @@ pub(super) fn stmt(s: &Stmt) -> StmtCode {
         StmtKind::Return(Some(value)) if local_slot(value).is_some() => {
             let slot = local_slot(value).unwrap_or_default();
             Box::new(move |it, f| {
-                it.pending.ret = it.local(f, slot);
+                let v = it.local(f, slot);
+                put(&mut it.pending.ret, v);
                 Ctl::Return
             })
         }
         StmtKind::Return(value) => {
             let value = value.as_ref().map(expr);
             Box::new(move |it, f| {
-                it.pending.ret = match &value {
+                let v = match &value {
                     Some(v) => tri!(it, v(it, f)),
                     None => Value::Nil,
                 };
+                put(&mut it.pending.ret, v);
                 Ctl::Return
             })
         }
