@@ -3,7 +3,7 @@
 use super::ExprCode;
 use crate::eval::expr::name_error;
 use crate::eval::globals::GlobalCell;
-use crate::eval::value::Value;
+use crate::eval::value::{Cell, Value};
 use crate::eval::{Frame, Interp, R};
 use crate::span::Span;
 use std::rc::Rc;
@@ -121,8 +121,14 @@ impl Interp {
     pub(super) fn store_local(&mut self, frame: Frame, slot: usize, v: Value) {
         let place = &mut self.stack[frame.base + slot];
         match place {
-            Value::Cell(c) => *c.lock() = v,
+            Value::Cell(c) => store_in_cell(c, v),
             _ => super::stmt::put(place, v),
         }
     }
+}
+
+/// Out of line: the lock would make every local store's closure bigger.
+#[inline(never)]
+fn store_in_cell(cell: &Cell, v: Value) {
+    *cell.lock() = v;
 }

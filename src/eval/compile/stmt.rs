@@ -22,21 +22,8 @@ pub(super) fn block(stmts: &[Stmt]) -> Block {
 
 pub(super) fn stmt(s: &Stmt) -> StmtCode {
     match &s.node {
-        StmtKind::Expr(e) => {
-            let e = expr(e);
-            Box::new(move |it, f| {
-                tri!(it, e(it, f));
-                Ctl::Normal
-            })
-        }
-        StmtKind::Let { target, value } => {
-            let (value, target) = (expr(value), Target::new(target));
-            Box::new(move |it, f| {
-                let v = tri!(it, value(it, f));
-                tri!(it, target.bind(it, v, f));
-                Ctl::Normal
-            })
-        }
+        StmtKind::Expr(e) => expr_stmt(e),
+        StmtKind::Let { target, value } => let_stmt(target, value),
         StmtKind::Assign {
             target:
                 target @ Expr {
@@ -52,25 +39,7 @@ pub(super) fn stmt(s: &Stmt) -> StmtCode {
         } => if_stmt(branches, otherwise.as_ref()),
         StmtKind::While { cond, body } => while_stmt(cond, body),
         StmtKind::For { target, iter, body } => for_stmt(target, iter, body),
-        StmtKind::Return(Some(value)) if local_slot(value).is_some() => {
-            let slot = local_slot(value).unwrap_or_default();
-            Box::new(move |it, f| {
-                let v = it.local(f, slot);
-                put(&mut it.pending.ret, v);
-                Ctl::Return
-            })
-        }
-        StmtKind::Return(value) => {
-            let value = value.as_ref().map(expr);
-            Box::new(move |it, f| {
-                let v = match &value {
-                    Some(v) => tri!(it, v(it, f)),
-                    None => Value::Nil,
-                };
-                put(&mut it.pending.ret, v);
-                Ctl::Return
-            })
-        }
+        StmtKind::Return(value) => return_stmt(value.as_ref()),
         StmtKind::Break => Box::new(|_, _| Ctl::Break),
         StmtKind::Continue => Box::new(|_, _| Ctl::Continue),
         StmtKind::Try {
@@ -80,6 +49,43 @@ pub(super) fn stmt(s: &Stmt) -> StmtCode {
         } => try_stmt(body, name.clone(), handler),
         _ => fallback(s),
     }
+}
+
+fn expr_stmt(e: &Expr) -> StmtCode {
+    let e = expr(e);
+    Box::new(move |it, f| {
+        tri!(it, e(it, f));
+        Ctl::Normal
+    })
+}
+
+fn let_stmt(target: &Pattern, value: &Expr) -> StmtCode {
+    let (value, target) = (expr(value), Target::new(target));
+    Box::new(move |it, f| {
+        let v = tri!(it, value(it, f));
+        tri!(it, target.bind(it, v, f));
+        Ctl::Normal
+    })
+}
+
+/// The value waits in `Pending::ret` for the call to take it.
+fn return_stmt(value: Option<&Expr>) -> StmtCode {
+    if let Some(slot) = value.and_then(local_slot) {
+        return Box::new(move |it, f| {
+            let v = it.local(f, slot);
+            put(&mut it.pending.ret, v);
+            Ctl::Return
+        });
+    }
+    let value = value.map(expr);
+    Box::new(move |it, f| {
+        let v = match &value {
+            Some(v) => tri!(it, v(it, f)),
+            None => Value::Nil,
+        };
+        put(&mut it.pending.ret, v);
+        Ctl::Return
+    })
 }
 
 /// Not compiled: the tree-walking evaluator runs a copy of the statement.
