@@ -17,6 +17,11 @@ pub(super) trait Operand: Copy + Send + Sync + 'static {
     /// The int, when it is one, without cloning anything.
     fn int(self, it: &Interp, f: Frame) -> Option<i64>;
     fn value(self, it: &Interp, f: Frame) -> Value;
+
+    /// Whether this operand is the local `slot` itself.
+    fn is_slot(self, _slot: usize) -> bool {
+        false
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -37,6 +42,11 @@ impl Operand for Slot {
     #[inline]
     fn value(self, it: &Interp, f: Frame) -> Value {
         it.local(f, self.0)
+    }
+
+    #[inline(always)]
+    fn is_slot(self, slot: usize) -> bool {
+        self.0 == slot
     }
 }
 
@@ -179,7 +189,14 @@ impl<F: IntOp> Build for AssignOf<F> {
         Box::new(move |it, f| {
             if let (Some(x), Some(y)) = (a.int(it, f), b.int(it, f)) {
                 if let Some(v) = fast(x, y) {
-                    it.store_local(f, slot, v);
+                    if a.is_slot(slot) {
+                        // `x = x + y`: the slot was just read as an int, so
+                        // it is neither a cell nor anything to drop.
+                        let place = &mut it.stack[f.base + slot];
+                        std::mem::forget(std::mem::replace(place, v));
+                    } else {
+                        it.store_local(f, slot, v);
+                    }
                     return Ctl::Normal;
                 }
             }
