@@ -2,6 +2,7 @@
 //! the resolution fields (`Res`, slot counts, upvalues) so the evaluator never
 //! looks a variable up by name.
 
+use crate::eval::compile::CodeSlot;
 use crate::eval::globals::GlobalRef;
 use crate::span::{Span, Spanned};
 use std::sync::Arc;
@@ -95,6 +96,8 @@ pub struct FnDecl {
     /// Filled by the resolver: frame size (parameters first) and captures.
     pub nslots: u32,
     pub upvals: Vec<UpvalSource>,
+    /// The body compiled for the evaluator, made on the first call.
+    pub code: CodeSlot,
 }
 
 impl FnDecl {

@@ -1,5 +1,8 @@
 //! The evaluator: one `Interp` per OS thread, walking the shared, resolved AST.
 //!
+//! Function bodies and programs run as compiled closures (`compile/`); the
+//! tree-walking `eval`/`exec` run what those leave to them.
+//!
 //! Frames live on one value stack per thread: a call pushes its arguments,
 //! grows the stack to the function's slot count and truncates it on the way
 //! out. Statements are in `exec.rs`, expressions in `expr.rs`, operators in
@@ -7,6 +10,7 @@
 //! touches threads or shared objects in `concurrency.rs`.
 
 pub mod builtins;
+pub(crate) mod compile;
 mod concurrency;
 mod exec;
 mod expr;
@@ -58,7 +62,10 @@ pub enum Flow {
 #[derive(Clone, Copy)]
 pub struct Frame<'a> {
     base: usize,
-    upvals: &'a [Cell],
+    /// A thin reference (not `&[Cell]`), so a `Frame` is two words and is
+    /// passed in registers.
+    #[allow(clippy::borrowed_box)]
+    upvals: &'a Box<[Cell]>,
 }
 
 pub struct Interp {
@@ -67,6 +74,8 @@ pub struct Interp {
     pub thread: ThreadRef,
     stack: Vec<Value>,
     depth: u32,
+    callees: compile::CalleeCache,
+    pending: compile::Pending,
 }
 
 impl Interp {
@@ -76,6 +85,8 @@ impl Interp {
             thread,
             stack: Vec::with_capacity(256),
             depth: 0,
+            callees: compile::CalleeCache::default(),
+            pending: compile::Pending::default(),
         }
     }
 
@@ -85,23 +96,14 @@ impl Interp {
         let base = self.stack.len();
         self.stack
             .resize(base + program.nslots as usize, Value::Nil);
-        let frame = Frame { base, upvals: &[] };
-        let result = self.exec_top(program, frame);
+        let no_upvals = Box::default();
+        let frame = Frame {
+            base,
+            upvals: &no_upvals,
+        };
+        let result = compile::compile_program(program).run(self, frame);
         self.stack.truncate(base);
         result
-    }
-
-    fn exec_top(&mut self, program: &Program, frame: Frame) -> R<Option<Value>> {
-        let mut last = None;
-        for stmt in &program.stmts {
-            last = None;
-            if let crate::ast::StmtKind::Expr(e) = &stmt.node {
-                last = Some(self.eval(e, frame)?);
-                continue;
-            }
-            self.exec(stmt, frame)?;
-        }
-        Ok(last)
     }
 
     /// Call any callable value with already evaluated arguments.
@@ -118,44 +120,34 @@ impl Interp {
     }
 
     /// Run a closure whose arguments are already on the stack from `base`.
-    fn call_closure(&mut self, closure: &Arc<Closure>, base: usize, span: Span) -> R<Value> {
-        let decl = &closure.decl;
+    #[inline(always)]
+    fn call_closure(&mut self, closure: &Closure, base: usize, span: Span) -> R<Value> {
+        let decl = &*closure.decl;
         let given = self.stack.len() - base;
-        if given != decl.params.len() {
+        if given != decl.params.len() || self.depth >= MAX_CALL_DEPTH {
             self.stack.truncate(base);
-            return Err(arity_error(decl, given, span));
+            return Err(call_refused(decl, given, span));
         }
-        if self.depth >= MAX_CALL_DEPTH {
-            self.stack.truncate(base);
-            return Err(Box::new(
-                RuntimeError::new(
-                    "RecursionError",
-                    format!("more than {} nested calls", MAX_CALL_DEPTH),
-                )
-                .at(span)
-                .with_help("is a recursive function missing its base case?"),
-            ));
+        let code = decl.code.get(decl);
+        let locals = (decl.nslots as usize).saturating_sub(given);
+        self.stack.reserve(locals);
+        for _ in 0..locals {
+            self.stack.push(Value::Nil);
         }
-        self.stack.resize(base + decl.nslots as usize, Value::Nil);
-        for (i, p) in decl.params.iter().enumerate() {
-            if p.captured {
-                let v = std::mem::take(&mut self.stack[base + i]);
-                self.stack[base + i] = Value::Cell(Arc::new(Mutex::new(v)));
-            }
+        for &slot in code.captured_params() {
+            let v = std::mem::take(&mut self.stack[base + slot]);
+            self.stack[base + slot] = Value::Cell(Arc::new(Mutex::new(v)));
         }
         self.depth += 1;
         let frame = Frame {
             base,
             upvals: &closure.upvals,
         };
-        let result = self.exec_body(&decl.body.stmts, frame);
+        let ctl = code.run(self, frame);
         self.depth -= 1;
-        self.stack.truncate(base);
-        match result {
-            Ok(Flow::Return(v)) => Ok(v),
-            Ok(_) => Ok(Value::Nil),
-            Err(e) => Err(add_call_note(e, decl, span)),
-        }
+        compile::pop_frame(&mut self.stack, base);
+        self.finish_call(ctl)
+            .map_err(|e| add_call_note(e, decl, span))
     }
 
     /// Build a closure value, capturing cells from the current frame.
@@ -200,6 +192,22 @@ impl Interp {
 
 fn not_callable(v: &Value, span: Span) -> Box<RuntimeError> {
     Box::new(RuntimeError::new(kind::TYPE, format!("{} is not callable", describe(v))).at(span))
+}
+
+/// Why a call cannot start: the wrong number of arguments, or too deep.
+#[cold]
+fn call_refused(decl: &FnDecl, given: usize, span: Span) -> Box<RuntimeError> {
+    if given != decl.params.len() {
+        return arity_error(decl, given, span);
+    }
+    Box::new(
+        RuntimeError::new(
+            "RecursionError",
+            format!("more than {} nested calls", MAX_CALL_DEPTH),
+        )
+        .at(span)
+        .with_help("is a recursive function missing its base case?"),
+    )
 }
 
 fn arity_error(decl: &FnDecl, given: usize, span: Span) -> Box<RuntimeError> {

@@ -1,0 +1,134 @@
+//! Calls from compiled code, and each thread's cache of global callees.
+
+use super::ExprCode;
+use crate::eval::expr::name_error;
+use crate::eval::globals::GlobalCell;
+use crate::eval::value::{Cell, Value};
+use crate::eval::{Frame, Interp, R};
+use crate::span::Span;
+use std::rc::Rc;
+
+/// A global's value as this thread last read it, and the cell's version then.
+struct Callee {
+    version: u64,
+    value: Value,
+}
+
+/// This thread's copies of the global functions (and builtins) it calls, by
+/// `GlobalCell::id`. While a cell's version is unchanged its copy is current,
+/// so calling a global takes no lock and touches no shared reference count
+/// (which threads calling the same function would otherwise fight over).
+/// `Rc`: a call holds its callee while nested calls may refresh the cache.
+#[derive(Default)]
+pub struct CalleeCache(Vec<Option<Rc<Callee>>>);
+
+impl CalleeCache {
+    #[inline]
+    fn lookup(&self, cell: &GlobalCell) -> Option<Rc<Callee>> {
+        match self.0.get(cell.id as usize) {
+            Some(Some(c)) if c.version == cell.version() => Some(c.clone()),
+            _ => None,
+        }
+    }
+
+    #[cold]
+    fn refresh(&mut self, cell: &GlobalCell) -> Option<Rc<Callee>> {
+        let (value, version) = cell.get_versioned();
+        let callee = Rc::new(Callee {
+            version,
+            value: value?,
+        });
+        // Only callables: a cached list would be kept alive for nothing.
+        if matches!(callee.value, Value::Func(_) | Value::Builtin(_)) {
+            let id = cell.id as usize;
+            if self.0.len() <= id {
+                self.0.resize(id + 1, None);
+            }
+            self.0[id] = Some(callee.clone());
+        }
+        Some(callee)
+    }
+}
+
+/// Evaluate arguments in order into a vector (builtins and methods take one).
+pub(super) fn eval_all(args: &[ExprCode], it: &mut Interp, frame: Frame) -> R<Vec<Value>> {
+    let mut out = Vec::with_capacity(args.len());
+    for a in args {
+        out.push(a(it, frame)?);
+    }
+    Ok(out)
+}
+
+impl Interp {
+    /// Call a value with compiled arguments. A function's arguments go
+    /// straight onto the stack, where they become its first slots.
+    #[inline]
+    pub(super) fn call_with(
+        &mut self,
+        callee: &Value,
+        args: &[ExprCode],
+        frame: Frame,
+        span: Span,
+    ) -> R<Value> {
+        let Value::Func(closure) = callee else {
+            let args = eval_all(args, self, frame)?;
+            return self.call_value(callee, args, span);
+        };
+        let base = self.stack.len();
+        for a in args {
+            match a(self, frame) {
+                Ok(v) => self.stack.push(v),
+                Err(e) => {
+                    self.stack.truncate(base);
+                    return Err(e);
+                }
+            }
+        }
+        self.call_closure(closure, base, span)
+    }
+
+    /// `f(args)` where `f` names a global: the callee comes from this
+    /// thread's cache when the global has not changed since.
+    #[inline]
+    pub(super) fn call_global(
+        &mut self,
+        cell: &GlobalCell,
+        callee_span: Span,
+        args: &[ExprCode],
+        frame: Frame,
+        span: Span,
+    ) -> R<Value> {
+        let callee = match self.callees.lookup(cell) {
+            Some(c) => c,
+            None => self
+                .callees
+                .refresh(cell)
+                .ok_or_else(|| name_error(&cell.name, callee_span))?,
+        };
+        self.call_with(&callee.value, args, frame, span)
+    }
+
+    /// A local's value, read through its cell if closures capture it.
+    #[inline]
+    pub(super) fn local(&self, frame: Frame, slot: usize) -> Value {
+        match &self.stack[frame.base + slot] {
+            Value::Cell(c) => c.lock().clone(),
+            v => v.clone(),
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn store_local(&mut self, frame: Frame, slot: usize, v: Value) {
+        let place = &mut self.stack[frame.base + slot];
+        match place {
+            Value::Cell(c) => store_in_cell(c, v),
+            _ => super::stmt::put(place, v),
+        }
+    }
+}
+
+/// Out of line: the lock would make every local store's closure bigger.
+#[inline(never)]
+fn store_in_cell(cell: &Cell, v: Value) {
+    *cell.lock() = v;
+}

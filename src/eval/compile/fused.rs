@@ -1,0 +1,286 @@
+//! Nodes whose two operands are locals or int constants (`n < 2`, `n - 1`,
+//! `total = total + i`, `if n < 2 { .. }`): one closure reads both operands
+//! in place, with no call per operand, and ints stay in registers. Anything
+//! that is not two ints (or that overflows) takes the full path, with the
+//! same errors as everywhere else.
+
+use super::expr::CondCode;
+use super::{tri, Block, Ctl, ExprCode, StmtCode};
+use crate::ast::{BinOp, Expr, ExprKind, Res, VarRef};
+use crate::eval::value::Value;
+use crate::eval::{Frame, Interp, R};
+use crate::span::Span;
+
+/// Where an operand comes from; each kind is its own type so the closures
+/// are compiled for exactly their pair of operand kinds.
+pub(super) trait Operand: Copy + Send + Sync + 'static {
+    /// The int, when it is one, without cloning anything.
+    fn int(self, it: &Interp, f: Frame) -> Option<i64>;
+    fn value(self, it: &Interp, f: Frame) -> Value;
+
+    /// Whether this operand is the local `slot` itself.
+    fn is_slot(self, _slot: usize) -> bool {
+        false
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(super) struct Slot(usize);
+
+#[derive(Clone, Copy)]
+pub(super) struct Const(i64);
+
+impl Operand for Slot {
+    #[inline(always)]
+    fn int(self, it: &Interp, f: Frame) -> Option<i64> {
+        match it.stack[f.base + self.0] {
+            Value::Int(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn value(self, it: &Interp, f: Frame) -> Value {
+        it.local(f, self.0)
+    }
+
+    #[inline(always)]
+    fn is_slot(self, slot: usize) -> bool {
+        self.0 == slot
+    }
+}
+
+impl Operand for Const {
+    #[inline(always)]
+    fn int(self, _: &Interp, _: Frame) -> Option<i64> {
+        Some(self.0)
+    }
+
+    #[inline]
+    fn value(self, _: &Interp, _: Frame) -> Value {
+        Value::Int(self.0)
+    }
+}
+
+/// What to build from a pair of operands (a value, a test, an assignment).
+pub(super) trait Build {
+    type Out;
+    fn build<A: Operand, B: Operand>(self, a: A, b: B) -> Self::Out;
+}
+
+pub(super) fn local_slot(e: &Expr) -> Option<usize> {
+    match &e.node {
+        ExprKind::Var(VarRef {
+            res: Res::Local(slot),
+            ..
+        }) => Some(*slot as usize),
+        _ => None,
+    }
+}
+
+/// `w` built for the operands of `lhs op rhs`, if both are simple (and
+/// not both constants, which is rare enough to leave to the general path).
+pub(super) fn with_operands<W: Build>(lhs: &Expr, rhs: &Expr, w: W) -> Option<W::Out> {
+    let konst = |e: &Expr| match e.node {
+        ExprKind::Int(k) => Some(k),
+        _ => None,
+    };
+    match (local_slot(lhs), local_slot(rhs)) {
+        (Some(a), Some(b)) => Some(w.build(Slot(a), Slot(b))),
+        (Some(a), None) => Some(w.build(Slot(a), Const(konst(rhs)?))),
+        (None, Some(b)) => Some(w.build(Const(konst(lhs)?), Slot(b))),
+        (None, None) => None,
+    }
+}
+
+/// The int result of `x op y` in the simple case; `None` sends the
+/// operands down the full path (floats, strings, overflow, division by zero).
+pub(super) trait IntOp:
+    Fn(i64, i64) -> Option<Value> + Copy + Send + Sync + 'static
+{
+}
+impl<F: Fn(i64, i64) -> Option<Value> + Copy + Send + Sync + 'static> IntOp for F {}
+
+pub(super) trait IntTest: Fn(i64, i64) -> bool + Copy + Send + Sync + 'static {}
+impl<F: Fn(i64, i64) -> bool + Copy + Send + Sync + 'static> IntTest for F {}
+
+/// A value of `a op b`.
+pub(super) struct ValueOf<F> {
+    pub op: BinOp,
+    pub span: Span,
+    pub fast: F,
+}
+
+impl<F: IntOp> Build for ValueOf<F> {
+    type Out = ExprCode;
+    fn build<A: Operand, B: Operand>(self, a: A, b: B) -> ExprCode {
+        let ValueOf { op, span, fast } = self;
+        Box::new(move |it, f| {
+            if let (Some(x), Some(y)) = (a.int(it, f), b.int(it, f)) {
+                if let Some(v) = fast(x, y) {
+                    return Ok(v);
+                }
+            }
+            full_path(it, f, op, a, b, span)
+        })
+    }
+}
+
+/// A condition `a op b`.
+pub(super) struct TestOf<T> {
+    pub op: BinOp,
+    pub span: Span,
+    pub test: T,
+}
+
+impl<T: IntTest> Build for TestOf<T> {
+    type Out = CondCode;
+    fn build<A: Operand, B: Operand>(self, a: A, b: B) -> CondCode {
+        let TestOf { op, span, test } = self;
+        Box::new(move |it, f| {
+            if let (Some(x), Some(y)) = (a.int(it, f), b.int(it, f)) {
+                return Ok(test(x, y));
+            }
+            Ok(full_path(it, f, op, a, b, span)?.truthy())
+        })
+    }
+}
+
+/// `if a op b { body }` with no other branch.
+pub(super) struct IfOf<T> {
+    pub test: TestOf<T>,
+    pub body: Block,
+}
+
+impl<T: IntTest> Build for IfOf<T> {
+    type Out = StmtCode;
+    fn build<A: Operand, B: Operand>(self, a: A, b: B) -> StmtCode {
+        let IfOf {
+            test: TestOf { op, span, test },
+            body,
+        } = self;
+        Box::new(move |it, f| {
+            let yes = match (a.int(it, f), b.int(it, f)) {
+                (Some(x), Some(y)) => test(x, y),
+                _ => tri!(it, full_path(it, f, op, a, b, span)).truthy(),
+            };
+            if yes {
+                body.run(it, f)
+            } else {
+                Ctl::Normal
+            }
+        })
+    }
+}
+
+/// `x = a op b` (or `x op= b`, where `a` is `x`) into the local slot `x`.
+pub(super) struct AssignOf<F> {
+    pub slot: usize,
+    pub value: ValueOf<F>,
+}
+
+impl<F: IntOp> Build for AssignOf<F> {
+    type Out = StmtCode;
+    fn build<A: Operand, B: Operand>(self, a: A, b: B) -> StmtCode {
+        let AssignOf {
+            slot,
+            value: ValueOf { op, span, fast },
+        } = self;
+        Box::new(move |it, f| {
+            if let (Some(x), Some(y)) = (a.int(it, f), b.int(it, f)) {
+                if let Some(v) = fast(x, y) {
+                    if a.is_slot(slot) {
+                        // `x = x + y`: the slot was just read as an int, so
+                        // it is neither a cell nor anything to drop.
+                        let place = &mut it.stack[f.base + slot];
+                        std::mem::forget(std::mem::replace(place, v));
+                    } else {
+                        it.store_local(f, slot, v);
+                    }
+                    return Ctl::Normal;
+                }
+            }
+            let v = tri!(it, full_path(it, f, op, a, b, span));
+            it.store_local(f, slot, v);
+            Ctl::Normal
+        })
+    }
+}
+
+/// Everything but two ints: out of line, so the closures stay small.
+#[inline(never)]
+fn full_path<A: Operand, B: Operand>(
+    it: &mut Interp,
+    f: Frame,
+    op: BinOp,
+    a: A,
+    b: B,
+    span: Span,
+) -> R<Value> {
+    it.binary_values(op, a.value(it, f), b.value(it, f), span)
+}
+
+/// Calls `u.with(fast)` with the int fast path of `op` (`None` for none).
+pub(super) trait WithIntOp {
+    type Out;
+    fn with<F: IntOp>(self, fast: F) -> Self::Out;
+}
+
+pub(super) fn by_int_op<U: WithIntOp>(op: BinOp, u: U) -> U::Out {
+    let int = |v: Option<i64>| v.map(Value::Int);
+    let boolean = |b: bool| Some(Value::Bool(b));
+    match op {
+        BinOp::Add => u.with(move |x: i64, y: i64| int(x.checked_add(y))),
+        BinOp::Sub => u.with(move |x: i64, y: i64| int(x.checked_sub(y))),
+        BinOp::Mul => u.with(move |x: i64, y: i64| int(x.checked_mul(y))),
+        BinOp::Mod => u.with(move |x, y| int(floor_mod(x, y))),
+        BinOp::FloorDiv => u.with(move |x, y| int(floor_div(x, y))),
+        BinOp::Lt => u.with(move |x, y| boolean(x < y)),
+        BinOp::Le => u.with(move |x, y| boolean(x <= y)),
+        BinOp::Gt => u.with(move |x, y| boolean(x > y)),
+        BinOp::Ge => u.with(move |x, y| boolean(x >= y)),
+        BinOp::Eq => u.with(move |x, y| boolean(x == y)),
+        BinOp::Ne => u.with(move |x, y| boolean(x != y)),
+        _ => u.with(|_, _| None),
+    }
+}
+
+/// Calls `u.with(test)` for a comparison; `None` for other operators.
+pub(super) trait WithIntTest {
+    type Out;
+    fn with<T: IntTest>(self, test: T) -> Self::Out;
+}
+
+pub(super) fn by_int_test<U: WithIntTest>(op: BinOp, u: U) -> Option<U::Out> {
+    Some(match op {
+        BinOp::Lt => u.with(|x: i64, y: i64| x < y),
+        BinOp::Le => u.with(|x: i64, y: i64| x <= y),
+        BinOp::Gt => u.with(|x: i64, y: i64| x > y),
+        BinOp::Ge => u.with(|x: i64, y: i64| x >= y),
+        BinOp::Eq => u.with(|x: i64, y: i64| x == y),
+        BinOp::Ne => u.with(|x: i64, y: i64| x != y),
+        _ => return None,
+    })
+}
+
+/// Python's `%` (the sign of the divisor); `None` for a zero divisor or overflow.
+#[inline]
+fn floor_mod(x: i64, y: i64) -> Option<i64> {
+    let r = x.checked_rem(y)?;
+    Some(if r != 0 && ((r < 0) != (y < 0)) {
+        r + y
+    } else {
+        r
+    })
+}
+
+/// Python's `//` (rounds down); `None` for a zero divisor or overflow.
+#[inline]
+fn floor_div(x: i64, y: i64) -> Option<i64> {
+    let q = x.checked_div(y)?;
+    Some(if x % y != 0 && ((x < 0) != (y < 0)) {
+        q - 1
+    } else {
+        q
+    })
+}
