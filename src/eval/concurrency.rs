@@ -590,50 +590,49 @@ impl Interp {
 
     pub(super) fn exec_lock(&mut self, target: &Expr, body: &Block, frame: Frame) -> R<Flow> {
         let t = self.eval(target, frame)?;
-        if let Value::Handle(Handle::Remote(r)) = &t {
-            return self.exec_remote_lock(r, target, body, frame);
-        }
-        let lock = match &t {
-            Value::Handle(Handle::Lock(l)) => l.clone(),
-            Value::Handle(Handle::Condition(c)) => c.lock.clone(),
-            other => {
-                return Err(wrong_kind(
-                    "lock",
-                    other,
-                    target.span,
-                    "`lock X { }` takes a lock, rlock, semaphore or condition",
-                ))
-            }
-        };
-        let describe = || self.block_on(lock.label(), target, target.span, None);
-        lock.acquire(&self.ctx, &self.thread, None, Some(target.span), describe)
-            .map_err(|e| Box::new(e.at(target.span)))?;
+        let held = self.lock_enter(&t, target)?;
         let flow = self.exec_body(&body.stmts, frame);
-        let released = lock
-            .release(&self.ctx, &self.thread)
-            .map_err(|e| Box::new(e.at(target.span)));
+        let released = self.lock_exit(&held, target);
         let flow = flow?;
         released?;
         Ok(flow)
     }
 
-    fn exec_remote_lock(
-        &mut self,
-        r: &Arc<crate::runtime::process::Remote>,
-        target: &Expr,
-        body: &Block,
-        frame: Frame,
-    ) -> R<Flow> {
-        let on = self.block_on(r.label.clone(), target, target.span, None);
-        self.remote_acquire(r, on, Some(target.span))
+    /// Acquire what `lock X { }` names (`t`, the value of `target`).
+    pub(super) fn lock_enter(&mut self, t: &Value, target: &Expr) -> R<HeldLock> {
+        let at = target.span;
+        match t {
+            Value::Handle(Handle::Remote(r)) => {
+                let on = self.block_on(r.label.clone(), target, at, None);
+                self.remote_acquire(r, on, Some(at))
+                    .map_err(|e| Box::new(e.at(at)))?;
+                Ok(HeldLock::Remote(r.clone()))
+            }
+            Value::Handle(Handle::Lock(l)) => self.acquire_local(l.clone(), target),
+            Value::Handle(Handle::Condition(c)) => self.acquire_local(c.lock.clone(), target),
+            other => Err(wrong_kind(
+                "lock",
+                other,
+                at,
+                "`lock X { }` takes a lock, rlock, semaphore or condition",
+            )),
+        }
+    }
+
+    fn acquire_local(&mut self, lock: Arc<Lock>, target: &Expr) -> R<HeldLock> {
+        let describe = || self.block_on(lock.label(), target, target.span, None);
+        lock.acquire(&self.ctx, &self.thread, None, Some(target.span), describe)
             .map_err(|e| Box::new(e.at(target.span)))?;
-        let flow = self.exec_body(&body.stmts, frame);
-        let released = self
-            .remote_release(r, target.span, true)
-            .map_err(|e| Box::new(e.at(target.span)));
-        let flow = flow?;
-        released?;
-        Ok(flow)
+        Ok(HeldLock::Local(lock))
+    }
+
+    /// Release at the end of `lock X { }`, however the block ended.
+    pub(super) fn lock_exit(&mut self, held: &HeldLock, target: &Expr) -> R<()> {
+        match held {
+            HeldLock::Local(l) => l.release(&self.ctx, &self.thread),
+            HeldLock::Remote(r) => self.remote_release(r, target.span, true),
+        }
+        .map_err(|e| Box::new(e.at(target.span)))
     }
 
     pub(super) fn exec_select(
@@ -955,6 +954,12 @@ fn timer_method(t: &Arc<Timer>, name: &str, args: &[Value], ctx: &crate::runtime
             name,
         )),
     }
+}
+
+/// What a `lock X { }` statement holds while its block runs.
+pub(super) enum HeldLock {
+    Local(Arc<Lock>),
+    Remote(Arc<crate::runtime::process::Remote>),
 }
 
 #[derive(Clone, Copy)]

@@ -47,6 +47,7 @@ pub(super) fn stmt(s: &Stmt) -> StmtCode {
             name,
             handler,
         } => try_stmt(body, name.clone(), handler),
+        StmtKind::Lock { target, body } => lock_stmt(target, body),
         _ => fallback(s),
     }
 }
@@ -440,6 +441,23 @@ fn for_stmt(target: &Pattern, iter: &Expr, body: &ast::Block) -> StmtCode {
         }
         let iterable = tri!(it, it.call_value(&callee, args, l.iter_span));
         l.items(it, &iterable, f)
+    })
+}
+
+/// `lock X { }`: released on every way out of the block; an error from the
+/// block wins over one from the release.
+fn lock_stmt(target: &Expr, body: &ast::Block) -> StmtCode {
+    let (value, target) = (expr(target), target.clone());
+    let body = block(&body.stmts);
+    Box::new(move |it, f| {
+        let t = tri!(it, value(it, f));
+        let held = tri!(it, it.lock_enter(&t, &target));
+        let ctl = body.run(it, f);
+        match (ctl, it.lock_exit(&held, &target)) {
+            (Ctl::Error, _) => Ctl::Error,
+            (ctl, Ok(())) => ctl,
+            (_, Err(e)) => it.fail(e),
+        }
     })
 }
 
