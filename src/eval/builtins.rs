@@ -212,9 +212,11 @@ fn range(_: &mut Interp, args: Vec<Value>) -> Res {
     Ok(Value::list(items))
 }
 
-fn len(_: &mut Interp, args: Vec<Value>) -> Res {
+fn len(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("len", &args, 1, 1)?;
     let n = match &args[0] {
+        // A queue another process owns: ask it.
+        Value::Handle(crate::runtime::Handle::Remote(r)) => return it.remote_len(r),
         Value::Str(s) => s.chars().count(),
         Value::List(l) => l.lock().len(),
         Value::Map(m) => m.lock().len(),

@@ -160,6 +160,11 @@ impl Interp {
             .unwrap_or_default())
     }
 
+    /// `len(q)` of a queue or pipe end another process owns.
+    pub(super) fn remote_len(&self, r: &Remote) -> Res {
+        self.remote_call_method(r, "size".to_string(), Vec::new(), Span::default())
+    }
+
     /// A field of a remote object (`.capacity`, `.parties`); `None` if it has none.
     pub(super) fn remote_field(&self, r: &Remote, name: &str, span: Span) -> Option<Value> {
         self.remote_call_method(r, format!(".{}", name), Vec::new(), span)

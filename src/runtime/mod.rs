@@ -194,7 +194,7 @@ impl fmt::Display for Handle {
                     Some(Err(_)) => "failed",
                 }
             ),
-            Handle::Remote(r) => write!(f, "<{} {} (shared)>", r.kind, r.label),
+            Handle::Remote(r) => write!(f, "<{} (shared by another process)>", r.label),
             Handle::Timer(t) => write!(
                 f,
                 "<timer #{} {}>",

@@ -192,9 +192,6 @@ impl Link {
                     ctx.registry.interrupt(&g.record, err);
                 }
             }
-            Msg::ThreadEnded { tid } => {
-                self.ghosts.lock().remove(&tid);
-            }
             Msg::Print(line) => ctx.out.line(&line),
             Msg::Probe => ctx.registry.probe(),
             Msg::Report(text) => ctx.out.report(&text),

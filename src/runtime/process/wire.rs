@@ -203,10 +203,6 @@ pub enum Msg {
     Cancel {
         req: u64,
     },
-    /// A requesting thread ended; its stand-in on the owner's side can go.
-    ThreadEnded {
-        tid: u64,
-    },
     /// A whole line of output (`print`), or a report for standard error.
     Print(String),
     Report(String),
