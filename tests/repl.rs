@@ -161,3 +161,22 @@ fn history_persists_across_runs() -> R {
     p.exp_string("\"history\"")?;
     quit(p)
 }
+
+/// A function defined at the prompt runs in a child process, which sees the
+/// globals of earlier entries, and prints through the REPL.
+#[test]
+fn repl_defined_function_in_a_process() -> R {
+    let mut p = start(&temp_history("process"))?;
+    type_line(&mut p, "let base = 40")?;
+    p.exp_string("conc> ")?;
+    type_line(
+        &mut p,
+        "fn grow(x) { print(\"child says\", getppid() != getpid()); return base + x }",
+    )?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, "let c = spawn process grow(2)")?;
+    p.exp_string("child says true")?;
+    type_line(&mut p, "join c")?;
+    p.exp_string("42")?;
+    quit(p)
+}
