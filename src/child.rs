@@ -53,6 +53,9 @@ pub fn run() -> i32 {
     })));
     let quiet_link = link.clone();
     ctx.registry.set_quiet_hook(Box::new(move |waits| {
+        // Nobody here can use items taken ahead now: let others have them
+        // (before the parent hears we are quiet).
+        quiet_link.return_all_ahead();
         let _ = quiet_link.send(&Msg::Quiet {
             replies_seen: quiet_link.replies_in.load(Ordering::Acquire),
             waits,
@@ -72,6 +75,7 @@ pub fn run() -> i32 {
         return 2;
     }
     let result = work(&mut session, &link, start);
+    link.return_all_ahead();
     let code = i32::from(result.is_err());
     let done = result.and_then(|v| codec::encode(&link, &[v]));
     let _ = link.send(&Msg::Done(done.map_err(|e| WireError::from(&e))));

@@ -424,26 +424,40 @@ impl Interp {
     ) -> R<Value> {
         let t = self.eval(target, frame)?;
         let deadline = self.deadline(timeout, frame)?;
-        if let Value::Handle(Handle::Remote(r)) = &t {
+        self.get_from(&t, target, deadline, span)
+    }
+
+    /// `get` on the value of `target`.
+    pub(super) fn get_from(
+        &mut self,
+        t: &Value,
+        target: &Expr,
+        deadline: Option<Instant>,
+        span: Span,
+    ) -> R<Value> {
+        if let Value::Handle(Handle::Remote(r)) = t {
             let on = self.block_on(format!("an item from {}", r.label), target, span, deadline);
             return self.remote_get(r, on, span);
         }
-        let (q, label) = queue_end(&t, Direction::Get).ok_or_else(|| {
+        let q = queue_of(t, Direction::Get).ok_or_else(|| {
             wrong_kind(
                 "get from",
-                &t,
+                t,
                 target.span,
                 "get takes a queue or a pipe end",
             )
         })?;
-        let describe = || self.block_on(format!("an item from {}", label), target, span, deadline);
+        let describe = || {
+            let label = end_label(t);
+            self.block_on(format!("an item from {}", label), target, span, deadline)
+        };
         match q
             .get(&self.ctx, &self.thread, describe)
             .map_err(|e| Box::new(e.at(span)))?
         {
             Some(v) => Ok(v),
             None => Err(timeout_error(
-                format!("{} stayed empty until the timeout", label),
+                format!("{} stayed empty until the timeout", end_label(t)),
                 span,
             )),
         }
@@ -460,26 +474,41 @@ impl Interp {
         let t = self.eval(target, frame)?;
         let v = self.eval(value, frame)?;
         let deadline = self.deadline(timeout, frame)?;
-        if let Value::Handle(Handle::Remote(r)) = &t {
+        self.put_into(&t, v, target, deadline, span)
+    }
+
+    /// `put` of `v` into the value of `target`.
+    pub(super) fn put_into(
+        &mut self,
+        t: &Value,
+        v: Value,
+        target: &Expr,
+        deadline: Option<Instant>,
+        span: Span,
+    ) -> R<()> {
+        if let Value::Handle(Handle::Remote(r)) = t {
             let on = self.block_on(format!("room in {}", r.label), target, span, deadline);
             return self.remote_put(r, v, on, span);
         }
-        let (q, label) = queue_end(&t, Direction::Put).ok_or_else(|| {
+        let q = queue_of(t, Direction::Put).ok_or_else(|| {
             wrong_kind(
                 "put into",
-                &t,
+                t,
                 target.span,
                 "put takes a queue or a pipe end",
             )
         })?;
-        let describe = || self.block_on(format!("room in {}", label), target, span, deadline);
+        let describe = || {
+            let label = end_label(t);
+            self.block_on(format!("room in {}", label), target, span, deadline)
+        };
         if q.put(&self.ctx, &self.thread, v, describe)
             .map_err(|e| Box::new(e.at(span)))?
         {
             Ok(())
         } else {
             Err(timeout_error(
-                format!("{} stayed full until the timeout", label),
+                format!("{} stayed full until the timeout", end_label(t)),
                 span,
             ))
         }
@@ -979,6 +1008,26 @@ fn select_queue(v: &Value, span: Span, way: Direction) -> R<Arc<Queue>> {
             span,
             "select cases take queues or pipe ends",
         )),
+    }
+}
+
+/// The queue a `get`/`put` on `v` works on, without naming it (names cost
+/// an allocation, and only reports need them).
+fn queue_of(v: &Value, way: Direction) -> Option<&Arc<Queue>> {
+    match (v, way) {
+        (Value::Handle(Handle::Queue(q)), _) => Some(q),
+        (Value::Handle(Handle::Pipe(p)), Direction::Get) => Some(&p.recv),
+        (Value::Handle(Handle::Pipe(p)), Direction::Put) => Some(&p.send),
+        _ => None,
+    }
+}
+
+/// How reports name the queue or pipe end `v`.
+fn end_label(v: &Value) -> String {
+    match v {
+        Value::Handle(Handle::Queue(q)) => q.label(),
+        Value::Handle(Handle::Pipe(p)) => p.label(),
+        other => other.to_repr(),
     }
 }
 

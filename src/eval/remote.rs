@@ -23,19 +23,35 @@ use std::time::{Duration, Instant};
 
 type Res = Result<Value, RuntimeError>;
 
+/// How many items a get on another process's queue takes at most, when
+/// they are already waiting: one round trip then serves the next ones.
+const TAKE_AHEAD: u32 = 1024;
+
 impl Interp {
     fn call_remote(&self, r: &Remote, op: Op, on: &BlockOn) -> Result<Vec<Value>, RuntimeError> {
         r.call(&self.ctx, &self.thread, op, on)
     }
 
     pub(super) fn remote_get(&self, r: &Remote, on: BlockOn, span: Span) -> R<Value> {
-        let op = Op::Get {
-            timeout: seconds_left(on.deadline),
+        if let Some(v) = r.ahead.lock().pop_front() {
+            return Ok(v);
+        }
+        let timeout = seconds_left(on.deadline);
+        let op = if r.can_take_ahead() {
+            Op::Take {
+                timeout,
+                max: TAKE_AHEAD,
+            }
+        } else {
+            Op::Get { timeout }
         };
-        let got = self
+        let mut got = self
             .call_remote(r, op, &on)
-            .map_err(|e| Box::new(e.at(span)))?;
-        got.into_iter().next().ok_or_else(|| {
+            .map_err(|e| Box::new(e.at(span)))?
+            .into_iter();
+        let first = got.next();
+        r.keep_ahead(got.collect());
+        first.ok_or_else(|| {
             timeout_error(format!("{} stayed empty until the timeout", r.label), span)
         })
     }
@@ -142,6 +158,11 @@ impl Interp {
             }
             .map(Value::Bool),
             "release" => self.remote_release(r, span, false).map(|_| Value::Nil),
+            // Items taken ahead are still in the queue as far as a user can tell.
+            "size" | "qsize" => self.remote_len(r),
+            "empty" => self
+                .remote_len(r)
+                .map(|n| Value::Bool(matches!(n, Value::Int(0)))),
             _ => self.remote_call_method(r, name.to_string(), args, span),
         };
         result.map_err(|e| Box::new(e.at(span)))
@@ -182,6 +203,14 @@ impl Interp {
         let Some(link) = arms.first().map(|(r, _)| r.link.clone()) else {
             return Ok(None);
         };
+        // An item already taken ahead settles it at once.
+        for (i, (r, put)) in arms.iter().enumerate() {
+            if put.is_none() {
+                if let Some(v) = r.ahead.lock().pop_front() {
+                    return Ok(Some((i, Some(v))));
+                }
+            }
+        }
         let mut wire_arms = Vec::with_capacity(arms.len());
         for (r, put) in &arms {
             if !Arc::ptr_eq(&r.link, &link) {
@@ -228,6 +257,25 @@ impl Interp {
                     ..on
                 };
                 Ok(q.get(&ctx, &me, || on)?.into_iter().collect())
+            }
+            Op::Take { timeout, max } => {
+                let (q, _) = queue_end(&target, Direction::Get)
+                    .ok_or_else(|| cannot("get from", &target))?;
+                let on = BlockOn {
+                    deadline: deadline(timeout),
+                    ..on
+                };
+                let Some(first) = q.get(&ctx, &me, || on)? else {
+                    return Ok(Vec::new());
+                };
+                let more = q.take_more(&ctx, max.saturating_sub(1) as usize, link);
+                Ok(std::iter::once(first).chain(more).collect())
+            }
+            Op::Return { items } => {
+                let (q, _) = queue_end(&target, Direction::Get)
+                    .ok_or_else(|| cannot("get from", &target))?;
+                q.put_back(&ctx, codec::decode(link, &ctx, items)?);
+                Ok(Vec::new())
             }
             Op::Put { item, timeout } => {
                 let (q, _) = queue_end(&target, Direction::Put)
@@ -357,6 +405,12 @@ impl Interp {
             codec::encode(&r.link, &values)
         };
         let op = match op {
+            // Items taken ahead stay with the process that asked for them,
+            // so a grandchild's gets are passed on one at a time.
+            Op::Take { timeout, .. } => Op::Get { timeout },
+            Op::Return { items } => Op::Return {
+                items: relink(items)?,
+            },
             Op::Put { item, timeout } => Op::Put {
                 item: relink(item)?,
                 timeout,

@@ -29,6 +29,10 @@ pub(super) fn expr(e: &Expr) -> ExprCode {
         ExprKind::Unary { op, operand } => unary(*op, operand, e.span),
         ExprKind::Call { callee, args } => call(callee, args, e.span),
         ExprKind::Index { target, index } => index_expr(target, index),
+        ExprKind::Get {
+            target,
+            timeout: None,
+        } => get_expr(target, e.span),
         ExprKind::List(items) => {
             let items = exprs(items);
             Box::new(move |it, f| Ok(Value::list(eval_all(&items, it, f)?)))
@@ -58,6 +62,15 @@ pub(super) fn exprs(es: &[Expr]) -> Box<[ExprCode]> {
 }
 
 /// Not compiled: the tree-walking evaluator runs a copy of the node.
+/// `get q` without a timeout (with one, the tree-walker).
+fn get_expr(target: &Expr, span: Span) -> ExprCode {
+    let (queue, target) = (expr(target), target.clone());
+    Box::new(move |it, f| {
+        let q = queue(it, f)?;
+        it.get_from(&q, &target, None, span)
+    })
+}
+
 fn fallback(e: &Expr) -> ExprCode {
     let e = e.clone();
     Box::new(move |it, f| it.eval(&e, f))

@@ -48,6 +48,11 @@ pub(super) fn stmt(s: &Stmt) -> StmtCode {
             handler,
         } => try_stmt(body, name.clone(), handler),
         StmtKind::Lock { target, body } => lock_stmt(target, body),
+        StmtKind::Put {
+            target,
+            value,
+            timeout: None,
+        } => put_stmt(target, value, s.span),
         _ => fallback(s),
     }
 }
@@ -458,6 +463,17 @@ fn lock_stmt(target: &Expr, body: &ast::Block) -> StmtCode {
             (ctl, Ok(())) => ctl,
             (_, Err(e)) => it.fail(e),
         }
+    })
+}
+
+/// `put q, v` without a timeout (the common case; with one, the tree-walker).
+fn put_stmt(target: &Expr, value: &Expr, span: Span) -> StmtCode {
+    let (queue, item, target) = (expr(target), expr(value), target.clone());
+    Box::new(move |it, f| {
+        let q = tri!(it, queue(it, f));
+        let v = tri!(it, item(it, f));
+        tri!(it, it.put_into(&q, v, &target, None, span));
+        Ctl::Normal
     })
 }
 

@@ -18,7 +18,7 @@ use crate::runtime::waits::{block_until, BlockOn, WaitQueue};
 use crate::runtime::{next_object_id, Context, Handle, ThreadRecord, ThreadRef};
 use crate::span::Span;
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -101,6 +101,25 @@ impl Link {
         )
     }
 
+    /// Ask the process holding items of our queue `id` to hand back the
+    /// ones it has not used.
+    pub fn recall(&self, id: u64) {
+        let _ = self.send(&Msg::Recall { id });
+    }
+
+    /// Hand back every item taken ahead (this process is quiet, or ending).
+    pub fn return_all_ahead(&self) {
+        let proxies: Vec<_> = self
+            .imports
+            .lock()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for r in proxies {
+            r.hand_back();
+        }
+    }
+
     /// Ask the child to say when it is quiet (once; see `Registry::probe`).
     pub fn probe(&self) {
         if !self.probing.swap(true, Ordering::AcqRel) {
@@ -145,6 +164,8 @@ impl Link {
             label,
             unbounded,
             link: self.clone(),
+            ahead: Mutex::new(VecDeque::new()),
+            recalled: AtomicBool::new(false),
         });
         imports.insert(id, Arc::downgrade(&r));
         r
@@ -194,6 +215,12 @@ impl Link {
             }
             Msg::Print(line) => ctx.out.line(&line),
             Msg::Probe => ctx.registry.probe(),
+            Msg::Recall { id } => {
+                let proxy = self.imports.lock().get(&id).and_then(Weak::upgrade);
+                if let Some(r) = proxy {
+                    r.recall();
+                }
+            }
             Msg::Report(text) => ctx.out.report(&text),
             other_msg => other(other_msg),
         }
@@ -583,6 +610,11 @@ fn right_now(op: &Op, handle: &Handle) -> Option<Op> {
             timeout: now,
         }),
         Op::Acquire { .. } => Some(Op::Acquire { timeout: now }),
+        Op::Take { max, .. } => Some(Op::Take {
+            timeout: now,
+            max: *max,
+        }),
+        Op::Return { .. } => Some(op.clone()),
         Op::Wait { .. } if matches!(handle, Handle::Event(_)) => Some(Op::Wait { timeout: now }),
         Op::Release | Op::Method { .. } => Some(op.clone()),
         _ => None,
@@ -594,6 +626,7 @@ fn right_now(op: &Op, handle: &Handle) -> Option<Op> {
 fn would_block(op: &Op, outcome: &Result<Vec<Value>, RuntimeError>) -> bool {
     let timeout = match op {
         Op::Get { timeout }
+        | Op::Take { timeout, .. }
         | Op::Put { timeout, .. }
         | Op::Acquire { timeout }
         | Op::Wait { timeout } => *timeout,
@@ -625,9 +658,64 @@ pub struct Remote {
     /// A queue or pipe end that never blocks a put.
     pub unbounded: bool,
     pub link: Arc<Link>,
+    /// Items taken ahead of use (`Op::Take`), used by the next gets here.
+    pub ahead: Mutex<VecDeque<Value>>,
+    /// The owner asked for them back while more were on their way.
+    recalled: AtomicBool,
 }
 
 impl Remote {
+    /// Whether gets may take several items at a time: FIFO, unbounded.
+    pub fn can_take_ahead(&self) -> bool {
+        self.unbounded && matches!(self.kind, "queue" | "pipe")
+    }
+
+    /// Keep items taken ahead, unless the owner has asked for them back.
+    pub fn keep_ahead(&self, items: Vec<Value>) {
+        if items.is_empty() {
+            return;
+        }
+        if self.recalled.swap(false, Ordering::AcqRel) {
+            self.give_back(items);
+        } else {
+            self.ahead.lock().extend(items);
+        }
+    }
+
+    /// The owner has a getter about to wait: hand back what is unused (or,
+    /// if nothing is here yet, what arrives next).
+    fn recall(&self) {
+        let items: Vec<Value> = self.ahead.lock().drain(..).collect();
+        if items.is_empty() {
+            self.recalled.store(true, Ordering::Release);
+        } else {
+            self.give_back(items);
+        }
+    }
+
+    pub fn hand_back(&self) {
+        let items: Vec<Value> = self.ahead.lock().drain(..).collect();
+        if !items.is_empty() {
+            self.give_back(items);
+        }
+    }
+
+    fn give_back(&self, items: Vec<Value>) {
+        let Ok(packet) = super::codec::encode(&self.link, &items) else {
+            return;
+        };
+        let request = Request {
+            req: 0,
+            tid: 0,
+            thread: "items taken ahead".to_string(),
+            target: self.remote_id,
+            op: Op::Return { items: packet },
+            what: String::new(),
+            span: None,
+        };
+        let _ = self.link.send(&Msg::Request(Box::new(request)));
+    }
+
     pub fn call(
         &self,
         ctx: &Context,
