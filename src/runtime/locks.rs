@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// How often a contended acquire yields and retries before it parks.
+const RETRIES_BEFORE_PARKING: usize = 8;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockKind {
     Plain,
@@ -98,6 +101,18 @@ impl Lock {
         true
     }
 
+    /// Locks are mostly held for a few statements: before registering a
+    /// wait and parking, let the holder run a moment and try again.
+    fn retry_briefly(&self, s: &mut parking_lot::MutexGuard<'_, LockState>, me: u64) -> bool {
+        for _ in 0..RETRIES_BEFORE_PARKING {
+            parking_lot::MutexGuard::unlocked(s, std::thread::yield_now);
+            if self.try_take(s, me) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Acquire; `Ok(false)` when the deadline passed first. `at` is where
     /// (for reports); `describe` is only called if the thread must block.
     pub fn acquire(
@@ -109,24 +124,27 @@ impl Lock {
         describe: impl FnOnce() -> BlockOn,
     ) -> Result<bool, RuntimeError> {
         let mut s = self.state.lock();
-        let acquired = if self.try_take(&mut s, me.id) {
-            true
-        } else {
-            let on = BlockOn {
-                deadline,
-                owner: (self.kind != LockKind::Semaphore).then(|| self.owner.clone()),
-                ..describe()
+        // A zero timeout (a try) never waits, not even briefly.
+        let may_wait = deadline.is_none_or(|d| super::clock::now() < d);
+        let acquired =
+            if self.try_take(&mut s, me.id) || (may_wait && self.retry_briefly(&mut s, me.id)) {
+                true
+            } else {
+                let on = BlockOn {
+                    deadline,
+                    owner: (self.kind != LockKind::Semaphore).then(|| self.owner.clone()),
+                    ..describe()
+                };
+                block_until(
+                    &ctx.registry,
+                    me,
+                    &mut s,
+                    &on,
+                    |s| &mut s.waiters,
+                    |s| self.try_take(s, me.id).then_some(()),
+                )?
+                .is_some()
             };
-            block_until(
-                &ctx.registry,
-                me,
-                &mut s,
-                &on,
-                |s| &mut s.waiters,
-                |s| self.try_take(s, me.id).then_some(()),
-            )?
-            .is_some()
-        };
         if acquired {
             if let Some(who) = s.dead_owner.take() {
                 self.give_back(&mut s, ctx);
