@@ -33,7 +33,7 @@ pub fn run() -> i32 {
             return 2;
         }
     };
-    let link = Link::new("the parent process".to_string(), stream);
+    let link = Link::new("the parent process".to_string(), stream, true);
     let mut session = Session::new(SessionOptions {
         argv: start.argv.clone(),
         out: Arc::new(LinkOutput(link.clone())),

@@ -130,6 +130,16 @@ impl<'a> Encoder<'a> {
                 return Err(cannot_cross(v))
             }
         };
+        if self.link.to_parent && !matches!(h, Handle::Remote(_)) {
+            return Err(RuntimeError::new(
+                kind::TYPE,
+                format!(
+                    "{} was made in this process and cannot be sent to its parent",
+                    label
+                ),
+            )
+            .with_help("make shared objects in the parent and pass them down"));
+        }
         self.link.export(id, h.clone());
         Ok(WireValue::Object {
             id,

@@ -36,6 +36,9 @@ const SPIN_FOR_REPLY: usize = 50;
 pub struct Link {
     /// Who is at the other end, for messages: "process worker-1 (pid 42)".
     pub peer: String,
+    /// This is a child's connection to its parent: its own objects may not
+    /// go up it (the parent's deadlock detection could not see their waits).
+    pub to_parent: bool,
     writer: Mutex<UnixStream>,
     ctx: OnceLock<Weak<Context>>,
     next_req: AtomicU64,
@@ -58,9 +61,10 @@ pub struct Link {
 }
 
 impl Link {
-    pub fn new(peer: String, stream: UnixStream) -> Arc<Link> {
+    pub fn new(peer: String, stream: UnixStream, to_parent: bool) -> Arc<Link> {
         Arc::new(Link {
             peer,
+            to_parent,
             writer: Mutex::new(stream),
             ctx: OnceLock::new(),
             next_req: AtomicU64::new(1),

@@ -148,7 +148,7 @@ pub fn spawn(
     let writer = mine
         .try_clone()
         .map_err(|e| os_error("cannot connect to a new process", e))?;
-    let link = Link::new(format!("process {}", name), writer);
+    let link = Link::new(format!("process {}", name), writer, false);
     link.attach(ctx);
     let start = start_message(ctx, &link, &name, daemon, callee, args, span)?;
     let child = Command::new(child_exe()?)
