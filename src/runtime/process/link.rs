@@ -380,16 +380,7 @@ impl Link {
         op: Op,
         on: &BlockOn,
     ) -> Result<(), RuntimeError> {
-        let request = Request {
-            req: 0,
-            tid: me.id,
-            thread: me.name.clone(),
-            target,
-            op,
-            what: on.what.clone(),
-            span: on.span.map(Into::into),
-        };
-        self.send(&Msg::Request(Box::new(request)))
+        self.send(&Msg::Request(Box::new(Request::new(0, me, target, op, on))))
     }
 
     /// Call an object at the other end and wait for its reply.
@@ -411,15 +402,7 @@ impl Link {
             self.pending.lock().remove(&req);
             return Err(self.lost("closed"));
         }
-        let request = Request {
-            req,
-            tid: me.id,
-            thread: me.name.clone(),
-            target,
-            op,
-            what: on.what.clone(),
-            span: on.span.map(Into::into),
-        };
+        let request = Request::new(req, me, target, op, on);
         if let Err(e) = self.send(&Msg::Request(Box::new(request))) {
             self.pending.lock().remove(&req);
             return Err(e);
@@ -457,6 +440,20 @@ impl Link {
                 let _ = self.send(&Msg::Cancel { req });
                 Err(e)
             }
+        }
+    }
+}
+
+impl Request {
+    fn new(req: u64, me: &ThreadRef, target: u64, op: Op, on: &BlockOn) -> Request {
+        Request {
+            req,
+            tid: me.id,
+            thread: me.name.clone(),
+            target,
+            op,
+            what: on.what.clone(),
+            span: on.span.map(Into::into),
         }
     }
 }
