@@ -55,6 +55,7 @@ fn main() -> ExitCode {
         .name("main".into())
         .stack_size(MAIN_STACK)
         .spawn(move || {
+            conc::parser::mark_big_stack();
             if child_mode {
                 conc::child::run()
             } else {

@@ -41,8 +41,21 @@ type PResult<T> = Result<T, SyntaxError>;
 /// small (test threads have 2 MiB). Only touched pages are ever committed.
 const PARSER_STACK: usize = 64 * 1024 * 1024;
 
+thread_local! {
+    static ON_BIG_STACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The calling thread was started with at least `PARSER_STACK` of stack:
+/// parsing on it needs no thread of its own (which costs a process start).
+pub fn mark_big_stack() {
+    ON_BIG_STACK.with(|b| b.set(true));
+}
+
 /// Parse a whole file, `-c` string or REPL entry.
 pub fn parse(source: &str, src: SourceId) -> Result<Program, SyntaxError> {
+    if ON_BIG_STACK.with(|b| b.get()) {
+        return parse_here(source, src).map_err(|e| onto_last_char(e, source));
+    }
     std::thread::scope(|scope| {
         let worker = std::thread::Builder::new()
             .name("conc-parser".into())
