@@ -649,10 +649,21 @@ impl Interp {
     }
 
     fn acquire_local(&mut self, lock: Arc<Lock>, target: &Expr) -> R<HeldLock> {
+        self.acquire_for_block(&lock, target)?;
+        Ok(HeldLock::Local(lock))
+    }
+
+    /// Take `lock` for the block of `lock X { }`.
+    pub(super) fn acquire_for_block(&mut self, lock: &Lock, target: &Expr) -> R<()> {
         let describe = || self.block_on(lock.label(), target, target.span, None);
         lock.acquire(&self.ctx, &self.thread, None, Some(target.span), describe)
-            .map_err(|e| Box::new(e.at(target.span)))?;
-        Ok(HeldLock::Local(lock))
+            .map(|_| ())
+            .map_err(|e| Box::new(e.at(target.span)))
+    }
+
+    pub(super) fn release_for_block(&mut self, lock: &Lock, target: &Expr) -> R<()> {
+        lock.release(&self.ctx, &self.thread)
+            .map_err(|e| Box::new(e.at(target.span)))
     }
 
     /// Release at the end of `lock X { }`, however the block ended.

@@ -5,13 +5,14 @@ use crate::eval::expr::name_error;
 use crate::eval::globals::GlobalCell;
 use crate::eval::value::{Cell, Value};
 use crate::eval::{Frame, Interp, R};
+use crate::runtime::Handle;
 use crate::span::Span;
 use std::rc::Rc;
 
 /// A global's value as this thread last read it, and the cell's version then.
-struct Callee {
+pub(super) struct Callee {
     version: u64,
-    value: Value,
+    pub(super) value: Value,
 }
 
 /// This thread's copies of the global functions (and builtins) it calls, by
@@ -38,8 +39,12 @@ impl CalleeCache {
             version,
             value: value?,
         });
-        // Only callables: a cached list would be kept alive for nothing.
-        if matches!(callee.value, Value::Func(_) | Value::Builtin(_)) {
+        // Only callables and locks: a cached list would be kept alive for
+        // nothing.
+        if matches!(
+            callee.value,
+            Value::Func(_) | Value::Builtin(_) | Value::Handle(Handle::Lock(_))
+        ) {
             let id = cell.id as usize;
             if self.0.len() <= id {
                 self.0.resize(id + 1, None);
@@ -85,6 +90,19 @@ impl Interp {
             }
         }
         self.call_closure(closure, base, span)
+    }
+
+    /// A global's value through this thread's cache (callables and locks
+    /// are kept; anything else is read afresh).
+    #[inline]
+    pub(super) fn cached_global(&mut self, cell: &GlobalCell, span: Span) -> R<Rc<Callee>> {
+        match self.callees.lookup(cell) {
+            Some(c) => Ok(c),
+            None => self
+                .callees
+                .refresh(cell)
+                .ok_or_else(|| name_error(&cell.name, span)),
+        }
     }
 
     /// `f(args)` where `f` names a global: the callee comes from this

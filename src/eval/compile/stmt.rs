@@ -452,6 +452,13 @@ fn for_stmt(target: &Pattern, iter: &Expr, body: &ast::Block) -> StmtCode {
 /// `lock X { }`: released on every way out of the block; an error from the
 /// block wins over one from the release.
 fn lock_stmt(target: &Expr, body: &ast::Block) -> StmtCode {
+    if let ExprKind::Var(VarRef {
+        res: Res::Global(cell),
+        ..
+    }) = &target.node
+    {
+        return lock_global_stmt(cell.clone(), target.clone(), block(&body.stmts));
+    }
     let (value, target) = (expr(target), target.clone());
     let body = block(&body.stmts);
     Box::new(move |it, f| {
@@ -459,6 +466,31 @@ fn lock_stmt(target: &Expr, body: &ast::Block) -> StmtCode {
         let held = tri!(it, it.lock_enter(&t, &target));
         let ctl = body.run(it, f);
         match (ctl, it.lock_exit(&held, &target)) {
+            (Ctl::Error, _) => Ctl::Error,
+            (ctl, Ok(())) => ctl,
+            (_, Err(e)) => it.fail(e),
+        }
+    })
+}
+
+/// `lock m { }` where `m` is a global: the lock comes from this thread's
+/// cache, so taking it touches no shared reference count and no global's
+/// lock (threads contending for `m` would otherwise fight over both).
+fn lock_global_stmt(cell: crate::eval::globals::GlobalRef, target: Expr, body: Block) -> StmtCode {
+    Box::new(move |it, f| {
+        let m = tri!(it, it.cached_global(&cell, target.span));
+        let Value::Handle(crate::runtime::Handle::Lock(lock)) = &m.value else {
+            let held = tri!(it, it.lock_enter(&m.value, &target));
+            let ctl = body.run(it, f);
+            return match (ctl, it.lock_exit(&held, &target)) {
+                (Ctl::Error, _) => Ctl::Error,
+                (ctl, Ok(())) => ctl,
+                (_, Err(e)) => it.fail(e),
+            };
+        };
+        tri!(it, it.acquire_for_block(lock, &target));
+        let ctl = body.run(it, f);
+        match (ctl, it.release_for_block(lock, &target)) {
             (Ctl::Error, _) => Ctl::Error,
             (ctl, Ok(())) => ctl,
             (_, Err(e)) => it.fail(e),
