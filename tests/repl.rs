@@ -180,3 +180,22 @@ fn repl_defined_function_in_a_process() -> R {
     p.exp_string("42")?;
     quit(p)
 }
+
+/// Ctrl-C while joining a long-running child: the terminal's SIGINT ends
+/// the child too, the entry stops, and the session goes on.
+#[test]
+fn ctrl_c_while_joining_a_process() -> R {
+    let mut p = start(&temp_history("ctrl-c-process"))?;
+    type_line(&mut p, "fn nap() { sleep(60) }")?;
+    p.exp_string("conc> ")?;
+    type_line(
+        &mut p,
+        "let c = spawn process nap(); print(\"join\" + \"ing\"); join c",
+    )?;
+    p.exp_string("joining")?;
+    p.send_control('c')?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, "join c timeout 10")?;
+    p.exp_string("SIGINT")?;
+    quit(p)
+}
