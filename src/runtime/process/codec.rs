@@ -26,7 +26,14 @@ pub struct Encoder<'a> {
     link: &'a Arc<Link>,
     table: Vec<SharedValue>,
     seen: HashMap<usize, u32>,
+    /// How deep inside containers the value being encoded is.
+    depth: usize,
 }
+
+/// Containers nested deeper than this do not cross (every stage of a copy
+/// recurses once per level; this keeps each of them far from the end of
+/// any thread's stack).
+const MAX_NESTING: usize = 2_000;
 
 impl<'a> Encoder<'a> {
     pub fn new(link: &'a Arc<Link>) -> Self {
@@ -34,6 +41,7 @@ impl<'a> Encoder<'a> {
             link,
             table: Vec::new(),
             seen: HashMap::new(),
+            depth: 0,
         }
     }
 
@@ -41,6 +49,20 @@ impl<'a> Encoder<'a> {
         Packet {
             table: self.table,
             values,
+        }
+    }
+
+    /// Encode `v`, or leave the encoder as it was if it cannot cross (so a
+    /// half-copied list is never reused by a later value naming it).
+    pub fn value_or_nothing(&mut self, v: &Value) -> Option<WireValue> {
+        let mark = self.table.len();
+        match self.value(v) {
+            Ok(w) => Some(w),
+            Err(_) => {
+                self.table.truncate(mark);
+                self.seen.retain(|_, i| (*i as usize) < mark);
+                None
+            }
         }
     }
 
@@ -56,6 +78,28 @@ impl<'a> Encoder<'a> {
     }
 
     pub fn value(&mut self, v: &Value) -> Result<WireValue, RuntimeError> {
+        if !matches!(
+            v,
+            Value::List(_) | Value::Map(_) | Value::Cell(_) | Value::Func(_)
+        ) {
+            return self.flat(v);
+        }
+        if self.depth >= MAX_NESTING {
+            return Err(RuntimeError::new(
+                kind::VALUE,
+                format!(
+                    "a value nested more than {} levels deep cannot be copied into another process",
+                    MAX_NESTING
+                ),
+            ));
+        }
+        self.depth += 1;
+        let out = self.flat(v);
+        self.depth -= 1;
+        out
+    }
+
+    fn flat(&mut self, v: &Value) -> Result<WireValue, RuntimeError> {
         Ok(match v {
             Value::Nil => WireValue::Nil,
             Value::Bool(b) => WireValue::Bool(*b),

@@ -85,7 +85,7 @@ fn start_message(
         }
         // Globals that cannot cross (thread handles, pools ...) are left
         // out; the child gets every other global as it is now.
-        if let Ok(v) = enc.value(&value) {
+        if let Some(v) = enc.value_or_nothing(&value) {
             names.push(global.to_string());
             values.push(v);
         }
