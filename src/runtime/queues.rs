@@ -317,6 +317,11 @@ pub fn select(
             leave_all(ctx, me, arms);
             return Err(err);
         }
+        for arm in arms.iter() {
+            if let Arm::Get(q) = arm {
+                recall_leases(&mut q.state.lock(), q.id);
+            }
+        }
         if let Err(e) = ctx.registry.begin_wait(me, on) {
             leave_all(ctx, me, arms);
             return Err(e);
