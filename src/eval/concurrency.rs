@@ -1008,11 +1008,9 @@ pub(super) enum Direction {
     Put,
 }
 
-/// The queue a `get`/`put` on `v` works on (a pipe end reads from one
-/// queue and writes to the other), with the name reports use for it.
 fn select_queue(v: &Value, span: Span, way: Direction) -> R<Arc<Queue>> {
-    match queue_end(v, way) {
-        Some((q, _)) => Ok(q),
+    match queue_of(v, way) {
+        Some(q) => Ok(q.clone()),
         None => Err(wrong_kind(
             "select on",
             v,
@@ -1022,9 +1020,10 @@ fn select_queue(v: &Value, span: Span, way: Direction) -> R<Arc<Queue>> {
     }
 }
 
-/// The queue a `get`/`put` on `v` works on, without naming it (names cost
-/// an allocation, and only reports need them).
-fn queue_of(v: &Value, way: Direction) -> Option<&Arc<Queue>> {
+/// The queue a `get`/`put` on `v` works on (a pipe end reads from one
+/// queue and writes to the other), without naming it (names cost an
+/// allocation, and only reports need them: `end_label`).
+pub(super) fn queue_of(v: &Value, way: Direction) -> Option<&Arc<Queue>> {
     match (v, way) {
         (Value::Handle(Handle::Queue(q)), _) => Some(q),
         (Value::Handle(Handle::Pipe(p)), Direction::Get) => Some(&p.recv),
@@ -1039,15 +1038,6 @@ fn end_label(v: &Value) -> String {
         Value::Handle(Handle::Queue(q)) => q.label(),
         Value::Handle(Handle::Pipe(p)) => p.label(),
         other => other.to_repr(),
-    }
-}
-
-pub(super) fn queue_end(v: &Value, way: Direction) -> Option<(Arc<Queue>, String)> {
-    match (v, way) {
-        (Value::Handle(Handle::Queue(q)), _) => Some((q.clone(), q.label())),
-        (Value::Handle(Handle::Pipe(p)), Direction::Get) => Some((p.recv.clone(), p.label())),
-        (Value::Handle(Handle::Pipe(p)), Direction::Put) => Some((p.send.clone(), p.label())),
-        _ => None,
     }
 }
 

@@ -4,16 +4,15 @@
 //! performs it on the real object with the same runtime calls a local
 //! thread would make (`serve`).
 
-use super::concurrency::{queue_end, timeout_error, Direction};
+use super::concurrency::{queue_of, timeout_error, Direction};
 use super::value::Value;
 use super::{Interp, R};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::clock;
-use crate::runtime::locks::Lock;
 use crate::runtime::process::link::seconds_left;
 use crate::runtime::process::wire::{Op, Packet};
 use crate::runtime::process::{codec, Link, Remote};
-use crate::runtime::queues::{self, Arm};
+use crate::runtime::queues::{self, Arm, Queue};
 use crate::runtime::threads::Held;
 use crate::runtime::waits::BlockOn;
 use crate::runtime::Handle;
@@ -169,16 +168,24 @@ impl Interp {
     }
 
     fn remote_call_method(&self, r: &Remote, name: String, args: Vec<Value>, span: Span) -> Res {
+        Ok(self.remote_answer(r, name, args, span)?.unwrap_or_default())
+    }
+
+    /// The owner's answer to a method or field: `None` for no answer (a
+    /// field the object does not have).
+    fn remote_answer(
+        &self,
+        r: &Remote,
+        name: String,
+        args: Vec<Value>,
+        span: Span,
+    ) -> Result<Option<Value>, RuntimeError> {
         let op = Op::Method {
             name,
             args: codec::encode(&r.link, &args)?,
         };
         let on = BlockOn::new(format!("{} to answer", r.label), Some(span), None);
-        Ok(self
-            .call_remote(r, op, &on)?
-            .into_iter()
-            .next()
-            .unwrap_or_default())
+        Ok(self.call_remote(r, op, &on)?.into_iter().next())
     }
 
     /// `len(q)` of a queue or pipe end another process owns.
@@ -188,9 +195,9 @@ impl Interp {
 
     /// A field of a remote object (`.capacity`, `.parties`); `None` if it has none.
     pub(super) fn remote_field(&self, r: &Remote, name: &str, span: Span) -> Option<Value> {
-        self.remote_call_method(r, format!(".{}", name), Vec::new(), span)
+        self.remote_answer(r, format!(".{}", name), Vec::new(), span)
             .ok()
-            .filter(|v| !matches!(v, Value::Nil) || name == "capacity")
+            .flatten()
     }
 
     /// `select` whose arms are all on objects of one other process: the
@@ -250,8 +257,7 @@ impl Interp {
         let target = Value::Handle(h.clone());
         match op {
             Op::Get { timeout } => {
-                let (q, _) = queue_end(&target, Direction::Get)
-                    .ok_or_else(|| cannot("get from", &target))?;
+                let q = end(&target, Direction::Get, "get from")?;
                 let on = BlockOn {
                     deadline: deadline(timeout),
                     ..on
@@ -259,8 +265,7 @@ impl Interp {
                 Ok(q.get(&ctx, &me, || on)?.into_iter().collect())
             }
             Op::Take { timeout, max } => {
-                let (q, _) = queue_end(&target, Direction::Get)
-                    .ok_or_else(|| cannot("get from", &target))?;
+                let q = end(&target, Direction::Get, "get from")?;
                 let on = BlockOn {
                     deadline: deadline(timeout),
                     ..on
@@ -272,14 +277,12 @@ impl Interp {
                 Ok(std::iter::once(first).chain(more).collect())
             }
             Op::Return { items } => {
-                let (q, _) = queue_end(&target, Direction::Get)
-                    .ok_or_else(|| cannot("get from", &target))?;
+                let q = end(&target, Direction::Get, "get from")?;
                 q.put_back(&ctx, codec::decode(link, &ctx, items)?);
                 Ok(Vec::new())
             }
             Op::Put { item, timeout } => {
-                let (q, _) = queue_end(&target, Direction::Put)
-                    .ok_or_else(|| cannot("put into", &target))?;
+                let q = end(&target, Direction::Put, "put into")?;
                 let item = codec::decode(link, &ctx, item)?
                     .into_iter()
                     .next()
@@ -291,7 +294,7 @@ impl Interp {
                 Ok(vec![Value::Bool(q.put(&ctx, &me, item, || on)?)])
             }
             Op::Acquire { timeout } => {
-                let lock = lock_of(h).ok_or_else(|| cannot("acquire", &target))?;
+                let lock = h.lock().ok_or_else(|| cannot("acquire", &target))?;
                 let d = deadline(timeout);
                 let at = on.span;
                 Ok(vec![Value::Bool(lock.acquire(&ctx, &me, d, at, || {
@@ -299,7 +302,7 @@ impl Interp {
                 })?)])
             }
             Op::Release => {
-                let lock = lock_of(h).ok_or_else(|| cannot("release", &target))?;
+                let lock = h.lock().ok_or_else(|| cannot("release", &target))?;
                 lock.release(&ctx, &me)?;
                 Ok(Vec::new())
             }
@@ -335,7 +338,7 @@ impl Interp {
         span: Span,
     ) -> Result<Vec<Value>, RuntimeError> {
         if let Some(field) = name.strip_prefix('.') {
-            return Ok(vec![self.handle_field(h, field).unwrap_or_default()]);
+            return Ok(self.handle_field(h, field).into_iter().collect());
         }
         if name == "str" {
             return Ok(vec![Value::str(&h.to_string())]);
@@ -359,22 +362,13 @@ impl Interp {
                 RuntimeError::new(kind::PROCESS, "select on an object that is not shared")
             })?;
             let arm = match put {
-                None => Arm::Get(
-                    queue_end(&target, Direction::Get)
-                        .ok_or_else(|| cannot("select on", &target))?
-                        .0,
-                ),
+                None => Arm::Get(end(&target, Direction::Get, "select on")?),
                 Some(p) => {
                     let v = codec::decode(link, &self.ctx, p)?
                         .into_iter()
                         .next()
                         .unwrap_or_default();
-                    Arm::Put(
-                        queue_end(&target, Direction::Put)
-                            .ok_or_else(|| cannot("select on", &target))?
-                            .0,
-                        v,
-                    )
+                    Arm::Put(end(&target, Direction::Put, "select on")?, v)
                 }
             };
             local.push(arm);
@@ -435,12 +429,11 @@ fn deadline(timeout: Option<f64>) -> Option<Instant> {
     timeout.map(|s| clock::deadline_after(Duration::from_secs_f64(s.max(0.0))))
 }
 
-fn lock_of(h: &Handle) -> Option<Arc<Lock>> {
-    match h {
-        Handle::Lock(l) => Some(l.clone()),
-        Handle::Condition(c) => Some(c.lock.clone()),
-        _ => None,
-    }
+/// The queue an operation `what` on `target` works on.
+fn end(target: &Value, way: Direction, what: &str) -> Result<Arc<Queue>, RuntimeError> {
+    queue_of(target, way)
+        .cloned()
+        .ok_or_else(|| cannot(what, target))
 }
 
 fn cannot(what: &str, v: &Value) -> RuntimeError {

@@ -172,8 +172,7 @@ impl Lock {
                 }
                 s.count -= 1;
                 if s.count == 0 {
-                    s.owner = 0;
-                    self.owner.store(0, Ordering::Release);
+                    self.clear_owner(&mut s);
                 }
             }
         }
@@ -183,15 +182,18 @@ impl Lock {
         Ok(())
     }
 
+    /// Nobody holds it now (the atomic copy is what deadlock detection reads).
+    fn clear_owner(&self, s: &mut LockState) {
+        s.owner = 0;
+        s.count = 0;
+        self.owner.store(0, Ordering::Release);
+    }
+
     /// Undo a take (the acquirer is told the owner died instead).
     fn give_back(&self, s: &mut LockState, ctx: &Context) {
         match self.kind {
             LockKind::Semaphore => s.count += 1,
-            _ => {
-                s.owner = 0;
-                s.count = 0;
-                self.owner.store(0, Ordering::Release);
-            }
+            _ => self.clear_owner(s),
         }
         s.waiters.wake_one(&ctx.registry);
     }
@@ -217,11 +219,7 @@ impl Lock {
         let mut s = self.state.lock();
         match self.kind {
             LockKind::Semaphore => s.count += 1,
-            _ if s.owner == holder.id => {
-                s.owner = 0;
-                s.count = 0;
-                self.owner.store(0, Ordering::Release);
-            }
+            _ if s.owner == holder.id => self.clear_owner(&mut s),
             _ => return,
         }
         s.dead_owner = Some(who.to_string());
@@ -248,9 +246,7 @@ impl Lock {
             return Err(self.not_held(me));
         }
         let depth = s.count;
-        s.owner = 0;
-        s.count = 0;
-        self.owner.store(0, Ordering::Release);
+        self.clear_owner(&mut s);
         s.waiters.wake_one(&ctx.registry);
         drop(s);
         me.remove_held(self.id);

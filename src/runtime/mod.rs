@@ -146,6 +146,15 @@ impl Handle {
         }
     }
 
+    /// The lock behind a lock, rlock, semaphore or condition.
+    pub fn lock(&self) -> Option<&Arc<locks::Lock>> {
+        match self {
+            Handle::Lock(l) => Some(l),
+            Handle::Condition(c) => Some(&c.lock),
+            _ => None,
+        }
+    }
+
     /// `len(h)` for handles that have one (queues).
     pub fn item_count(&self) -> Option<usize> {
         match self {

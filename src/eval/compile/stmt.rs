@@ -449,8 +449,7 @@ fn for_stmt(target: &Pattern, iter: &Expr, body: &ast::Block) -> StmtCode {
     })
 }
 
-/// `lock X { }`: released on every way out of the block; an error from the
-/// block wins over one from the release.
+/// `lock X { }`: released on every way out of the block.
 fn lock_stmt(target: &Expr, body: &ast::Block) -> StmtCode {
     if let ExprKind::Var(VarRef {
         res: Res::Global(cell),
@@ -465,11 +464,8 @@ fn lock_stmt(target: &Expr, body: &ast::Block) -> StmtCode {
         let t = tri!(it, value(it, f));
         let held = tri!(it, it.lock_enter(&t, &target));
         let ctl = body.run(it, f);
-        match (ctl, it.lock_exit(&held, &target)) {
-            (Ctl::Error, _) => Ctl::Error,
-            (ctl, Ok(())) => ctl,
-            (_, Err(e)) => it.fail(e),
-        }
+        let released = it.lock_exit(&held, &target);
+        after_lock(it, ctl, released)
     })
 }
 
@@ -482,20 +478,24 @@ fn lock_global_stmt(cell: crate::eval::globals::GlobalRef, target: Expr, body: B
         let Value::Handle(crate::runtime::Handle::Lock(lock)) = &m.value else {
             let held = tri!(it, it.lock_enter(&m.value, &target));
             let ctl = body.run(it, f);
-            return match (ctl, it.lock_exit(&held, &target)) {
-                (Ctl::Error, _) => Ctl::Error,
-                (ctl, Ok(())) => ctl,
-                (_, Err(e)) => it.fail(e),
-            };
+            let released = it.lock_exit(&held, &target);
+            return after_lock(it, ctl, released);
         };
         tri!(it, it.acquire_for_block(lock, &target));
         let ctl = body.run(it, f);
-        match (ctl, it.release_for_block(lock, &target)) {
-            (Ctl::Error, _) => Ctl::Error,
-            (ctl, Ok(())) => ctl,
-            (_, Err(e)) => it.fail(e),
-        }
+        let released = it.release_for_block(lock, &target);
+        after_lock(it, ctl, released)
     })
+}
+
+/// How a `lock` block ended, given how the release went: an error from the
+/// block wins over one from the release.
+fn after_lock(it: &mut Interp, ctl: Ctl, released: R<()>) -> Ctl {
+    match (ctl, released) {
+        (Ctl::Error, _) => Ctl::Error,
+        (ctl, Ok(())) => ctl,
+        (_, Err(e)) => it.fail(e),
+    }
 }
 
 /// `put q, v` without a timeout (the common case; with one, the tree-walker).

@@ -581,12 +581,12 @@ impl Ghost {
         if at_once && would_block(&request.op, &outcome) {
             return None;
         }
-        if let (Ok(values), Some(lock)) = (&outcome, lock_of(&handle)) {
+        if let (Ok(values), Some(lock)) = (&outcome, handle.lock()) {
             let mut held = self.locks.lock();
             if acquire && matches!(values.first(), Some(Value::Bool(true))) {
-                held.push(lock);
+                held.push(lock.clone());
             } else if release {
-                if let Some(i) = held.iter().position(|l| Arc::ptr_eq(l, &lock)) {
+                if let Some(i) = held.iter().position(|l| Arc::ptr_eq(l, lock)) {
                     held.remove(i);
                 }
             }
@@ -637,14 +637,6 @@ fn would_block(op: &Op, outcome: &Result<Vec<Value>, RuntimeError>) -> bool {
         return false;
     }
     matches!(outcome, Ok(values) if matches!(values.as_slice(), [] | [Value::Bool(false)]))
-}
-
-fn lock_of(handle: &Handle) -> Option<Arc<Lock>> {
-    match handle {
-        Handle::Lock(l) => Some(l.clone()),
-        Handle::Condition(c) => Some(c.lock.clone()),
-        _ => None,
-    }
 }
 
 /// A proxy for a shared object that another process owns (or proxies).
