@@ -356,16 +356,12 @@ fn run_thread(
 impl ThreadRecord {
     /// The thread (or process) is over: record its result, wake joiners,
     /// leave the registry, and report an error nobody can join any more.
-    fn end(&self, result: Result<Value, RuntimeError>, ctx: &Context) {
+    pub(crate) fn end(&self, result: Result<Value, RuntimeError>, ctx: &Context) {
         let orphan = self.finish(result, ctx);
         ctx.registry.unregister(self.id);
         if let Some(e) = orphan {
             ctx.report_unjoined(&self.name, &e);
         }
-    }
-
-    pub(crate) fn finish_process(&self, result: Result<Value, RuntimeError>, ctx: &Context) {
-        self.end(result, ctx);
     }
 
     /// Wait until it has ended; false if `on.deadline` came first.

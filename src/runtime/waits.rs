@@ -103,6 +103,11 @@ impl Waiting {
     fn on_other_process(&self) -> bool {
         !self.woken && self.on.external && self.on.deadline.is_none()
     }
+
+    /// Nothing in this process but another thread or process can end it.
+    fn blocked(&self) -> bool {
+        self.stuck() || self.on_other_process()
+    }
 }
 
 struct Entry {
@@ -126,9 +131,8 @@ pub struct Registry {
     /// To name held locks as the script wrote them in reports.
     sources: Mutex<SourceMap>,
     quiet_hook: Mutex<Option<Arc<QuietHook>>>,
-    /// Only child processes have a hook; everyone else skips the check cheaply.
-    has_quiet_hook: AtomicBool,
-    /// The parent asked whether we are quiet and has had no answer yet.
+    /// The parent asked whether we are quiet and has had no answer yet
+    /// (only ever set in a child: everyone else skips the check cheaply).
     probed: AtomicBool,
 }
 
@@ -149,7 +153,6 @@ impl Registry {
 
     pub fn set_quiet_hook(&self, hook: QuietHook) {
         *self.quiet_hook.lock() = Some(Arc::new(hook));
-        self.has_quiet_hook.store(true, Ordering::Release);
     }
 
     /// The parent's threads are all blocked and it asks whether ours are
@@ -163,7 +166,7 @@ impl Registry {
     /// Answer a pending probe once this process is quiet. Asking only when
     /// the parent has nothing else to do keeps this off every hot path.
     fn update_quiet(&self, threads: &BTreeMap<ThreadId, Entry>) {
-        if !self.has_quiet_hook.load(Ordering::Relaxed) || !self.probed.load(Ordering::Acquire) {
+        if !self.probed.load(Ordering::Acquire) {
             return;
         }
         let Some(hook) = self.quiet_hook.lock().clone() else {
@@ -174,11 +177,9 @@ impl Registry {
         let quiet = threads
             .values()
             .any(|e| e.waiting.as_ref().is_some_and(Waiting::on_other_process))
-            && threads.values().all(|e| {
-                e.waiting
-                    .as_ref()
-                    .is_some_and(|w| w.stuck() || w.on_other_process())
-            });
+            && threads
+                .values()
+                .all(|e| e.waiting.as_ref().is_some_and(Waiting::blocked));
         if !quiet || !self.probed.swap(false, Ordering::AcqRel) {
             return;
         }
@@ -352,11 +353,7 @@ type Found = (Vec<ThreadId>, String);
 fn probe_children(threads: &BTreeMap<ThreadId, Entry>) {
     let mut children = Vec::new();
     for e in threads.values() {
-        let blocked = e
-            .waiting
-            .as_ref()
-            .is_some_and(|w| w.stuck() || w.on_other_process());
-        if blocked {
+        if e.waiting.as_ref().is_some_and(Waiting::blocked) {
             continue;
         }
         match &e.thread.process {

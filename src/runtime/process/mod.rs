@@ -219,7 +219,7 @@ fn reap(
         Some(result) => result,
         None => Err(died(&record.name, info.pid, code)),
     };
-    record.finish_process(result, &ctx);
+    record.end(result, &ctx);
 }
 
 /// The child says every thread of it waits on something only this process
