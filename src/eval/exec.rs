@@ -216,14 +216,9 @@ impl Interp {
             }
             Res::Upval(i) => *frame.upvals[*i as usize].lock() = v,
             Res::Global(cell) => {
-                if !cell.is_defined() {
-                    return Err(Box::new(
-                        RuntimeError::new(kind::NAME, format!("`{}` is not defined", var.name))
-                            .at(span)
-                            .with_help(format!("declare it first: let {} = ...", var.name)),
-                    ));
+                if !cell.assign(v) {
+                    return Err(not_declared(&var.name, span));
                 }
-                cell.set(v);
             }
             Res::Unresolved => {}
         }
@@ -444,4 +439,14 @@ fn store_index(container: &Value, index: Value, v: Value) -> Result<(), RuntimeE
             format!("{} does not support item assignment", describe(other)),
         )),
     }
+}
+
+/// An assignment to a global no `let` has defined yet.
+#[cold]
+pub(super) fn not_declared(name: &str, span: crate::span::Span) -> Box<RuntimeError> {
+    Box::new(
+        RuntimeError::new(kind::NAME, format!("`{}` is not defined", name))
+            .at(span)
+            .with_help(format!("declare it first: let {} = ...", name)),
+    )
 }

@@ -1,22 +1,44 @@
 //! `lock()`, `rlock()` and `semaphore(n)`.
 //!
-//! A lock is an owner record plus a wait queue, not a guard: it can be held
+//! A lock is an owner word plus a wait queue, not a guard: it can be held
 //! across statements (`m.acquire()` ... `m.release()`) and released by the
-//! `lock m { }` statement on every way out of the block. The owner is also
-//! kept in an atomic so deadlock detection can follow lock cycles.
+//! `lock m { }` statement on every way out of the block.
+//!
+//! Locks and rlocks keep their owner in one atomic word, so taking a free
+//! lock and releasing one nobody waits for are a single compare-and-swap
+//! each. A thread that has to wait sets `PARKED` in the word (under the
+//! state mutex) before it registers its wait and parks, so the release that
+//! could free it always takes the slow path and wakes it through the
+//! registry: deadlock detection sees every wait as before, and follows the
+//! same word to find lock cycles. Semaphores (many holders) use the state
+//! mutex throughout.
 
 use super::threads::Held;
 use super::waits::{block_until, BlockOn, WaitQueue};
 use super::{next_object_id, Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
-use crate::span::Span;
+use crate::span::{SourceId, Span};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-/// How often a contended acquire yields and retries before it parks.
-const RETRIES_BEFORE_PARKING: usize = 8;
+/// Set in a lock's word while some thread waits in its queue.
+const PARKED: u64 = 1 << 63;
+/// Set while a woken waiter is on its way to try again: releases meanwhile
+/// wake nobody else (a barging owner would only send them back to sleep).
+const WOKEN: u64 = 1 << 62;
+
+/// The owning thread's id in a lock word (0 = free).
+pub fn owner_of(word: u64) -> u64 {
+    word & !(PARKED | WOKEN)
+}
+
+/// A contended acquire first spins (2, 4, 8 pauses), then yields a few
+/// times, and only then parks: locks are mostly held for a few statements,
+/// and parking costs a system call on both sides.
+const SPIN_ROUNDS: u32 = 3;
+const YIELD_ROUNDS: u32 = 7;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockKind {
@@ -26,20 +48,27 @@ pub enum LockKind {
 }
 
 struct LockState {
-    /// Lock/rlock: the owning thread (0 = free) and its recursion count.
-    /// Semaphore: `count` is the number of free permits.
-    owner: u64,
-    count: u64,
+    /// Semaphore: the number of free permits.
+    permits: u64,
     waiters: WaitQueue,
     /// Its holder was a process that died: the next acquirer is told once.
     dead_owner: Option<String>,
+    /// The waiter woken last, while `WOKEN` is set in the word.
+    woken: Option<u64>,
 }
 
 pub struct Lock {
     pub id: u64,
     pub kind: LockKind,
     state: Mutex<LockState>,
-    owner: Arc<AtomicU64>,
+    /// Lock/rlock: owner thread id | PARKED. Shared with `BlockOn::owner`.
+    word: Arc<AtomicU64>,
+    /// Rlock recursion depth; only the owner touches it.
+    depth: AtomicU64,
+    /// Where the owner took it, for deadlock reports (see `pack_span`).
+    taken_at: [AtomicU64; 2],
+    /// `dead_owner` is set: checked after every take, without the mutex.
+    owner_died: AtomicBool,
 }
 
 impl std::fmt::Debug for Lock {
@@ -48,23 +77,77 @@ impl std::fmt::Debug for Lock {
     }
 }
 
+/// Every lock and rlock alive in this process, so a deadlock report can
+/// say what each thread holds without the hot path keeping a list.
+static LIVE: Mutex<Vec<Weak<Lock>>> = Mutex::new(Vec::new());
+
+fn track(lock: &Arc<Lock>) {
+    let mut live = LIVE.lock();
+    if live.len() >= 64 && live.len().is_power_of_two() {
+        live.retain(|l| l.strong_count() > 0);
+    }
+    live.push(Arc::downgrade(lock));
+}
+
+/// The locks and rlocks `thread` owns, oldest lock first.
+pub fn held_by_thread(thread: u64) -> Vec<Held> {
+    let locks: Vec<Arc<Lock>> = LIVE.lock().iter().filter_map(Weak::upgrade).collect();
+    locks
+        .iter()
+        .filter(|l| l.owner() == thread)
+        .map(|l| Held {
+            kind: l.type_name(),
+            id: l.id,
+            span: unpack_span(
+                l.taken_at[0].load(Ordering::Relaxed),
+                l.taken_at[1].load(Ordering::Relaxed),
+            ),
+        })
+        .collect()
+}
+
+fn pack_span(at: Option<Span>) -> (u64, u64) {
+    match at {
+        Some(s) => (
+            (u64::from(s.src.0) << 32) | u64::from(s.start),
+            (1 << 32) | u64::from(s.end),
+        ),
+        None => (0, 0),
+    }
+}
+
+fn unpack_span(a: u64, b: u64) -> Option<Span> {
+    (b >> 32 == 1).then_some(Span {
+        src: SourceId((a >> 32) as u32),
+        start: a as u32,
+        end: b as u32,
+    })
+}
+
 impl Lock {
     pub fn new(kind: LockKind, permits: u64) -> Arc<Lock> {
-        Arc::new(Lock {
+        let lock = Arc::new(Lock {
             id: next_object_id(),
             kind,
             state: Mutex::new(LockState {
-                owner: 0,
-                count: if kind == LockKind::Semaphore {
+                permits: if kind == LockKind::Semaphore {
                     permits
                 } else {
                     0
                 },
                 waiters: WaitQueue::default(),
                 dead_owner: None,
+                woken: None,
             }),
-            owner: Arc::new(AtomicU64::new(0)),
-        })
+            word: Arc::new(AtomicU64::new(0)),
+            depth: AtomicU64::new(0),
+            taken_at: [AtomicU64::new(0), AtomicU64::new(0)],
+            owner_died: AtomicBool::new(false),
+        });
+        if kind != LockKind::Semaphore {
+            track(&lock);
+        }
+        lock
     }
 
     pub fn type_name(&self) -> &'static str {
@@ -79,42 +162,106 @@ impl Lock {
         format!("{}#{}", self.type_name(), self.id)
     }
 
-    /// Take the lock if that is possible right now.
-    fn try_take(&self, s: &mut LockState, me: u64) -> bool {
-        match self.kind {
-            LockKind::Semaphore => {
-                if s.count == 0 {
-                    return false;
-                }
-                s.count -= 1;
-            }
-            LockKind::Reentrant if s.owner == me => s.count += 1,
-            _ => {
-                if s.owner != 0 {
-                    return false;
-                }
-                s.owner = me;
-                s.count = 1;
-                self.owner.store(me, Ordering::Release);
-            }
-        }
-        true
+    /// The owning thread (0 = free; always 0 for a semaphore).
+    fn owner(&self) -> u64 {
+        owner_of(self.word.load(Ordering::Acquire))
     }
 
-    /// Locks are mostly held for a few statements: before registering a
-    /// wait and parking, let the holder run a moment and try again.
-    fn retry_briefly(&self, s: &mut parking_lot::MutexGuard<'_, LockState>, me: u64) -> bool {
-        for _ in 0..RETRIES_BEFORE_PARKING {
-            parking_lot::MutexGuard::unlocked(s, std::thread::yield_now);
-            if self.try_take(s, me) {
+    /// Lock/rlock: take it if it is free (or already ours, for an rlock).
+    #[inline]
+    fn try_take(&self, me: u64) -> bool {
+        let mut seen = 0;
+        loop {
+            if owner_of(seen) != 0 {
+                if self.kind == LockKind::Reentrant && owner_of(seen) == me {
+                    let depth = self.depth.load(Ordering::Relaxed);
+                    self.depth.store(depth + 1, Ordering::Relaxed);
+                    return true;
+                }
+                return false;
+            }
+            match self.word.compare_exchange_weak(
+                seen,
+                me | (seen & (PARKED | WOKEN)),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    self.depth.store(1, Ordering::Relaxed);
+                    return true;
+                }
+                Err(now) => seen = now,
+            }
+        }
+    }
+
+    /// Spin, then yield, while the holder is likely to let go soon; give
+    /// up at once when others are already parked (join them in the queue).
+    fn spin_then_take(&self, me: u64) -> bool {
+        for round in 0..SPIN_ROUNDS + YIELD_ROUNDS {
+            if round < SPIN_ROUNDS {
+                for _ in 0..(2 << round) {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+            let word = self.word.load(Ordering::Relaxed);
+            if word & PARKED != 0 {
+                return false;
+            }
+            if owner_of(word) == 0 && self.try_take(me) {
                 return true;
             }
         }
         false
     }
 
+    /// Under the state mutex: take the lock, or flag that a waiter is about
+    /// to park (so the owner's release comes here to wake it).
+    fn take_or_flag(&self, s: &mut LockState, me: u64) -> bool {
+        // The woken waiter is here: the next release may wake another.
+        let woken = if s.woken == Some(me) {
+            s.woken = None;
+            0
+        } else {
+            WOKEN
+        };
+        let mut seen = self.word.load(Ordering::Relaxed);
+        loop {
+            let (next, taken) = if owner_of(seen) == 0 {
+                let others = if s.waiters.is_empty() { 0 } else { PARKED };
+                (me | others | (seen & woken), true)
+            } else {
+                ((seen & !WOKEN) | (seen & woken) | PARKED, false)
+            };
+            match self
+                .word
+                .compare_exchange_weak(seen, next, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    if taken {
+                        self.depth.store(1, Ordering::Relaxed);
+                    }
+                    return taken;
+                }
+                Err(now) => seen = now,
+            }
+        }
+    }
+
+    /// Semaphore: take a permit if there is one.
+    fn take_permit(s: &mut LockState) -> bool {
+        if s.permits == 0 {
+            return false;
+        }
+        s.permits -= 1;
+        true
+    }
+
     /// Acquire; `Ok(false)` when the deadline passed first. `at` is where
     /// (for reports); `describe` is only called if the thread must block.
+    #[inline]
     pub fn acquire(
         &self,
         ctx: &Context,
@@ -123,79 +270,171 @@ impl Lock {
         at: Option<Span>,
         describe: impl FnOnce() -> BlockOn,
     ) -> Result<bool, RuntimeError> {
-        let mut s = self.state.lock();
-        // A zero timeout (a try) never waits, not even briefly.
-        let may_wait = deadline.is_none_or(|d| super::clock::now() < d);
-        let acquired =
-            if self.try_take(&mut s, me.id) || (may_wait && self.retry_briefly(&mut s, me.id)) {
-                true
-            } else {
-                let on = BlockOn {
-                    deadline,
-                    owner: (self.kind != LockKind::Semaphore).then(|| self.owner.clone()),
-                    ..describe()
-                };
-                block_until(
-                    &ctx.registry,
-                    me,
-                    &mut s,
-                    &on,
-                    |s| &mut s.waiters,
-                    |s| self.try_take(s, me.id).then_some(()),
-                )?
-                .is_some()
-            };
-        if acquired {
-            if let Some(who) = s.dead_owner.take() {
-                self.give_back(&mut s, ctx);
-                return Err(self.owner_died(&who));
-            }
+        if self.kind == LockKind::Semaphore {
+            return self.acquire_permit(ctx, me, deadline, at, describe);
         }
-        drop(s);
-        if acquired {
-            me.add_held(Held {
-                kind: self.type_name(),
-                id: self.id,
-                span: at,
-            });
+        if !self.try_take(me.id) && !self.acquire_contended(ctx, me, deadline, describe)? {
+            return Ok(false);
         }
-        Ok(acquired)
+        if self.owner_died.load(Ordering::Acquire) {
+            self.check_dead_owner(ctx, me)?;
+        }
+        if self.depth.load(Ordering::Relaxed) == 1 {
+            let (a, b) = pack_span(at);
+            self.taken_at[0].store(a, Ordering::Relaxed);
+            self.taken_at[1].store(b, Ordering::Relaxed);
+        }
+        Ok(true)
     }
 
-    pub fn release(&self, ctx: &Context, me: &ThreadRef) -> Result<(), RuntimeError> {
+    #[inline(never)]
+    fn acquire_contended(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        deadline: Option<Instant>,
+        describe: impl FnOnce() -> BlockOn,
+    ) -> Result<bool, RuntimeError> {
+        // A zero timeout (a try) never waits, not even briefly.
+        if deadline.is_some_and(|d| super::clock::now() >= d) {
+            return Ok(false);
+        }
+        if self.spin_then_take(me.id) {
+            return Ok(true);
+        }
+        let on = BlockOn {
+            deadline,
+            owner: Some(self.word.clone()),
+            ..describe()
+        };
         let mut s = self.state.lock();
-        match self.kind {
-            LockKind::Semaphore => s.count += 1,
-            _ => {
-                if s.owner != me.id {
-                    return Err(self.not_held(me));
-                }
-                s.count -= 1;
-                if s.count == 0 {
-                    self.clear_owner(&mut s);
-                }
+        let taken = block_until(
+            &ctx.registry,
+            me,
+            &mut s,
+            &on,
+            |s| &mut s.waiters,
+            |s| self.take_or_flag(s, me.id).then_some(()),
+        )?;
+        Ok(taken.is_some())
+    }
+
+    fn acquire_permit(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        deadline: Option<Instant>,
+        at: Option<Span>,
+        describe: impl FnOnce() -> BlockOn,
+    ) -> Result<bool, RuntimeError> {
+        let mut s = self.state.lock();
+        if !Self::take_permit(&mut s) {
+            if deadline.is_some_and(|d| super::clock::now() >= d) {
+                return Ok(false);
+            }
+            let on = BlockOn {
+                deadline,
+                ..describe()
+            };
+            let taken = block_until(
+                &ctx.registry,
+                me,
+                &mut s,
+                &on,
+                |s| &mut s.waiters,
+                |s| Self::take_permit(s).then_some(()),
+            )?;
+            if taken.is_none() {
+                return Ok(false);
             }
         }
-        s.waiters.wake_one(&ctx.registry);
+        if let Some(who) = s.dead_owner.take() {
+            self.owner_died.store(false, Ordering::Relaxed);
+            s.permits += 1;
+            s.waiters.wake_one(&ctx.registry);
+            return Err(self.owner_died(&who));
+        }
         drop(s);
-        me.remove_held(self.id);
+        me.add_held(Held {
+            kind: self.type_name(),
+            id: self.id,
+            span: at,
+        });
+        Ok(true)
+    }
+
+    /// Just taken a lock whose last holder died holding it: tell this
+    /// acquirer (once) and give the lock back.
+    #[cold]
+    fn check_dead_owner(&self, ctx: &Context, me: &ThreadRef) -> Result<(), RuntimeError> {
+        let who = {
+            let mut s = self.state.lock();
+            self.owner_died.store(false, Ordering::Relaxed);
+            s.dead_owner.take()
+        };
+        match who {
+            Some(who) => {
+                self.depth.store(0, Ordering::Relaxed);
+                self.let_go(ctx, me.id);
+                Err(self.owner_died(&who))
+            }
+            None => Ok(()),
+        }
+    }
+
+    #[inline]
+    pub fn release(&self, ctx: &Context, me: &ThreadRef) -> Result<(), RuntimeError> {
+        if self.kind == LockKind::Semaphore {
+            let mut s = self.state.lock();
+            s.permits += 1;
+            s.waiters.wake_one(&ctx.registry);
+            drop(s);
+            me.remove_held(self.id);
+            return Ok(());
+        }
+        if self.owner() != me.id {
+            return Err(self.not_held(me));
+        }
+        let depth = self.depth.load(Ordering::Relaxed);
+        if depth > 1 {
+            self.depth.store(depth - 1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.depth.store(0, Ordering::Relaxed);
+        self.let_go(ctx, me.id);
         Ok(())
     }
 
-    /// Nobody holds it now (the atomic copy is what deadlock detection reads).
-    fn clear_owner(&self, s: &mut LockState) {
-        s.owner = 0;
-        s.count = 0;
-        self.owner.store(0, Ordering::Release);
+    /// The owner `me` frees the lock: one CAS unless someone is parked.
+    #[inline]
+    fn let_go(&self, ctx: &Context, me: u64) {
+        if self
+            .word
+            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.free_and_wake(&mut self.state.lock(), ctx);
+        }
     }
 
-    /// Undo a take (the acquirer is told the owner died instead).
-    fn give_back(&self, s: &mut LockState, ctx: &Context) {
-        match self.kind {
-            LockKind::Semaphore => s.count += 1,
-            _ => self.clear_owner(s),
+    /// Free the lock and wake the oldest waiter (it takes the lock unless
+    /// another thread gets there first, and then waits again), unless a
+    /// woken one is still on its way.
+    #[cold]
+    fn free_and_wake(&self, s: &mut LockState, ctx: &Context) {
+        if s.woken.is_some() {
+            let bits = self.word.load(Ordering::Relaxed) & (PARKED | WOKEN);
+            self.word.store(bits, Ordering::Release);
+            return;
         }
-        s.waiters.wake_one(&ctx.registry);
+        let others = if s.waiters.len() > 1 { PARKED } else { 0 };
+        match s.waiters.wake_one_id(&ctx.registry) {
+            Some(id) => {
+                s.woken = Some(id);
+                self.word.store(others | WOKEN, Ordering::Release);
+            }
+            None => self.word.store(0, Ordering::Release),
+        }
     }
 
     fn owner_died(&self, who: &str) -> RuntimeError {
@@ -218,12 +457,19 @@ impl Lock {
     pub fn release_dead(&self, ctx: &Context, holder: &ThreadRef, who: &str) {
         let mut s = self.state.lock();
         match self.kind {
-            LockKind::Semaphore => s.count += 1,
-            _ if s.owner == holder.id => self.clear_owner(&mut s),
+            LockKind::Semaphore => s.permits += 1,
+            _ if self.owner() == holder.id => self.depth.store(0, Ordering::Relaxed),
             _ => return,
         }
         s.dead_owner = Some(who.to_string());
-        s.waiters.wake_one(&ctx.registry);
+        // Before the lock is free: whoever takes it next must see this.
+        self.owner_died.store(true, Ordering::Release);
+        match self.kind {
+            LockKind::Semaphore => {
+                s.waiters.wake_one(&ctx.registry);
+            }
+            _ => self.free_and_wake(&mut s, ctx),
+        }
     }
 
     fn not_held(&self, me: &ThreadRef) -> RuntimeError {
@@ -241,15 +487,11 @@ impl Lock {
     /// Give the lock up completely (a condition wait), returning the
     /// recursion depth to restore afterwards.
     pub fn release_all(&self, ctx: &Context, me: &ThreadRef) -> Result<u64, RuntimeError> {
-        let mut s = self.state.lock();
-        if self.kind == LockKind::Semaphore || s.owner != me.id {
+        if self.kind == LockKind::Semaphore || self.owner() != me.id {
             return Err(self.not_held(me));
         }
-        let depth = s.count;
-        self.clear_owner(&mut s);
-        s.waiters.wake_one(&ctx.registry);
-        drop(s);
-        me.remove_held(self.id);
+        let depth = self.depth.swap(0, Ordering::Relaxed);
+        self.let_go(ctx, me.id);
         Ok(depth)
     }
 
@@ -263,27 +505,29 @@ impl Lock {
     ) -> Result<(), RuntimeError> {
         let at = on.span;
         self.acquire(ctx, me, None, at, || on)?;
-        self.state.lock().count = depth.max(1);
+        self.depth.store(depth.max(1), Ordering::Relaxed);
         Ok(())
     }
 
     pub fn held_by(&self, me: &ThreadRef) -> bool {
-        self.state.lock().owner == me.id
+        self.kind != LockKind::Semaphore && self.owner() == me.id
     }
 
     pub fn locked(&self) -> bool {
-        let s = self.state.lock();
         match self.kind {
-            LockKind::Semaphore => s.count == 0,
-            _ => s.owner != 0,
+            LockKind::Semaphore => self.state.lock().permits == 0,
+            _ => self.owner() != 0,
         }
     }
 
     pub fn describe(&self) -> String {
-        let s = self.state.lock();
         match self.kind {
-            LockKind::Semaphore => format!("<semaphore #{} {} free>", self.id, s.count),
-            _ if s.owner == 0 => format!("<{} #{} unlocked>", self.type_name(), self.id),
+            LockKind::Semaphore => format!(
+                "<semaphore #{} {} free>",
+                self.id,
+                self.state.lock().permits
+            ),
+            _ if self.owner() == 0 => format!("<{} #{} unlocked>", self.type_name(), self.id),
             _ => format!("<{} #{} locked>", self.type_name(), self.id),
         }
     }

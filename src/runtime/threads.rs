@@ -147,8 +147,12 @@ impl ThreadRecord {
         }
     }
 
+    /// Locks and rlocks it owns (recorded in the locks themselves), then
+    /// semaphore permits and other processes' locks, in the order taken.
     pub fn held_locks(&self) -> Vec<Held> {
-        self.held.lock().clone()
+        let mut held = super::locks::held_by_thread(self.id);
+        held.extend(self.held.lock().iter().cloned());
+        held
     }
 
     pub fn alive(&self) -> bool {

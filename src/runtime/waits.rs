@@ -57,7 +57,8 @@ pub struct BlockOn {
     pub what: String,
     pub span: Option<Span>,
     pub deadline: Option<Instant>,
-    /// The owner of the lock waited for (0 = free), to follow lock cycles.
+    /// The word of the lock waited for (`locks::owner_of` gives its owner),
+    /// to follow lock cycles.
     pub owner: Option<Arc<AtomicU64>>,
     /// Something outside this process's threads can end the wait (a reply
     /// from another process): never part of a deadlock.
@@ -397,7 +398,7 @@ fn lock_cycle(threads: &BTreeMap<ThreadId, Entry>, start: ThreadId) -> Option<Fo
         if !waiting.stuck() {
             return None;
         }
-        let owner = waiting.on.owner.as_ref()?.load(Ordering::Acquire);
+        let owner = super::locks::owner_of(waiting.on.owner.as_ref()?.load(Ordering::Acquire));
         if owner == 0 || path.len() > threads.len() {
             return None;
         }
@@ -497,18 +498,27 @@ impl WaitQueue {
         self.queue.push_back(thread);
     }
 
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     pub fn leave(&mut self, id: ThreadId) {
         self.queue.retain(|t| t.id != id);
     }
 
     pub fn wake_one(&mut self, registry: &Registry) -> bool {
-        match self.queue.pop_front() {
-            Some(t) => {
-                registry.wake(&t);
-                true
-            }
-            None => false,
-        }
+        self.wake_one_id(registry).is_some()
+    }
+
+    /// Wake the oldest waiter; which one it was.
+    pub fn wake_one_id(&mut self, registry: &Registry) -> Option<ThreadId> {
+        let t = self.queue.pop_front()?;
+        registry.wake(&t);
+        Some(t.id)
     }
 
     pub fn wake_all(&mut self, registry: &Registry) {

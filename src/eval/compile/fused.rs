@@ -1,25 +1,29 @@
-//! Nodes whose two operands are locals or int constants (`n < 2`, `n - 1`,
-//! `total = total + i`, `if n < 2 { .. }`): one closure reads both operands
-//! in place, with no call per operand, and ints stay in registers. Anything
-//! that is not two ints (or that overflows) takes the full path, with the
-//! same errors as everywhere else.
+//! Nodes whose two operands are locals, int constants or (on the left)
+//! globals (`n < 2`, `n - 1`, `total = total + i`, `if n < 2 { .. }`,
+//! `count = count + 1`): one closure reads both operands in place, with no
+//! call per operand, and ints stay in registers. Anything that is not two
+//! ints (or that overflows) takes the full path, with the same errors as
+//! everywhere else.
 
 use super::expr::CondCode;
 use super::{tri, Block, Ctl, ExprCode, StmtCode};
-use crate::ast::{BinOp, Expr, ExprKind, Res, VarRef};
+use crate::ast::{BinOp, Expr, ExprKind, Name, Res, VarRef};
+use crate::eval::exec::not_declared;
+use crate::eval::expr::name_error;
+use crate::eval::globals::GlobalRef;
 use crate::eval::value::Value;
 use crate::eval::{Frame, Interp, R};
 use crate::span::Span;
 
 /// Where an operand comes from; each kind is its own type so the closures
 /// are compiled for exactly their pair of operand kinds.
-pub(super) trait Operand: Copy + Send + Sync + 'static {
+pub(super) trait Operand: Send + Sync + 'static {
     /// The int, when it is one, without cloning anything.
-    fn int(self, it: &Interp, f: Frame) -> Option<i64>;
-    fn value(self, it: &Interp, f: Frame) -> Value;
+    fn int(&self, it: &Interp, f: Frame) -> Option<i64>;
+    fn value(&self, it: &Interp, f: Frame) -> R<Value>;
 
     /// Whether this operand is the local `slot` itself.
-    fn is_slot(self, _slot: usize) -> bool {
+    fn is_slot(&self, _slot: usize) -> bool {
         false
     }
 }
@@ -30,9 +34,15 @@ pub(super) struct Slot(usize);
 #[derive(Clone, Copy)]
 pub(super) struct Const(i64);
 
+/// A global, read without its lock while it holds a scalar.
+pub(super) struct Global {
+    cell: GlobalRef,
+    span: Span,
+}
+
 impl Operand for Slot {
     #[inline(always)]
-    fn int(self, it: &Interp, f: Frame) -> Option<i64> {
+    fn int(&self, it: &Interp, f: Frame) -> Option<i64> {
         match it.stack[f.base + self.0] {
             Value::Int(x) => Some(x),
             _ => None,
@@ -40,25 +50,39 @@ impl Operand for Slot {
     }
 
     #[inline]
-    fn value(self, it: &Interp, f: Frame) -> Value {
-        it.local(f, self.0)
+    fn value(&self, it: &Interp, f: Frame) -> R<Value> {
+        Ok(it.local(f, self.0))
     }
 
     #[inline(always)]
-    fn is_slot(self, slot: usize) -> bool {
+    fn is_slot(&self, slot: usize) -> bool {
         self.0 == slot
     }
 }
 
 impl Operand for Const {
     #[inline(always)]
-    fn int(self, _: &Interp, _: Frame) -> Option<i64> {
+    fn int(&self, _: &Interp, _: Frame) -> Option<i64> {
         Some(self.0)
     }
 
     #[inline]
-    fn value(self, _: &Interp, _: Frame) -> Value {
-        Value::Int(self.0)
+    fn value(&self, _: &Interp, _: Frame) -> R<Value> {
+        Ok(Value::Int(self.0))
+    }
+}
+
+impl Operand for Global {
+    #[inline(always)]
+    fn int(&self, _: &Interp, _: Frame) -> Option<i64> {
+        self.cell.get_int()
+    }
+
+    #[inline]
+    fn value(&self, _: &Interp, _: Frame) -> R<Value> {
+        self.cell
+            .get()
+            .ok_or_else(|| name_error(&self.cell.name, self.span))
     }
 }
 
@@ -78,6 +102,16 @@ pub(super) fn local_slot(e: &Expr) -> Option<usize> {
     }
 }
 
+pub(super) fn global_cell(e: &Expr) -> Option<GlobalRef> {
+    match &e.node {
+        ExprKind::Var(VarRef {
+            res: Res::Global(cell),
+            ..
+        }) => Some(cell.clone()),
+        _ => None,
+    }
+}
+
 /// `w` built for the operands of `lhs op rhs`, if both are simple (and
 /// not both constants, which is rare enough to leave to the general path).
 pub(super) fn with_operands<W: Build>(lhs: &Expr, rhs: &Expr, w: W) -> Option<W::Out> {
@@ -85,11 +119,18 @@ pub(super) fn with_operands<W: Build>(lhs: &Expr, rhs: &Expr, w: W) -> Option<W:
         ExprKind::Int(k) => Some(k),
         _ => None,
     };
+    let global = |e: &Expr| global_cell(e).map(|cell| Global { cell, span: e.span });
     match (local_slot(lhs), local_slot(rhs)) {
         (Some(a), Some(b)) => Some(w.build(Slot(a), Slot(b))),
-        (Some(a), None) => Some(w.build(Slot(a), Const(konst(rhs)?))),
-        (None, Some(b)) => Some(w.build(Const(konst(lhs)?), Slot(b))),
-        (None, None) => None,
+        (Some(a), None) => match konst(rhs) {
+            Some(k) => Some(w.build(Slot(a), Const(k))),
+            None => Some(w.build(Slot(a), global(rhs)?)),
+        },
+        (None, Some(b)) => match konst(lhs) {
+            Some(k) => Some(w.build(Const(k), Slot(b))),
+            None => Some(w.build(global(lhs)?, Slot(b))),
+        },
+        (None, None) => Some(w.build(global(lhs)?, Const(konst(rhs)?))),
     }
 }
 
@@ -121,7 +162,7 @@ impl<F: IntOp> Build for ValueOf<F> {
                     return Ok(v);
                 }
             }
-            full_path(it, f, op, a, b, span)
+            full_path(it, f, op, &a, &b, span)
         })
     }
 }
@@ -141,7 +182,7 @@ impl<T: IntTest> Build for TestOf<T> {
             if let (Some(x), Some(y)) = (a.int(it, f), b.int(it, f)) {
                 return Ok(test(x, y));
             }
-            Ok(full_path(it, f, op, a, b, span)?.truthy())
+            Ok(full_path(it, f, op, &a, &b, span)?.truthy())
         })
     }
 }
@@ -162,7 +203,7 @@ impl<T: IntTest> Build for IfOf<T> {
         Box::new(move |it, f| {
             let yes = match (a.int(it, f), b.int(it, f)) {
                 (Some(x), Some(y)) => test(x, y),
-                _ => tri!(it, full_path(it, f, op, a, b, span)).truthy(),
+                _ => tri!(it, full_path(it, f, op, &a, &b, span)).truthy(),
             };
             if yes {
                 body.run(it, f)
@@ -200,8 +241,42 @@ impl<F: IntOp> Build for AssignOf<F> {
                     return Ctl::Normal;
                 }
             }
-            let v = tri!(it, full_path(it, f, op, a, b, span));
+            let v = tri!(it, full_path(it, f, op, &a, &b, span));
             it.store_local(f, slot, v);
+            Ctl::Normal
+        })
+    }
+}
+
+/// `g = a op b` (or `g op= b`) into the global `g`: a read, then an
+/// assignment, like everywhere else (so it can lose updates without a lock).
+pub(super) struct AssignGlobalOf<F> {
+    pub cell: GlobalRef,
+    pub name: Name,
+    pub target: Span,
+    pub value: ValueOf<F>,
+}
+
+impl<F: IntOp> Build for AssignGlobalOf<F> {
+    type Out = StmtCode;
+    fn build<A: Operand, B: Operand>(self, a: A, b: B) -> StmtCode {
+        let AssignGlobalOf {
+            cell,
+            name,
+            target,
+            value: ValueOf { op, span, fast },
+        } = self;
+        Box::new(move |it, f| {
+            let v = match (a.int(it, f), b.int(it, f)) {
+                (Some(x), Some(y)) => match fast(x, y) {
+                    Some(v) => v,
+                    None => tri!(it, full_path(it, f, op, &a, &b, span)),
+                },
+                _ => tri!(it, full_path(it, f, op, &a, &b, span)),
+            };
+            if !cell.assign(v) {
+                return it.fail(not_declared(&name, target));
+            }
             Ctl::Normal
         })
     }
@@ -213,11 +288,13 @@ fn full_path<A: Operand, B: Operand>(
     it: &mut Interp,
     f: Frame,
     op: BinOp,
-    a: A,
-    b: B,
+    a: &A,
+    b: &B,
     span: Span,
 ) -> R<Value> {
-    it.binary_values(op, a.value(it, f), b.value(it, f), span)
+    let x = a.value(it, f)?;
+    let y = b.value(it, f)?;
+    it.binary_values(op, x, y, span)
 }
 
 /// Calls `u.with(fast)` with the int fast path of `op` (`None` for none).

@@ -3,14 +3,15 @@
 use super::calls::eval_all;
 use super::expr::{cond, expr, exprs, read_var, CondCode};
 use super::fused::{
-    by_int_op, by_int_test, local_slot, with_operands, AssignOf, Build, IfOf, IntOp, IntTest,
-    Operand, TestOf, ValueOf, WithIntOp, WithIntTest,
+    by_int_op, by_int_test, local_slot, with_operands, AssignGlobalOf, AssignOf, Build, IfOf,
+    IntOp, IntTest, Operand, TestOf, ValueOf, WithIntOp, WithIntTest,
 };
 use super::{tri, Block, Ctl, StmtCode};
-use crate::ast::{self, BinOp, Decl, Expr, ExprKind, Pattern, Res, Stmt, StmtKind, VarRef};
+use crate::ast::{self, BinOp, Decl, Expr, ExprKind, Name, Pattern, Res, Stmt, StmtKind, VarRef};
 use crate::diagnostics::RuntimeError;
 use crate::eval::builtins::{is_range, range_bounds};
-use crate::eval::exec::{is_catchable, iteration_items};
+use crate::eval::exec::{is_catchable, iteration_items, not_declared};
+use crate::eval::globals::GlobalRef;
 use crate::eval::value::Value;
 use crate::eval::{Flow, Frame, Interp, R};
 use crate::span::Span;
@@ -144,10 +145,20 @@ impl Target {
     }
 }
 
-/// `x = a op b` and `x op= b` into a local, when the operands are locals or
-/// int constants: one closure, no intermediate `Value`.
+/// `x = a op b` and `x op= b` into a local or a global, when the operands
+/// are simple (see `fused`): one closure, no intermediate `Value`.
 fn fused_assign(target: &Expr, op: Option<BinOp>, value: &Expr) -> Option<StmtCode> {
-    let slot = local_slot(target)?;
+    let into = match &target.node {
+        ExprKind::Var(VarRef {
+            res: Res::Local(slot),
+            ..
+        }) => Into::Local(*slot as usize),
+        ExprKind::Var(VarRef {
+            name,
+            res: Res::Global(cell),
+        }) => Into::Global(cell.clone(), name.clone(), target.span),
+        _ => return None,
+    };
     let (op, lhs, rhs, span) = match (op, &value.node) {
         (Some(op), _) => (op, target, value, target.span.to(value.span)),
         (None, ExprKind::Binary { op, lhs, rhs }) => (*op, &**lhs, &**rhs, value.span),
@@ -157,7 +168,7 @@ fn fused_assign(target: &Expr, op: Option<BinOp>, value: &Expr) -> Option<StmtCo
         return None;
     }
     let ctx = FusedAssign {
-        slot,
+        into,
         op,
         lhs,
         rhs,
@@ -166,8 +177,14 @@ fn fused_assign(target: &Expr, op: Option<BinOp>, value: &Expr) -> Option<StmtCo
     by_int_op(op, ctx)
 }
 
+/// Where a fused assignment stores.
+enum Into {
+    Local(usize),
+    Global(GlobalRef, Name, Span),
+}
+
 struct FusedAssign<'e> {
-    slot: usize,
+    into: Into,
     op: BinOp,
     lhs: &'e Expr,
     rhs: &'e Expr,
@@ -178,14 +195,26 @@ impl WithIntOp for FusedAssign<'_> {
     type Out = Option<StmtCode>;
     fn with<F: IntOp>(self, fast: F) -> Option<StmtCode> {
         let FusedAssign {
-            slot,
+            into,
             op,
             lhs,
             rhs,
             span,
         } = self;
         let value = ValueOf { op, span, fast };
-        with_operands(lhs, rhs, AssignOf { slot, value })
+        match into {
+            Into::Local(slot) => with_operands(lhs, rhs, AssignOf { slot, value }),
+            Into::Global(cell, name, target) => with_operands(
+                lhs,
+                rhs,
+                AssignGlobalOf {
+                    cell,
+                    name,
+                    target,
+                    value,
+                },
+            ),
+        }
     }
 }
 
@@ -198,6 +227,16 @@ fn assign_var(var: &VarRef, span: Span, op: Option<BinOp>, value: &Expr) -> Stmt
             Box::new(move |it, f| {
                 let v = tri!(it, value_code(it, f));
                 it.store_local(f, slot, v);
+                Ctl::Normal
+            })
+        }
+        (None, Res::Global(cell)) => {
+            let (cell, name) = (cell.clone(), var.name.clone());
+            Box::new(move |it, f| {
+                let v = tri!(it, value_code(it, f));
+                if !cell.assign(v) {
+                    return it.fail(not_declared(&name, span));
+                }
                 Ctl::Normal
             })
         }
@@ -472,7 +511,7 @@ fn lock_stmt(target: &Expr, body: &ast::Block) -> StmtCode {
 /// `lock m { }` where `m` is a global: the lock comes from this thread's
 /// cache, so taking it touches no shared reference count and no global's
 /// lock (threads contending for `m` would otherwise fight over both).
-fn lock_global_stmt(cell: crate::eval::globals::GlobalRef, target: Expr, body: Block) -> StmtCode {
+fn lock_global_stmt(cell: GlobalRef, target: Expr, body: Block) -> StmtCode {
     Box::new(move |it, f| {
         let m = tri!(it, it.cached_global(&cell, target.span));
         let Value::Handle(crate::runtime::Handle::Lock(lock)) = &m.value else {
