@@ -405,15 +405,27 @@ impl Lock {
         Ok(())
     }
 
-    /// The owner `me` frees the lock: one CAS unless someone is parked.
+    /// The owner `me` frees the lock: one CAS, unless someone is parked and
+    /// nobody is on the way to take it (then wake a waiter).
     #[inline]
     fn let_go(&self, ctx: &Context, me: u64) {
-        if self
-            .word
-            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
-            self.free_and_wake(&mut self.state.lock(), ctx);
+        let mut seen = me;
+        loop {
+            let next = if seen & WOKEN != 0 {
+                // The woken waiter will try again anyway: just free it.
+                seen & (PARKED | WOKEN)
+            } else if seen & PARKED == 0 {
+                0
+            } else {
+                return self.free_and_wake(&mut self.state.lock(), ctx);
+            };
+            match self
+                .word
+                .compare_exchange(seen, next, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(now) => seen = now,
+            }
         }
     }
 

@@ -412,7 +412,12 @@ impl ForLoop {
     ) -> Ctl {
         let (mut i, end, step) = bounds;
         while (step > 0 && i < end) || (step < 0 && i > end) {
-            put(&mut it.stack[f.base + slot], Value::Int(i));
+            match &mut it.stack[f.base + slot] {
+                // Still the int the loop put there: only the number changes
+                // (reading the whole old value back costs a stalled load).
+                Value::Int(n) => *n = i,
+                place => put(place, Value::Int(i)),
+            }
             let ctl = self.body.run(it, f);
             if let Some(ctl) = after_body(it, ctl) {
                 return ctl;
