@@ -257,7 +257,9 @@ fn new_timer(it: &mut Interp, args: Vec<Value>) -> Res {
     handle(Handle::Timer(Arc::new(Timer { id, thread, cancel })))
 }
 
-/// `threads()`: every live thread, as `<thread name state>` handles.
+/// `threads()`: the live threads of this process, as `<thread name state>`
+/// handles (like `threading.enumerate()`: child processes and the stand-ins
+/// for their threads are not among them).
 fn list_threads(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("threads", &args, 0, 0)?;
     let all = it
@@ -265,6 +267,7 @@ fn list_threads(it: &mut Interp, args: Vec<Value>) -> Res {
         .registry
         .snapshot()
         .into_iter()
+        .filter(|info| info.thread.is_own_thread())
         .map(|info| {
             Value::Handle(Handle::Thread(ThreadHandle::for_record(
                 &info.thread,

@@ -61,6 +61,8 @@ pub struct ThreadRecord {
     os_id: AtomicU64,
     /// Set when this record stands for a child process rather than a thread.
     pub process: Option<Arc<super::process::ProcessInfo>>,
+    /// A stand-in doing another process's thread's operations here.
+    pub stand_in: bool,
 }
 
 impl std::fmt::Debug for ThreadRecord {
@@ -71,7 +73,19 @@ impl std::fmt::Debug for ThreadRecord {
 
 impl ThreadRecord {
     pub fn new(name: String, daemon: bool) -> ThreadRef {
-        Self::build(name, daemon, None)
+        Self::build(name, daemon, None, false)
+    }
+
+    /// The stand-in for a thread of another process (always a daemon: the
+    /// end of the script never waits for one).
+    pub fn new_stand_in(name: String) -> ThreadRef {
+        Self::build(name, true, None, true)
+    }
+
+    /// One of this process's own threads (not a child process, not a
+    /// stand-in for another process's thread): what `threads()` lists.
+    pub fn is_own_thread(&self) -> bool {
+        self.process.is_none() && !self.stand_in
     }
 
     pub fn new_process(
@@ -79,7 +93,7 @@ impl ThreadRecord {
         daemon: bool,
         info: Arc<super::process::ProcessInfo>,
     ) -> ThreadRef {
-        Self::build(name, daemon, Some(info))
+        Self::build(name, daemon, Some(info), false)
     }
 
     /// "thread" or "process", for messages.
@@ -95,6 +109,7 @@ impl ThreadRecord {
         name: String,
         daemon: bool,
         process: Option<Arc<super::process::ProcessInfo>>,
+        stand_in: bool,
     ) -> ThreadRef {
         Arc::new(ThreadRecord {
             id: next_id(),
@@ -112,6 +127,7 @@ impl ThreadRecord {
             handle: Mutex::new(Weak::new()),
             os_id: AtomicU64::new(0),
             process,
+            stand_in,
         })
     }
 

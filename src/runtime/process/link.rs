@@ -237,8 +237,7 @@ impl Link {
             .entry(request.tid)
             .or_insert_with(|| {
                 Arc::new(Ghost {
-                    // A daemon: the end of the script never waits for a stand-in.
-                    record: ThreadRecord::new(self.ghost_name(&request.thread), true),
+                    record: ThreadRecord::new_stand_in(self.ghost_name(&request.thread)),
                     jobs: Mutex::new(GhostJobs::default()),
                     current: AtomicU64::new(0),
                     locks: Mutex::new(Vec::new()),
