@@ -119,3 +119,44 @@ fn daemon_children_are_stopped_at_the_end() {
     assert_eq!(status.code(), Some(0));
     assert!(pids.iter().all(|p| !running(*p)), "{:?}", pids);
 }
+
+/// A pool worker's process killed during a job: that job fails with a
+/// ProcessError at once (no polling), the worker gets a new process, and
+/// the next job runs there.
+#[test]
+fn pool_worker_killed_during_a_job_is_replaced() {
+    let mut child = start(
+        "fn stuck() { print(getpid()); sleep(60) }
+fn fine() { return getpid() }
+let p = process_pool(1)
+let f = p.submit(stuck)
+try { join f } catch e { print(e.kind, e.message) }
+print(\"next\", join p.submit(fine))
+",
+    );
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut next_line = || lines.next().expect("a line").expect("utf-8 output");
+    let pid: i32 = next_line().trim().parse().expect("a pid");
+    let started = Instant::now();
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let failed = next_line();
+    assert!(
+        failed.starts_with("ProcessError") && failed.contains("died during this job"),
+        "{failed}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the job's failure took {:?}",
+        started.elapsed()
+    );
+    let next = next_line();
+    let new_pid: i32 = next
+        .strip_prefix("next ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{next}"));
+    assert_ne!(new_pid, pid);
+    assert_eq!(child.wait().expect("conc exits").code(), Some(0));
+}

@@ -6,6 +6,9 @@
 //! out as `[callee, args, span]` (copied, like any process argument), results come
 //! back as `["ok", value]` or `["err", error]`. If the child dies during a
 //! job, the job fails with a ProcessError and the worker starts a new child.
+//! The worker waits for a result without a timeout: the child's death puts
+//! `nil` into the results queue, so a job stuck on the parent's objects is
+//! a deadlock the registry can see.
 
 use super::builtins::{arity, Builtin};
 use super::concurrency::positive;
@@ -17,15 +20,11 @@ use crate::runtime::process::wire::Op;
 use crate::runtime::process::{self, codec};
 use crate::runtime::queues::{Order, Queue};
 use crate::runtime::waits::BlockOn;
-use crate::runtime::{clock, threads, Handle, ThreadHandle};
+use crate::runtime::{threads, Handle, ThreadHandle};
 use crate::span::Span;
 use std::sync::Arc;
-use std::time::Duration;
 
 type Res = Result<Value, RuntimeError>;
-
-/// How often a worker waiting for a result checks that its child still lives.
-const LIVENESS_CHECK: Duration = Duration::from_millis(100);
 
 pub fn new_process_pool(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("process_pool", &args, 0, 1)?;
@@ -90,6 +89,14 @@ fn spawn_child(it: &Interp, name: &str) -> Result<Worker, RuntimeError> {
         &args,
         Span::default(),
     )?;
+    // Results are always lists: `nil` says the child is gone.
+    if let Some(info) = &child.record.process {
+        let (ctx, results) = (it.ctx.clone(), results.clone());
+        // After any result it sent (the queue is unbounded: this never fails).
+        info.on_exit(Box::new(move || {
+            results.put_now(&ctx, Value::Nil);
+        }));
+    }
     Ok(Worker {
         jobs,
         results,
@@ -120,32 +127,26 @@ impl Interp {
         w.jobs.put(&ctx, &me, item, || {
             BlockOn::new("room for a job", None, None)
         })?;
-        loop {
-            let on = || {
-                BlockOn::new(
-                    format!("{} to finish a job", name),
-                    Some(job.span),
-                    Some(clock::deadline_after(LIVENESS_CHECK)),
-                )
-            };
-            if let Some(result) = w.results.get(&ctx, &me, on)? {
-                return unpack(result);
-            }
-            if !w.child.record.alive() {
+        // No timeout: the child's death puts `nil` here (see `spawn_child`),
+        // and a job stuck on this process's objects is a deadlock like any other.
+        let on = || BlockOn::new(format!("{} to finish a job", name), Some(job.span), None);
+        match w.results.get(&ctx, &me, on)? {
+            Some(Value::Nil) | None => {
                 let died = w
                     .child
                     .join(&ctx, &me, None, job.span)
                     .err()
                     .unwrap_or_else(|| RuntimeError::new(kind::PROCESS, "it exited"));
                 *w = spawn_child(self, name)?;
-                return Err(RuntimeError::new(
+                Err(RuntimeError::new(
                     kind::PROCESS,
                     format!(
                         "the pool's worker process died during this job: {}",
                         died.message
                     ),
-                ));
+                ))
             }
+            Some(result) => unpack(result),
         }
     }
 }

@@ -119,6 +119,14 @@ impl Queue {
         Some(v)
     }
 
+    /// Put without waiting, from any thread (registered or not): false if
+    /// the queue is full.
+    pub fn put_now(&self, ctx: &Context, v: Value) -> bool {
+        let mut slot = Some(v);
+        let mut s = self.state.lock();
+        self.try_put(&mut s, &mut slot, ctx).is_some()
+    }
+
     /// `put q, v [timeout t]`: false if the queue stayed full until the deadline.
     pub fn put(
         &self,

@@ -44,11 +44,30 @@ pub struct ProcessInfo {
     /// -N killed by signal N. Held while waiting, so a signal is never sent
     /// to a pid the OS may already have reused.
     exit: Mutex<Option<i32>>,
+    /// Run once the process has ended, just before its record says so.
+    on_exit: Mutex<Vec<ExitHook>>,
 }
+
+type ExitHook = Box<dyn FnOnce() + Send>;
 
 impl ProcessInfo {
     pub fn exitcode(&self) -> Option<i32> {
         *self.exit.lock()
+    }
+
+    /// Call `hook` once the process has ended (now, if it already has), so
+    /// a thread waiting on something only the process could provide can
+    /// wait without a timeout and still learn of its death.
+    pub fn on_exit(&self, hook: ExitHook) {
+        let exit = self.exit.lock();
+        if exit.is_some() {
+            drop(exit);
+            hook();
+        } else {
+            // Under the exit lock: the reaper takes the hooks after it sets
+            // the exit code, so none is missed.
+            self.on_exit.lock().push(hook);
+        }
     }
 
     /// Send `signal` unless the process has already been waited for.
@@ -160,6 +179,7 @@ pub fn spawn(
         pid: child.id(),
         link: link.clone(),
         exit: Mutex::new(None),
+        on_exit: Mutex::new(Vec::new()),
     });
     let record = ThreadRecord::new_process(name, daemon, info.clone());
     let handle = ThreadHandle::for_record(&record, ctx);
@@ -219,6 +239,12 @@ fn reap(
         Some(result) => result,
         None => Err(died(&record.name, info.pid, code)),
     };
+    // Before the record ends: ending it may find every other thread
+    // blocked, and a thread a hook is about to wake must not count as such.
+    let hooks = std::mem::take(&mut *info.on_exit.lock());
+    for hook in hooks {
+        hook();
+    }
     record.end(result, &ctx);
 }
 
