@@ -114,17 +114,19 @@ fn ctrl_c_interrupts_a_blocked_get_and_the_session_survives() -> R {
 #[test]
 fn threads_lists_a_blocked_thread_and_where() -> R {
     let mut p = start(&temp_history("threads"))?;
-    type_line(&mut p, "let q = queue()")?;
+    type_line(&mut p, "let q = queue(); let m = lock()")?;
     p.exp_string("conc> ")?;
     type_line(
         &mut p,
-        "let t = spawn thread { return get q } named \"getter\"",
+        "let t = spawn thread { lock m { return get q } } named \"getter\"",
     )?;
     p.exp_string("conc> ")?;
     type_line(&mut p, ":threads")?;
     p.exp_string("getter")?;
     p.exp_string("blocked on")?;
     p.exp_string("<repl:2>:1:")?;
+    p.exp_string("holds lock#")?;
+    p.exp_string("(m)")?;
     type_line(&mut p, "put q, 5; join t")?;
     p.exp_string("5")?;
     quit(p)

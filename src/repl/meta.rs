@@ -9,7 +9,8 @@ Type conc code; an expression's value is echoed. Unfinished blocks, brackets
 and strings continue on the next line (prompt `... `).
   :help          this text
   :load FILE     run a script into this session (its functions and globals stay)
-  :threads       every live thread: name, id, state, what it waits for and where
+  :threads       every live thread: name, id, state, what it waits for and
+                 where, and the locks it holds
   :reset         start a fresh session (threads already running keep running)
   :quit          leave (also Ctrl-D); waits for non-daemon threads first
 Keys: Tab completes, Up/Down and Ctrl-R search history, Ctrl-C interrupts a
@@ -86,5 +87,11 @@ fn describe(info: &ThreadInfo, session: &Session, is_main: bool) -> String {
         None if is_main => "at the prompt".to_string(),
         None => "running".to_string(),
     };
-    format!("{:<12} id {:<4}{} {}", t.name, t.id, daemon, state)
+    let held = session.context().registry.holdings(t);
+    let holds = if held.is_empty() {
+        String::new()
+    } else {
+        format!(", holds {}", held.join(", "))
+    };
+    format!("{:<12} id {:<4}{} {}{}", t.name, t.id, daemon, state, holds)
 }

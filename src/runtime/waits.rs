@@ -237,6 +237,16 @@ impl Registry {
         }
     }
 
+    /// What `thread` holds, named as in deadlock reports ("lock#3 (m)").
+    pub fn holdings(&self, thread: &ThreadRecord) -> Vec<String> {
+        let sources = self.sources.lock();
+        thread
+            .held_locks()
+            .iter()
+            .map(|h| describe_held(h, &sources))
+            .collect()
+    }
+
     pub fn snapshot(&self) -> Vec<ThreadInfo> {
         self.threads
             .lock()
