@@ -45,8 +45,11 @@ fn type_line(p: &mut PtySession, line: &str) -> R {
     Ok(())
 }
 
-/// Ctrl-D leaves cleanly.
+/// Ctrl-D leaves cleanly. Every test ends on an entry's output: wait for
+/// the prompt after it, since a key sent while that entry is still
+/// finishing can be lost before rustyline reads the terminal again.
 fn quit(mut p: PtySession) -> R {
+    p.exp_string("conc> ")?;
     p.send_control('d')?;
     p.exp_eof()?;
     Ok(())

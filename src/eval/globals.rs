@@ -1,5 +1,5 @@
-//! Global variables: one individually locked cell per name, shared by every
-//! thread of a process. A read or an assignment is atomic; `n = n - 1` is a
+//! Global variables: one cell per name, shared by every thread of a
+//! process. A read or an assignment is atomic; `n = n - 1` is a
 //! read followed by an assignment, so it can lose updates, as in any language.
 
 use crate::ast::Name;
@@ -16,18 +16,21 @@ pub struct GlobalCell {
     pub name: Name,
     /// Process-wide and small: indexes each thread's cache of callees.
     pub(crate) id: u32,
-    /// `None` until a `let`/`fn` defines it: reading it then is a NameError.
-    /// Writers always take this lock; readers of a scalar need not.
-    value: RwLock<Option<Value>>,
-    /// A sequence lock over `scalar`: bit 0 is set while an assignment is
-    /// being written, bits 1-3 say which kind of scalar the value is (0: not
-    /// a scalar, or not defined: read `value`), and the rest counts
-    /// assignments. So it also serves as the version a thread's cache of
-    /// callees checks.
+    /// The value while it is not a scalar (a list, a function, a handle...);
+    /// `None` while it is one or not defined. Readers clone it under the
+    /// read lock; a write that puts a value here or takes one out holds the
+    /// write lock.
+    heap: RwLock<Option<Value>>,
+    /// A sequence lock: bit 0 is set while an assignment is being written
+    /// (it is also what keeps writers apart), bits 1-3 say which kind of
+    /// scalar the value is (0: not a scalar, see `heap`), and the rest
+    /// counts assignments (0: not defined yet, reading it is a NameError).
+    /// So it also serves as the version a thread's cache of callees checks.
     stamp: AtomicU64,
-    /// The value's payload when it is nil, a bool, an int or a float, so
-    /// the common read (a shared counter or flag) takes no lock and writes
-    /// no shared cache line.
+    /// The value's payload when it is nil, a bool, an int or a float: the
+    /// common read (a shared counter or flag) takes no lock and writes no
+    /// shared cache line, and one scalar over another is one
+    /// compare-and-swap and two stores.
     scalar: AtomicU64,
 }
 
@@ -62,6 +65,19 @@ fn value_of(kind: u64, bits: u64) -> Option<Value> {
     }
 }
 
+fn kind_of(stamp: u64) -> u64 {
+    (stamp >> KIND_SHIFT) & KIND_MASK
+}
+
+fn defined(stamp: u64) -> bool {
+    stamp >> COUNT_SHIFT != 0
+}
+
+/// The stamp after an assignment of a `kind` over `stamp`.
+fn next_stamp(stamp: u64, kind: u64) -> u64 {
+    (((stamp >> COUNT_SHIFT) + 1) << COUNT_SHIFT) | (kind << KIND_SHIFT)
+}
+
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
 impl GlobalCell {
@@ -69,7 +85,7 @@ impl GlobalCell {
         GlobalCell {
             name,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            value: RwLock::new(None),
+            heap: RwLock::new(None),
             stamp: AtomicU64::new(0),
             scalar: AtomicU64::new(0),
         }
@@ -77,7 +93,7 @@ impl GlobalCell {
 
     #[inline]
     pub fn get(&self) -> Option<Value> {
-        self.get_scalar().or_else(|| self.value.read().clone())
+        self.get_scalar().or_else(|| self.get_versioned().0)
     }
 
     /// The value without taking the lock, if it is a scalar and no
@@ -85,8 +101,7 @@ impl GlobalCell {
     #[inline]
     fn get_scalar(&self) -> Option<Value> {
         let before = self.stamp.load(Ordering::Acquire);
-        let kind = (before >> KIND_SHIFT) & KIND_MASK;
-        if before & WRITING != 0 || kind == NOT_SCALAR {
+        if before & WRITING != 0 || !defined(before) {
             return None;
         }
         let bits = self.scalar.load(Ordering::Relaxed);
@@ -94,7 +109,7 @@ impl GlobalCell {
         if self.stamp.load(Ordering::Relaxed) != before {
             return None;
         }
-        value_of(kind, bits)
+        value_of(kind_of(before), bits)
     }
 
     /// The value if it is an int, without taking the lock.
@@ -111,55 +126,111 @@ impl GlobalCell {
 
     /// The value together with the version it belongs to.
     pub(crate) fn get_versioned(&self) -> (Option<Value>, u64) {
-        let value = self.value.read();
-        (value.clone(), self.stamp.load(Ordering::Relaxed))
+        loop {
+            let heap = self.heap.read();
+            let stamp = self.stamp.load(Ordering::Acquire);
+            if stamp & WRITING == 0 {
+                if !defined(stamp) {
+                    return (None, stamp);
+                }
+                // Only a writer holding the write lock changes the heap value.
+                if kind_of(stamp) == NOT_SCALAR {
+                    return (heap.clone(), stamp);
+                }
+                let bits = self.scalar.load(Ordering::Relaxed);
+                fence(Ordering::Acquire);
+                if self.stamp.load(Ordering::Relaxed) == stamp {
+                    return (value_of(kind_of(stamp), bits), stamp);
+                }
+            }
+            drop(heap);
+            std::hint::spin_loop();
+        }
     }
 
     /// Changes with every assignment. Acquire pairs with the release in
-    /// `set`: seeing a version means seeing the value stored with it.
+    /// `publish`: seeing a version means seeing the value stored with it.
     #[inline]
     pub(crate) fn version(&self) -> u64 {
         self.stamp.load(Ordering::Acquire)
     }
 
+    /// Define (or redefine) it: `let`, `fn`.
     pub fn set(&self, value: Value) {
-        let mut slot = self.value.write();
-        self.store(&mut slot, value);
+        self.write(value, false);
     }
 
     /// Assign to a defined global; `false` (and no change) if it is not
-    /// defined yet. One lock round for the check and the store.
+    /// defined yet.
     #[inline]
     pub fn assign(&self, value: Value) -> bool {
-        let mut slot = self.value.write();
-        if slot.is_none() {
-            return false;
+        self.write(value, true)
+    }
+
+    #[inline]
+    fn write(&self, value: Value, must_be_defined: bool) -> bool {
+        let (kind, bits) = scalar_of(&value);
+        if kind != NOT_SCALAR {
+            let stamp = self.stamp.load(Ordering::Relaxed);
+            // A scalar over a scalar: no lock (the common `n = n + 1`).
+            if defined(stamp) && kind_of(stamp) != NOT_SCALAR && self.begin(stamp) {
+                self.publish(stamp, kind, bits);
+                return true;
+            }
         }
-        self.store(&mut slot, value);
+        self.write_locked(value, kind, bits, must_be_defined)
+    }
+
+    /// Become the one writer, if the stamp is still `stamp` (and nobody is
+    /// writing).
+    #[inline]
+    fn begin(&self, stamp: u64) -> bool {
+        let ok = stamp & WRITING == 0
+            && self
+                .stamp
+                .compare_exchange(stamp, stamp | WRITING, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok();
+        if ok {
+            // Readers that see the new payload must also see WRITING.
+            fence(Ordering::Release);
+        }
+        ok
+    }
+
+    #[inline]
+    fn publish(&self, stamp: u64, kind: u64, bits: u64) {
+        self.scalar.store(bits, Ordering::Relaxed);
+        self.stamp.store(next_stamp(stamp, kind), Ordering::Release);
+    }
+
+    /// Any write that puts a value into `heap` or takes one out of it.
+    #[cold]
+    fn write_locked(&self, value: Value, kind: u64, bits: u64, must_be_defined: bool) -> bool {
+        let old = {
+            let mut heap = self.heap.write();
+            let stamp = loop {
+                let stamp = self.stamp.load(Ordering::Relaxed);
+                if self.begin(stamp) {
+                    break stamp;
+                }
+                // Only a scalar writer, a few instructions from done.
+                std::hint::spin_loop();
+            };
+            if must_be_defined && !defined(stamp) {
+                self.stamp.store(stamp, Ordering::Release);
+                return false;
+            }
+            let old = std::mem::replace(&mut *heap, (kind == NOT_SCALAR).then_some(value));
+            self.publish(stamp, kind, bits);
+            old
+        };
+        // Out of the lock: nobody can reach it any more.
+        drop(old);
         true
     }
 
-    /// Under the write lock: only one writer at a time touches `stamp`.
-    #[inline]
-    fn store(&self, slot: &mut Option<Value>, value: Value) {
-        let (kind, bits) = scalar_of(&value);
-        let stamp = self.stamp.load(Ordering::Relaxed);
-        self.stamp.store(stamp | WRITING, Ordering::Relaxed);
-        fence(Ordering::Release);
-        self.scalar.store(bits, Ordering::Relaxed);
-        let count = (stamp >> COUNT_SHIFT) + 1;
-        self.stamp.store(
-            (count << COUNT_SHIFT) | (kind << KIND_SHIFT),
-            Ordering::Release,
-        );
-        // The old value is dropped under the lock, as a reader may be
-        // cloning it.
-        *slot = Some(value);
-    }
-
     pub fn is_defined(&self) -> bool {
-        (self.stamp.load(Ordering::Acquire) >> KIND_SHIFT) & KIND_MASK != NOT_SCALAR
-            || self.value.read().is_some()
+        defined(self.stamp.load(Ordering::Acquire))
     }
 }
 
