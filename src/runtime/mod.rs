@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod locks;
+pub mod os_threads;
 pub mod output;
 pub mod pools;
 pub mod process;

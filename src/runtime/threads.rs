@@ -346,10 +346,11 @@ pub fn spawn(
     let handle = ThreadHandle::for_record(&record, ctx);
     ctx.registry.register(record.clone());
     let (ctx2, rec2) = (ctx.clone(), record.clone());
-    let started = std::thread::Builder::new()
-        .name(record.name.clone())
-        .stack_size(THREAD_STACK)
-        .spawn(move || run_thread(ctx2, rec2, body));
+    let started = super::os_threads::run(
+        &record.name,
+        THREAD_STACK,
+        Box::new(move || run_thread(ctx2, rec2, body)),
+    );
     if let Err(e) = started {
         ctx.registry.unregister(record.id);
         return Err(RuntimeError::new(
