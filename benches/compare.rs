@@ -5,8 +5,9 @@
 //!
 //! Each benchmark NAME is a pair `benches/NAME.conc` / `benches/NAME.py`
 //! that prints one line `elapsed <seconds>`, timed inside the script around
-//! the work only, so interpreter start-up is left out. Each runs 3 times and
-//! the best time counts. The table goes to stdout and `target/bench-table.md`.
+//! the work only, so interpreter start-up is left out. Each benchmark runs
+//! in 5 rounds of conc, python and rust in turn, and the best time of each
+//! counts. The table goes to stdout and `target/bench-table.md`.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -118,7 +119,9 @@ fn rust_reexec_200() -> u64 {
     ok
 }
 
-const RUNS: usize = 3;
+/// Rounds per benchmark; each round runs conc, python and rust once, so a
+/// load that comes and goes on the machine hits all three alike.
+const RUNS: usize = 5;
 /// A single script run longer than this is treated as hung.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -282,12 +285,23 @@ fn measure(bench: &'static Benchmark, crate_root: &Path, conc: &Path, python: &P
             .join("benches")
             .join(format!("{}.{ext}", bench.name))
     };
-    let row = Row {
+    let mut row = Row {
         bench,
-        conc: best_script_time(conc, &script("conc"), crate_root),
-        python: best_script_time(python, &script("py"), crate_root),
-        rust: bench.rust.map(best_rust_time),
+        conc: Ok(f64::INFINITY),
+        python: Ok(f64::INFINITY),
+        rust: bench.rust.map(|_| f64::INFINITY),
     };
+    for _ in 0..RUNS {
+        keep_best(&mut row.conc, || {
+            script_time(conc, &script("conc"), crate_root)
+        });
+        keep_best(&mut row.python, || {
+            script_time(python, &script("py"), crate_root)
+        });
+        if let (Some(work), Some(best)) = (bench.rust, row.rust.as_mut()) {
+            *best = best.min(rust_time(work));
+        }
+    }
     for (who, timing) in [("conc", &row.conc), ("python", &row.python)] {
         if let Err(message) = timing {
             eprintln!("  {who} failed: {message}");
@@ -296,12 +310,11 @@ fn measure(bench: &'static Benchmark, crate_root: &Path, conc: &Path, python: &P
     row
 }
 
-fn best_script_time(interpreter: &Path, script: &Path, crate_root: &Path) -> Timing {
-    let mut best = f64::INFINITY;
-    for _ in 0..RUNS {
-        best = best.min(script_time(interpreter, script, crate_root)?);
+/// The best time so far; after a failure, no more runs of that one.
+fn keep_best(best: &mut Timing, run: impl FnOnce() -> Timing) {
+    if let Ok(so_far) = best {
+        *best = run().map(|t| so_far.min(t));
     }
-    Ok(best)
 }
 
 /// Runs `interpreter script` once and reads its `elapsed <seconds>` line.
@@ -329,14 +342,10 @@ fn parse_elapsed(stdout: &str) -> Timing {
         .ok_or_else(|| format!("no `elapsed <seconds>` line in output: {stdout:?}"))
 }
 
-fn best_rust_time(work: fn() -> u64) -> f64 {
-    (0..RUNS)
-        .map(|_| {
-            let start = Instant::now();
-            black_box(work());
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
+fn rust_time(work: fn() -> u64) -> f64 {
+    let start = Instant::now();
+    black_box(work());
+    start.elapsed().as_secs_f64()
 }
 
 fn render_table(rows: &[Row]) -> String {
