@@ -104,12 +104,8 @@ impl GlobalCell {
         if before & WRITING != 0 || !defined(before) {
             return None;
         }
-        let bits = self.scalar.load(Ordering::Relaxed);
-        fence(Ordering::Acquire);
-        if self.stamp.load(Ordering::Relaxed) != before {
-            return None;
-        }
-        value_of(kind_of(before), bits)
+        self.payload_at(before)
+            .and_then(|bits| value_of(kind_of(before), bits))
     }
 
     /// The value if it is an int, without taking the lock.
@@ -119,9 +115,16 @@ impl GlobalCell {
         if before & ((KIND_MASK << KIND_SHIFT) | WRITING) != INT << KIND_SHIFT {
             return None;
         }
+        self.payload_at(before).map(|bits| bits as i64)
+    }
+
+    /// The scalar payload, if the stamp (loaded with Acquire, and not
+    /// WRITING) is still `stamp` after reading it: no assignment overlapped.
+    #[inline]
+    fn payload_at(&self, stamp: u64) -> Option<u64> {
         let bits = self.scalar.load(Ordering::Relaxed);
         fence(Ordering::Acquire);
-        (self.stamp.load(Ordering::Relaxed) == before).then_some(bits as i64)
+        (self.stamp.load(Ordering::Relaxed) == stamp).then_some(bits)
     }
 
     /// The value together with the version it belongs to.
@@ -137,9 +140,7 @@ impl GlobalCell {
                 if kind_of(stamp) == NOT_SCALAR {
                     return (heap.clone(), stamp);
                 }
-                let bits = self.scalar.load(Ordering::Relaxed);
-                fence(Ordering::Acquire);
-                if self.stamp.load(Ordering::Relaxed) == stamp {
+                if let Some(bits) = self.payload_at(stamp) {
                     return (value_of(kind_of(stamp), bits), stamp);
                 }
             }

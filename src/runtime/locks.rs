@@ -259,6 +259,12 @@ impl Lock {
         true
     }
 
+    /// Semaphore: a permit comes back; the oldest waiter may take it.
+    fn give_permit(s: &mut LockState, ctx: &Context) {
+        s.permits += 1;
+        s.waiters.wake_one(&ctx.registry);
+    }
+
     /// Acquire; `Ok(false)` when the deadline passed first. `at` is where
     /// (for reports); `describe` is only called if the thread must block.
     #[inline]
@@ -350,8 +356,7 @@ impl Lock {
         }
         if let Some(who) = s.dead_owner.take() {
             self.owner_died.store(false, Ordering::Relaxed);
-            s.permits += 1;
-            s.waiters.wake_one(&ctx.registry);
+            Self::give_permit(&mut s, ctx);
             return Err(self.owner_died(&who));
         }
         drop(s);
@@ -385,10 +390,7 @@ impl Lock {
     #[inline]
     pub fn release(&self, ctx: &Context, me: &ThreadRef) -> Result<(), RuntimeError> {
         if self.kind == LockKind::Semaphore {
-            let mut s = self.state.lock();
-            s.permits += 1;
-            s.waiters.wake_one(&ctx.registry);
-            drop(s);
+            Self::give_permit(&mut self.state.lock(), ctx);
             me.remove_held(self.id);
             return Ok(());
         }
@@ -468,19 +470,18 @@ impl Lock {
     /// free it, and tell the next acquirer.
     pub fn release_dead(&self, ctx: &Context, holder: &ThreadRef, who: &str) {
         let mut s = self.state.lock();
-        match self.kind {
-            LockKind::Semaphore => s.permits += 1,
-            _ if self.owner() == holder.id => self.depth.store(0, Ordering::Relaxed),
-            _ => return,
+        let semaphore = self.kind == LockKind::Semaphore;
+        if !semaphore && self.owner() != holder.id {
+            return;
         }
         s.dead_owner = Some(who.to_string());
         // Before the lock is free: whoever takes it next must see this.
         self.owner_died.store(true, Ordering::Release);
-        match self.kind {
-            LockKind::Semaphore => {
-                s.waiters.wake_one(&ctx.registry);
-            }
-            _ => self.free_and_wake(&mut s, ctx),
+        if semaphore {
+            Self::give_permit(&mut s, ctx);
+        } else {
+            self.depth.store(0, Ordering::Relaxed);
+            self.free_and_wake(&mut s, ctx);
         }
     }
 

@@ -152,11 +152,11 @@ fn fused_assign(target: &Expr, op: Option<BinOp>, value: &Expr) -> Option<StmtCo
         ExprKind::Var(VarRef {
             res: Res::Local(slot),
             ..
-        }) => Into::Local(*slot as usize),
+        }) => StoreTo::Local(*slot as usize),
         ExprKind::Var(VarRef {
             name,
             res: Res::Global(cell),
-        }) => Into::Global(cell.clone(), name.clone(), target.span),
+        }) => StoreTo::Global(cell.clone(), name.clone(), target.span),
         _ => return None,
     };
     let (op, lhs, rhs, span) = match (op, &value.node) {
@@ -178,13 +178,13 @@ fn fused_assign(target: &Expr, op: Option<BinOp>, value: &Expr) -> Option<StmtCo
 }
 
 /// Where a fused assignment stores.
-enum Into {
+enum StoreTo {
     Local(usize),
     Global(GlobalRef, Name, Span),
 }
 
 struct FusedAssign<'e> {
-    into: Into,
+    into: StoreTo,
     op: BinOp,
     lhs: &'e Expr,
     rhs: &'e Expr,
@@ -203,8 +203,8 @@ impl WithIntOp for FusedAssign<'_> {
         } = self;
         let value = ValueOf { op, span, fast };
         match into {
-            Into::Local(slot) => with_operands(lhs, rhs, AssignOf { slot, value }),
-            Into::Global(cell, name, target) => with_operands(
+            StoreTo::Local(slot) => with_operands(lhs, rhs, AssignOf { slot, value }),
+            StoreTo::Global(cell, name, target) => with_operands(
                 lhs,
                 rhs,
                 AssignGlobalOf {
