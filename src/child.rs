@@ -7,6 +7,7 @@ use crate::diagnostics::{self, ConcError, RuntimeError};
 use crate::eval::value::Value;
 use crate::runtime::process::wire::{self, Msg, Start, WireError};
 use crate::runtime::process::{codec, Link, LinkOutput};
+use crate::runtime::waits::DeadlockPolicy;
 use crate::session::{Session, SessionOptions};
 use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
@@ -41,15 +42,16 @@ pub fn run() -> i32 {
         color: start.color,
         main_name: start.name.clone(),
         daemon_process: start.daemon,
+        seed: Some(start.seed),
     });
     let ctx = session.context().clone();
     link.attach(&ctx);
+    // A deadlock here is a deadlock of the whole program: the run here
+    // ends, and the parent reports it (and normally exits 3).
+    ctx.registry.set_deadlock_policy(DeadlockPolicy::EndRun);
     let deadlock_link = link.clone();
     ctx.registry.set_deadlock_handler(Some(Box::new(move |err| {
-        // A deadlock here is a deadlock of the whole program: the parent
-        // reports it (and normally exits 3).
         let _ = deadlock_link.send(&Msg::Deadlock(WireError::from(err)));
-        std::process::exit(3);
     })));
     let quiet_link = link.clone();
     ctx.registry.set_quiet_hook(Box::new(move |waits| {
@@ -76,7 +78,11 @@ pub fn run() -> i32 {
     }
     let result = work(&mut session, &link, start);
     link.return_all_ahead();
-    let code = i32::from(result.is_err());
+    let code = match &result {
+        Ok(_) => 0,
+        Err(e) if e.is(diagnostics::kind::DEADLOCK) => 3,
+        Err(_) => 1,
+    };
     let done = result.and_then(|v| codec::encode(&link, &[v]));
     let _ = link.send(&Msg::Done(done.map_err(|e| WireError::from(&e))));
     code

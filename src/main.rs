@@ -25,6 +25,10 @@ struct Cli {
     #[arg(long)]
     no_color: bool,
 
+    /// Seed random() and randint() so a run's random numbers repeat
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+
     /// The script to run, then the arguments it sees in argv()
     #[arg(
         value_name = "FILE",
@@ -85,15 +89,16 @@ fn run(cli: Cli) -> i32 {
                 return 2;
             }
         },
-        (None, None) => return run_stdin_or_repl(color),
+        (None, None) => return run_stdin_or_repl(color, cli.seed),
     };
-    run_script(&name, &source, argv, color)
+    run_script(&name, &source, argv, color, cli.seed)
 }
 
-fn run_script(name: &str, source: &str, argv: Vec<String>, color: bool) -> i32 {
+fn run_script(name: &str, source: &str, argv: Vec<String>, color: bool, seed: Option<u64>) -> i32 {
     let mut session = Session::new(SessionOptions {
         argv,
         color,
+        seed,
         ..Default::default()
     });
     let result = session
@@ -110,7 +115,7 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, color: bool) -> i32 {
     }
 }
 
-fn run_stdin_or_repl(color: bool) -> i32 {
+fn run_stdin_or_repl(color: bool, seed: Option<u64>) -> i32 {
     if std::io::stdin().is_terminal() {
         return conc::repl::run(color);
     }
@@ -119,7 +124,7 @@ fn run_stdin_or_repl(color: bool) -> i32 {
         eprintln!("conc: cannot read standard input: {}", e);
         return 2;
     }
-    run_script("<stdin>", &source, Vec::new(), color)
+    run_script("<stdin>", &source, Vec::new(), color, seed)
 }
 
 /// `conc test`: each fixture runs in its own `conc` process (this binary).

@@ -6,18 +6,24 @@ use crate::diagnostics::{self, ConcError, RuntimeError};
 use crate::eval::globals::Globals;
 use crate::eval::value::Value;
 use crate::eval::{builtins, Interp};
+use crate::runtime::engine::Engine;
 use crate::runtime::output::{Output, Stdout};
-use crate::runtime::threads::{self, ThreadRecord, ThreadRef};
-use crate::runtime::{waits, Context};
+use crate::runtime::threads::{self, ThreadRef};
+use crate::runtime::waits::{DeadlockPolicy, Registry};
+use crate::runtime::Context;
 use crate::span::{SourceMap, Span};
 use std::sync::Arc;
 
 pub struct SessionOptions {
     pub argv: Vec<String>,
     pub out: Arc<dyn Output>,
-    /// Script mode: a deadlock prints its report and ends the process with
-    /// status 3. Otherwise (REPL) the threads involved get a Deadlock error.
+    /// Script mode: a deadlock ends the run; every thread is interrupted
+    /// and the run gives the report back as its error (the CLI prints it
+    /// and exits with status 3). Otherwise (REPL) only the threads involved
+    /// get the Deadlock error.
     pub deadlock_exits: bool,
+    /// Seeds `random()` (`--seed`); a fresh seed when `None`.
+    pub seed: Option<u64>,
     /// Render reports with colour.
     pub color: bool,
     /// The name of the thread that runs the script ("main"; a child
@@ -33,6 +39,7 @@ impl Default for SessionOptions {
             argv: Vec::new(),
             out: Arc::new(Stdout),
             deadlock_exits: true,
+            seed: None,
             color: false,
             main_name: "main".to_string(),
             daemon_process: false,
@@ -65,7 +72,7 @@ impl Session {
             sources,
             out: options.out,
             argv: options.argv,
-            registry: waits::Registry::default(),
+            registry: Registry::new(Engine::os(options.seed)),
             reporter: Box::new(move |thread, err| {
                 let rendered =
                     diagnostics::render(&ConcError::Runtime(err.clone()), &reporter_sources, color);
@@ -82,15 +89,9 @@ impl Session {
         });
         ctx.registry.set_sources(ctx.sources.clone());
         if options.deadlock_exits {
-            let sources = ctx.sources.clone();
-            ctx.registry.set_deadlock_handler(Some(Box::new(move |err| {
-                let rendered =
-                    diagnostics::render(&ConcError::Runtime(err.clone()), &sources, color);
-                eprint!("{}", rendered);
-                std::process::exit(3);
-            })));
+            ctx.registry.set_deadlock_policy(DeadlockPolicy::EndRun);
         }
-        let main = ThreadRecord::new(options.main_name, false);
+        let main = ctx.registry.new_thread(options.main_name, false);
         ctx.registry.register(main.clone());
         let interp = Interp::new(ctx.clone(), main.clone());
         Session {
@@ -168,6 +169,11 @@ impl Session {
                 .map_err(ConcError::Runtime)?;
         }
         threads::join_non_daemon(&self.ctx, &self.main, end).map_err(ConcError::Runtime)?;
+        // A deadlock among other threads may have ended the run while this
+        // one was finishing: that is the run's outcome.
+        if let Some(deadlock) = self.ctx.registry.ended() {
+            return Err(ConcError::Runtime(deadlock));
+        }
         self.abandon_children();
         Ok(())
     }

@@ -158,3 +158,15 @@ fn malformed_scripts_never_panic() {
         );
     }
 }
+
+/// `--seed N` fixes random numbers (and, single-threaded, every id shown):
+/// the same seed gives the same output, another seed other numbers.
+#[test]
+fn a_seed_repeats_a_run() {
+    let code = "print(random(), randint(1, 1000000), current().ident, lock())";
+    let run = |seed: &str| text(&conc(&["--seed", seed, "-c", code]).stdout);
+    let first = run("42");
+    assert_eq!(first, run("42"));
+    assert_ne!(first, run("43"));
+    assert!(first.contains("<lock #"), "{first}");
+}

@@ -5,7 +5,6 @@ use super::describe;
 use super::value::{Key, Value};
 use super::Interp;
 use crate::diagnostics::{kind, RuntimeError};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -147,6 +146,11 @@ fn expect_map(name: &str, v: &Value) -> Result<super::value::Map, RuntimeError> 
 }
 
 fn print(it: &mut Interp, args: Vec<Value>) -> Res {
+    // A thread told to stop (Ctrl-C, a deadlock that ended the run) prints
+    // nothing more.
+    if let Some(err) = it.thread.take_interrupt() {
+        return Err(err);
+    }
     let line = args
         .iter()
         .map(Value::to_display)
@@ -163,9 +167,9 @@ fn sleep(it: &mut Interp, args: Vec<Value>) -> Res {
     Ok(Value::Nil)
 }
 
-fn time(_: &mut Interp, args: Vec<Value>) -> Res {
+fn time(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("time", &args, 0, 0)?;
-    Ok(Value::Float(crate::runtime::clock::now_seconds()))
+    Ok(Value::Float(it.ctx.engine().now().as_secs_f64()))
 }
 
 pub fn range_bounds(args: &[Value]) -> Result<(i64, i64, i64), RuntimeError> {
@@ -453,33 +457,13 @@ fn abs(_: &mut Interp, args: Vec<Value>) -> Res {
     }
 }
 
-/// A small xorshift generator shared by the process; seeded from the clock
-/// and the pid so processes started together do not repeat each other.
-static RNG: AtomicU64 = AtomicU64::new(0);
-
-fn next_random() -> u64 {
-    let mut x = RNG.load(Ordering::Relaxed);
-    if x == 0 {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
-        x = nanos ^ ((std::process::id() as u64) << 32) | 1;
-    }
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    RNG.store(x, Ordering::Relaxed);
-    x
-}
-
-fn random(_: &mut Interp, args: Vec<Value>) -> Res {
+fn random(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("random", &args, 0, 0)?;
-    Ok(Value::Float(
-        (next_random() >> 11) as f64 / (1u64 << 53) as f64,
-    ))
+    let bits = it.ctx.engine().random() >> 11;
+    Ok(Value::Float(bits as f64 / (1u64 << 53) as f64))
 }
 
-fn randint(_: &mut Interp, args: Vec<Value>) -> Res {
+fn randint(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("randint", &args, 2, 2)?;
     let (a, b) = (
         expect_int("randint", &args[0])?,
@@ -493,24 +477,23 @@ fn randint(_: &mut Interp, args: Vec<Value>) -> Res {
     }
     let span = (b as i128 - a as i128 + 1) as u128;
     Ok(Value::Int(
-        (a as i128 + (next_random() as u128 % span) as i128) as i64,
+        (a as i128 + (it.ctx.engine().random() as u128 % span) as i128) as i64,
     ))
 }
 
-fn getpid(_: &mut Interp, args: Vec<Value>) -> Res {
+fn getpid(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("getpid", &args, 0, 0)?;
-    Ok(Value::Int(std::process::id() as i64))
+    Ok(Value::Int(i64::from(it.ctx.engine().pid())))
 }
 
-fn getppid(_: &mut Interp, args: Vec<Value>) -> Res {
+fn getppid(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("getppid", &args, 0, 0)?;
-    // SAFETY: getppid has no preconditions and cannot fail.
-    Ok(Value::Int(unsafe { libc::getppid() } as i64))
+    Ok(Value::Int(i64::from(it.ctx.engine().parent_pid())))
 }
 
-fn cpu_count(_: &mut Interp, args: Vec<Value>) -> Res {
+fn cpu_count(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("cpu_count", &args, 0, 0)?;
-    Ok(Value::Int(crate::runtime::cpu_count() as i64))
+    Ok(Value::Int(it.ctx.engine().cpu_count() as i64))
 }
 
 fn argv(it: &mut Interp, args: Vec<Value>) -> Res {

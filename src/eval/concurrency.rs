@@ -8,15 +8,15 @@ use super::value::Value;
 use super::{Flow, Frame, Interp, R};
 use crate::ast::*;
 use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::engine::Time;
 use crate::runtime::locks::{Lock, LockKind};
 use crate::runtime::pools::{Future, Job, Pool, Timer};
 use crate::runtime::queues::{self, Arm, Order, PipeEnd, Queue};
 use crate::runtime::signals::{Barrier, Condition, Event};
 use crate::runtime::waits::BlockOn;
-use crate::runtime::{clock, threads, Handle, ThreadHandle};
+use crate::runtime::{threads, Handle, ThreadHandle};
 use crate::span::Span;
 use std::sync::Arc;
-use std::time::Instant;
 
 type Res = Result<Value, RuntimeError>;
 
@@ -196,7 +196,7 @@ fn new_thread_pool(it: &mut Interp, args: Vec<Value>) -> Res {
     let size = positive(
         "thread_pool",
         args.first(),
-        crate::runtime::cpu_count() as i64,
+        it.ctx.engine().cpu_count() as i64,
         1,
     )?;
     let pool = Pool::new(size as usize, "thread-pool");
@@ -239,11 +239,7 @@ fn new_timer(it: &mut Interp, args: Vec<Value>) -> Res {
     let (ctx, cancel2) = (it.ctx.clone(), cancel.clone());
     let body = Box::new(move |record| {
         let mut runner = Interp::new(ctx.clone(), record);
-        let on = BlockOn::new(
-            "the timer's delay",
-            None,
-            Some(clock::deadline_after(delay)),
-        );
+        let on = BlockOn::new("the timer's delay", None, Some(ctx.deadline_after(delay)));
         if cancel2.wait(&ctx, &runner.thread, on)? {
             return Ok(Value::Nil);
         }
@@ -295,11 +291,11 @@ pub(super) fn timeout_error(what: String, span: Span) -> Box<RuntimeError> {
 
 impl Interp {
     /// `timeout EXPR` as an absolute deadline.
-    fn deadline(&mut self, timeout: Option<&Expr>, frame: Frame) -> R<Option<Instant>> {
+    fn deadline(&mut self, timeout: Option<&Expr>, frame: Frame) -> R<Option<Time>> {
         let Some(e) = timeout else { return Ok(None) };
         let v = self.eval(e, frame)?;
         let d = expect_seconds("a timeout", &v).map_err(|err| Box::new(err.at(e.span)))?;
-        Ok(Some(clock::deadline_after(d)))
+        Ok(Some(self.ctx.deadline_after(d)))
     }
 
     /// The source text of an expression, to name objects in reports.
@@ -320,7 +316,7 @@ impl Interp {
         label: String,
         target: &Expr,
         span: Span,
-        deadline: Option<Instant>,
+        deadline: Option<Time>,
     ) -> BlockOn {
         let text = self.source_text(target.span);
         let what = if text.is_empty() {
@@ -435,7 +431,7 @@ impl Interp {
         &mut self,
         t: &Value,
         target: &Expr,
-        deadline: Option<Instant>,
+        deadline: Option<Time>,
         span: Span,
     ) -> R<Value> {
         if let Value::Handle(Handle::Remote(r)) = t {
@@ -486,7 +482,7 @@ impl Interp {
         t: &Value,
         v: Value,
         target: &Expr,
-        deadline: Option<Instant>,
+        deadline: Option<Time>,
         span: Span,
     ) -> R<()> {
         if let Value::Handle(Handle::Remote(r)) = t {
@@ -813,7 +809,7 @@ impl Interp {
             "acquire" => {
                 arity(name, args, 0, 1)?;
                 let deadline = match args.first() {
-                    Some(v) => Some(clock::deadline_after(expect_seconds("acquire()", v)?)),
+                    Some(v) => Some(self.ctx.deadline_after(expect_seconds("acquire()", v)?)),
                     None => None,
                 };
                 let describe = || BlockOn::new(l.label(), Some(span), deadline);

@@ -31,7 +31,7 @@ pub fn new_process_pool(it: &mut Interp, args: Vec<Value>) -> Res {
     let size = positive(
         "process_pool",
         args.first(),
-        crate::runtime::cpu_count() as i64,
+        it.ctx.engine().cpu_count() as i64,
         1,
     )?;
     let pool = Pool::new(size as usize, "process-pool");

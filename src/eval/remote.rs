@@ -8,17 +8,17 @@ use super::concurrency::{queue_of, timeout_error, Direction};
 use super::value::Value;
 use super::{Interp, R};
 use crate::diagnostics::{kind, RuntimeError};
-use crate::runtime::clock;
-use crate::runtime::process::link::seconds_left;
+use crate::runtime::engine::Time;
 use crate::runtime::process::wire::{Op, Packet};
 use crate::runtime::process::{codec, Link, Remote};
 use crate::runtime::queues::{self, Arm, Queue};
 use crate::runtime::threads::Held;
 use crate::runtime::waits::BlockOn;
+use crate::runtime::Context;
 use crate::runtime::Handle;
 use crate::span::Span;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Res = Result<Value, RuntimeError>;
 
@@ -35,7 +35,7 @@ impl Interp {
         if let Some(v) = r.ahead.lock().pop_front() {
             return Ok(v);
         }
-        let timeout = seconds_left(on.deadline);
+        let timeout = self.ctx.seconds_left(on.deadline);
         let op = if r.can_take_ahead() {
             Op::Take {
                 timeout,
@@ -59,7 +59,7 @@ impl Interp {
         let put = || -> Result<bool, RuntimeError> {
             let op = Op::Put {
                 item: codec::encode(&r.link, &[item])?,
-                timeout: seconds_left(on.deadline),
+                timeout: self.ctx.seconds_left(on.deadline),
             };
             Ok(matches!(
                 self.call_remote(r, op, &on)?.first(),
@@ -79,7 +79,7 @@ impl Interp {
     /// `wait` on a remote event, condition or barrier.
     pub(super) fn remote_wait(&self, r: &Remote, on: BlockOn) -> Res {
         let op = Op::Wait {
-            timeout: seconds_left(on.deadline),
+            timeout: self.ctx.seconds_left(on.deadline),
         };
         let got = self.call_remote(r, op, &on)?;
         got.into_iter().next().ok_or_else(|| {
@@ -97,7 +97,7 @@ impl Interp {
         at: Option<Span>,
     ) -> Result<bool, RuntimeError> {
         let op = Op::Acquire {
-            timeout: seconds_left(on.deadline),
+            timeout: self.ctx.seconds_left(on.deadline),
         };
         let got = matches!(
             self.call_remote(r, op, &on)?.first(),
@@ -146,8 +146,11 @@ impl Interp {
                     Some(span),
                 ),
                 [t] => super::builtins::expect_seconds("acquire()", t).and_then(|d| {
-                    let on =
-                        BlockOn::new(r.label.clone(), Some(span), Some(clock::deadline_after(d)));
+                    let on = BlockOn::new(
+                        r.label.clone(),
+                        Some(span),
+                        Some(self.ctx.deadline_after(d)),
+                    );
                     self.remote_acquire(r, on, Some(span))
                 }),
                 _ => Err(RuntimeError::new(
@@ -231,7 +234,7 @@ impl Interp {
         }
         let op = Op::Select {
             arms: wire_arms,
-            timeout: seconds_left(on.deadline),
+            timeout: self.ctx.seconds_left(on.deadline),
         };
         let packet = link.call(&self.ctx, &self.thread, 0, op, on)?;
         let mut got = codec::decode(&link, &self.ctx, packet)?.into_iter();
@@ -259,7 +262,7 @@ impl Interp {
             Op::Get { timeout } => {
                 let q = end(&target, Direction::Get, "get from")?;
                 let on = BlockOn {
-                    deadline: deadline(timeout),
+                    deadline: deadline(&ctx, timeout),
                     ..on
                 };
                 Ok(q.get(&ctx, &me, || on)?.into_iter().collect())
@@ -267,7 +270,7 @@ impl Interp {
             Op::Take { timeout, max } => {
                 let q = end(&target, Direction::Get, "get from")?;
                 let on = BlockOn {
-                    deadline: deadline(timeout),
+                    deadline: deadline(&ctx, timeout),
                     ..on
                 };
                 let Some(first) = q.get(&ctx, &me, || on)? else {
@@ -288,14 +291,14 @@ impl Interp {
                     .next()
                     .unwrap_or_default();
                 let on = BlockOn {
-                    deadline: deadline(timeout),
+                    deadline: deadline(&ctx, timeout),
                     ..on
                 };
                 Ok(vec![Value::Bool(q.put(&ctx, &me, item, || on)?)])
             }
             Op::Acquire { timeout } => {
                 let lock = h.lock().ok_or_else(|| cannot("acquire", &target))?;
-                let d = deadline(timeout);
+                let d = deadline(&ctx, timeout);
                 let at = on.span;
                 Ok(vec![Value::Bool(lock.acquire(&ctx, &me, d, at, || {
                     BlockOn { deadline: d, ..on }
@@ -308,7 +311,7 @@ impl Interp {
             }
             Op::Wait { timeout } => {
                 let on = BlockOn {
-                    deadline: deadline(timeout),
+                    deadline: deadline(&ctx, timeout),
                     ..on
                 };
                 match h {
@@ -374,7 +377,7 @@ impl Interp {
             local.push(arm);
         }
         let on = BlockOn {
-            deadline: deadline(timeout),
+            deadline: deadline(&self.ctx, timeout),
             ..on
         };
         Ok(
@@ -425,8 +428,8 @@ impl Interp {
     }
 }
 
-fn deadline(timeout: Option<f64>) -> Option<Instant> {
-    timeout.map(|s| clock::deadline_after(Duration::from_secs_f64(s.max(0.0))))
+fn deadline(ctx: &Context, timeout: Option<f64>) -> Option<Time> {
+    timeout.map(|s| ctx.deadline_after(Duration::from_secs_f64(s.max(0.0))))
 }
 
 /// The queue an operation `what` on `target` works on.

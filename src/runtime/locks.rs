@@ -13,6 +13,7 @@
 //! same word to find lock cycles. Semaphores (many holders) use the state
 //! mutex throughout.
 
+use super::engine::{Backoff, Spin, Time};
 use super::threads::Held;
 use super::waits::{block_until, BlockOn, WaitQueue};
 use super::{next_object_id, Context, ThreadRef};
@@ -21,7 +22,6 @@ use crate::span::{SourceId, Span};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Instant;
 
 /// Set in a lock's word while some thread waits in its queue.
 const PARKED: u64 = 1 << 63;
@@ -37,8 +37,10 @@ pub fn owner_of(word: u64) -> u64 {
 /// A contended acquire first spins (2, 4, 8 pauses), then yields a few
 /// times, and only then parks: locks are mostly held for a few statements,
 /// and parking costs a system call on both sides.
-const SPIN_ROUNDS: u32 = 3;
-const YIELD_ROUNDS: u32 = 7;
+const BACKOFF: Backoff = Backoff {
+    spins: 3,
+    yields: 7,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockKind {
@@ -197,24 +199,17 @@ impl Lock {
 
     /// Spin, then yield, while the holder is likely to let go soon; give
     /// up at once when others are already parked (join them in the queue).
-    fn spin_then_take(&self, me: u64) -> bool {
-        for round in 0..SPIN_ROUNDS + YIELD_ROUNDS {
-            if round < SPIN_ROUNDS {
-                for _ in 0..(2 << round) {
-                    std::hint::spin_loop();
-                }
-            } else {
-                std::thread::yield_now();
-            }
+    fn spin_then_take(&self, ctx: &Context, me: u64) -> bool {
+        ctx.engine().spin(BACKOFF, || {
             let word = self.word.load(Ordering::Relaxed);
             if word & PARKED != 0 {
-                return false;
+                Spin::Stop
+            } else if owner_of(word) == 0 && self.try_take(me) {
+                Spin::Done
+            } else {
+                Spin::Again
             }
-            if owner_of(word) == 0 && self.try_take(me) {
-                return true;
-            }
-        }
-        false
+        })
     }
 
     /// Under the state mutex: take the lock, or flag that a waiter is about
@@ -272,7 +267,7 @@ impl Lock {
         &self,
         ctx: &Context,
         me: &ThreadRef,
-        deadline: Option<Instant>,
+        deadline: Option<Time>,
         at: Option<Span>,
         describe: impl FnOnce() -> BlockOn,
     ) -> Result<bool, RuntimeError> {
@@ -298,14 +293,14 @@ impl Lock {
         &self,
         ctx: &Context,
         me: &ThreadRef,
-        deadline: Option<Instant>,
+        deadline: Option<Time>,
         describe: impl FnOnce() -> BlockOn,
     ) -> Result<bool, RuntimeError> {
         // A zero timeout (a try) never waits, not even briefly.
-        if deadline.is_some_and(|d| super::clock::now() >= d) {
+        if ctx.engine().passed(deadline) {
             return Ok(false);
         }
-        if self.spin_then_take(me.id) {
+        if self.spin_then_take(ctx, me.id) {
             return Ok(true);
         }
         let on = BlockOn {
@@ -329,13 +324,13 @@ impl Lock {
         &self,
         ctx: &Context,
         me: &ThreadRef,
-        deadline: Option<Instant>,
+        deadline: Option<Time>,
         at: Option<Span>,
         describe: impl FnOnce() -> BlockOn,
     ) -> Result<bool, RuntimeError> {
         let mut s = self.state.lock();
         if !Self::take_permit(&mut s) {
-            if deadline.is_some_and(|d| super::clock::now() >= d) {
+            if ctx.engine().passed(deadline) {
                 return Ok(false);
             }
             let on = BlockOn {

@@ -1,9 +1,9 @@
 //! The runtime: threads, processes and every shared object. Every blocking
-//! operation goes through `waits`, which records who waits for what and where.
+//! operation goes through `waits`, which records who waits for what and
+//! where; time, parking and thread starts go through `engine`.
 
-pub mod clock;
+pub mod engine;
 pub mod locks;
-pub mod os_threads;
 pub mod output;
 pub mod pools;
 pub mod process;
@@ -65,6 +65,22 @@ impl FnIndex {
 }
 
 impl Context {
+    #[inline]
+    pub fn engine(&self) -> &engine::Engine {
+        self.registry.engine()
+    }
+
+    /// The moment `d` from now on the session's clock.
+    pub fn deadline_after(&self, d: std::time::Duration) -> engine::Time {
+        self.engine().deadline_after(d)
+    }
+
+    /// Seconds left until `deadline`, as sent with an operation to the
+    /// process that owns the object.
+    pub fn seconds_left(&self, deadline: Option<engine::Time>) -> Option<f64> {
+        deadline.map(|d| self.engine().seconds_left(d))
+    }
+
     pub fn next_name(&self, base: &str) -> String {
         let mut names = self.names.lock();
         let n = names.entry(base.to_string()).or_insert(0);
@@ -87,10 +103,6 @@ static NEXT_OBJECT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 /// Every shared object gets a number, shown in reports (`lock#3`).
 pub fn next_object_id() -> u64 {
     NEXT_OBJECT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
-pub fn cpu_count() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A reference to a runtime object, as held by a `Value`.

@@ -300,87 +300,87 @@ pub enum Arm {
     Put(Arc<Queue>, Value),
 }
 
+impl Arm {
+    fn queue(&self) -> &Arc<Queue> {
+        match self {
+            Arm::Get(q) | Arm::Put(q, _) => q,
+        }
+    }
+}
+
 /// `select`: the index of the arm that completed (and the value got), or
 /// `None` when the deadline passed first.
-///
-/// The thread enlists in every arm's wait queue *before* trying the arms, so
-/// no put or get in between can be missed; afterwards it passes on any wake-up
-/// it did not use, so another waiter of that queue is not left asleep.
 pub fn select(
     ctx: &Context,
     me: &ThreadRef,
     arms: &mut [Arm],
     on: &BlockOn,
 ) -> Result<Option<(usize, Option<Value>)>, RuntimeError> {
-    loop {
-        if let Some(done) = try_arms(ctx, me, arms) {
-            leave_all(ctx, me, arms);
-            return Ok(Some(done));
+    let mut site = Select { ctx, arms };
+    super::waits::block(&ctx.registry, me, on, &mut site)
+}
+
+/// The arms of a select as one place to wait. The thread enlists in each
+/// arm's wait queue as it tries that arm, under that queue's lock, so no
+/// put or get on an arm already tried can be missed; on leaving it passes
+/// on any wake-up it did not use, so another waiter of that queue is not
+/// left asleep.
+struct Select<'a> {
+    ctx: &'a Context,
+    arms: &'a mut [Arm],
+}
+
+impl super::waits::WaitSite for Select<'_> {
+    type Done = (usize, Option<Value>);
+
+    fn attempt(&mut self, me: &ThreadRef) -> Option<(usize, Option<Value>)> {
+        let ctx = self.ctx;
+        for (i, arm) in self.arms.iter_mut().enumerate() {
+            let q = arm.queue().clone();
+            let mut s: MutexGuard<QueueState> = q.state.lock();
+            match arm {
+                Arm::Get(_) => {
+                    if let Some(v) = q.try_get(&mut s, ctx) {
+                        drop(s);
+                        self.leave(me);
+                        return Some((i, Some(v)));
+                    }
+                    s.getters.enlist(me.clone());
+                }
+                Arm::Put(_, v) => {
+                    let mut slot = Some(v.clone());
+                    if q.try_put(&mut s, &mut slot, ctx).is_some() {
+                        drop(s);
+                        self.leave(me);
+                        return Some((i, None));
+                    }
+                    s.putters.enlist(me.clone());
+                }
+            }
         }
-        if on.deadline.is_some_and(|d| super::clock::now() >= d) {
-            leave_all(ctx, me, arms);
-            return Ok(None);
+        None
+    }
+
+    fn leave(&mut self, me: &super::threads::ThreadRecord) {
+        for arm in self.arms.iter() {
+            let q = arm.queue();
+            let mut s = q.state.lock();
+            s.getters.leave(me.id);
+            s.putters.leave(me.id);
+            if !s.items.is_empty() {
+                s.getters.wake_one(&self.ctx.registry);
+            }
+            if !q.full(&s) {
+                s.putters.wake_one(&self.ctx.registry);
+            }
         }
-        if let Some(err) = me.take_interrupt() {
-            leave_all(ctx, me, arms);
-            return Err(err);
-        }
-        for arm in arms.iter() {
+    }
+
+    fn before_park(&mut self) {
+        for arm in self.arms.iter() {
             if let Arm::Get(q) = arm {
                 recall_leases(&mut q.state.lock(), q.id);
             }
-        }
-        if let Err(e) = ctx.registry.begin_wait(me, on) {
-            leave_all(ctx, me, arms);
-            return Err(e);
-        }
-        me.parker.park(on.deadline);
-        ctx.registry.end_wait(me);
-        leave_all(ctx, me, arms);
-    }
-}
-
-fn arm_queue(arm: &Arm) -> &Arc<Queue> {
-    match arm {
-        Arm::Get(q) | Arm::Put(q, _) => q,
-    }
-}
-
-/// Enlist in each arm's wait queue and try it, in order.
-fn try_arms(ctx: &Context, me: &ThreadRef, arms: &mut [Arm]) -> Option<(usize, Option<Value>)> {
-    for (i, arm) in arms.iter_mut().enumerate() {
-        let q = arm_queue(arm).clone();
-        let mut s: MutexGuard<QueueState> = q.state.lock();
-        match arm {
-            Arm::Get(_) => {
-                if let Some(v) = q.try_get(&mut s, ctx) {
-                    return Some((i, Some(v)));
-                }
-                s.getters.enlist(me.clone());
-            }
-            Arm::Put(_, v) => {
-                let mut slot = Some(v.clone());
-                if q.try_put(&mut s, &mut slot, ctx).is_some() {
-                    return Some((i, None));
-                }
-                s.putters.enlist(me.clone());
-            }
-        }
-    }
-    None
-}
-
-fn leave_all(ctx: &Context, me: &ThreadRef, arms: &[Arm]) {
-    for arm in arms {
-        let q = arm_queue(arm);
-        let mut s = q.state.lock();
-        s.getters.leave(me.id);
-        s.putters.leave(me.id);
-        if !s.items.is_empty() {
-            s.getters.wake_one(&ctx.registry);
-        }
-        if !q.full(&s) {
-            s.putters.wake_one(&ctx.registry);
         }
     }
 }

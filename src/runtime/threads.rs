@@ -5,7 +5,8 @@
 //! and no handle to it is left (or the last one goes away unjoined), its error
 //! is reported then, since nobody can `join` it any more.
 
-use super::waits::{block_until, BlockOn, Parker, ThreadId, WaitQueue};
+use super::engine::{Parker, Time};
+use super::waits::{block_until, BlockOn, ThreadId, WaitQueue};
 use super::Context;
 use crate::diagnostics::{kind, RuntimeError};
 use crate::eval::value::Value;
@@ -13,7 +14,6 @@ use crate::span::Span;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Instant;
 
 pub type ThreadRef = Arc<ThreadRecord>;
 
@@ -29,12 +29,6 @@ pub struct Held {
 /// Interpreter threads get a large stack so deep (bounded) recursion in
 /// scripts never overflows it; untouched stack pages cost nothing.
 pub const THREAD_STACK: usize = 64 * 1024 * 1024;
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-pub fn next_id() -> ThreadId {
-    NEXT_ID.fetch_add(1, Ordering::Relaxed)
-}
 
 enum Outcome {
     Running,
@@ -72,14 +66,16 @@ impl std::fmt::Debug for ThreadRecord {
 }
 
 impl ThreadRecord {
-    pub fn new(name: String, daemon: bool) -> ThreadRef {
-        Self::build(name, daemon, None, false)
+    /// A thread record with id `id` (from its session's registry, which
+    /// numbers its threads: `Registry::new_thread`).
+    pub fn new(id: ThreadId, name: String, daemon: bool) -> ThreadRef {
+        Self::build(id, name, daemon, None, false)
     }
 
     /// The stand-in for a thread of another process (always a daemon: the
     /// end of the script never waits for one).
-    pub fn new_stand_in(name: String) -> ThreadRef {
-        Self::build(name, true, None, true)
+    pub fn new_stand_in(id: ThreadId, name: String) -> ThreadRef {
+        Self::build(id, name, true, None, true)
     }
 
     /// One of this process's own threads (not a child process, not a
@@ -89,11 +85,12 @@ impl ThreadRecord {
     }
 
     pub fn new_process(
+        id: ThreadId,
         name: String,
         daemon: bool,
         info: Arc<super::process::ProcessInfo>,
     ) -> ThreadRef {
-        Self::build(name, daemon, Some(info), false)
+        Self::build(id, name, daemon, Some(info), false)
     }
 
     /// "thread" or "process", for messages.
@@ -106,13 +103,14 @@ impl ThreadRecord {
     }
 
     fn build(
+        id: ThreadId,
         name: String,
         daemon: bool,
         process: Option<Arc<super::process::ProcessInfo>>,
         stand_in: bool,
     ) -> ThreadRef {
         Arc::new(ThreadRecord {
-            id: next_id(),
+            id,
             name,
             daemon,
             parker: Parker::default(),
@@ -276,7 +274,7 @@ impl ThreadHandle {
         &self,
         ctx: &Context,
         me: &ThreadRef,
-        deadline: Option<Instant>,
+        deadline: Option<Time>,
         span: Span,
     ) -> Result<Value, RuntimeError> {
         if Arc::ptr_eq(&self.record, me) {
@@ -318,7 +316,7 @@ impl ThreadHandle {
 
 /// `sleep(d)`: a timed, interruptible wait.
 pub fn sleep(ctx: &Context, me: &ThreadRef, d: std::time::Duration) -> Result<(), RuntimeError> {
-    let on = BlockOn::new("sleep", None, Some(super::clock::deadline_after(d)));
+    let on = BlockOn::new("sleep", None, Some(ctx.deadline_after(d)));
     super::waits::sleep_until(&ctx.registry, me, &on)
 }
 
@@ -342,11 +340,11 @@ pub fn spawn(
     daemon: bool,
     body: Box<dyn FnOnce(ThreadRef) -> Result<Value, RuntimeError> + Send>,
 ) -> Result<Arc<ThreadHandle>, RuntimeError> {
-    let record = ThreadRecord::new(name, daemon);
+    let record = ctx.registry.new_thread(name, daemon);
     let handle = ThreadHandle::for_record(&record, ctx);
     ctx.registry.register(record.clone());
     let (ctx2, rec2) = (ctx.clone(), record.clone());
-    let started = super::os_threads::run(
+    let started = ctx.registry.engine().start_thread(
         &record.name,
         THREAD_STACK,
         Box::new(move || run_thread(ctx2, rec2, body)),
@@ -366,10 +364,8 @@ fn run_thread(
     record: ThreadRef,
     body: Box<dyn FnOnce(ThreadRef) -> Result<Value, RuntimeError> + Send>,
 ) {
-    // SAFETY: gettid has no preconditions.
-    record
-        .os_id
-        .store(unsafe { libc::gettid() } as u64, Ordering::Relaxed);
+    let native = ctx.registry.engine().native_id();
+    record.os_id.store(native, Ordering::Relaxed);
     let result = body(record.clone());
     record.end(result, &ctx);
 }

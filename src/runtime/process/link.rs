@@ -13,25 +13,29 @@ use super::wire::{self, Msg, Op, Packet, Request, WireError};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::eval::value::Value;
 use crate::eval::Interp;
+use crate::runtime::engine::{Backoff, Spin};
 use crate::runtime::locks::Lock;
 use crate::runtime::waits::{block_until, BlockOn, WaitQueue};
 use crate::runtime::{next_object_id, Context, Handle, ThreadRecord, ThreadRef};
 use crate::span::Span;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, VecDeque};
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How long an idle ghost's OS thread lingers before it ends (a new one is
-/// started for the next request; the ghost's identity, which owns locks,
-/// stays).
-const GHOST_LINGER: Duration = Duration::from_secs(2);
+/// A reply usually comes within microseconds: a caller yields this many
+/// times, looking for it, before it parks (a futex sleep and wake-up).
+const SPIN_FOR_REPLY: Backoff = Backoff {
+    spins: 0,
+    yields: 50,
+};
 
-/// How many times a caller yields, looking for its reply, before parking.
-const SPIN_FOR_REPLY: usize = 50;
+/// How long a connection that closes waits for its stand-ins to finish
+/// the operation each has in hand.
+const STAND_INS_STOP: Duration = Duration::from_secs(5);
 
 pub struct Link {
     /// Who is at the other end, for messages: "process worker-1 (pid 42)".
@@ -48,6 +52,8 @@ pub struct Link {
     /// Proxies we made for the other side's objects, by their object id.
     imports: Mutex<HashMap<u64, Weak<Remote>>>,
     ghosts: Mutex<HashMap<u64, Arc<Ghost>>>,
+    /// Signalled whenever a stand-in runs out of work (see `close`).
+    ghost_idle: Condvar,
     /// Set once the connection is gone: why.
     broken: Mutex<Option<String>>,
     /// Replies received (a child tells its parent when it turns quiet) and
@@ -72,6 +78,7 @@ impl Link {
             exports: Mutex::new(HashMap::new()),
             imports: Mutex::new(HashMap::new()),
             ghosts: Mutex::new(HashMap::new()),
+            ghost_idle: Condvar::new(),
             broken: Mutex::new(None),
             replies_in: AtomicU64::new(0),
             replies_out: Mutex::new(0),
@@ -231,13 +238,14 @@ impl Link {
     }
 
     /// The stand-in for the requesting thread (made on its first request).
-    fn ghost(&self, request: &Request) -> Arc<Ghost> {
+    fn ghost(&self, ctx: &Context, request: &Request) -> Arc<Ghost> {
         self.ghosts
             .lock()
             .entry(request.tid)
             .or_insert_with(|| {
+                let id = ctx.registry.next_thread_id();
                 Arc::new(Ghost {
-                    record: ThreadRecord::new_stand_in(self.ghost_name(&request.thread)),
+                    record: ThreadRecord::new_stand_in(id, self.ghost_name(&request.thread)),
                     jobs: Mutex::new(GhostJobs::default()),
                     current: AtomicU64::new(0),
                     locks: Mutex::new(Vec::new()),
@@ -256,7 +264,7 @@ impl Link {
         request: Request,
         inline: &mut Option<Interp>,
     ) {
-        let ghost = self.ghost(&request);
+        let ghost = self.ghost(ctx, &request);
         if ghost.idle() {
             let interp =
                 inline.get_or_insert_with(|| Interp::new(ctx.clone(), ghost.record.clone()));
@@ -280,38 +288,36 @@ impl Link {
         }
     }
 
-    /// Queue a request on the stand-in for its thread, starting the
-    /// stand-in's OS thread if it is not running.
+    /// Queue a request on the stand-in for its thread, and start an OS
+    /// thread to work through its queue unless one already is.
     fn to_ghost(self: &Arc<Link>, ctx: &Arc<Context>, ghost: Arc<Ghost>, request: Request) {
         let mut jobs = ghost.jobs.lock();
-        jobs.queue.push(request);
-        if !jobs.active {
-            // Registered from now until its reply is sent, so this process
-            // never sees a moment where a child's operation is in nobody's
-            // hands (which could look like a deadlock).
-            jobs.active = true;
-            ctx.registry.register(ghost.record.clone());
-        }
-        if jobs.running {
-            ghost.record.parker.unpark();
+        jobs.queue.push_back(request);
+        if jobs.active {
             return;
         }
-        jobs.running = true;
+        // Registered from now until its reply is sent, so this process
+        // never sees a moment where a child's operation is in nobody's
+        // hands (which could look like a deadlock).
+        jobs.active = true;
+        ctx.registry.register(ghost.record.clone());
         drop(jobs);
         let (link, ctx2, g) = (self.clone(), ctx.clone(), ghost.clone());
-        let started = std::thread::Builder::new()
-            .name(ghost.record.name.clone())
-            .stack_size(crate::runtime::threads::THREAD_STACK)
-            .spawn(move || g.run(&link, &ctx2));
+        let started = ctx.engine().start_thread(
+            &ghost.record.name,
+            crate::runtime::threads::THREAD_STACK,
+            Box::new(move || g.run(&link, &ctx2)),
+        );
         if started.is_err() {
-            let mut jobs = ghost.jobs.lock();
-            let request = jobs.queue.pop();
-            jobs.running = false;
-            jobs.active = false;
+            let requests: Vec<Request> = {
+                let mut jobs = ghost.jobs.lock();
+                jobs.active = false;
+                jobs.queue.drain(..).collect()
+            };
             ctx.registry.unregister(ghost.record.id);
-            drop(jobs);
-            if let Some(r) = request {
-                let err = RuntimeError::new(kind::PROCESS, "the OS refused to start a thread");
+            self.ghost_idle.notify_all();
+            let err = RuntimeError::new(kind::PROCESS, "the OS refused to start a thread");
+            for r in requests {
                 self.reply(r.req, Err(WireError::from(&err)));
             }
         }
@@ -357,10 +363,16 @@ impl Link {
         }
         // Whoever joins the dead process must not find one of its stand-ins
         // still waiting (it would take the next item put, for nobody).
-        let give_up = Instant::now() + Duration::from_secs(5);
-        while ghosts.iter().any(|g| !g.idle()) && Instant::now() < give_up {
-            std::thread::sleep(Duration::from_millis(1));
+        let mut all = self.ghosts.lock();
+        while ghosts.iter().any(|g| !g.idle()) {
+            if ctx
+                .engine()
+                .helper_wait(&self.ghost_idle, &mut all, STAND_INS_STOP)
+            {
+                break;
+            }
         }
+        drop(all);
         for g in ghosts {
             for lock in g.locks.lock().drain(..) {
                 lock.release_dead(&ctx, &g.record, &self.peer);
@@ -413,14 +425,13 @@ impl Link {
             external: true,
             ..on.clone()
         };
-        // A reply usually comes within microseconds: wait for it a little
-        // without parking, which saves a futex sleep and wake-up.
-        for _ in 0..SPIN_FOR_REPLY {
+        ctx.engine().spin(SPIN_FOR_REPLY, || {
             if slot.state.lock().result.is_some() {
-                break;
+                Spin::Done
+            } else {
+                Spin::Again
             }
-            std::thread::yield_now();
-        }
+        });
         let mut state = slot.state.lock();
         let got = block_until(
             &ctx.registry,
@@ -479,10 +490,9 @@ impl ReplySlot {
 
 #[derive(Default)]
 struct GhostJobs {
-    queue: Vec<Request>,
-    /// Its OS thread is running (working or lingering).
-    running: bool,
-    /// It has work queued or in hand (and is in the registry).
+    queue: VecDeque<Request>,
+    /// It has work queued or in hand (and is in the registry, and an OS
+    /// thread works through its queue).
     active: bool,
 }
 
@@ -499,23 +509,25 @@ pub struct Ghost {
 }
 
 impl Ghost {
+    /// Work through the queued requests; when none is left the OS thread
+    /// goes back to the engine (which keeps it a moment for the next one).
     fn run(&self, link: &Arc<Link>, ctx: &Arc<Context>) {
         let mut interp = Interp::new(ctx.clone(), self.record.clone());
         loop {
             let next = {
                 let mut jobs = self.jobs.lock();
-                if jobs.queue.is_empty() {
-                    drop(jobs);
-                    self.record.parker.park(Some(Instant::now() + GHOST_LINGER));
-                    jobs = self.jobs.lock();
-                    // Also after an early (stale) wake-up: the next request
-                    // simply starts a new OS thread.
-                    if jobs.queue.is_empty() {
-                        jobs.running = false;
+                match jobs.queue.pop_front() {
+                    Some(next) => next,
+                    None => {
+                        jobs.active = false;
+                        ctx.registry.unregister(self.record.id);
+                        drop(jobs);
+                        // Under the ghosts' lock, so `close` cannot miss it.
+                        let _ghosts = link.ghosts.lock();
+                        link.ghost_idle.notify_all();
                         return;
                     }
                 }
-                jobs.queue.remove(0)
             };
             self.current.store(next.req, Ordering::Release);
             let result = self.perform(&mut interp, link, &next, false);
@@ -524,11 +536,6 @@ impl Ghost {
             }
             self.current.store(0, Ordering::Release);
             self.record.clear_interrupt();
-            let mut jobs = self.jobs.lock();
-            if jobs.queue.is_empty() {
-                jobs.active = false;
-                ctx.registry.unregister(self.record.id);
-            }
         }
     }
 
@@ -735,12 +742,4 @@ fn static_kind(kind: &str) -> &'static str {
         "pipe" => "pipe",
         _ => "object",
     }
-}
-
-/// Seconds left until a deadline, as sent with an operation.
-pub fn seconds_left(deadline: Option<Instant>) -> Option<f64> {
-    deadline.map(|d| {
-        d.saturating_duration_since(crate::runtime::clock::now())
-            .as_secs_f64()
-    })
 }

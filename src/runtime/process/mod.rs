@@ -124,6 +124,7 @@ fn start_message(
         name: name.to_string(),
         daemon,
         color: ctx.color,
+        seed: ctx.engine().random(),
         globals: names,
         payload: enc.finish(values),
         call_span: span.into(),
@@ -181,7 +182,8 @@ pub fn spawn(
         exit: Mutex::new(None),
         on_exit: Mutex::new(Vec::new()),
     });
-    let record = ThreadRecord::new_process(name, daemon, info.clone());
+    let id = ctx.registry.next_thread_id();
+    let record = ThreadRecord::new_process(id, name, daemon, info.clone());
     let handle = ThreadHandle::for_record(&record, ctx);
     ctx.registry.register(record.clone());
     // A child that cannot read its start message dies of EOF; its reaper
@@ -329,7 +331,7 @@ pub fn stop_children(
             p.signal(signal);
         }
     }
-    let deadline = crate::runtime::clock::deadline_after(grace);
+    let deadline = ctx.deadline_after(grace);
     for c in children {
         let on = BlockOn::new(format!("process {} to stop", c.name), None, Some(deadline));
         if !matches!(c.wait_finished(ctx, me, &on), Ok(true)) {

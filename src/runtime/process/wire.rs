@@ -139,6 +139,9 @@ pub struct Start {
     pub name: String,
     pub daemon: bool,
     pub color: bool,
+    /// Seeds the child's `random()`: drawn from the parent's generator, so
+    /// a seeded run seeds its children too.
+    pub seed: u64,
     /// Names of the first `globals.len()` values of `payload`; then the
     /// callee, then its arguments.
     pub globals: Vec<String>,

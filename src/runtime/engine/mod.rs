@@ -1,0 +1,329 @@
+//! The one seam between the runtime and what runs it.
+//!
+//! Everything a script can observe about *when* things happen goes through
+//! here: the clock (`now`, deadlines), parking and waking a thread, starting
+//! the OS thread under a conc thread and its end, busy-waiting before a park
+//! (the "fast paths"), and the session's random numbers and machine facts.
+//! Every visible operation also announces itself with [`Engine::point`]
+//! before it takes any guard, which is where a scheduler that decides who
+//! runs next plugs in.
+//!
+//! The OS engine is conc as it runs for real: OS threads, the monotonic
+//! clock, futex parking; `point` costs one predictable branch. Nothing
+//! outside this module parks a conc thread, reads the clock for a deadline
+//! or spins waiting for another thread.
+
+mod os_threads;
+mod parker;
+mod rng;
+
+pub use parker::Parker;
+
+use super::threads::ThreadRecord;
+use crate::span::Span;
+use parking_lot::{Condvar, MutexGuard};
+use rng::Rng;
+use std::time::{Duration, Instant};
+
+/// A moment on the session's clock: nanoseconds since the session began.
+/// Real time on the OS engine; virtual time under a controlled scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Time(u64);
+
+/// Timeouts beyond this are "forever, in practice" (about 292 years would
+/// overflow the nanosecond count).
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 100);
+
+impl Time {
+    pub const ZERO: Time = Time(0);
+
+    pub fn from_nanos(ns: u64) -> Time {
+        Time(ns)
+    }
+
+    pub fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+
+    /// `d` later, saturating (an absurd timeout is a very late deadline).
+    pub fn after(self, d: Duration) -> Time {
+        let ns = d.min(FAR_FUTURE).as_nanos() as u64;
+        Time(self.0.saturating_add(ns))
+    }
+
+    /// How long from `earlier` to this moment (zero if it is not later).
+    pub fn since(self, earlier: Time) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+/// What kind of visible operation a thread is about to perform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// A global variable is read / assigned.
+    Read,
+    Write,
+    Acquire,
+    Release,
+    Put,
+    Get,
+    /// `wait` on an event, condition or barrier, `join`, `sleep`, `select`.
+    Wait,
+    /// `set`, `clear`, `notify`, a pool submit: changes what waiters see.
+    Signal,
+    /// Asks an object something without changing it (`size()`, `is_set()`).
+    Inspect,
+    Spawn,
+    Print,
+    /// A loop went round without any other visible operation.
+    BackEdge,
+    /// The thread is over.
+    End,
+}
+
+impl Op {
+    /// Whether two operations on one object can be reordered without
+    /// changing anything: only if both merely look.
+    pub fn only_reads(self) -> bool {
+        matches!(self, Op::Read | Op::Inspect)
+    }
+}
+
+/// One visible operation, announced before it happens.
+#[derive(Clone, Copy, Debug)]
+pub struct Step {
+    pub op: Op,
+    /// The object or global cell it touches (0: none).
+    pub object: u64,
+    pub at: Option<Span>,
+}
+
+impl Step {
+    pub fn new(op: Op, object: u64, at: Option<Span>) -> Step {
+        Step { op, object, at }
+    }
+}
+
+/// What a bounded busy-wait sees on each look.
+pub enum Spin {
+    /// What it waited for happened.
+    Done,
+    /// Not yet; look again.
+    Again,
+    /// Give up now (say, others are already queued).
+    Stop,
+}
+
+/// How long a thread may busy-wait before it parks: a few short spins,
+/// then a few yields of its time slice.
+#[derive(Clone, Copy)]
+pub struct Backoff {
+    pub spins: u32,
+    pub yields: u32,
+}
+
+pub struct Engine {
+    epoch: Instant,
+    rng: Rng,
+    seed: u64,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::os(None)
+    }
+}
+
+impl Engine {
+    /// The OS engine; `seed` fixes the random numbers (`--seed`).
+    pub fn os(seed: Option<u64>) -> Engine {
+        let seed = seed.unwrap_or_else(Rng::fresh_seed);
+        Engine {
+            epoch: Instant::now(),
+            rng: Rng::seeded(seed),
+            seed,
+        }
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    #[inline]
+    pub fn now(&self) -> Time {
+        Time(self.epoch.elapsed().as_nanos() as u64)
+    }
+
+    pub fn deadline_after(&self, d: Duration) -> Time {
+        self.now().after(d)
+    }
+
+    /// Whether `deadline` has passed.
+    #[inline]
+    pub fn passed(&self, deadline: Option<Time>) -> bool {
+        deadline.is_some_and(|d| self.now() >= d)
+    }
+
+    /// Seconds from now until `deadline` (never negative).
+    pub fn seconds_left(&self, deadline: Time) -> f64 {
+        deadline.since(self.now()).as_secs_f64()
+    }
+
+    fn instant(&self, t: Time) -> Instant {
+        self.epoch
+            .checked_add(Duration::from_nanos(t.0))
+            .unwrap_or_else(|| self.epoch + FAR_FUTURE)
+    }
+
+    /// `me` is about to perform `step`. The OS engine lets it go ahead.
+    #[inline(always)]
+    pub fn point(&self, _me: &ThreadRecord, _step: Step) {}
+
+    /// Whether busy-waits and other shortcuts that assume threads really
+    /// run at once are allowed.
+    #[inline(always)]
+    pub fn fast_paths(&self) -> bool {
+        true
+    }
+
+    /// Park `me` until it is unparked or `deadline` passes. Callers
+    /// re-check what they wait for: a stale permit may end this early.
+    pub fn park(&self, me: &ThreadRecord, deadline: Option<Time>) {
+        me.parker.park(deadline.map(|d| self.instant(d)));
+    }
+
+    pub fn unpark(&self, thread: &ThreadRecord) {
+        thread.parker.unpark();
+    }
+
+    /// Busy-wait within `backoff` until `look` says `Done` (true) or
+    /// `Stop` or the budget is used up (false).
+    pub fn spin(&self, backoff: Backoff, mut look: impl FnMut() -> Spin) -> bool {
+        if !self.fast_paths() {
+            return false;
+        }
+        for round in 0..backoff.spins + backoff.yields {
+            if round < backoff.spins {
+                for _ in 0..(2u32 << round.min(16)) {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+            match look() {
+                Spin::Done => return true,
+                Spin::Stop => return false,
+                Spin::Again => {}
+            }
+        }
+        false
+    }
+
+    /// Start the OS thread that runs a conc thread's `job` (named `name`
+    /// for `ps -L` and debuggers).
+    pub fn start_thread(
+        &self,
+        name: &str,
+        stack: usize,
+        job: Box<dyn FnOnce() + Send>,
+    ) -> std::io::Result<()> {
+        os_threads::run(name, stack, job)
+    }
+
+    /// Wait on `cv` for at most `limit` for a helper of the runtime (not a
+    /// conc thread) to finish something; true if the time ran out.
+    pub fn helper_wait<T>(
+        &self,
+        cv: &Condvar,
+        guard: &mut MutexGuard<'_, T>,
+        limit: Duration,
+    ) -> bool {
+        cv.wait_for(guard, limit).timed_out()
+    }
+
+    /// A uniformly random 64-bit number from the session's generator.
+    pub fn random(&self) -> u64 {
+        self.rng.next()
+    }
+
+    pub fn cpu_count(&self) -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    pub fn pid(&self) -> u32 {
+        std::process::id()
+    }
+
+    pub fn parent_pid(&self) -> u32 {
+        // SAFETY: getppid has no preconditions and cannot fail.
+        unsafe { libc::getppid() as u32 }
+    }
+
+    /// The OS thread id of the calling thread.
+    pub fn native_id(&self) -> u64 {
+        // SAFETY: gettid has no preconditions.
+        unsafe { libc::gettid() as u64 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_saturates_and_orders() {
+        let t = Time::from_nanos(5);
+        assert!(t.after(Duration::from_secs(1)) > t);
+        assert_eq!(t.after(Duration::MAX), t.after(FAR_FUTURE));
+        assert_eq!(t.since(t.after(Duration::from_secs(1))), Duration::ZERO);
+    }
+
+    #[test]
+    fn deadlines_pass() {
+        let e = Engine::os(Some(1));
+        assert!(!e.passed(None));
+        assert!(e.passed(Some(Time::ZERO)));
+        assert!(!e.passed(Some(e.deadline_after(Duration::from_secs(60)))));
+    }
+
+    #[test]
+    fn a_parked_thread_wakes_on_unpark_or_deadline() {
+        let e = std::sync::Arc::new(Engine::os(Some(1)));
+        let me = ThreadRecord::new(1, "t".into(), false);
+        let start = Instant::now();
+        e.park(&me, Some(e.deadline_after(Duration::from_millis(20))));
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        // A permit given before the park is not lost.
+        e.unpark(&me);
+        e.park(&me, None);
+    }
+
+    #[test]
+    fn spin_stops_early_and_gives_up() {
+        let e = Engine::os(Some(1));
+        let b = Backoff {
+            spins: 3,
+            yields: 2,
+        };
+        let mut n = 0;
+        assert!(e.spin(b, || {
+            n += 1;
+            if n == 3 {
+                Spin::Done
+            } else {
+                Spin::Again
+            }
+        }));
+        assert!(!e.spin(b, || Spin::Stop));
+        let mut looks = 0;
+        assert!(!e.spin(b, || {
+            looks += 1;
+            Spin::Again
+        }));
+        assert_eq!(looks, 5);
+    }
+}

@@ -1,0 +1,347 @@
+//! The registry: every live thread of a session and what each waits for.
+
+use super::deadlock::{self, Found};
+use super::{BlockOn, ThreadId};
+use crate::diagnostics::RuntimeError;
+use crate::runtime::engine::Engine;
+use crate::runtime::threads::{ThreadRecord, ThreadRef};
+use crate::span::SourceMap;
+use parking_lot::{Mutex, MutexGuard};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub(super) struct Waiting {
+    pub(super) on: BlockOn,
+    pub(super) woken: bool,
+}
+
+impl Waiting {
+    /// Blocked with nothing but another thread of ours able to wake it.
+    pub(super) fn stuck(&self) -> bool {
+        !self.woken
+            && self.on.deadline.is_none()
+            && !self.on.external
+            && self
+                .on
+                .quiet
+                .as_ref()
+                .is_none_or(|q| q.load(Ordering::Acquire))
+    }
+
+    /// Blocked until another process answers (a call on a shared object).
+    pub(super) fn on_other_process(&self) -> bool {
+        !self.woken && self.on.external && self.on.deadline.is_none()
+    }
+
+    /// Nothing in this process but another thread or process can end it.
+    pub(super) fn blocked(&self) -> bool {
+        self.stuck() || self.on_other_process()
+    }
+}
+
+pub(super) struct Entry {
+    pub(super) thread: ThreadRef,
+    pub(super) waiting: Option<Waiting>,
+    /// Woken while enlisted on some object but not yet in `waiting` (a
+    /// `select` tries its arms one by one before it begins its wait): the
+    /// wait that begins next starts out woken.
+    wake_pending: bool,
+}
+
+pub(super) type Threads = BTreeMap<ThreadId, Entry>;
+
+/// What a deadlock does to the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadlockPolicy {
+    /// A script: the run is over. Every thread is interrupted with the
+    /// report, which the main thread's run gives back as its outcome.
+    EndRun,
+    /// The REPL: the threads involved get the report; the session goes on.
+    InterruptInvolved,
+}
+
+/// Told of a deadlock when it is found (a child process tells its parent).
+pub type DeadlockHandler = Box<dyn Fn(&RuntimeError) + Send + Sync>;
+
+/// Told, after the parent asked (`probe`), as soon as this (child) process
+/// is quiet: every thread waits and only the parent can wake any of them.
+/// Gets what the threads wait for inside the child.
+pub type QuietHook = Box<dyn Fn(Vec<String>) + Send + Sync>;
+
+pub struct Registry {
+    threads: Mutex<Threads>,
+    engine: Engine,
+    policy: Mutex<DeadlockPolicy>,
+    on_deadlock: Mutex<Option<Arc<DeadlockHandler>>>,
+    /// The deadlock that ended the run (`EndRun`): later waits fail with it.
+    ended: Mutex<Option<RuntimeError>>,
+    /// To name held locks as the script wrote them in reports.
+    sources: Mutex<SourceMap>,
+    quiet_hook: Mutex<Option<Arc<QuietHook>>>,
+    /// The parent asked whether we are quiet and has had no answer yet
+    /// (only ever set in a child: everyone else skips the check cheaply).
+    probed: AtomicBool,
+    next_thread: AtomicU64,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new(Engine::default())
+    }
+}
+
+/// A snapshot line for `:threads` and reports.
+pub struct ThreadInfo {
+    pub thread: ThreadRef,
+    pub waiting: Option<BlockOn>,
+}
+
+impl Registry {
+    pub fn new(engine: Engine) -> Registry {
+        Registry {
+            threads: Mutex::new(BTreeMap::new()),
+            engine,
+            policy: Mutex::new(DeadlockPolicy::InterruptInvolved),
+            on_deadlock: Mutex::new(None),
+            ended: Mutex::new(None),
+            sources: Mutex::new(SourceMap::default()),
+            quiet_hook: Mutex::new(None),
+            probed: AtomicBool::new(false),
+            next_thread: AtomicU64::new(1),
+        }
+    }
+
+    #[inline]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// A new thread record with this session's next thread id.
+    pub fn new_thread(&self, name: String, daemon: bool) -> ThreadRef {
+        ThreadRecord::new(self.next_thread_id(), name, daemon)
+    }
+
+    pub fn next_thread_id(&self) -> ThreadId {
+        self.next_thread.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn set_sources(&self, sources: SourceMap) {
+        *self.sources.lock() = sources;
+    }
+
+    pub fn set_deadlock_policy(&self, policy: DeadlockPolicy) {
+        *self.policy.lock() = policy;
+    }
+
+    pub fn set_deadlock_handler(&self, handler: Option<DeadlockHandler>) {
+        *self.on_deadlock.lock() = handler.map(Arc::new);
+    }
+
+    /// The deadlock that ended this run, if one did.
+    pub fn ended(&self) -> Option<RuntimeError> {
+        self.ended.lock().clone()
+    }
+
+    pub fn set_quiet_hook(&self, hook: QuietHook) {
+        *self.quiet_hook.lock() = Some(Arc::new(hook));
+    }
+
+    /// The parent's threads are all blocked and it asks whether ours are
+    /// too: answer as soon as that is so (maybe now).
+    pub fn probe(&self) {
+        self.probed.store(true, Ordering::Release);
+        let threads = self.threads.lock();
+        self.update_quiet(&threads);
+    }
+
+    /// Answer a pending probe once this process is quiet. Asking only when
+    /// the parent has nothing else to do keeps this off every hot path.
+    fn update_quiet(&self, threads: &Threads) {
+        if !self.probed.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(hook) = self.quiet_hook.lock().clone() else {
+            return;
+        };
+        // Quiet: every thread waits, at least one on the parent (if none
+        // does, this is a deadlock of our own, reported here).
+        let quiet = threads
+            .values()
+            .any(|e| e.waiting.as_ref().is_some_and(Waiting::on_other_process))
+            && threads
+                .values()
+                .all(|e| e.waiting.as_ref().is_some_and(Waiting::blocked));
+        if !quiet || !self.probed.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let waits = deadlock::inner_waits(threads, &self.sources.lock());
+        hook(waits)
+    }
+
+    /// Something outside the registry changed whether a wait is stuck (a
+    /// child process turned quiet): look for a deadlock now.
+    pub fn recheck(&self) {
+        let threads = self.threads.lock();
+        deadlock::probe_children(&threads);
+        let found = deadlock::all_stuck(&threads, &self.sources.lock());
+        if let Some(found) = found {
+            self.deadlock(threads, found, None);
+        }
+    }
+
+    pub fn register(&self, thread: ThreadRef) {
+        self.threads.lock().insert(
+            thread.id,
+            Entry {
+                thread,
+                waiting: None,
+                wake_pending: false,
+            },
+        );
+    }
+
+    /// A thread ended: the others may now be stuck for good.
+    pub fn unregister(&self, id: ThreadId) {
+        let mut threads = self.threads.lock();
+        threads.remove(&id);
+        self.update_quiet(&threads);
+        deadlock::probe_children(&threads);
+        let found = deadlock::all_stuck(&threads, &self.sources.lock());
+        if let Some(found) = found {
+            self.deadlock(threads, found, None);
+        }
+    }
+
+    /// What `thread` holds, named as in deadlock reports ("lock#3 (m)").
+    pub fn holdings(&self, thread: &ThreadRecord) -> Vec<String> {
+        deadlock::holdings(thread, &self.sources.lock())
+    }
+
+    pub fn snapshot(&self) -> Vec<ThreadInfo> {
+        self.threads
+            .lock()
+            .values()
+            .map(|e| ThreadInfo {
+                thread: e.thread.clone(),
+                waiting: e.waiting.as_ref().map(|w| w.on.clone()),
+            })
+            .collect()
+    }
+
+    /// Record that `me` is about to park waiting for `on`; fails with the
+    /// deadlock report if that wait can never end.
+    pub fn begin_wait(&self, me: &ThreadRecord, on: &BlockOn) -> Result<(), RuntimeError> {
+        let mut threads = self.threads.lock();
+        if let Some(ended) = self.ended.lock().clone() {
+            return Err(ended);
+        }
+        if let Some(entry) = threads.get_mut(&me.id) {
+            let woken = std::mem::take(&mut entry.wake_pending);
+            entry.waiting = Some(Waiting {
+                on: on.clone(),
+                woken,
+            });
+        }
+        self.update_quiet(&threads);
+        deadlock::probe_children(&threads);
+        if on.deadline.is_some() || on.external {
+            return Ok(());
+        }
+        let found = {
+            let sources = self.sources.lock();
+            deadlock::lock_cycle(&threads, me.id, &sources)
+                .or_else(|| deadlock::all_stuck(&threads, &sources))
+        };
+        match found {
+            Some(found) => {
+                if let Some(entry) = threads.get_mut(&me.id) {
+                    entry.waiting = None;
+                }
+                Err(self.deadlock(threads, found, Some(me.id)))
+            }
+            None => Ok(()),
+        }
+    }
+
+    pub fn end_wait(&self, me: &ThreadRecord) {
+        let mut threads = self.threads.lock();
+        if let Some(entry) = threads.get_mut(&me.id) {
+            entry.waiting = None;
+            entry.wake_pending = false;
+        }
+        self.update_quiet(&threads);
+    }
+
+    /// Mark a blocked thread runnable, then unpark it.
+    pub fn wake(&self, thread: &ThreadRecord) {
+        let mut threads = self.threads.lock();
+        if let Some(entry) = threads.get_mut(&thread.id) {
+            match &mut entry.waiting {
+                Some(w) => w.woken = true,
+                None => entry.wake_pending = true,
+            }
+        }
+        self.update_quiet(&threads);
+        drop(threads);
+        self.engine.unpark(thread);
+    }
+
+    /// Ask a thread to stop what it is doing with `err` (Ctrl-C, deadlock).
+    pub fn interrupt(&self, thread: &ThreadRecord, err: RuntimeError) {
+        thread.set_interrupt(err);
+        self.wake(thread);
+    }
+
+    /// A deadlock found inside a child process (`from`): a deadlock of the
+    /// whole program, handled as if found here.
+    pub fn report_deadlock(&self, from: &str, err: RuntimeError, ctx: &crate::runtime::Context) {
+        if *self.policy.lock() == DeadlockPolicy::EndRun {
+            let threads = self.threads.lock();
+            let found = Found {
+                ids: Vec::new(),
+                error: err,
+            };
+            self.deadlock(threads, found, None);
+            return;
+        }
+        match self.on_deadlock.lock().clone() {
+            Some(handler) => handler(&err),
+            None => (ctx.reporter)(from, &err),
+        }
+    }
+
+    /// Tell the handler, then interrupt the threads the policy names (every
+    /// thread when the run ends), and give the report to the detector.
+    fn deadlock(
+        &self,
+        threads: MutexGuard<'_, Threads>,
+        found: Found,
+        detector: Option<ThreadId>,
+    ) -> RuntimeError {
+        let err = found.error;
+        let policy = *self.policy.lock();
+        if policy == DeadlockPolicy::EndRun {
+            let mut ended = self.ended.lock();
+            if let Some(first) = ended.as_ref() {
+                return first.clone();
+            }
+            *ended = Some(err.clone());
+        }
+        let victims: Vec<ThreadRef> = threads
+            .iter()
+            .filter(|(id, _)| Some(**id) != detector)
+            .filter(|(id, _)| policy == DeadlockPolicy::EndRun || found.ids.contains(id))
+            .map(|(_, e)| e.thread.clone())
+            .collect();
+        drop(threads);
+        let handler = self.on_deadlock.lock().clone();
+        if let Some(handler) = handler {
+            handler(&err);
+        }
+        for v in victims {
+            self.interrupt(&v, err.clone());
+        }
+        err
+    }
+}
