@@ -43,6 +43,7 @@ pub fn run() -> i32 {
         main_name: start.name.clone(),
         daemon_process: start.daemon,
         seed: Some(start.seed),
+        schedule: None,
     });
     let ctx = session.context().clone();
     link.attach(&ctx);

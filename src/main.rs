@@ -1,6 +1,8 @@
 //! The `conc` command: arguments -> Session -> exit status.
 
 use clap::{Parser, Subcommand};
+use conc::runtime::engine::controlled::schedule::{script_hash, Schedule, Token};
+use conc::runtime::engine::Rng;
 use conc::session::{Session, SessionOptions};
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -28,6 +30,13 @@ struct Cli {
     /// Seed random() and randint() so a run's random numbers repeat
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+
+    /// Run under the controlled scheduler: one thread at a time, virtual
+    /// time, an exact replay line when the run fails. SCHEDULE is random,
+    /// random:SEED, pct:DEPTH, pct:DEPTH:SEED or replay:TOKEN. cpu_count()
+    /// is 4 and getpid() is 1000 under control.
+    #[arg(long, value_name = "SCHEDULE")]
+    sched: Option<String>,
 
     /// The script to run, then the arguments it sees in argv()
     #[arg(
@@ -74,12 +83,36 @@ fn main() -> ExitCode {
     std::process::exit(code)
 }
 
+/// How a script is run, from the flags.
+struct RunOptions {
+    color: bool,
+    seed: Option<u64>,
+    schedule: Option<Schedule>,
+}
+
 fn run(cli: Cli) -> i32 {
     let color =
         !cli.no_color && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     if let Some(Command::Test { paths }) = cli.command {
         return run_tests(paths);
     }
+    let schedule = match cli
+        .sched
+        .as_deref()
+        .map(|s| Schedule::parse(s, Rng::fresh_seed))
+    {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            eprintln!("conc: --sched: {}", e);
+            return 2;
+        }
+    };
+    let options = RunOptions {
+        color,
+        seed: cli.seed,
+        schedule,
+    };
     let (name, source, argv) = match (cli.code, cli.script.split_first()) {
         (Some(code), _) => ("<-c>".to_string(), code, cli.script.clone()),
         (None, Some((file, rest))) => match std::fs::read_to_string(file) {
@@ -89,42 +122,86 @@ fn run(cli: Cli) -> i32 {
                 return 2;
             }
         },
-        (None, None) => return run_stdin_or_repl(color, cli.seed),
+        (None, None) => return run_stdin_or_repl(options),
     };
-    run_script(&name, &source, argv, color, cli.seed)
+    run_script(&name, &source, argv, options)
 }
 
-fn run_script(name: &str, source: &str, argv: Vec<String>, color: bool, seed: Option<u64>) -> i32 {
+fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) -> i32 {
+    if let Some(Schedule::Replay(token)) = &options.schedule {
+        if token.script_hash != script_hash(source) {
+            eprintln!(
+                "replay: {} has changed since this token was made; following its schedule as far as it fits",
+                name
+            );
+        }
+    }
+    let controlled = options.schedule.is_some();
     let mut session = Session::new(SessionOptions {
-        argv,
-        color,
-        seed,
+        argv: argv.clone(),
+        color: options.color,
+        seed: options.seed,
+        schedule: options.schedule,
         ..Default::default()
     });
     let result = session
         .run(name, source)
         .map(|_| ())
         .and_then(|_| session.finish());
+    if let Some(why) = session.replay_divergence() {
+        eprintln!(
+            "replay: the run no longer follows the recorded schedule: {}",
+            why
+        );
+    }
     match result {
         Ok(()) => 0,
         Err(e) => {
             eprint!("{}", session.render(&e));
+            if controlled {
+                if let Some(token) = session.replay_token() {
+                    eprintln!("replay: {}", replay_command(&token, name, source, &argv));
+                }
+            }
             session.abandon_children();
             e.exit_code()
         }
     }
 }
 
-fn run_stdin_or_repl(color: bool, seed: Option<u64>) -> i32 {
+/// The command line that replays this run exactly.
+fn replay_command(token: &Token, name: &str, source: &str, argv: &[String]) -> String {
+    let what = match name {
+        "<-c>" => format!("-c {}", shell_quote(source)),
+        "<stdin>" => "- < (the same standard input)".to_string(),
+        file => shell_quote(file),
+    };
+    let args: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+    format!("conc --sched replay:{} {} {}", token, what, args.join(" "))
+        .trim_end()
+        .to_string()
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn run_stdin_or_repl(options: RunOptions) -> i32 {
     if std::io::stdin().is_terminal() {
-        return conc::repl::run(color);
+        return conc::repl::run(options.color);
     }
     let mut source = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut source) {
         eprintln!("conc: cannot read standard input: {}", e);
         return 2;
     }
-    run_script("<stdin>", &source, Vec::new(), color, seed)
+    run_script("<stdin>", &source, Vec::new(), options)
 }
 
 /// `conc test`: each fixture runs in its own `conc` process (this binary).

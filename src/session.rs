@@ -6,6 +6,7 @@ use crate::diagnostics::{self, ConcError, RuntimeError};
 use crate::eval::globals::Globals;
 use crate::eval::value::Value;
 use crate::eval::{builtins, Interp};
+use crate::runtime::engine::controlled::schedule::{script_hash, Schedule, Token};
 use crate::runtime::engine::Engine;
 use crate::runtime::output::{Output, Stdout};
 use crate::runtime::threads::{self, ThreadRef};
@@ -24,6 +25,8 @@ pub struct SessionOptions {
     pub deadlock_exits: bool,
     /// Seeds `random()` (`--seed`); a fresh seed when `None`.
     pub seed: Option<u64>,
+    /// Run under the controlled engine with this schedule (`--sched`).
+    pub schedule: Option<Schedule>,
     /// Render reports with colour.
     pub color: bool,
     /// The name of the thread that runs the script ("main"; a child
@@ -40,6 +43,7 @@ impl Default for SessionOptions {
             out: Arc::new(Stdout),
             deadlock_exits: true,
             seed: None,
+            schedule: None,
             color: false,
             main_name: "main".to_string(),
             daemon_process: false,
@@ -72,7 +76,10 @@ impl Session {
             sources,
             out: options.out,
             argv: options.argv,
-            registry: Registry::new(Engine::os(options.seed)),
+            registry: Registry::new(match &options.schedule {
+                None => Engine::os(options.seed),
+                Some(s) => Engine::controlled(s.strategy(), options.seed.unwrap_or(s.seed())),
+            }),
             reporter: Box::new(move |thread, err| {
                 let rendered =
                     diagnostics::render(&ConcError::Runtime(err.clone()), &reporter_sources, color);
@@ -93,6 +100,7 @@ impl Session {
         }
         let main = ctx.registry.new_thread(options.main_name, false);
         ctx.registry.register(main.clone());
+        ctx.engine().adopt(&main);
         let interp = Interp::new(ctx.clone(), main.clone());
         Session {
             ctx,
@@ -176,6 +184,19 @@ impl Session {
         }
         self.abandon_children();
         Ok(())
+    }
+
+    /// Under control: the token that replays this run so far.
+    pub fn replay_token(&self) -> Option<Token> {
+        let record = self.ctx.engine().scheduler()?.record();
+        let first = self.ctx.sources.all().first().map(|s| s.text.to_string());
+        let hash = script_hash(&first.unwrap_or_default());
+        Some(Token::new(&record.strategy, hash, &record.choices))
+    }
+
+    /// Under a replay: why it stopped matching the script, if it did.
+    pub fn replay_divergence(&self) -> Option<String> {
+        self.ctx.engine().scheduler()?.record().divergence
     }
 
     pub fn render(&self, err: &ConcError) -> String {

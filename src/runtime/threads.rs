@@ -344,8 +344,8 @@ pub fn spawn(
     let handle = ThreadHandle::for_record(&record, ctx);
     ctx.registry.register(record.clone());
     let (ctx2, rec2) = (ctx.clone(), record.clone());
-    let started = ctx.registry.engine().start_thread(
-        &record.name,
+    let started = ctx.engine().start_thread(
+        &record,
         THREAD_STACK,
         Box::new(move || run_thread(ctx2, rec2, body)),
     );
@@ -364,10 +364,11 @@ fn run_thread(
     record: ThreadRef,
     body: Box<dyn FnOnce(ThreadRef) -> Result<Value, RuntimeError> + Send>,
 ) {
-    let native = ctx.registry.engine().native_id();
+    let native = ctx.engine().native_id(&record);
     record.os_id.store(native, Ordering::Relaxed);
     let result = body(record.clone());
     record.end(result, &ctx);
+    ctx.engine().thread_ended(&record);
 }
 
 impl ThreadRecord {

@@ -13,16 +13,20 @@
 //! outside this module parks a conc thread, reads the clock for a deadline
 //! or spins waiting for another thread.
 
+pub mod controlled;
 mod os_threads;
 mod parker;
 mod rng;
 
 pub use parker::Parker;
+pub use rng::Rng;
 
-use super::threads::ThreadRecord;
+use super::threads::{ThreadRecord, ThreadRef};
 use crate::span::Span;
+use controlled::strategy::Strategy;
+use controlled::Scheduler;
 use parking_lot::{Condvar, MutexGuard};
-use rng::Rng;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A moment on the session's clock: nanoseconds since the session began.
@@ -130,7 +134,15 @@ pub struct Engine {
     epoch: Instant,
     rng: Rng,
     seed: u64,
+    /// Set for the controlled engine.
+    sched: Option<Arc<Scheduler>>,
 }
+
+/// What `cpu_count()` says under control: a fixed number, so a script that
+/// sizes its pools by it runs the same everywhere.
+pub const CONTROLLED_CPUS: usize = 4;
+/// `getpid()` of the main process under control.
+pub const CONTROLLED_PID: u32 = 1000;
 
 impl Default for Engine {
     fn default() -> Self {
@@ -146,6 +158,29 @@ impl Engine {
             epoch: Instant::now(),
             rng: Rng::seeded(seed),
             seed,
+            sched: None,
+        }
+    }
+
+    /// The controlled engine: one thread at a time, chosen by `strategy`,
+    /// on a virtual clock; `seed` seeds the script's random numbers.
+    pub fn controlled(strategy: Box<dyn Strategy>, seed: u64) -> Engine {
+        Engine {
+            sched: Some(Arc::new(Scheduler::new(strategy))),
+            ..Engine::os(Some(seed))
+        }
+    }
+
+    /// The scheduler, under control.
+    pub fn scheduler(&self) -> Option<&Arc<Scheduler>> {
+        self.sched.as_ref()
+    }
+
+    /// The session's first thread is running: under control it holds the
+    /// turn.
+    pub fn adopt(&self, main: &ThreadRef) {
+        if let Some(s) = &self.sched {
+            s.adopt(main);
         }
     }
 
@@ -155,7 +190,10 @@ impl Engine {
 
     #[inline]
     pub fn now(&self) -> Time {
-        Time(self.epoch.elapsed().as_nanos() as u64)
+        match &self.sched {
+            None => Time(self.epoch.elapsed().as_nanos() as u64),
+            Some(s) => s.now(),
+        }
     }
 
     pub fn deadline_after(&self, d: Duration) -> Time {
@@ -179,25 +217,36 @@ impl Engine {
             .unwrap_or_else(|| self.epoch + FAR_FUTURE)
     }
 
-    /// `me` is about to perform `step`. The OS engine lets it go ahead.
+    /// `me` is about to perform `step`. The OS engine lets it go ahead;
+    /// under control another thread may run first.
     #[inline(always)]
-    pub fn point(&self, _me: &ThreadRecord, _step: Step) {}
+    pub fn point(&self, me: &ThreadRecord, step: Step) {
+        if let Some(s) = &self.sched {
+            s.point(me, step)
+        }
+    }
 
     /// Whether busy-waits and other shortcuts that assume threads really
     /// run at once are allowed.
     #[inline(always)]
     pub fn fast_paths(&self) -> bool {
-        true
+        self.sched.is_none()
     }
 
     /// Park `me` until it is unparked or `deadline` passes. Callers
     /// re-check what they wait for: a stale permit may end this early.
     pub fn park(&self, me: &ThreadRecord, deadline: Option<Time>) {
-        me.parker.park(deadline.map(|d| self.instant(d)));
+        match &self.sched {
+            None => me.parker.park(deadline.map(|d| self.instant(d))),
+            Some(s) => s.park(me, deadline),
+        }
     }
 
     pub fn unpark(&self, thread: &ThreadRecord) {
-        thread.parker.unpark();
+        match &self.sched {
+            None => thread.parker.unpark(),
+            Some(s) => s.unpark(thread),
+        }
     }
 
     /// Busy-wait within `backoff` until `look` says `Done` (true) or
@@ -223,15 +272,39 @@ impl Engine {
         false
     }
 
-    /// Start the OS thread that runs a conc thread's `job` (named `name`
-    /// for `ps -L` and debuggers).
+    /// Start the OS thread that runs `thread`'s `job` (named after it for
+    /// `ps -L` and debuggers). Under control it runs once it is chosen.
     pub fn start_thread(
         &self,
-        name: &str,
+        thread: &ThreadRef,
         stack: usize,
         job: Box<dyn FnOnce() + Send>,
     ) -> std::io::Result<()> {
-        os_threads::run(name, stack, job)
+        let Some(s) = &self.sched else {
+            return os_threads::run(&thread.name, stack, job);
+        };
+        s.created(thread);
+        let (s2, me) = (s.clone(), thread.clone());
+        let started = os_threads::run(
+            &thread.name,
+            stack,
+            Box::new(move || {
+                s2.begin(&me);
+                job()
+            }),
+        );
+        if started.is_err() {
+            s.forget(thread);
+        }
+        started
+    }
+
+    /// `me` is over (after its record says so): under control the turn
+    /// moves on.
+    pub fn thread_ended(&self, me: &ThreadRecord) {
+        if let Some(s) = &self.sched {
+            s.ended(me)
+        }
     }
 
     /// Wait on `cv` for at most `limit` for a helper of the runtime (not a
@@ -251,22 +324,35 @@ impl Engine {
     }
 
     pub fn cpu_count(&self) -> usize {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        match &self.sched {
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Some(_) => CONTROLLED_CPUS,
+        }
     }
 
     pub fn pid(&self) -> u32 {
-        std::process::id()
+        match &self.sched {
+            None => std::process::id(),
+            Some(_) => CONTROLLED_PID,
+        }
     }
 
     pub fn parent_pid(&self) -> u32 {
-        // SAFETY: getppid has no preconditions and cannot fail.
-        unsafe { libc::getppid() as u32 }
+        match &self.sched {
+            // SAFETY: getppid has no preconditions and cannot fail.
+            None => unsafe { libc::getppid() as u32 },
+            Some(_) => 1,
+        }
     }
 
-    /// The OS thread id of the calling thread.
-    pub fn native_id(&self) -> u64 {
-        // SAFETY: gettid has no preconditions.
-        unsafe { libc::gettid() as u64 }
+    /// The OS thread id of `me`, called on its own thread (under control, a
+    /// number made from its conc id).
+    pub fn native_id(&self, me: &ThreadRecord) -> u64 {
+        match &self.sched {
+            // SAFETY: gettid has no preconditions.
+            None => unsafe { libc::gettid() as u64 },
+            Some(_) => CONTROLLED_PID as u64 + me.id,
+        }
     }
 }
 

@@ -304,7 +304,7 @@ impl Link {
         drop(jobs);
         let (link, ctx2, g) = (self.clone(), ctx.clone(), ghost.clone());
         let started = ctx.engine().start_thread(
-            &ghost.record.name,
+            &ghost.record,
             crate::runtime::threads::THREAD_STACK,
             Box::new(move || g.run(&link, &ctx2)),
         );

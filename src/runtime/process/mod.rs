@@ -157,6 +157,13 @@ pub fn spawn(
     args: &[Value],
     span: Span,
 ) -> Result<Arc<ThreadHandle>, RuntimeError> {
+    if ctx.engine().scheduler().is_some() {
+        return Err(RuntimeError::new(
+            kind::PROCESS,
+            "spawn process is not supported under a controlled schedule (--sched) yet",
+        )
+        .with_help("run this script without --sched, or use threads"));
+    }
     if ctx.daemon_process {
         return Err(
             RuntimeError::new(kind::PROCESS, "a daemon process cannot spawn processes")

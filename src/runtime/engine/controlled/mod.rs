@@ -1,0 +1,379 @@
+//! The controlled engine: exactly one conc thread runs at a time, and at
+//! every scheduling point a strategy decides which one runs next.
+//!
+//! Each conc thread still runs on an OS thread of its own (the evaluator
+//! recurses on the native stack), but only the holder of the *turn* runs;
+//! the others wait on their own condition variable. The turn moves at
+//! `point` (a visible operation is about to happen), `park` (the thread
+//! blocks) and `ended`. Parking and waking change who *can* run without
+//! any OS wake-up, and time is virtual: when nothing can run, the clock
+//! jumps to the earliest deadline. So a run is a pure function of the
+//! script and the sequence of decisions, which the scheduler records.
+
+pub mod schedule;
+pub mod strategy;
+
+use super::{Op, Step, Time};
+use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::threads::{ThreadRecord, ThreadRef};
+use crate::runtime::waits::ThreadId;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use strategy::{Choice, Strategy};
+
+/// A thread that went round this many loops with nothing but reads in
+/// between is waiting for something (`while not done { }`): when every
+/// thread that can run is doing that, the clock may jump ahead.
+const SPINNING: u32 = 2;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Runnable,
+    Blocked(Option<Time>),
+}
+
+struct Slot {
+    thread: ThreadRef,
+    status: Status,
+    /// Unparked while not blocked: the next park returns at once.
+    permit: bool,
+    turn: Arc<Condvar>,
+    /// The operation it announced last.
+    next: Option<Step>,
+    /// Back-edges since its last operation that changed anything.
+    spin: u32,
+}
+
+struct State {
+    slots: BTreeMap<ThreadId, Slot>,
+    current: Option<ThreadId>,
+    strategy: Box<dyn Strategy>,
+    steps: u64,
+    /// The index chosen at every decision with more than one candidate,
+    /// and how many candidates there were.
+    choices: Vec<(u32, u32)>,
+}
+
+pub struct Scheduler {
+    state: Mutex<State>,
+    /// Virtual now in nanoseconds; written only under `state`.
+    clock: AtomicU64,
+}
+
+/// What a run under control decided, for its replay token.
+pub struct Record {
+    pub strategy: String,
+    pub choices: Vec<(u32, u32)>,
+    pub steps: u64,
+    pub divergence: Option<String>,
+}
+
+impl Scheduler {
+    pub fn new(strategy: Box<dyn Strategy>) -> Scheduler {
+        Scheduler {
+            state: Mutex::new(State {
+                slots: BTreeMap::new(),
+                current: None,
+                strategy,
+                steps: 0,
+                choices: Vec::new(),
+            }),
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    pub fn now(&self) -> Time {
+        Time::from_nanos(self.clock.load(Ordering::Acquire))
+    }
+
+    pub fn record(&self) -> Record {
+        let st = self.state.lock();
+        Record {
+            strategy: st.strategy.describe(),
+            choices: st.choices.clone(),
+            steps: st.steps,
+            divergence: st.strategy.divergence(),
+        }
+    }
+
+    fn add(st: &mut State, thread: &ThreadRef) {
+        st.strategy.thread_created(thread.id);
+        st.slots.insert(
+            thread.id,
+            Slot {
+                thread: thread.clone(),
+                status: Status::Runnable,
+                permit: false,
+                turn: Arc::new(Condvar::new()),
+                next: None,
+                spin: 0,
+            },
+        );
+    }
+
+    /// The thread already running (the session's main thread) takes the
+    /// turn.
+    pub fn adopt(&self, me: &ThreadRef) {
+        let mut st = self.state.lock();
+        Self::add(&mut st, me);
+        if st.current.is_none() {
+            st.current = Some(me.id);
+        }
+    }
+
+    /// A new thread can run from now on (its OS thread calls `begin`).
+    pub fn created(&self, thread: &ThreadRef) {
+        Self::add(&mut self.state.lock(), thread);
+    }
+
+    /// A thread whose OS thread never started: it never runs.
+    pub fn forget(&self, thread: &ThreadRecord) {
+        self.state.lock().slots.remove(&thread.id);
+    }
+
+    /// On the new thread's own OS thread: wait for its first turn.
+    pub fn begin(&self, me: &ThreadRecord) {
+        let st = self.state.lock();
+        drop(Self::wait_turn(st, me.id));
+    }
+
+    /// The thread is over: it leaves, and the turn moves on.
+    pub fn ended(&self, me: &ThreadRecord) {
+        let mut st = self.state.lock();
+        st.slots.remove(&me.id);
+        let next = self.decide(&mut st, None);
+        self.give_turn(&mut st, next);
+    }
+
+    /// `me` is about to perform `step`: maybe another thread goes first.
+    pub fn point(&self, me: &ThreadRecord, step: Step) {
+        let mut st = self.state.lock();
+        st.steps += 1;
+        let Some(slot) = st.slots.get_mut(&me.id) else {
+            return;
+        };
+        match step.op {
+            Op::BackEdge => slot.spin = slot.spin.saturating_add(1),
+            op if op.only_reads() => {}
+            _ => slot.spin = 0,
+        }
+        slot.next = Some(step);
+        let next = self.decide(&mut st, Some(me.id));
+        if next != Some(me.id) {
+            self.give_turn(&mut st, next);
+            drop(Self::wait_turn(st, me.id));
+        }
+    }
+
+    /// `me` blocks until unparked or `deadline`.
+    pub fn park(&self, me: &ThreadRecord, deadline: Option<Time>) {
+        let mut st = self.state.lock();
+        let Some(slot) = st.slots.get_mut(&me.id) else {
+            return;
+        };
+        if std::mem::take(&mut slot.permit) {
+            return;
+        }
+        slot.status = Status::Blocked(deadline);
+        let next = self.decide(&mut st, None);
+        self.give_turn(&mut st, next);
+        drop(Self::wait_turn(st, me.id));
+    }
+
+    /// `thread` can run again (or, if it is not blocked, its next park
+    /// returns at once). Nobody is woken: it runs when it is chosen.
+    pub fn unpark(&self, thread: &ThreadRecord) {
+        let mut st = self.state.lock();
+        if let Some(slot) = st.slots.get_mut(&thread.id) {
+            match slot.status {
+                Status::Blocked(_) => slot.status = Status::Runnable,
+                Status::Runnable => slot.permit = true,
+            }
+        }
+    }
+
+    fn wait_turn(mut st: MutexGuard<'_, State>, me: ThreadId) -> MutexGuard<'_, State> {
+        let Some(turn) = st.slots.get(&me).map(|s| s.turn.clone()) else {
+            return st;
+        };
+        while st.current != Some(me) {
+            turn.wait(&mut st);
+        }
+        st
+    }
+
+    fn give_turn(&self, st: &mut State, next: Option<ThreadId>) {
+        st.current = next;
+        if let Some(slot) = next.and_then(|id| st.slots.get(&id)) {
+            slot.turn.notify_one();
+        }
+    }
+
+    fn runnable(st: &State) -> Vec<ThreadId> {
+        st.slots
+            .iter()
+            .filter(|(_, s)| s.status == Status::Runnable)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Who runs next; `current` is the thread at a point, if it could go on.
+    fn decide(&self, st: &mut State, current: Option<ThreadId>) -> Option<ThreadId> {
+        let mut runnable = Self::runnable(st);
+        let all_spinning = runnable
+            .iter()
+            .all(|id| st.slots.get(id).is_some_and(|s| s.spin >= SPINNING));
+        if (runnable.is_empty() || all_spinning) && self.advance_clock(st) {
+            runnable = Self::runnable(st);
+        }
+        if runnable.is_empty() {
+            return self.stalled(st);
+        }
+        if runnable.len() == 1 {
+            return Some(runnable[0]);
+        }
+        let next: Vec<Option<Step>> = runnable
+            .iter()
+            .map(|id| st.slots.get(id).and_then(|s| s.next))
+            .collect();
+        let choice = Choice {
+            runnable: &runnable,
+            next: &next,
+            current,
+            steps: st.steps,
+        };
+        let i = st.strategy.choose(&choice).min(runnable.len() - 1);
+        st.choices.push((i as u32, runnable.len() as u32));
+        Some(runnable[i])
+    }
+
+    /// Nothing else can happen before the earliest deadline: jump to it
+    /// and let the threads waiting for it run. False if nobody waits on a
+    /// deadline.
+    fn advance_clock(&self, st: &mut State) -> bool {
+        let earliest = st
+            .slots
+            .values()
+            .filter_map(|s| match s.status {
+                Status::Blocked(Some(d)) => Some(d),
+                _ => None,
+            })
+            .min();
+        let Some(at) = earliest else { return false };
+        if at > self.now() {
+            self.clock.store(at.as_nanos(), Ordering::Release);
+        }
+        for slot in st.slots.values_mut() {
+            slot.spin = 0;
+            if matches!(slot.status, Status::Blocked(Some(d)) if d <= at) {
+                slot.status = Status::Runnable;
+            }
+        }
+        true
+    }
+
+    /// Every thread is blocked for good, and the registry (which sees
+    /// every wait before it parks) did not call it a deadlock: never hang;
+    /// end each thread's wait with an internal error instead.
+    fn stalled(&self, st: &mut State) -> Option<ThreadId> {
+        let err = RuntimeError::new(
+            kind::DEADLOCK,
+            "no thread can run, and none waits for a deadline \
+             (internal error of the controlled scheduler, please report)",
+        );
+        for slot in st.slots.values_mut() {
+            slot.thread.set_interrupt(err.clone());
+            slot.status = Status::Runnable;
+        }
+        st.slots.keys().next().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strategy::{RandomWalk, Replay};
+    use super::*;
+
+    fn record(id: ThreadId) -> ThreadRef {
+        ThreadRecord::new(id, format!("t{}", id), false)
+    }
+
+    fn step(op: Op) -> Step {
+        Step::new(op, 1, None)
+    }
+
+    /// Two threads appending to one log under a random strategy: the order
+    /// depends only on the seed, and a replay of the recorded choices gives
+    /// the same order.
+    fn run(strategy: Box<dyn Strategy>) -> (Vec<u64>, Record) {
+        let sched = Arc::new(Scheduler::new(strategy));
+        let main = record(1);
+        sched.adopt(&main);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut handles = Vec::new();
+        for id in [2, 3] {
+            let t = record(id);
+            sched.created(&t);
+            let (sched, log) = (sched.clone(), log.clone());
+            handles.push(std::thread::spawn(move || {
+                sched.begin(&t);
+                for _ in 0..20 {
+                    sched.point(&t, step(Op::Write));
+                    log.lock().push(t.id);
+                }
+                sched.ended(&t);
+            }));
+        }
+        // Main waits for both by parking until each has ended.
+        while sched.state.lock().slots.len() > 1 {
+            sched.point(&main, step(Op::Read));
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+        let log = log.lock().clone();
+        (log, sched.record())
+    }
+
+    #[test]
+    fn one_seed_one_interleaving_and_replay_repeats_it() {
+        let (a, rec) = run(Box::new(RandomWalk::new(7)));
+        let (b, _) = run(Box::new(RandomWalk::new(7)));
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 40);
+        let token = super::schedule::Token::new(&rec.strategy, 0, &rec.choices);
+        let (c, replayed) = run(Box::new(Replay::new(
+            rec.strategy.clone(),
+            token.decisions(),
+        )));
+        assert_eq!(a, c);
+        assert!(replayed.divergence.is_none());
+        let others: Vec<Vec<u64>> = (0..8)
+            .map(|s| run(Box::new(RandomWalk::new(s))).0)
+            .collect();
+        assert!(others.iter().any(|o| *o != a), "every seed gave one order");
+    }
+
+    #[test]
+    fn the_clock_jumps_when_nothing_can_run() {
+        let sched = Arc::new(Scheduler::new(Box::new(RandomWalk::new(1))));
+        let main = record(1);
+        sched.adopt(&main);
+        let later = Time::from_nanos(5_000_000_000);
+        sched.park(&main, Some(later));
+        assert_eq!(sched.now(), later);
+    }
+
+    #[test]
+    fn a_permit_given_before_park_is_kept() {
+        let sched = Scheduler::new(Box::new(RandomWalk::new(1)));
+        let main = record(1);
+        sched.adopt(&main);
+        sched.unpark(&main);
+        sched.park(&main, None);
+        assert_eq!(sched.now(), Time::ZERO);
+    }
+}
