@@ -146,10 +146,11 @@ const CASES: &[Case] = &[
         false,
         "invalid unicode escape",
     ),
+    // A string may span lines: one that is never closed runs to the end.
     case(
         "let s = \"abc\nprint(s)",
         Some("\"abc"),
-        false,
+        true,
         "unterminated string",
     ),
     case("}", Some("}"), false, "unmatched `}`"),
@@ -236,8 +237,9 @@ const CASES: &[Case] = &[
     case("[1 2]", Some("2"), false, "expected `,` or `]`"),
     case("x.", END, false, "field or method name"),
     case("try { } catch e", END, false, "expected `{`"),
-    case("try { }", END, false, "expected `catch`"),
-    case("if x { } else", END, false, "expected `if` or `{`"),
+    // The next line may still bring the `catch` or the `else` branch.
+    case("try { }", END, true, "expected `catch`"),
+    case("if x { } else", END, true, "expected `if` or `{`"),
     case("if x { } else y", Some("y"), false, "expected `if` or `{`"),
     nth(
         case("xs[1:2:3:4]", Some(":"), false, "at most three parts"),
@@ -268,6 +270,9 @@ fn incomplete_inputs_become_complete_with_more_lines() {
         ("let xs = [1, 2,", "\n 3]"),
         ("let y = 1 +", "\n 2"),
         ("print(\"a\",", "\n \"b\")"),
+        ("let s = \"two", "\nlines\""),
+        ("try { f() }", "\ncatch e { }"),
+        ("if x { } else", "\n{ y() }"),
     ] {
         assert!(err(first).incomplete, "{first:?}");
         ok(&format!("{first}{rest}"));

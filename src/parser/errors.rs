@@ -126,11 +126,18 @@ pub(super) fn pest_error(
     let expected = expectations(&positives);
     let at_end = rest_is_blank(source, pos);
     let err = describe(&expected, source, pos, span, scanned, at_end);
-    if at_end && scanned.continues {
+    if at_end && (scanned.continues || awaits_a_clause(&expected)) {
         err.incomplete()
     } else {
         err
     }
+}
+
+/// `try { }` wants its `catch`, `else` its `if` or block: at the end of
+/// the input, the next line can still bring them (the REPL waits for it).
+fn awaits_a_clause(expected: &[Expect]) -> bool {
+    expected.contains(&Expect::Token("`catch`"))
+        || expected.contains(&Expect::Token("`if`")) && expected.contains(&Expect::Token("`{`"))
 }
 
 /// The message for a failure at `pos`, from what was expected there.

@@ -84,20 +84,40 @@ fn onto_last_char(mut err: SyntaxError, source: &str) -> SyntaxError {
 
 fn parse_here(source: &str, src: SourceId) -> Result<Program, SyntaxError> {
     let scanned = scanner::scan(source, src);
-    match ConcParser::parse(Rule::program, &scanned.text) {
-        Ok(mut pairs) => {
-            if let Some(err) = scanned.error {
-                return Err(err);
+    let failure = match ConcParser::parse(Rule::program, &scanned.text) {
+        Ok(mut pairs) => match scanned.error {
+            Some(err) => err,
+            None => {
+                let program = pairs
+                    .next()
+                    .ok_or_else(|| internal(Span::new(src, 0, 0), "no program"))?;
+                return builder::Builder::new(src).program(program);
             }
-            let program = pairs
-                .next()
-                .ok_or_else(|| internal(Span::new(src, 0, 0), "no program"))?;
-            builder::Builder::new(src).program(program)
+        },
+        Err(err) => {
+            let from_pest = errors::pest_error(err, source, &scanned, src);
+            choose_error(from_pest, scanned.error.clone())
         }
-        Err(err) => Err(choose_error(
-            errors::pest_error(err, source, &scanned, src),
-            scanned.error,
-        )),
+    };
+    Err(blame_multiline_string(
+        failure,
+        scanned.multiline_string,
+        source,
+    ))
+}
+
+/// A string may span lines, so a missing `"` turns the code after it into
+/// text and the parse fails further on: name the string that ran on.
+fn blame_multiline_string(err: SyntaxError, string_at: Option<usize>, source: &str) -> SyntaxError {
+    match string_at {
+        Some(at) if at < err.span.start as usize => {
+            let line = source[..at].matches('\n').count() + 1;
+            err.with_help(format!(
+                "the string that starts on line {line} runs across lines; if its closing `\"` \
+                 is missing, the code after it is read as text"
+            ))
+        }
+        _ => err,
     }
 }
 

@@ -17,6 +17,9 @@ pub(super) struct Scanned {
     pub(super) continues: bool,
     /// An unterminated string or an unmatched closing bracket.
     pub(super) error: Option<SyntaxError>,
+    /// Where the first string that spans lines starts: when the parse fails
+    /// after it, a missing `"` there is the likely cause.
+    pub(super) multiline_string: Option<usize>,
 }
 
 struct Scanner<'s> {
@@ -27,6 +30,7 @@ struct Scanner<'s> {
     joiner: bool,
     /// The last significant byte was `.` (so a following word is a field name).
     after_dot: bool,
+    multiline_string: Option<usize>,
     src: SourceId,
 }
 
@@ -37,6 +41,7 @@ pub(super) fn scan(source: &str, src: SourceId) -> Scanned {
         open: Vec::new(),
         joiner: false,
         after_dot: false,
+        multiline_string: None,
         src,
     };
     let error = s.run().err();
@@ -51,6 +56,7 @@ pub(super) fn scan(source: &str, src: SourceId) -> Scanned {
         open: s.open,
         continues,
         error,
+        multiline_string: s.multiline_string,
     }
 }
 
@@ -142,31 +148,34 @@ impl Scanner<'_> {
         self.token(binary, end)
     }
 
-    /// Skip a string literal. It must end on its own line: one that runs into
-    /// the end of input is incomplete (the REPL asks for more), one that runs
-    /// into a newline is an error.
+    /// Skip a string literal. A string may span lines (the newlines are
+    /// part of it), so the REPL can go on with an open string on the next
+    /// line; one that runs into the end of input is incomplete.
     fn string(&mut self, start: usize) -> PResult<usize> {
         let mut i = start + 1;
         while let Some(&b) = self.bytes.get(i) {
             match b {
                 b'"' => return Ok(self.token(false, i + 1)),
-                b'\n' => break,
-                b'\\' if self.bytes.get(i + 1).is_some_and(|&c| c != b'\n') => i += 2,
+                b'\n' => {
+                    self.multiline_string.get_or_insert(start);
+                    i += 1;
+                }
+                b'\\' => i += 2,
                 _ => i += 1,
             }
         }
-        let end = i.min(self.bytes.len());
-        let err = SyntaxError::new(
+        let line_end = (self.bytes[start..].iter())
+            .position(|&b| b == b'\n')
+            .map_or(self.bytes.len(), |n| start + n);
+        Err(SyntaxError::new(
             "unterminated string",
-            Span::new(self.src, start, end),
+            Span::new(self.src, start, line_end),
             "this string is never closed",
         )
-        .with_help("close it with `\"` on the same line; write a newline as `\\n`");
-        Err(if end >= self.bytes.len() {
-            err.incomplete()
-        } else {
-            err
-        })
+        .with_help(
+            "close it with `\"`; a string may span lines, and a newline may also be written `\\n`",
+        )
+        .incomplete())
     }
 
     fn close(&mut self, b: u8, i: usize) -> PResult<usize> {
@@ -245,9 +254,10 @@ mod tests {
         assert!(continues("x = 1 +"));
         assert!(continues("x = [1,  # more"));
         assert!(continues("\"abc"));
+        assert!(continues("\"abc\nx"));
         assert!(!continues("x = 1"));
         assert!(!continues("f(1)"));
-        assert!(!continues("\"abc\nx"));
+        assert!(!continues("\"abc\nx\""));
     }
 
     #[test]

@@ -104,6 +104,15 @@ fn decode_escapes(body: &str, start: usize, src: SourceId) -> PResult<String> {
             '\\' => '\\',
             '"' => '"',
             'u' => unicode_escape(body, i, &mut chars, start, src)?,
+            '\n' => {
+                let span = Span::new(src, start + i, start + i + 1);
+                return Err(SyntaxError::new(
+                    "a `\\` at the end of a line in a string",
+                    span,
+                    "nothing to escape here",
+                )
+                .with_help("a string may span lines as it is; remove the `\\`"));
+            }
             other => {
                 let span = Span::new(src, start + i, start + i + 1 + other.len_utf8());
                 return Err(SyntaxError::new(
