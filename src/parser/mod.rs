@@ -16,6 +16,7 @@
 
 mod builder;
 mod errors;
+mod python;
 mod scanner;
 
 use crate::ast::Program;
@@ -99,6 +100,7 @@ fn parse_here(source: &str, src: SourceId) -> Result<Program, SyntaxError> {
             choose_error(from_pest, scanned.error.clone())
         }
     };
+    let failure = python::recognise(failure, source);
     Err(blame_multiline_string(
         failure,
         scanned.multiline_string,

@@ -30,7 +30,10 @@ impl Builder {
             Rule::int => ExprKind::Int(int_literal(p.as_str(), span)?),
             Rule::float => ExprKind::Float(float_literal(p.as_str(), span)?),
             Rule::string => ExprKind::Str(self.string(p)?),
-            Rule::ident | Rule::lock_var => return Ok(var(p.as_str(), span)),
+            Rule::ident | Rule::lock_var => {
+                self.note_value(p.as_str(), span);
+                return Ok(var(p.as_str(), span));
+            }
             Rule::lambda => ExprKind::Fn(Arc::new(self.lambda(p)?)),
             Rule::list => ExprKind::List(self.args(p)?),
             Rule::map => ExprKind::Map(self.map(p)?),

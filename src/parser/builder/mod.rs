@@ -7,8 +7,9 @@ mod expr;
 mod literal;
 mod stmt;
 
+use super::python::{PythonNames, PythonUse};
 use super::{internal, PResult, Rule};
-use crate::ast::{Block, Ident, Program, Stmt, StmtKind};
+use crate::ast::{Block, Decl, ExprKind, Ident, Program, Stmt, StmtKind};
 use crate::diagnostics::SyntaxError;
 use crate::span::{SourceId, Span, Spanned};
 use pest::iterators::Pair;
@@ -88,6 +89,8 @@ pub(super) struct Builder {
     src: SourceId,
     /// An upper bound of the AST depth at the node being built.
     depth: Cell<usize>,
+    /// Declarations and Python-looking names, checked once all is built.
+    python: PythonNames,
 }
 
 impl Builder {
@@ -95,6 +98,7 @@ impl Builder {
         Builder {
             src,
             depth: Cell::new(0),
+            python: PythonNames::default(),
         }
     }
 
@@ -140,7 +144,14 @@ impl Builder {
 
     pub(super) fn program(&self, p: Pair<'_, Rule>) -> PResult<Program> {
         let span = self.span(&p);
+        let text = p.as_str();
         let stmts = self.stmts(p)?;
+        let offset = span.start as usize;
+        self.python.check(|s: Span| {
+            text.get(s.start as usize - offset..s.end as usize - offset)
+                .unwrap_or_default()
+                .to_string()
+        })?;
         Ok(Program {
             stmts,
             span,
@@ -177,14 +188,53 @@ impl Builder {
             Rule::continue_stmt => StmtKind::Continue,
             Rule::return_stmt => self.return_stmt(p)?,
             Rule::try_stmt => self.try_stmt(p)?,
-            Rule::raise_stmt => StmtKind::Raise(self.expr(self.parts(p).next()?)?),
+            Rule::raise_stmt => self.raise_stmt(p)?,
             Rule::assert_stmt => self.assert_stmt(p)?,
             Rule::lock_stmt => self.lock_stmt(p)?,
             Rule::put_stmt => self.put_stmt(p)?,
             Rule::select_stmt => self.select_stmt(p)?,
-            Rule::expr_stmt => self.expr_stmt(p)?,
+            Rule::expr_stmt => {
+                let kind = self.expr_stmt(p)?;
+                self.note_pass(&kind);
+                kind
+            }
             _ => return Err(internal(span, "unknown statement")),
         };
         Ok(Spanned::new(kind, span))
+    }
+}
+
+impl Builder {
+    /// A declared name (a `let`, a parameter, a function...).
+    fn declare(&self, ident: Ident) -> Decl {
+        self.python.declare(&ident.name);
+        Decl::new(ident)
+    }
+
+    /// `raise X`; `raise ValueError("...")` is noted as a Python habit.
+    fn raise_stmt(&self, p: Pair<'_, Rule>) -> PResult<StmtKind> {
+        let value = self.expr(self.parts(p).next()?)?;
+        if let ExprKind::Call { callee, .. } = &value.node {
+            if let ExprKind::Var(v) = &callee.node {
+                if super::python::is_exception_class(&v.name) {
+                    self.python
+                        .used(PythonUse::RaiseClass(v.name.clone()), callee.span);
+                }
+            }
+        }
+        Ok(StmtKind::Raise(value))
+    }
+
+    /// An expression statement that is the bare name `pass`.
+    fn note_pass(&self, stmt: &StmtKind) {
+        if let StmtKind::Expr(e) = stmt {
+            if matches!(&e.node, ExprKind::Var(v) if &*v.name == "pass") {
+                self.python.used(PythonUse::Pass, e.span);
+            }
+        }
+    }
+
+    fn note_value(&self, name: &str, span: Span) {
+        self.python.value(name, span);
     }
 }

@@ -23,7 +23,7 @@ impl Builder {
     pub(super) fn pattern(&self, p: Pair<'_, Rule>) -> PResult<Pattern> {
         let inner = self.parts(p).next()?;
         match inner.as_rule() {
-            Rule::ident => Ok(Pattern::Name(Decl::new(self.ident(&inner)))),
+            Rule::ident => Ok(Pattern::Name(self.declare(self.ident(&inner)))),
             _ => {
                 let span = self.span(&inner);
                 let items = self
@@ -44,7 +44,7 @@ impl Builder {
         let body = self.block(parts.next()?)?;
         let func = fn_decl(Some(name.clone()), params, body, span);
         Ok(StmtKind::Fn {
-            decl: Decl::new(name),
+            decl: self.declare(name),
             func: Arc::new(func),
         })
     }
@@ -61,7 +61,7 @@ impl Builder {
                     "this name is already a parameter",
                 ));
             }
-            params.push(Decl::new(ident));
+            params.push(self.declare(ident));
         }
         Ok(params)
     }
@@ -112,7 +112,7 @@ impl Builder {
         let body = self.block(parts.next()?)?;
         let name = parts
             .next_if(Rule::ident)
-            .map(|q| Decl::new(self.ident(&q)));
+            .map(|q| self.declare(self.ident(&q)));
         let handler = self.block(parts.next()?)?;
         Ok(StmtKind::Try {
             body,
@@ -171,7 +171,7 @@ impl Builder {
             Rule::case_get => SelectKind::Get {
                 name: inner
                     .next_if(Rule::ident)
-                    .map(|q| Decl::new(self.ident(&q))),
+                    .map(|q| self.declare(self.ident(&q))),
                 target: self.expr(inner.next()?)?,
             },
             Rule::case_put => SelectKind::Put {
