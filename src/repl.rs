@@ -7,6 +7,7 @@ mod highlight;
 mod keys;
 mod meta;
 mod printer;
+mod reference;
 
 use crate::diagnostics::kind;
 use crate::eval::value::Value;

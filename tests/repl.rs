@@ -404,3 +404,15 @@ fn an_open_string_continues_on_the_next_line() -> R {
     p.exp_string("92")?;
     quit(p)
 }
+
+#[test]
+fn help_lists_builtins_and_shows_an_entry_of_the_reference() -> R {
+    let mut p = start(&temp_history("help"))?;
+    type_line(&mut p, ":help")?;
+    p.exp_string("Builtins:")?;
+    p.exp_string("thread_pool")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, ":help select")?;
+    p.exp_string("Waits for the first ready case")?;
+    quit(p)
+}

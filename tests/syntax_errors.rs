@@ -1,6 +1,6 @@
 //! The parser's contract: malformed scripts give a located, worded
 //! `SyntaxError` (never a panic) with `incomplete` set exactly when the input
-//! merely stops too early; every snippet of LANGUAGE.md parses; the AST has
+//! merely stops too early; every snippet of the language contract parses; the AST has
 //! the documented shapes and spans.
 
 use conc::ast::{BinOp, ExprKind, Pattern, Program, SelectKind, SpawnBody, StmtKind, UnaryOp};
@@ -378,9 +378,10 @@ fn garbage_never_panics() {
     }
 }
 
-// ---------------------------------------------------------------- LANGUAGE.md
+// ---------------------------------------------------------------- the contract
 
-/// Every code block of LANGUAGE.md, verbatim, except that the `...`
+/// Every code block of the language contract (from which docs/language.md
+/// grew), verbatim, except that the `...`
 /// placeholder in the `wait` block is replaced by a call, and the command
 /// line block (shell, not conc) is left out.
 const LANGUAGE_SNIPPETS: &[&str] = &[
