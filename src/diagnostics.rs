@@ -136,7 +136,7 @@ pub enum ConcError {
 }
 
 impl ConcError {
-    /// Process exit status for this error (LANGUAGE.md: 1 runtime, 2 syntax, 3 deadlock).
+    /// Process exit status for this error (docs/language.md: 1 runtime, 2 syntax, 3 deadlock).
     pub fn exit_code(&self) -> i32 {
         match self {
             ConcError::Syntax(_) => 2,

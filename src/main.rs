@@ -51,7 +51,7 @@ struct Cli {
 enum Command {
     /// Run fixtures: .conc files (or folders of them) whose comments state what must happen
     Test {
-        /// Files or folders (default: tests)
+        /// Files or folders (default: the `tests` folder of the project, found from here upwards)
         paths: Vec<PathBuf>,
     },
 }
@@ -205,14 +205,7 @@ fn run_stdin_or_repl(options: RunOptions) -> i32 {
 }
 
 /// `conc test`: each fixture runs in its own `conc` process (this binary).
-fn run_tests(mut paths: Vec<PathBuf>) -> i32 {
-    if paths.is_empty() {
-        paths.push(PathBuf::from("tests"));
-    }
-    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
-        eprintln!("conc test: {} does not exist", missing.display());
-        return 2;
-    }
+fn run_tests(paths: Vec<PathBuf>) -> i32 {
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
@@ -220,6 +213,35 @@ fn run_tests(mut paths: Vec<PathBuf>) -> i32 {
             return 2;
         }
     };
+    let paths = match fixture_paths(paths, &exe) {
+        Ok(paths) => paths,
+        Err(message) => {
+            eprintln!("conc test: {message}");
+            return 2;
+        }
+    };
     let (_, failed) = conc::fixture::run_all(&paths, &exe, &mut std::io::stdout());
     i32::from(failed > 0)
+}
+
+/// The paths given, each checked; without any, the project's `tests` folder.
+fn fixture_paths(paths: Vec<PathBuf>, exe: &std::path::Path) -> Result<Vec<PathBuf>, String> {
+    const HOW: &str = "name them: conc test FILE.conc ... or conc test FOLDER ...";
+    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+        return Err(format!("{} does not exist; {HOW}", missing.display()));
+    }
+    if !paths.is_empty() {
+        if conc::fixture::expand_paths(&paths).is_empty() {
+            return Err(format!("no .conc files in the paths given; {HOW}"));
+        }
+        return Ok(paths);
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    match conc::fixture::default_fixture_folder(&cwd, exe) {
+        Some(folder) => Ok(vec![folder]),
+        None => Err(format!(
+            "no `tests` folder with .conc files in {} or above it; {HOW}",
+            cwd.display()
+        )),
+    }
 }

@@ -4,14 +4,16 @@
 
 mod helper;
 mod highlight;
+mod keys;
 mod meta;
 mod printer;
+mod reference;
 
 use crate::diagnostics::kind;
 use crate::eval::value::Value;
 use crate::runtime::output::Output;
 use crate::session::{Interrupter, Session, SessionOptions};
-use helper::{is_incomplete, ReplHelper};
+use helper::{is_incomplete, may_continue_with_else, starts_with_else, ReplHelper};
 use meta::Meta;
 use parking_lot::Mutex;
 use printer::ReplOutput;
@@ -50,6 +52,9 @@ struct Repl {
     history: Option<PathBuf>,
     entries: usize,
     color: bool,
+    /// A line read while waiting for an `else` that turned out to start the
+    /// next entry.
+    carried: Option<String>,
 }
 
 /// What one read at the prompt gave.
@@ -62,8 +67,12 @@ enum Input {
 
 impl Repl {
     fn new(color: bool) -> rustyline::Result<Repl> {
-        let config = Config::builder().auto_add_history(false).build();
+        let config = Config::builder()
+            .auto_add_history(false)
+            .bracketed_paste(false)
+            .build();
         let mut editor: Editor<ReplHelper, FileHistory> = Editor::with_config(config)?;
+        keys::bind(&mut editor);
         // No external printer on a terminal rustyline cannot drive (TERM=dumb):
         // background lines then go straight to stdout.
         let printer = editor
@@ -91,6 +100,7 @@ impl Repl {
             history,
             entries: 0,
             color,
+            carried: None,
         })
     }
 
@@ -123,27 +133,52 @@ impl Repl {
     /// Read lines until they form a complete entry (or a meta command).
     fn read_entry(&mut self) -> Input {
         let mut text = String::new();
+        let mut waiting_for_else = false;
         loop {
-            let prompt = if text.is_empty() { PROMPT } else { CONTINUE };
-            self.out.set_prompt_active(true);
-            let line = self.editor.readline(prompt);
-            self.out.set_prompt_active(false);
-            match line {
-                Ok(line) => {
-                    if !text.is_empty() {
-                        text.push('\n');
-                    }
-                    text.push_str(&line);
-                    if text.trim_start().starts_with(':') || !is_incomplete(&text) {
-                        return Input::Entry(text);
-                    }
+            let line = match self.carried.take() {
+                Some(line) => line,
+                None => match self.read_line(if text.is_empty() { PROMPT } else { CONTINUE }) {
+                    Ok(line) => line,
+                    // Ctrl-D after a finished `if`: run it (Ctrl-D again leaves).
+                    Err(Input::Eof) if waiting_for_else => return Input::Entry(text),
+                    Err(input) => return input,
+                },
+            };
+            if waiting_for_else && !starts_with_else(&line) {
+                // Not the `else`: the `if` is done, and this line starts the next entry.
+                if !line.trim().is_empty() {
+                    self.carried = Some(line);
                 }
-                Err(ReadlineError::Interrupted) => return Input::Cleared,
-                Err(ReadlineError::Eof) => return Input::Eof,
-                Err(e) => {
-                    eprintln!("conc: cannot read the terminal: {e}");
-                    return Input::Eof;
+                return Input::Entry(text);
+            }
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(&line);
+            if text.trim_start().starts_with(':') {
+                return Input::Entry(text);
+            }
+            if !is_incomplete(&text) {
+                waiting_for_else = may_continue_with_else(&text);
+                if !waiting_for_else {
+                    return Input::Entry(text);
                 }
+            }
+        }
+    }
+
+    /// One line from the editor; Ctrl-C and Ctrl-D end the entry.
+    fn read_line(&mut self, prompt: &str) -> Result<String, Input> {
+        self.out.set_prompt_active(true);
+        let line = self.editor.readline(prompt);
+        self.out.set_prompt_active(false);
+        match line {
+            Ok(line) => Ok(line),
+            Err(ReadlineError::Interrupted) => Err(Input::Cleared),
+            Err(ReadlineError::Eof) => Err(Input::Eof),
+            Err(e) => {
+                eprintln!("conc: cannot read the terminal: {e}");
+                Err(Input::Eof)
             }
         }
     }

@@ -169,4 +169,189 @@ fn a_seed_repeats_a_run() {
     assert_eq!(first, run("42"));
     assert_ne!(first, run("43"));
     assert!(first.contains("<lock #"), "{first}");
+/// A scratch folder for one test, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("conc-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn conc_test_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_conc"))
+        .arg("test")
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("conc runs")
+}
+
+/// The report quotes the source around the failing line, directive
+/// included: the kind must come from the report's headline instead.
+#[test]
+fn conc_test_matches_the_reported_kind_not_the_quoted_directive() {
+    let dir = Scratch::new("kind");
+    let wrong = dir.write(
+        "wrong.conc",
+        "let xs = [1, 2]\nprint(xs[5])\n# expect-error: KeyError\n",
+    );
+    let right = dir.write(
+        "right.conc",
+        "let xs = [1, 2]\nprint(xs[5])\n# expect-error: IndexError\n",
+    );
+    let out = conc_test_in(&dir.0, &[&wrong, &right]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains(&format!("FAIL {wrong}")), "{stdout}");
+    assert!(
+        stdout.contains("expected an error of kind `KeyError`, but stderr has reported IndexError"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("PASS {right}")), "{stdout}");
+}
+
+#[test]
+fn conc_test_expect_stderr_ignores_the_quoted_directive() {
+    let dir = Scratch::new("stderr");
+    let file = dir.write(
+        "quoted.conc",
+        "# expect-exit: 1\nraise \"boom\"  # expect-stderr: no such text\n",
+    );
+    let out = conc_test_in(&dir.0, &[&file]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("expected stderr to contain `no such text`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+}
+
+#[test]
+fn conc_test_allows_several_expect_error_lines() {
+    let dir = Scratch::new("several");
+    // An unjoined thread's error is reported, then the main script's.
+    let body = "fn boom() { return 1 // 0 }\nspawn boom()\nsleep(0.3)\nprint([1][5])\n";
+    let both = dir.write(
+        "both.conc",
+        &format!("# expect-error: ZeroDivisionError\n# expect-error: IndexError\n{body}"),
+    );
+    let one_wrong = dir.write(
+        "one_wrong.conc",
+        &format!("# expect-error: ZeroDivisionError\n# expect-error: Timeout\n{body}"),
+    );
+    let out = conc_test_in(&dir.0, &[&both, &one_wrong]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(&format!("PASS {both}")), "{stdout}");
+    assert!(stdout.contains(&format!("FAIL {one_wrong}")), "{stdout}");
+    assert!(stdout.contains("kind `Timeout`"), "{stdout}");
+}
+
+#[test]
+fn conc_test_skips_files_that_are_not_fixtures() {
+    let dir = Scratch::new("skip");
+    let notes = dir.write("notes.md", "# expect: never checked\n");
+    let good = dir.write("good.conc", "print(1)  # expect: 1\n");
+    let out = conc_test_in(&dir.0, &[&notes, &good]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("SKIP {notes} (not a .conc file)")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+    let only_notes = conc_test_in(&dir.0, &[&notes]);
+    assert_eq!(only_notes.status.code(), Some(2));
+    assert!(text(&only_notes.stderr).contains("no .conc files"));
+}
+
+#[test]
+fn conc_test_without_paths_finds_the_project_tests_from_a_subfolder() {
+    let project = Scratch::new("project");
+    project.write("tests/one.conc", "print(1)  # expect: 1\n");
+    project.write("src/deep/keep.txt", "");
+    let out = conc_test_in(&project.0.join("src/deep"), &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("tests/one.conc"), "{stdout}");
+    assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn conc_test_says_how_to_name_paths_that_do_not_exist() {
+    let dir = Scratch::new("missing");
+    let out = conc_test_in(&dir.0, &["nowhere"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("nowhere does not exist"), "{err}");
+    assert!(err.contains("conc test FILE.conc"), "{err}");
+}
+
+/// The `rust-version` declared in Cargo.toml (and stated in the README) is
+/// at least what every locked dependency declares it needs.
+#[test]
+fn declared_rust_version_covers_the_locked_dependencies() {
+    let declared = version(env!("CARGO_PKG_RUST_VERSION"));
+    let readme = include_str!("../README.md");
+    let stated = format!("{}.{} or newer", declared[0], declared[1]);
+    assert!(readme.contains(&stated), "README should say {stated:?}");
+    let host = rustc_host();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--offline", "--locked"])
+        .args(["--filter-platform", &host, "--manifest-path"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json = text(&out.stdout);
+    let needed: Vec<Vec<u32>> = json
+        .split("\"rust_version\":\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(version)
+        .collect();
+    assert!(needed.len() > 10, "no rust_version fields found");
+    let highest = needed.into_iter().max().unwrap_or_default();
+    assert!(
+        highest <= declared,
+        "a dependency needs Rust {highest:?}, Cargo.toml declares {declared:?}"
+    );
+}
+
+fn version(text: &str) -> Vec<u32> {
+    let mut parts: Vec<u32> = text.split('.').filter_map(|p| p.parse().ok()).collect();
+    parts.resize(3, 0);
+    parts
+}
+
+fn rustc_host() -> String {
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc runs");
+    text(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("rustc -vV names the host")
 }

@@ -32,10 +32,9 @@ fn temp_history(name: &str) -> std::path::PathBuf {
     path
 }
 
-/// Type one line as a terminal would deliver it. rustyline 15 with an
-/// external printer only notices input that arrives in separate reads
-/// (upstream kkawakam/rustyline#976), so the text goes as one bracketed
-/// paste, and Enter only once the text is on screen.
+/// Type one line: the text (wrapped in bracketed-paste markers, which the
+/// REPL ignores, so they are covered by every test), then Enter once the
+/// text is on screen.
 fn type_line(p: &mut PtySession, line: &str) -> R {
     p.send(&format!("\x1b[200~{line}\x1b[201~"))?;
     p.flush()?;
@@ -202,5 +201,218 @@ fn ctrl_c_while_joining_a_process() -> R {
     p.exp_string("conc> ")?;
     type_line(&mut p, "join c timeout 10")?;
     p.exp_string("SIGINT")?;
+    quit(p)
+}
+
+// ---------------------------------------------------------------- bursts of input
+//
+// A paste, `tmux send-keys`, or keys typed ahead while an entry runs reach
+// the REPL in one write. Each case below sends its input in one write and
+// then waits for what it must produce (never a sleep).
+
+/// Send `text` in one write, as a paste or `tmux send-keys` does.
+fn burst(p: &mut PtySession, text: &str) -> R {
+    p.send(text)?;
+    p.flush()?;
+    Ok(())
+}
+
+/// An expression of exactly `n` characters and the value it echoes.
+fn expression_of_length(n: usize) -> (String, String) {
+    if n == 5 {
+        return ("6 * 7".to_string(), "42".to_string());
+    }
+    let filler = "a".repeat(n - 7);
+    (format!("len(\"{filler}\")"), (n - 7).to_string())
+}
+
+/// A daemon thread printing above the prompt all through the test.
+fn start_ticker(p: &mut PtySession) -> R {
+    type_line(
+        p,
+        "spawn daemon thread { while true { print(\"ti\" + \"ck\"); sleep(0.05) } }",
+    )?;
+    p.exp_string("tick")?;
+    Ok(())
+}
+
+/// Each helper below starts right after a prompt and ends on output, so the
+/// caller (or `quit`) waits for the next prompt.
+fn bursts_of_every_size(p: &mut PtySession) -> R {
+    for n in [5, 20, 200] {
+        if n != 5 {
+            p.exp_string("conc> ")?;
+        }
+        let (code, value) = expression_of_length(n);
+        assert_eq!(code.len(), n);
+        // Without Enter: all of it is drawn, and Enter then runs all of it.
+        burst(p, &code)?;
+        p.exp_string(&code[n - 4..])?;
+        burst(p, "\r")?;
+        p.exp_string(&value)?;
+        p.exp_string("conc> ")?;
+        // With Enter in the same write.
+        burst(p, &format!("{code}\r"))?;
+        p.exp_string(&value)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn bursts_with_and_without_enter_run_at_once() -> R {
+    let mut p = start(&temp_history("bursts"))?;
+    bursts_of_every_size(&mut p)?;
+    quit(p)
+}
+
+#[test]
+fn bursts_run_at_once_while_a_thread_prints() -> R {
+    let mut p = start(&temp_history("bursts-ticking"))?;
+    start_ticker(&mut p)?;
+    bursts_of_every_size(&mut p)?;
+    quit(p)
+}
+
+fn three_entries_in_one_paste(p: &mut PtySession) -> R {
+    burst(
+        p,
+        "let a = 10\rlet b = a * 3\rprint(str(a + b + 2) + \"!\")\r",
+    )?;
+    p.exp_string("42!")?;
+    Ok(())
+}
+
+#[test]
+fn a_paste_of_three_entries_runs_all_three() -> R {
+    let mut p = start(&temp_history("three"))?;
+    three_entries_in_one_paste(&mut p)?;
+    quit(p)
+}
+
+#[test]
+fn a_paste_of_three_entries_runs_all_three_while_a_thread_prints() -> R {
+    let mut p = start(&temp_history("three-ticking"))?;
+    start_ticker(&mut p)?;
+    three_entries_in_one_paste(&mut p)?;
+    quit(p)
+}
+
+const FUNCTION: &str = "fn add(a, b) {\r  let s = a + b\r  # a comment\r  return s\r}\r";
+
+/// The function is defined whole: a call gives its value, and the session
+/// is back at the top level (a following entry runs on its own).
+fn check_function_defined(p: &mut PtySession) -> R {
+    type_line(p, "add(40, 2)")?;
+    p.exp_string("42")?;
+    p.exp_string("conc> ")?;
+    type_line(p, "6 * 9")?;
+    p.exp_string("54")?;
+    Ok(())
+}
+
+fn pasted_functions(p: &mut PtySession) -> R {
+    burst(p, FUNCTION)?;
+    p.exp_string("conc> ")?;
+    check_function_defined(p)?;
+    // The same, as a bracketed paste whose text ends in a newline: it runs
+    // without an extra Enter.
+    let bracketed = FUNCTION.replace("add", "plus").replace('\r', "\n");
+    burst(
+        p,
+        &format!("\x1b[200~{bracketed}plus(1, 1) * 21\n\x1b[201~"),
+    )?;
+    p.exp_string("42")?;
+    p.exp_string("conc> ")?;
+    burst(p, "\x1b[200~7 * 7\n\x1b[201~")?;
+    p.exp_string("49")?;
+    Ok(())
+}
+
+#[test]
+fn a_pasted_function_is_defined_whole_plain_or_bracketed() -> R {
+    let mut p = start(&temp_history("paste-fn"))?;
+    pasted_functions(&mut p)?;
+    quit(p)
+}
+
+#[test]
+fn a_pasted_function_is_defined_whole_while_a_thread_prints() -> R {
+    let mut p = start(&temp_history("paste-fn-ticking"))?;
+    start_ticker(&mut p)?;
+    pasted_functions(&mut p)?;
+    quit(p)
+}
+
+fn keys_typed_ahead(p: &mut PtySession) -> R {
+    type_line(p, "sleep(1); print(\"slept\" + \"!\")")?;
+    // Typed while the entry sleeps (the REPL is not reading yet).
+    burst(p, "let ahead = 6\rahead * 7\r")?;
+    p.exp_string("slept!")?;
+    p.exp_string("42")?;
+    Ok(())
+}
+
+#[test]
+fn keys_typed_ahead_during_an_entry_run_after_it() -> R {
+    let mut p = start(&temp_history("ahead"))?;
+    keys_typed_ahead(&mut p)?;
+    quit(p)
+}
+
+#[test]
+fn keys_typed_ahead_run_after_it_while_a_thread_prints() -> R {
+    let mut p = start(&temp_history("ahead-ticking"))?;
+    start_ticker(&mut p)?;
+    keys_typed_ahead(&mut p)?;
+    quit(p)
+}
+
+// ---------------------------------------------------------------- as in a script
+
+#[test]
+fn else_on_the_line_after_the_closing_brace() -> R {
+    let mut p = start(&temp_history("else"))?;
+    burst(
+        &mut p,
+        "if 1 > 2 {\r  print(\"no\")\r}\relse {\r  print(\"other\" + \"wise\")\r}\r",
+    )?;
+    p.exp_string("otherwise")?;
+    // After a multi-line `if`, a line that is not `else` is the next entry...
+    burst(&mut p, "if true {\r  print(\"ye\" + \"s\")\r}\r6 * 7\r")?;
+    p.exp_string("yes")?;
+    p.exp_string("42")?;
+    // ...and an empty line runs the `if` at once.
+    burst(&mut p, "if true {\r  print(\"do\" + \"ne\")\r}\r")?;
+    p.exp_string("... ")?;
+    burst(&mut p, "\r")?;
+    p.exp_string("done")?;
+    // A one-line `if` runs at once.
+    p.exp_string("conc> ")?;
+    type_line(&mut p, "if true { print(\"at \" + \"once\") }")?;
+    p.exp_string("at once")?;
+    quit(p)
+}
+
+#[test]
+fn an_open_string_continues_on_the_next_line() -> R {
+    let mut p = start(&temp_history("string"))?;
+    type_line(&mut p, "let s = \"two")?;
+    p.exp_string("... ")?;
+    type_line(&mut p, "lines\"")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, "len(s) * 10 + len(s.split(\"\\n\"))")?;
+    p.exp_string("92")?;
+    quit(p)
+}
+
+#[test]
+fn help_lists_builtins_and_shows_an_entry_of_the_reference() -> R {
+    let mut p = start(&temp_history("help"))?;
+    type_line(&mut p, ":help")?;
+    p.exp_string("Builtins:")?;
+    p.exp_string("thread_pool")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, ":help select")?;
+    p.exp_string("Waits for the first ready case")?;
     quit(p)
 }

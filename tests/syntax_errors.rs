@@ -1,6 +1,6 @@
 //! The parser's contract: malformed scripts give a located, worded
 //! `SyntaxError` (never a panic) with `incomplete` set exactly when the input
-//! merely stops too early; every snippet of LANGUAGE.md parses; the AST has
+//! merely stops too early; every snippet of the language contract parses; the AST has
 //! the documented shapes and spans.
 
 use conc::ast::{BinOp, ExprKind, Pattern, Program, SelectKind, SpawnBody, StmtKind, UnaryOp};
@@ -146,10 +146,11 @@ const CASES: &[Case] = &[
         false,
         "invalid unicode escape",
     ),
+    // A string may span lines: one that is never closed runs to the end.
     case(
         "let s = \"abc\nprint(s)",
         Some("\"abc"),
-        false,
+        true,
         "unterminated string",
     ),
     case("}", Some("}"), false, "unmatched `}`"),
@@ -236,8 +237,9 @@ const CASES: &[Case] = &[
     case("[1 2]", Some("2"), false, "expected `,` or `]`"),
     case("x.", END, false, "field or method name"),
     case("try { } catch e", END, false, "expected `{`"),
-    case("try { }", END, false, "expected `catch`"),
-    case("if x { } else", END, false, "expected `if` or `{`"),
+    // The next line may still bring the `catch` or the `else` branch.
+    case("try { }", END, true, "expected `catch`"),
+    case("if x { } else", END, true, "expected `if` or `{`"),
     case("if x { } else y", Some("y"), false, "expected `if` or `{`"),
     nth(
         case("xs[1:2:3:4]", Some(":"), false, "at most three parts"),
@@ -268,6 +270,9 @@ fn incomplete_inputs_become_complete_with_more_lines() {
         ("let xs = [1, 2,", "\n 3]"),
         ("let y = 1 +", "\n 2"),
         ("print(\"a\",", "\n \"b\")"),
+        ("let s = \"two", "\nlines\""),
+        ("try { f() }", "\ncatch e { }"),
+        ("if x { } else", "\n{ y() }"),
     ] {
         assert!(err(first).incomplete, "{first:?}");
         ok(&format!("{first}{rest}"));
@@ -373,9 +378,10 @@ fn garbage_never_panics() {
     }
 }
 
-// ---------------------------------------------------------------- LANGUAGE.md
+// ---------------------------------------------------------------- the contract
 
-/// Every code block of LANGUAGE.md, verbatim, except that the `...`
+/// Every code block of the language contract (from which docs/language.md
+/// grew), verbatim, except that the `...`
 /// placeholder in the `wait` block is replaced by a call, and the command
 /// line block (shell, not conc) is left out.
 const LANGUAGE_SNIPPETS: &[&str] = &[
@@ -837,4 +843,195 @@ let t = spawn thread worker(q, 10) named "w" + str(1)
 "#;
     let program = ok(&chunk.repeat(500));
     assert_eq!(program.stmts.len(), 1000);
+}
+
+// ---------------------------------------------------------------- Python habits
+
+/// Python written where conc was expected: (source, culprit, a fragment of
+/// the message, a fragment of the help line, which shows the conc form).
+const PYTHON_HABITS: &[(&str, &str, &str, &str)] = &[
+    (
+        "def add(a, b):\n    return a + b",
+        "def",
+        "`def` is Python",
+        "`fn add(a, b) {",
+    ),
+    (
+        "if x > 1:\n    print(x)",
+        ":",
+        "braces, not `:`",
+        "`if x > 1 { ... }`",
+    ),
+    (
+        "while n < 3:",
+        ":",
+        "braces, not `:`",
+        "`while n < 3 { ... }`",
+    ),
+    (
+        "for i in range(3):",
+        ":",
+        "braces, not `:`",
+        "`for i in range(3) { ... }`",
+    ),
+    ("if x { }\nelse:", ":", "braces, not `:`", "`else { ... }`"),
+    ("try:\n    f()", ":", "braces, not `:`", "`try { ... }`"),
+    (
+        "if x\n    print(1)",
+        "\n",
+        "not indentation",
+        "`if x { ... }`",
+    ),
+    (
+        "if x { } elif y { }",
+        "elif",
+        "`elif` is Python",
+        "else if x < 0",
+    ),
+    ("elif y:", "elif", "`elif` is Python", "else if x < 0"),
+    (
+        "try { f() } except e { }",
+        "except",
+        "`except` is Python",
+        "catch e {",
+    ),
+    (
+        "try { f() } catch e { } finally { }",
+        "finally",
+        "no `finally`",
+        "`lock m { ... }`",
+    ),
+    ("print(True)", "True", "`True` is Python", "write `true`"),
+    (
+        "let done = False",
+        "False",
+        "`False` is Python",
+        "write `false`",
+    ),
+    ("let x = None", "None", "`None` is Python", "write `nil`"),
+    ("import threading", "import", "no `import`", "`spawn f(x)`"),
+    (
+        "from queue import Queue",
+        "from",
+        "no `import`",
+        "`queue()`",
+    ),
+    ("class Counter:", "class", "no classes", "in a map"),
+    (
+        "print(f\"n = {n}\")",
+        "f\"",
+        "no f-strings",
+        "`\"n = \" + str(n)`",
+    ),
+    (
+        "with m:\n    n += 1",
+        "with",
+        "`with` is Python",
+        "`lock m { counter += 1 }`",
+    ),
+    ("n++", "++", "`++` is not conc", "`n += 1`"),
+    ("xs[0]--", "--", "`--` is not conc", "`xs[0] -= 1`"),
+    ("if a && b { }", "&&", "`&&`", "`a and b`"),
+    ("if a || b { }", "||", "`||`", "`a or b`"),
+    ("if !done { }", "!", "`!` is not conc", "`not done`"),
+    ("global n", "global", "no `global`", "`n = n + 1`"),
+    (
+        "let t = Thread(target=work)",
+        "target=",
+        "keyword arguments",
+        "`let t = spawn worker(1, 2)`",
+    ),
+    (
+        "print(x, end=\"\")",
+        "end=",
+        "keyword arguments",
+        "without `end=`",
+    ),
+    (
+        "fn f(x=1) { }",
+        "x=",
+        "keyword arguments",
+        "no default values",
+    ),
+    (
+        "let y = 1 if x else 2",
+        "if",
+        "conditional expression",
+        "`if c { y = a }`",
+    ),
+    (
+        "let ys = [x * 2 for x in xs]",
+        "for",
+        "list comprehensions",
+        "`for x in xs {",
+    ),
+    ("if x is nil { }", "is", "`is` is Python", "`x == nil`"),
+    (
+        "let double = lambda x: x * 2",
+        "lambda",
+        "`lambda` is Python",
+        "`let double = fn(x) {",
+    ),
+    (
+        "print \"hi\"",
+        "print",
+        "`print` is a function",
+        "`print(\"hello\", name)`",
+    ),
+    ("let n: int = 1", ":", "no type annotations", "`let x = 1`"),
+    ("fn f() { pass }", "pass", "no `pass`", "`if x { }`"),
+    (
+        "raise ValueError(\"bad\")",
+        "ValueError",
+        "no exception classes",
+        "`raise error(\"ValueError\"",
+    ),
+];
+
+#[test]
+fn python_habits_are_named_with_the_conc_form() {
+    assert!(PYTHON_HABITS.len() >= 25);
+    for &(source, culprit, message, help) in PYTHON_HABITS {
+        let e = err(source);
+        let at = source
+            .find(culprit)
+            .unwrap_or_else(|| panic!("{source:?}: culprit {culprit:?} not found"));
+        let (start, end) = (e.span.start as usize, e.span.end as usize);
+        assert!(
+            start <= at + culprit.len() && end + 1 >= at,
+            "{source:?}: span {start}..{end} is not at {culprit:?}; {e:?}"
+        );
+        assert!(
+            e.message.contains(message),
+            "{source:?}: message {:?}",
+            e.message
+        );
+        let shown = e.help.as_deref().unwrap_or_default();
+        assert!(
+            shown.contains(help),
+            "{source:?}: help {shown:?} should show {help:?}"
+        );
+        assert_eq!(e.label, "Python syntax", "{source:?}");
+        assert!(!e.incomplete, "{source:?}");
+        assert_worded(source, &e.message);
+        assert_worded(source, shown);
+    }
+}
+
+/// Python's words are only habits when the program does not define them,
+/// and ordinary mistakes keep their ordinary messages.
+#[test]
+fn python_words_a_program_defines_are_its_own() {
+    ok("let True = 1\nprint(True)");
+    ok("fn ValueError(m) { return error(\"ValueError\", m) }\nraise ValueError(\"x\")");
+    ok("let pass = 3\npass");
+    ok("let is_ok = true\nif not is_ok { }");
+    for (source, message) in [
+        ("let x 5", "expected `=`"),
+        ("print(1 2)", "expected `)` or `,`"),
+    ] {
+        let e = err(source);
+        assert!(e.message.contains(message), "{source:?}: {e:?}");
+        assert_ne!(e.label, "Python syntax");
+    }
 }

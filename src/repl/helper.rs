@@ -2,6 +2,7 @@
 //! matching (Highlighter), and tab completion (Completer).
 
 use super::highlight;
+use crate::ast::StmtKind;
 use crate::diagnostics::ConcError;
 use crate::runtime::Context;
 use crate::span::SourceId;
@@ -97,6 +98,36 @@ pub fn is_incomplete(text: &str) -> bool {
         Ok(_) => false,
         Err(e) => ConcError::from(e).is_incomplete(),
     }
+}
+
+/// True when `text` ends with an `if` chain that has no `else` yet and whose
+/// closing `}` is on a line of its own: `else {` may come on the next line,
+/// as a script allows, so the REPL waits for that line before running it.
+/// A one-line `if x { ... }` runs at once.
+pub fn may_continue_with_else(text: &str) -> bool {
+    let Ok(program) = crate::parser::parse(text, SourceId(u32::MAX)) else {
+        return false;
+    };
+    let Some(last) = program.stmts.last() else {
+        return false;
+    };
+    let spans_lines = text
+        .get(last.span.start as usize..last.span.end as usize)
+        .is_some_and(|code| code.contains('\n'));
+    matches!(
+        last.node,
+        StmtKind::If {
+            otherwise: None,
+            ..
+        }
+    ) && spans_lines
+}
+
+/// A line that continues the `if` before it.
+pub fn starts_with_else(line: &str) -> bool {
+    let rest = line.trim_start();
+    rest.strip_prefix("else")
+        .is_some_and(|after| !after.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
 }
 
 impl Validator for ReplHelper {

@@ -7,7 +7,8 @@ use crate::session::Session;
 pub const HELP: &str = "\
 Type conc code; an expression's value is echoed. Unfinished blocks, brackets
 and strings continue on the next line (prompt `... `).
-  :help          this text
+  :help          this text, then the statements and builtins
+  :help NAME     that entry of the language reference (docs/language.md)
   :load FILE     run a script into this session (its functions and globals stay)
   :threads       every live thread: name, id, state, what it waits for and
                  where, and the locks it holds
@@ -31,7 +32,13 @@ pub fn command(line: &str, session: &Session) -> Meta {
     let line = line.trim();
     let (cmd, arg) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
     match cmd {
-        ":help" | ":h" | ":?" => println!("{HELP}"),
+        ":help" | ":h" | ":?" if arg.trim().is_empty() => {
+            println!("{HELP}\n\n{}", super::reference::index())
+        }
+        ":help" | ":h" | ":?" => match super::reference::entry(arg) {
+            Some(text) => println!("{text}"),
+            None => eprintln!("no entry for {}; :help lists them", arg.trim()),
+        },
         ":quit" | ":q" | ":exit" => return Meta::Quit,
         ":reset" => return Meta::Reset,
         ":threads" | ":t" => println!("{}", threads(session)),
