@@ -169,6 +169,8 @@ fn a_seed_repeats_a_run() {
     assert_eq!(first, run("42"));
     assert_ne!(first, run("43"));
     assert!(first.contains("<lock #"), "{first}");
+}
+
 /// A scratch folder for one test, removed when dropped.
 struct Scratch(std::path::PathBuf);
 
