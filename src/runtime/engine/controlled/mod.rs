@@ -23,6 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use strategy::{Choice, Strategy};
 
+/// A thread that has just given the turn away looks for it to come back
+/// this long before it sleeps: between two threads taking turns, a switch
+/// is then a store and a load instead of a futex wake and a sleep.
+const SPIN_FOR_TURN: std::time::Duration = std::time::Duration::from_micros(20);
+
 /// A thread that went round this many loops with nothing but reads in
 /// between is waiting for something (`while not done { }`): when every
 /// thread that can run is doing that, the clock may jump ahead.
@@ -40,6 +45,9 @@ struct Slot {
     /// Unparked while not blocked: the next park returns at once.
     permit: bool,
     turn: Arc<Condvar>,
+    /// Asleep on `turn` (not just looking at `Scheduler::turn`): whoever
+    /// gives it the turn must notify it.
+    sleeping: bool,
     /// The operation it announced last.
     next: Option<Step>,
     /// Back-edges since its last operation that changed anything.
@@ -60,6 +68,8 @@ pub struct Scheduler {
     state: Mutex<State>,
     /// Virtual now in nanoseconds; written only under `state`.
     clock: AtomicU64,
+    /// `State::current` (0: nobody), for threads looking without the lock.
+    turn: AtomicU64,
 }
 
 /// What a run under control decided, for its replay token.
@@ -81,6 +91,7 @@ impl Scheduler {
                 choices: Vec::new(),
             }),
             clock: AtomicU64::new(0),
+            turn: AtomicU64::new(0),
         }
     }
 
@@ -108,6 +119,7 @@ impl Scheduler {
                 status: Status::Runnable,
                 permit: false,
                 turn: Arc::new(Condvar::new()),
+                sleeping: false,
                 next: None,
                 spin: 0,
             },
@@ -120,7 +132,7 @@ impl Scheduler {
         let mut st = self.state.lock();
         Self::add(&mut st, me);
         if st.current.is_none() {
-            st.current = Some(me.id);
+            self.give_turn(&mut st, Some(me.id));
         }
     }
 
@@ -137,7 +149,7 @@ impl Scheduler {
     /// On the new thread's own OS thread: wait for its first turn.
     pub fn begin(&self, me: &ThreadRecord) {
         let st = self.state.lock();
-        drop(Self::wait_turn(st, me.id));
+        drop(self.wait_turn(st, me.id));
     }
 
     /// The thread is over: it leaves, and the turn moves on.
@@ -164,7 +176,7 @@ impl Scheduler {
         let next = self.decide(&mut st, Some(me.id));
         if next != Some(me.id) {
             self.give_turn(&mut st, next);
-            drop(Self::wait_turn(st, me.id));
+            drop(self.wait_turn(st, me.id));
         }
     }
 
@@ -180,7 +192,7 @@ impl Scheduler {
         slot.status = Status::Blocked(deadline);
         let next = self.decide(&mut st, None);
         self.give_turn(&mut st, next);
-        drop(Self::wait_turn(st, me.id));
+        drop(self.wait_turn(st, me.id));
     }
 
     /// `thread` can run again (or, if it is not blocked, its next park
@@ -195,20 +207,46 @@ impl Scheduler {
         }
     }
 
-    fn wait_turn(mut st: MutexGuard<'_, State>, me: ThreadId) -> MutexGuard<'_, State> {
+    fn wait_turn<'s>(&self, mut st: MutexGuard<'s, State>, me: ThreadId) -> MutexGuard<'s, State> {
+        if st.current == Some(me) {
+            return st;
+        }
+        MutexGuard::unlocked(&mut st, || self.look_for_turn(me));
         let Some(turn) = st.slots.get(&me).map(|s| s.turn.clone()) else {
             return st;
         };
         while st.current != Some(me) {
+            if let Some(slot) = st.slots.get_mut(&me) {
+                slot.sleeping = true;
+            }
             turn.wait(&mut st);
+        }
+        if let Some(slot) = st.slots.get_mut(&me) {
+            slot.sleeping = false;
         }
         st
     }
 
+    /// Spin a little while the turn is likely to come straight back.
+    fn look_for_turn(&self, me: ThreadId) {
+        let start = std::time::Instant::now();
+        while self.turn.load(Ordering::Acquire) != me {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+            if start.elapsed() > SPIN_FOR_TURN {
+                return;
+            }
+        }
+    }
+
     fn give_turn(&self, st: &mut State, next: Option<ThreadId>) {
         st.current = next;
+        self.turn.store(next.unwrap_or(0), Ordering::Release);
         if let Some(slot) = next.and_then(|id| st.slots.get(&id)) {
-            slot.turn.notify_one();
+            if slot.sleeping {
+                slot.turn.notify_one();
+            }
         }
     }
 
