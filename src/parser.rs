@@ -1019,7 +1019,6 @@ fn fn_decl(name: Option<Ident>, params: Vec<Decl>, body: Block, span: Span) -> F
         span,
         nslots: 0,
         upvals: Vec::new(),
-        code: Default::default(),
     }
 }
 

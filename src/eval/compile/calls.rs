@@ -1,8 +1,8 @@
 //! Calls from compiled code, and each thread's cache of global callees.
 
 use super::ExprCode;
-use crate::eval::expr::name_error;
 use crate::eval::globals::GlobalCell;
+use crate::eval::name_error;
 use crate::eval::value::{Cell, Value};
 use crate::eval::{Frame, Interp, R};
 use crate::runtime::Handle;
@@ -24,34 +24,31 @@ pub(super) struct Callee {
 pub struct CalleeCache(Vec<Option<Rc<Callee>>>);
 
 impl CalleeCache {
+    /// The copy of global `id` if it is still at `version`.
     #[inline]
-    fn lookup(&self, cell: &GlobalCell) -> Option<Rc<Callee>> {
-        match self.0.get(cell.id as usize) {
-            Some(Some(c)) if c.version == cell.version() => Some(c.clone()),
+    fn current(&self, id: u32, version: u64) -> Option<Rc<Callee>> {
+        match self.0.get(id as usize) {
+            Some(Some(c)) if c.version == version => Some(c.clone()),
             _ => None,
         }
     }
 
     #[cold]
-    fn refresh(&mut self, cell: &GlobalCell) -> Option<Rc<Callee>> {
-        let (value, version) = cell.get_versioned();
-        let callee = Rc::new(Callee {
-            version,
-            value: value?,
-        });
+    fn store(&mut self, id: u32, value: Value, version: u64) -> Rc<Callee> {
+        let callee = Rc::new(Callee { version, value });
         // Only callables and locks: a cached list would be kept alive for
         // nothing.
         if matches!(
             callee.value,
             Value::Func(_) | Value::Builtin(_) | Value::Handle(Handle::Lock(_))
         ) {
-            let id = cell.id as usize;
+            let id = id as usize;
             if self.0.len() <= id {
                 self.0.resize(id + 1, None);
             }
             self.0[id] = Some(callee.clone());
         }
-        Some(callee)
+        callee
     }
 }
 
@@ -96,13 +93,18 @@ impl Interp {
     /// are kept; anything else is read afresh).
     #[inline]
     pub(super) fn cached_global(&mut self, cell: &GlobalCell, span: Span) -> R<Rc<Callee>> {
-        match self.callees.lookup(cell) {
+        let version = self.read_global(cell, GlobalCell::version);
+        match self.callees.current(cell.id, version) {
             Some(c) => Ok(c),
-            None => self
-                .callees
-                .refresh(cell)
-                .ok_or_else(|| name_error(&cell.name, span)),
+            None => self.refresh_callee(cell, span),
         }
+    }
+
+    #[cold]
+    fn refresh_callee(&mut self, cell: &GlobalCell, span: Span) -> R<Rc<Callee>> {
+        let (value, version) = self.read_global(cell, GlobalCell::get_versioned);
+        let value = value.ok_or_else(|| name_error(&cell.name, span))?;
+        Ok(self.callees.store(cell.id, value, version))
     }
 
     /// `f(args)` where `f` names a global: the callee comes from this
@@ -116,13 +118,7 @@ impl Interp {
         frame: Frame,
         span: Span,
     ) -> R<Value> {
-        let callee = match self.callees.lookup(cell) {
-            Some(c) => c,
-            None => self
-                .callees
-                .refresh(cell)
-                .ok_or_else(|| name_error(&cell.name, callee_span))?,
-        };
+        let callee = self.cached_global(cell, callee_span)?;
         self.call_with(&callee.value, args, frame, span)
     }
 

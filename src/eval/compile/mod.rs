@@ -1,26 +1,30 @@
-//! Closure compilation. Before a function first runs, its resolved body is
-//! turned into a tree of Rust closures, one per node, each specialised for
-//! what the node is (a local read, `n < 2`, `total = total + i`, a call of a
-//! global function, `for i in range(..)`). Running a node is one indirect
-//! call: no `match` on the node kind, and the int fast paths neither
-//! allocate nor lock.
+//! Closure compilation: the one evaluator. Before a function first runs,
+//! its resolved body is turned into a tree of Rust closures, one per node,
+//! each specialised for what the node is (a local read, `n < 2`,
+//! `total = total + i`, a call of a global function, `for i in range(..)`).
+//! Running a node is one indirect call: no `match` on the node kind, and the
+//! int fast paths neither allocate nor lock.
 //!
-//! Kinds that are rare in hot code (spawn, select, lock, put, slices, ...)
-//! are not compiled: their node keeps a copy of its syntax tree and hands it
-//! to the tree-walking evaluator (`expr.rs`, `exec.rs`), which stays the one
-//! reference for what each construct means. Compiled nodes build their
-//! errors with the same helpers and spans, so reports do not change.
+//! Every node kind is compiled here, the rare ones too (spawn, select,
+//! lock, ...): those evaluate their operands and hand the values to one
+//! runtime operation (`eval/blocking.rs`). Operands are evaluated left to
+//! right everywhere.
 
+mod assign;
 mod calls;
+mod concurrency;
 mod expr;
 mod fused;
+mod loops;
 mod stmt;
 
+use super::globals::GlobalRef;
 use super::value::Value;
 use super::{Frame, Interp, R};
-use crate::ast::{FnDecl, Program, StmtKind};
+use crate::ast::{self, FnDecl, GlobalId, Program, StmtKind};
 use crate::diagnostics::{kind, RuntimeError};
-use std::sync::OnceLock;
+use crate::runtime::Context;
+use std::sync::{Arc, OnceLock};
 
 pub(super) use calls::CalleeCache;
 
@@ -97,7 +101,7 @@ pub(super) fn pop_frame(stack: &mut Vec<Value>, base: usize) {
 }
 
 /// A compiled block: its statements in order.
-struct Block(Box<[StmtCode]>);
+pub(super) struct Block(Box<[StmtCode]>);
 
 impl Block {
     #[inline]
@@ -131,46 +135,76 @@ impl FnCode {
     }
 }
 
-/// Where a function keeps its compiled body; empty until the first call.
-#[derive(Default)]
-pub struct CodeSlot(OnceLock<FnCode>);
+/// A function object: a declaration and its body, compiled on the first
+/// call. Closures share it; `runtime::FnIndex` finds it by where it is
+/// declared (a closure sent by another process arrives that way).
+pub struct Function {
+    pub decl: Arc<FnDecl>,
+    code: OnceLock<FnCode>,
+}
 
-impl CodeSlot {
+impl Function {
+    pub fn new(decl: Arc<FnDecl>) -> Function {
+        Function {
+            decl,
+            code: OnceLock::new(),
+        }
+    }
+
     #[inline]
-    pub(super) fn get(&self, decl: &FnDecl) -> &FnCode {
-        self.0.get_or_init(|| compile_fn(decl))
+    pub(super) fn code(&self, ctx: &Context) -> &FnCode {
+        self.code
+            .get_or_init(|| Compiler { ctx }.function(&self.decl))
     }
 }
 
-/// A copied declaration (the resolver's `Arc::make_mut`) compiles afresh.
-impl Clone for CodeSlot {
-    fn clone(&self) -> CodeSlot {
-        CodeSlot::default()
-    }
-}
-
-impl std::fmt::Debug for CodeSlot {
+impl std::fmt::Debug for Function {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = if self.0.get().is_some() {
-            "compiled"
-        } else {
-            "not compiled"
-        };
-        f.write_str(state)
+        write!(f, "<fn {}>", self.decl.display_name())
     }
 }
 
-fn compile_fn(decl: &FnDecl) -> FnCode {
-    let captured_params = decl
-        .params
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.captured)
-        .map(|(i, _)| i)
-        .collect();
-    FnCode {
-        body: stmt::block(&decl.body.stmts),
-        captured_params,
+/// Turns resolved syntax into closures. It reads the session once per node,
+/// at compile time: a global's id becomes its cell, a declaration its
+/// function object.
+pub(super) struct Compiler<'c> {
+    pub(super) ctx: &'c Context,
+}
+
+impl Compiler<'_> {
+    pub(super) fn block(&self, block: &ast::Block) -> Block {
+        Block(block.stmts.iter().map(|s| self.stmt(s)).collect())
+    }
+
+    fn function(&self, decl: &FnDecl) -> FnCode {
+        let captured_params = decl
+            .params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.captured)
+            .map(|(i, _)| i)
+            .collect();
+        FnCode {
+            body: self.block(&decl.body),
+            captured_params,
+        }
+    }
+
+    pub(super) fn program(&self, program: &Program) -> ProgramCode {
+        let stmts = program.stmts.iter().map(|s| match &s.node {
+            StmtKind::Expr(e) => TopStmt::Expr(self.expr(e)),
+            _ => TopStmt::Stmt(self.stmt(s)),
+        });
+        ProgramCode(stmts.collect())
+    }
+
+    /// The cell of a global; `None` only for an id from another session.
+    fn global(&self, id: GlobalId) -> Option<GlobalRef> {
+        self.ctx.globals.cell(id)
+    }
+
+    fn function_object(&self, decl: &Arc<FnDecl>) -> Arc<Function> {
+        self.ctx.functions.of(decl)
     }
 }
 
@@ -181,14 +215,6 @@ pub(super) struct ProgramCode(Box<[TopStmt]>);
 enum TopStmt {
     Expr(ExprCode),
     Stmt(StmtCode),
-}
-
-pub(super) fn compile_program(program: &Program) -> ProgramCode {
-    let stmts = program.stmts.iter().map(|s| match &s.node {
-        StmtKind::Expr(e) => TopStmt::Expr(expr::expr(e)),
-        _ => TopStmt::Stmt(stmt::stmt(s)),
-    });
-    ProgramCode(stmts.collect())
 }
 
 impl ProgramCode {
