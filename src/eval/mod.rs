@@ -139,11 +139,10 @@ impl Interp {
             base,
             upvals: &closure.upvals,
         };
-        let ctl = code.run(self, frame);
+        let result = code.run(self, frame);
         self.depth -= 1;
         compile::pop_frame(&mut self.stack, base);
-        self.finish_call(ctl)
-            .map_err(|e| add_call_note(e, decl, span))
+        result.map_err(|e| add_call_note(e, decl, span))
     }
 
     /// Build a closure value over `func`, capturing cells from the frame.

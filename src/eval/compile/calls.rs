@@ -63,8 +63,9 @@ pub(super) fn eval_all(args: &[ExprCode], it: &mut Interp, frame: Frame) -> R<Ve
 
 impl Interp {
     /// Call a value with compiled arguments. A function's arguments go
-    /// straight onto the stack, where they become its first slots.
-    #[inline]
+    /// straight onto the stack, where they become its first slots. Inlined
+    /// into each call node, so a call of a function is one closure deep.
+    #[inline(always)]
     pub(super) fn call_with(
         &mut self,
         callee: &Value,
@@ -73,8 +74,7 @@ impl Interp {
         span: Span,
     ) -> R<Value> {
         let Value::Func(closure) = callee else {
-            let args = eval_all(args, self, frame)?;
-            return self.call_value(callee, args, span);
+            return self.call_not_closure(callee, args, frame, span);
         };
         let base = self.stack.len();
         for a in args {
@@ -87,6 +87,29 @@ impl Interp {
             }
         }
         self.call_closure(closure, base, span)
+    }
+
+    /// A call with one argument, already evaluated.
+    #[inline(always)]
+    pub(super) fn call_one(&mut self, callee: &Value, arg: Value, span: Span) -> R<Value> {
+        let Value::Func(closure) = callee else {
+            return self.call_value(callee, vec![arg], span);
+        };
+        let base = self.stack.len();
+        self.stack.push(arg);
+        self.call_closure(closure, base, span)
+    }
+
+    #[inline(never)]
+    fn call_not_closure(
+        &mut self,
+        callee: &Value,
+        args: &[ExprCode],
+        frame: Frame,
+        span: Span,
+    ) -> R<Value> {
+        let args = eval_all(args, self, frame)?;
+        self.call_value(callee, args, span)
     }
 
     /// A global's value through this thread's cache (callables and locks
@@ -126,6 +149,8 @@ impl Interp {
     #[inline]
     pub(super) fn local(&self, frame: Frame, slot: usize) -> Value {
         match &self.stack[frame.base + slot] {
+            // Most locals are ints: no call to the general clone.
+            Value::Int(i) => Value::Int(*i),
             Value::Cell(c) => c.lock().clone(),
             v => v.clone(),
         }

@@ -4,7 +4,8 @@
 
 use super::calls::eval_all;
 use super::fused::{
-    by_int_op, by_int_test, IntOp, IntTest, TestOf, ValueOf, WithIntOp, WithIntTest,
+    by_int_op, by_int_test, local_slot, Build, CallArgOf, IntOp, IntTest, Operand, TestOf, ValueOf,
+    WithIntOp, WithIntTest,
 };
 use super::{Compiler, ExprCode};
 use crate::ast::{BinOp, Expr, ExprKind, Ident, Res, UnaryOp, VarRef};
@@ -95,6 +96,9 @@ impl Compiler<'_> {
     }
 
     fn call(&self, callee: &Expr, args: &[Expr], span: Span) -> ExprCode {
+        if let Some(code) = self.call_fused_arg(callee, args, span) {
+            return code;
+        }
         let args = self.exprs(args);
         if let Some(cell) = self.global_of(callee) {
             let callee_span = callee.span;
@@ -105,6 +109,32 @@ impl Compiler<'_> {
             let callee = callee(it, f)?;
             it.call_with(&callee, &args, f, span)
         })
+    }
+
+    /// `g(a op b)` with a global `g` and simple operands (`fib(n - 1)`).
+    fn call_fused_arg(&self, callee: &Expr, args: &[Expr], span: Span) -> Option<ExprCode> {
+        let cell = self.global_of(callee)?;
+        let [Expr {
+            node: ExprKind::Binary { op, lhs, rhs },
+            span: arg_span,
+        }] = args
+        else {
+            return None;
+        };
+        if matches!(op, BinOp::And | BinOp::Or) {
+            return None;
+        }
+        let call = CallArg {
+            cx: self,
+            cell,
+            callee_span: callee.span,
+            span,
+            op: *op,
+            lhs,
+            rhs,
+            arg_span: *arg_span,
+        };
+        by_int_op(*op, call)
     }
 
     fn method_call(&self, target: &Expr, method: &Ident, args: &[Expr], span: Span) -> ExprCode {
@@ -199,6 +229,34 @@ impl Compiler<'_> {
                 return Ok(a);
             }
             rhs(it, f)
+        })
+    }
+
+    /// `test ? value : otherwise`: a function's guard `if test { return
+    /// value }` before the rest of its body, `otherwise`.
+    pub(super) fn guard(&self, test: &Expr, value: &Expr, otherwise: ExprCode) -> ExprCode {
+        let mut otherwise = Some(otherwise);
+        if let ExprKind::Binary { op, lhs, rhs } = &test.node {
+            let fused = FusedGuard {
+                cx: self,
+                op: *op,
+                lhs,
+                rhs,
+                span: test.span,
+                value,
+                otherwise: &mut otherwise,
+            };
+            if let Some(code) = by_int_test(*op, fused).flatten() {
+                return code;
+            }
+        }
+        let (test, value) = (self.cond(test), self.expr(value));
+        let Some(otherwise) = otherwise else {
+            return value;
+        };
+        Box::new(move |it, f| match test(it, f)? {
+            true => value(it, f),
+            false => otherwise(it, f),
         })
     }
 
@@ -331,5 +389,107 @@ impl Interp {
     #[inline(never)]
     pub(super) fn binary_values(&mut self, op: BinOp, a: Value, b: Value, span: Span) -> R<Value> {
         ops::binary(op, &a, &b).map_err(|e| Box::new(e.at(span)))
+    }
+}
+
+/// A guard whose test compares two simple operands.
+struct FusedGuard<'c, 'e> {
+    cx: &'c Compiler<'c>,
+    op: BinOp,
+    lhs: &'e Expr,
+    rhs: &'e Expr,
+    span: Span,
+    value: &'e Expr,
+    /// Taken only once the guard is built: a test that does not fuse
+    /// leaves it for the general path.
+    otherwise: &'e mut Option<ExprCode>,
+}
+
+impl WithIntTest for FusedGuard<'_, '_> {
+    type Out = Option<ExprCode>;
+    fn with<T: IntTest>(self, test: T) -> Option<ExprCode> {
+        let FusedGuard {
+            cx,
+            op,
+            lhs,
+            rhs,
+            span,
+            value,
+            otherwise,
+        } = self;
+        let guard = GuardOf {
+            cx,
+            test: TestOf { op, span, test },
+            value,
+            otherwise,
+        };
+        cx.with_operands(lhs, rhs, guard).flatten()
+    }
+}
+
+struct GuardOf<'c, 'e, T> {
+    cx: &'c Compiler<'c>,
+    test: TestOf<T>,
+    value: &'e Expr,
+    otherwise: &'e mut Option<ExprCode>,
+}
+
+impl<T: IntTest> Build for GuardOf<'_, '_, T> {
+    type Out = Option<ExprCode>;
+    fn build<A: Operand, B: Operand>(self, a: A, b: B) -> Option<ExprCode> {
+        let otherwise = self.otherwise.take()?;
+        let (local, value) = (local_slot(self.value), self.cx.expr(self.value));
+        let TestOf { op, span, test } = self.test;
+        Some(Box::new(move |it, f| {
+            let yes = match (a.int(it, f), b.int(it, f)) {
+                (Some(x), Some(y)) => test(x, y),
+                _ => it.binary_operands(op, &a, &b, span, f)?.truthy(),
+            };
+            match (yes, local) {
+                (true, Some(slot)) => Ok(it.local(f, slot)),
+                (true, None) => value(it, f),
+                (false, _) => otherwise(it, f),
+            }
+        }))
+    }
+}
+
+/// A call whose one argument fuses.
+struct CallArg<'c, 'e> {
+    cx: &'c Compiler<'c>,
+    cell: GlobalRef,
+    callee_span: Span,
+    span: Span,
+    op: BinOp,
+    lhs: &'e Expr,
+    rhs: &'e Expr,
+    arg_span: Span,
+}
+
+impl WithIntOp for CallArg<'_, '_> {
+    type Out = Option<ExprCode>;
+    fn with<F: IntOp>(self, fast: F) -> Option<ExprCode> {
+        let CallArg {
+            cx,
+            cell,
+            callee_span,
+            span,
+            op,
+            lhs,
+            rhs,
+            arg_span,
+        } = self;
+        let arg = ValueOf {
+            op,
+            span: arg_span,
+            fast,
+        };
+        let call = CallArgOf {
+            cell,
+            callee_span,
+            span,
+            arg,
+        };
+        cx.with_operands(lhs, rhs, call)
     }
 }

@@ -6,6 +6,7 @@
 //! everywhere else.
 
 use super::expr::CondCode;
+use super::stmt::put;
 use super::{tri, Block, Compiler, Ctl, ExprCode, StmtCode};
 use crate::ast::{BinOp, Expr, ExprKind, Name, Res, VarRef};
 use crate::eval::globals::{GlobalCell, GlobalRef, GlobalWrite};
@@ -143,17 +144,54 @@ pub(super) struct ValueOf<F> {
     pub fast: F,
 }
 
+impl<F: IntOp> ValueOf<F> {
+    /// `a op b`: the int fast path, else the full one.
+    #[inline(always)]
+    pub(super) fn of<A: Operand, B: Operand>(
+        &self,
+        it: &mut Interp,
+        f: Frame,
+        a: &A,
+        b: &B,
+    ) -> R<Value> {
+        if let (Some(x), Some(y)) = (a.int(it, f), b.int(it, f)) {
+            if let Some(v) = (self.fast)(x, y) {
+                return Ok(v);
+            }
+        }
+        full_path(it, f, self.op, a, b, self.span)
+    }
+}
+
 impl<F: IntOp> Build for ValueOf<F> {
     type Out = ExprCode;
     fn build<A: Operand, B: Operand>(self, a: A, b: B) -> ExprCode {
-        let ValueOf { op, span, fast } = self;
+        Box::new(move |it, f| self.of(it, f, &a, &b))
+    }
+}
+
+/// `g(a op b)` where `g` names a global and `a op b` fuses: the argument
+/// is worked out inside the call node (after the callee, as always).
+pub(super) struct CallArgOf<F> {
+    pub cell: GlobalRef,
+    pub callee_span: Span,
+    pub span: Span,
+    pub arg: ValueOf<F>,
+}
+
+impl<F: IntOp> Build for CallArgOf<F> {
+    type Out = ExprCode;
+    fn build<A: Operand, B: Operand>(self, a: A, b: B) -> ExprCode {
+        let CallArgOf {
+            cell,
+            callee_span,
+            span,
+            arg,
+        } = self;
         Box::new(move |it, f| {
-            if let (Some(x), Some(y)) = (a.int(it, f), b.int(it, f)) {
-                if let Some(v) = fast(x, y) {
-                    return Ok(v);
-                }
-            }
-            full_path(it, f, op, &a, &b, span)
+            let callee = it.cached_global(&cell, callee_span)?;
+            let v = arg.of(it, f, &a, &b)?;
+            it.call_one(&callee.value, v, span)
         })
     }
 }
@@ -201,6 +239,40 @@ impl<T: IntTest> Build for IfOf<T> {
             } else {
                 Ctl::Normal
             }
+        })
+    }
+}
+
+/// `if a op b { return r }`, the base case of a recursion, in one closure.
+pub(super) struct IfReturnOf<T> {
+    pub test: TestOf<T>,
+    pub value: ExprCode,
+    /// `r` when it is a local: read in place, no call.
+    pub local: Option<usize>,
+}
+
+impl<T: IntTest> Build for IfReturnOf<T> {
+    type Out = StmtCode;
+    fn build<A: Operand, B: Operand>(self, a: A, b: B) -> StmtCode {
+        let IfReturnOf {
+            test: TestOf { op, span, test },
+            value,
+            local,
+        } = self;
+        Box::new(move |it, f| {
+            let yes = match (a.int(it, f), b.int(it, f)) {
+                (Some(x), Some(y)) => test(x, y),
+                _ => tri!(it, full_path(it, f, op, &a, &b, span)).truthy(),
+            };
+            if !yes {
+                return Ctl::Normal;
+            }
+            let v = match local {
+                Some(slot) => it.local(f, slot),
+                None => tri!(it, value(it, f)),
+            };
+            put(&mut it.pending.ret, v);
+            Ctl::Return
         })
     }
 }
@@ -286,6 +358,21 @@ fn full_path<A: Operand, B: Operand>(
     let x = a.value(it, f)?;
     let y = b.value(it, f)?;
     it.binary_values(op, x, y, span)
+}
+
+impl Interp {
+    /// `a op b` on two simple operands, the full path.
+    #[inline(always)]
+    pub(super) fn binary_operands<A: Operand, B: Operand>(
+        &mut self,
+        op: BinOp,
+        a: &A,
+        b: &B,
+        span: Span,
+        f: Frame,
+    ) -> R<Value> {
+        full_path(self, f, op, a, b, span)
+    }
 }
 
 /// Calls `u.with(fast)` with the int fast path of `op` (`None` for none).

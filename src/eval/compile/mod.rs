@@ -119,6 +119,9 @@ impl Block {
 /// A function body ready to run.
 pub struct FnCode {
     body: Block,
+    /// The body's last statements as one expression (see `is_tail`): its
+    /// value is the call's, without a trip through `Pending::ret`.
+    tail: Option<ExprCode>,
     /// Parameter slots that closures capture: they start in a shared cell.
     captured_params: Box<[usize]>,
 }
@@ -129,9 +132,16 @@ impl FnCode {
         &self.captured_params
     }
 
+    /// The call's result.
     #[inline]
-    pub(super) fn run(&self, it: &mut Interp, frame: Frame) -> Ctl {
-        self.body.run(it, frame)
+    pub(super) fn run(&self, it: &mut Interp, frame: Frame) -> R<Value> {
+        match self.body.run(it, frame) {
+            Ctl::Normal => match &self.tail {
+                Some(value) => value(it, frame),
+                None => Ok(Value::Nil),
+            },
+            ctl => it.finish_call(ctl),
+        }
     }
 }
 
@@ -184,8 +194,14 @@ impl Compiler<'_> {
             .filter(|(_, p)| p.captured)
             .map(|(i, _)| i)
             .collect();
+        let stmts = &decl.body.stmts;
+        let split = (0..stmts.len())
+            .find(|&i| is_tail(&stmts[i..]))
+            .unwrap_or(stmts.len());
+        let (body, tail) = (&stmts[..split], self.tail(&stmts[split..]));
         FnCode {
-            body: self.block(&decl.body),
+            body: Block(body.iter().map(|s| self.stmt(s)).collect()),
+            tail,
             captured_params,
         }
     }
@@ -198,6 +214,19 @@ impl Compiler<'_> {
         ProgramCode(stmts.collect())
     }
 
+    /// The value of statements that `is_tail` accepts: `return e` is `e`,
+    /// and `if c { return a }; rest` is `c ? a : rest`.
+    fn tail(&self, stmts: &[ast::Stmt]) -> Option<ExprCode> {
+        match stmts.split_first()? {
+            (first, []) => returned(first).map(|e| self.expr(e)),
+            (first, rest) => {
+                let (test, value) = guard(first)?;
+                let otherwise = self.tail(rest)?;
+                Some(self.guard(test, value, otherwise))
+            }
+        }
+    }
+
     /// The cell of a global; `None` only for an id from another session.
     fn global(&self, id: GlobalId) -> Option<GlobalRef> {
         self.ctx.globals.cell(id)
@@ -205,6 +234,45 @@ impl Compiler<'_> {
 
     fn function_object(&self, decl: &Arc<FnDecl>) -> Arc<Function> {
         self.ctx.functions.of(decl)
+    }
+}
+
+/// Whether a function body's last statements make one value: guards
+/// `if c { return a }` and a final `return e`. Such a tail runs as one
+/// expression (the base case of a recursion and the recursive case are
+/// then a conditional, with no statement, `Ctl` or `Pending` on the way
+/// out).
+fn is_tail(stmts: &[ast::Stmt]) -> bool {
+    match stmts.split_last() {
+        Some((last, guards)) => {
+            returned(last).is_some() && guards.iter().all(|s| guard(s).is_some())
+        }
+        None => false,
+    }
+}
+
+/// `e` of `return e`.
+fn returned(s: &ast::Stmt) -> Option<&ast::Expr> {
+    match &s.node {
+        StmtKind::Return(Some(e)) => Some(e),
+        _ => None,
+    }
+}
+
+/// `c` and `a` of `if c { return a }` (no other branch).
+fn guard(s: &ast::Stmt) -> Option<(&ast::Expr, &ast::Expr)> {
+    match &s.node {
+        StmtKind::If {
+            branches,
+            otherwise: None,
+        } => match &branches[..] {
+            [(test, body)] => match &body.stmts[..] {
+                [only] => returned(only).map(|value| (test, value)),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
     }
 }
 

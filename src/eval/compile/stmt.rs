@@ -2,7 +2,9 @@
 //! assign (`assign.rs`), loop (`loops.rs`) nor block (`concurrency.rs`).
 
 use super::expr::CondCode;
-use super::fused::{by_int_test, local_slot, Build, IfOf, IntTest, Operand, TestOf, WithIntTest};
+use super::fused::{
+    by_int_test, local_slot, Build, IfOf, IfReturnOf, IntTest, Operand, TestOf, WithIntTest,
+};
 use super::{tri, Block, Compiler, Ctl, StmtCode};
 use crate::ast::{self, BinOp, Decl, Expr, ExprKind, Pattern, Res, Stmt, StmtKind};
 use crate::diagnostics::{kind, RuntimeError};
@@ -331,6 +333,15 @@ struct LazyIf<'c, 'e, T> {
 impl<T: IntTest> Build for LazyIf<'_, '_, T> {
     type Out = StmtCode;
     fn build<A: Operand, B: Operand>(self, a: A, b: B) -> StmtCode {
+        if let [Stmt {
+            node: StmtKind::Return(Some(value)),
+            ..
+        }] = &self.body.stmts[..]
+        {
+            let (local, value) = (local_slot(value), self.cx.expr(value));
+            let test = self.test;
+            return IfReturnOf { test, value, local }.build(a, b);
+        }
         let body = self.cx.block(self.body);
         IfOf {
             test: self.test,
