@@ -117,7 +117,20 @@ impl Interp {
     /// Run a closure whose arguments are already on the stack from `base`.
     #[inline(always)]
     fn call_closure(&mut self, closure: &Closure, base: usize, span: Span) -> R<Value> {
-        let func = &*closure.func;
+        self.call_function(&closure.func, &closure.upvals, base, span)
+    }
+
+    /// Run `func` over `upvals`, its arguments on the stack from `base`.
+    /// (`&Box`: the frame keeps a thin reference, see `Frame`.)
+    #[allow(clippy::borrowed_box)]
+    #[inline(always)]
+    fn call_function(
+        &mut self,
+        func: &Function,
+        upvals: &Box<[Cell]>,
+        base: usize,
+        span: Span,
+    ) -> R<Value> {
         let decl = &*func.decl;
         let given = self.stack.len() - base;
         if given != decl.params.len() || self.depth >= MAX_CALL_DEPTH {
@@ -125,7 +138,22 @@ impl Interp {
             return Err(call_refused(decl, given, span));
         }
         let code = func.code(&self.ctx);
-        let locals = (decl.nslots as usize).saturating_sub(given);
+        if code.needs_setup() {
+            self.set_up_frame(code, base);
+        }
+        self.depth += 1;
+        let frame = Frame { base, upvals };
+        let result = code.run(self, frame);
+        self.depth -= 1;
+        compile::pop_frame(&mut self.stack, base);
+        result.map_err(|e| add_call_note(e, decl, span))
+    }
+
+    /// The slots of a frame past its arguments, and the cells of captured
+    /// parameters (out of line: most calls need neither).
+    #[inline(never)]
+    fn set_up_frame(&mut self, code: &compile::FnCode, base: usize) {
+        let locals = code.locals();
         self.stack.reserve(locals);
         for _ in 0..locals {
             self.stack.push(Value::Nil);
@@ -134,15 +162,6 @@ impl Interp {
             let v = std::mem::take(&mut self.stack[base + slot]);
             self.stack[base + slot] = Value::Cell(Arc::new(Mutex::new(v)));
         }
-        self.depth += 1;
-        let frame = Frame {
-            base,
-            upvals: &closure.upvals,
-        };
-        let result = code.run(self, frame);
-        self.depth -= 1;
-        compile::pop_frame(&mut self.stack, base);
-        result.map_err(|e| add_call_note(e, decl, span))
     }
 
     /// Build a closure value over `func`, capturing cells from the frame.

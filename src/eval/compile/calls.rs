@@ -1,13 +1,14 @@
 //! Calls from compiled code, and each thread's cache of global callees.
 
 use super::ExprCode;
-use crate::eval::globals::GlobalCell;
+use crate::eval::globals::{GlobalCell, GlobalRef};
 use crate::eval::name_error;
 use crate::eval::value::{Cell, Value};
-use crate::eval::{Frame, Interp, R};
+use crate::eval::{Frame, Function, Interp, R};
 use crate::runtime::Handle;
 use crate::span::Span;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// A global's value as this thread last read it, and the cell's version then.
 pub(super) struct Callee {
@@ -52,6 +53,49 @@ impl CalleeCache {
     }
 }
 
+/// A call of a global: its cell, and the function it held when the call
+/// was compiled, if that was a top-level function (nothing captured) that
+/// takes as many arguments as the call gives. While the global's version is
+/// still the one seen then, that function is called straight away: no
+/// cache lookup, no reference count, no arity check.
+pub(super) struct GlobalCallee {
+    pub(super) cell: GlobalRef,
+    pub(super) span: Span,
+    known: Option<Known>,
+}
+
+struct Known {
+    func: Arc<Function>,
+    version: u64,
+    /// The (no) captured variables, for the frame.
+    upvals: Box<[Cell]>,
+}
+
+impl GlobalCallee {
+    pub(super) fn new(cell: GlobalRef, span: Span, nargs: usize) -> GlobalCallee {
+        let (value, version) = cell.get_versioned();
+        let known = match value {
+            Some(Value::Func(c)) if c.upvals.is_empty() && c.func.decl.params.len() == nargs => {
+                Some(Known {
+                    func: c.func.clone(),
+                    version,
+                    upvals: Box::default(),
+                })
+            }
+            _ => None,
+        };
+        GlobalCallee { cell, span, known }
+    }
+
+    /// The function the global still holds, if it is the known one.
+    #[inline(always)]
+    fn known(&self, it: &Interp) -> Option<&Known> {
+        let known = self.known.as_ref()?;
+        let version = it.read_global(&self.cell, GlobalCell::version);
+        (version == known.version).then_some(known)
+    }
+}
+
 /// Evaluate arguments in order into a vector (builtins and methods take one).
 pub(super) fn eval_all(args: &[ExprCode], it: &mut Interp, frame: Frame) -> R<Vec<Value>> {
     let mut out = Vec::with_capacity(args.len());
@@ -76,16 +120,7 @@ impl Interp {
         let Value::Func(closure) = callee else {
             return self.call_not_closure(callee, args, frame, span);
         };
-        let base = self.stack.len();
-        for a in args {
-            match a(self, frame) {
-                Ok(v) => self.stack.push(v),
-                Err(e) => {
-                    self.stack.truncate(base);
-                    return Err(e);
-                }
-            }
-        }
+        let base = self.push_args(args, frame)?;
         self.call_closure(closure, base, span)
     }
 
@@ -130,19 +165,59 @@ impl Interp {
         Ok(self.callees.store(cell.id, value, version))
     }
 
-    /// `f(args)` where `f` names a global: the callee comes from this
-    /// thread's cache when the global has not changed since.
-    #[inline]
+    /// `f(args)` where `f` names a global: the known function, else the
+    /// callee from this thread's cache (current while the global has not
+    /// changed since).
+    #[inline(always)]
     pub(super) fn call_global(
         &mut self,
-        cell: &GlobalCell,
-        callee_span: Span,
+        g: &GlobalCallee,
         args: &[ExprCode],
         frame: Frame,
         span: Span,
     ) -> R<Value> {
-        let callee = self.cached_global(cell, callee_span)?;
+        if let Some(known) = g.known(self) {
+            let base = self.push_args(args, frame)?;
+            return self.call_function(&known.func, &known.upvals, base, span);
+        }
+        let callee = self.cached_global(&g.cell, g.span)?;
         self.call_with(&callee.value, args, frame, span)
+    }
+
+    /// `f(v)` where `f` names a global and `v` comes from `arg` (evaluated
+    /// after the callee).
+    #[inline(always)]
+    pub(super) fn call_global_one(
+        &mut self,
+        g: &GlobalCallee,
+        arg: impl FnOnce(&mut Interp) -> R<Value>,
+        span: Span,
+    ) -> R<Value> {
+        if let Some(known) = g.known(self) {
+            let v = arg(self)?;
+            let base = self.stack.len();
+            self.stack.push(v);
+            return self.call_function(&known.func, &known.upvals, base, span);
+        }
+        let callee = self.cached_global(&g.cell, g.span)?;
+        let v = arg(self)?;
+        self.call_one(&callee.value, v, span)
+    }
+
+    /// Evaluate arguments onto the stack; gives where they start.
+    #[inline(always)]
+    fn push_args(&mut self, args: &[ExprCode], frame: Frame) -> R<usize> {
+        let base = self.stack.len();
+        for a in args {
+            match a(self, frame) {
+                Ok(v) => self.stack.push(v),
+                Err(e) => {
+                    self.stack.truncate(base);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(base)
     }
 
     /// A local's value, read through its cell if closures capture it.
@@ -151,8 +226,7 @@ impl Interp {
         match &self.stack[frame.base + slot] {
             // Most locals are ints: no call to the general clone.
             Value::Int(i) => Value::Int(*i),
-            Value::Cell(c) => c.lock().clone(),
-            v => v.clone(),
+            v => clone_local(v),
         }
     }
 
@@ -163,6 +237,15 @@ impl Interp {
             Value::Cell(c) => store_in_cell(c, v),
             _ => super::stmt::put(place, v),
         }
+    }
+}
+
+/// Out of line: the lock would make every closure that reads a local bigger.
+#[inline(never)]
+fn clone_local(v: &Value) -> Value {
+    match v {
+        Value::Cell(c) => c.lock().clone(),
+        v => v.clone(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! node; the int fast paths fall back to `Interp::binary_values`, the full
 //! path (and the same errors).
 
-use super::calls::eval_all;
+use super::calls::{eval_all, GlobalCallee};
 use super::fused::{
     by_int_op, by_int_test, local_slot, Build, CallArgOf, IntOp, IntTest, Operand, TestOf, ValueOf,
     WithIntOp, WithIntTest,
@@ -17,8 +17,11 @@ use crate::eval::{Frame, Interp, R};
 use crate::span::Span;
 use indexmap::IndexMap;
 
+/// A node that gives a `T`.
+type Code<T> = Box<dyn Fn(&mut Interp, Frame) -> R<T> + Send + Sync>;
+
 /// A condition: compiled to give a bool straight away (`if n < 2`).
-pub(super) type CondCode = Box<dyn Fn(&mut Interp, Frame) -> R<bool> + Send + Sync>;
+pub(super) type CondCode = Code<bool>;
 
 impl Compiler<'_> {
     pub(super) fn expr(&self, e: &Expr) -> ExprCode {
@@ -101,8 +104,8 @@ impl Compiler<'_> {
         }
         let args = self.exprs(args);
         if let Some(cell) = self.global_of(callee) {
-            let callee_span = callee.span;
-            return Box::new(move |it, f| it.call_global(&cell, callee_span, &args, f, span));
+            let g = GlobalCallee::new(cell, callee.span, args.len());
+            return Box::new(move |it, f| it.call_global(&g, &args, f, span));
         }
         let callee = self.expr(callee);
         Box::new(move |it, f| {
@@ -332,20 +335,45 @@ impl WithIntOp for Binary<'_, '_> {
         if let Some(code) = cx.with_operands(lhs, rhs, ValueOf { op, span, fast }) {
             return code;
         }
-        let (lhs, rhs) = (cx.expr(lhs), cx.expr(rhs));
-        Box::new(move |it, f| {
-            let x = lhs(it, f)?;
-            let y = rhs(it, f)?;
-            if let (Value::Int(p), Value::Int(q)) = (&x, &y) {
-                if let Some(v) = fast(*p, *q) {
-                    // Ints: nothing to drop.
-                    std::mem::forget((x, y));
-                    return Ok(v);
-                }
-            }
-            it.binary_values(op, x, y, span)
-        })
+        pair(cx.expr(lhs), cx.expr(rhs), op, span, fast, |v: Value| v)
     }
+}
+
+/// `lhs op rhs` on two compiled operands: `on_ints` when both are ints
+/// (`None`: not this way), else the full path, whose value `from_value`
+/// turns into what the node gives.
+fn pair<T: 'static>(
+    lhs: ExprCode,
+    rhs: ExprCode,
+    op: BinOp,
+    span: Span,
+    on_ints: impl Fn(i64, i64) -> Option<T> + Send + Sync + 'static,
+    from_value: impl Fn(Value) -> T + Send + Sync + 'static,
+) -> Code<T> {
+    Box::new(move |it, f| {
+        let x = lhs(it, f)?;
+        let y = rhs(it, f)?;
+        if let (Value::Int(p), Value::Int(q)) = (&x, &y) {
+            if let Some(v) = on_ints(*p, *q) {
+                // Ints: nothing to drop.
+                std::mem::forget((x, y));
+                return Ok(v);
+            }
+        }
+        pair_full_path(it, op, x, y, span, &from_value)
+    })
+}
+
+#[inline(never)]
+fn pair_full_path<T>(
+    it: &mut Interp,
+    op: BinOp,
+    x: Value,
+    y: Value,
+    span: Span,
+    from_value: &impl Fn(Value) -> T,
+) -> R<T> {
+    Ok(from_value(it.binary_values(op, x, y, span)?))
 }
 
 /// The condition `lhs op rhs` with the int comparison `T`.
@@ -370,25 +398,10 @@ impl WithIntTest for Test<'_, '_> {
         if let Some(code) = cx.with_operands(lhs, rhs, TestOf { op, span, test }) {
             return code;
         }
-        let (lhs, rhs) = (cx.expr(lhs), cx.expr(rhs));
-        Box::new(move |it, f| {
-            let x = lhs(it, f)?;
-            let y = rhs(it, f)?;
-            if let (Value::Int(p), Value::Int(q)) = (&x, &y) {
-                let yes = test(*p, *q);
-                std::mem::forget((x, y));
-                return Ok(yes);
-            }
-            Ok(it.binary_values(op, x, y, span)?.truthy())
+        let on_ints = move |x, y| Some(test(x, y));
+        pair(cx.expr(lhs), cx.expr(rhs), op, span, on_ints, |v: Value| {
+            v.truthy()
         })
-    }
-}
-
-impl Interp {
-    /// `a op b` for any values: the full path behind every fast one.
-    #[inline(never)]
-    pub(super) fn binary_values(&mut self, op: BinOp, a: Value, b: Value, span: Span) -> R<Value> {
-        ops::binary(op, &a, &b).map_err(|e| Box::new(e.at(span)))
     }
 }
 
@@ -485,11 +498,18 @@ impl WithIntOp for CallArg<'_, '_> {
             fast,
         };
         let call = CallArgOf {
-            cell,
-            callee_span,
+            callee: GlobalCallee::new(cell, callee_span, 1),
             span,
             arg,
         };
         cx.with_operands(lhs, rhs, call)
+    }
+}
+
+impl Interp {
+    /// `a op b` for any values: the full path behind every fast one.
+    #[inline(never)]
+    pub(super) fn binary_values(&mut self, op: BinOp, a: Value, b: Value, span: Span) -> R<Value> {
+        ops::binary(op, &a, &b).map_err(|e| Box::new(e.at(span)))
     }
 }

@@ -5,6 +5,7 @@
 //! ints (or that overflows) takes the full path, with the same errors as
 //! everywhere else.
 
+use super::calls::GlobalCallee;
 use super::expr::CondCode;
 use super::stmt::put;
 use super::{tri, Block, Compiler, Ctl, ExprCode, StmtCode};
@@ -173,8 +174,7 @@ impl<F: IntOp> Build for ValueOf<F> {
 /// `g(a op b)` where `g` names a global and `a op b` fuses: the argument
 /// is worked out inside the call node (after the callee, as always).
 pub(super) struct CallArgOf<F> {
-    pub cell: GlobalRef,
-    pub callee_span: Span,
+    pub callee: GlobalCallee,
     pub span: Span,
     pub arg: ValueOf<F>,
 }
@@ -182,17 +182,8 @@ pub(super) struct CallArgOf<F> {
 impl<F: IntOp> Build for CallArgOf<F> {
     type Out = ExprCode;
     fn build<A: Operand, B: Operand>(self, a: A, b: B) -> ExprCode {
-        let CallArgOf {
-            cell,
-            callee_span,
-            span,
-            arg,
-        } = self;
-        Box::new(move |it, f| {
-            let callee = it.cached_global(&cell, callee_span)?;
-            let v = arg.of(it, f, &a, &b)?;
-            it.call_one(&callee.value, v, span)
-        })
+        let CallArgOf { callee, span, arg } = self;
+        Box::new(move |it, f| it.call_global_one(&callee, |it| arg.of(it, f, &a, &b), span))
     }
 }
 

@@ -124,12 +124,25 @@ pub struct FnCode {
     tail: Option<ExprCode>,
     /// Parameter slots that closures capture: they start in a shared cell.
     captured_params: Box<[usize]>,
+    /// Slots past the parameters.
+    locals: usize,
 }
 
 impl FnCode {
     #[inline]
     pub(super) fn captured_params(&self) -> &[usize] {
         &self.captured_params
+    }
+
+    #[inline]
+    pub(super) fn locals(&self) -> usize {
+        self.locals
+    }
+
+    /// Whether a call must do more than push the arguments.
+    #[inline(always)]
+    pub(super) fn needs_setup(&self) -> bool {
+        self.locals != 0 || !self.captured_params.is_empty()
     }
 
     /// The call's result.
@@ -203,6 +216,7 @@ impl Compiler<'_> {
             body: Block(body.iter().map(|s| self.stmt(s)).collect()),
             tail,
             captured_params,
+            locals: (decl.nslots as usize).saturating_sub(decl.params.len()),
         }
     }
 
