@@ -303,21 +303,22 @@ impl Interp {
     }
 
     fn acquire_local(&mut self, lock: Arc<Lock>, at: Span) -> R<HeldLock> {
-        self.acquire_for_block(&lock, at)?;
+        self.acquire_for_block(&lock, &at)?;
         Ok(HeldLock::Local(lock))
     }
 
-    /// Take `lock` for the block of `lock X { }`.
-    pub(super) fn acquire_for_block(&mut self, lock: &Lock, at: Span) -> R<()> {
-        let describe = || self.block_on(lock.label(), lock_site(at), None);
-        lock.acquire(&self.ctx, &self.thread, None, Some(at), describe)
+    /// Take `lock` for the block of `lock X { }` (`at`: a reference, as
+    /// the hot `lock m { }` node passes it without copying).
+    pub(super) fn acquire_for_block(&mut self, lock: &Lock, at: &Span) -> R<()> {
+        let describe = || self.block_on(lock.label(), lock_site(*at), None);
+        lock.acquire(&self.ctx, &self.thread, None, Some(*at), describe)
             .map(|_| ())
-            .map_err(|e| Box::new(e.at(at)))
+            .map_err(|e| Box::new(e.at(*at)))
     }
 
-    pub(super) fn release_for_block(&mut self, lock: &Lock, at: Span) -> R<()> {
+    pub(super) fn release_for_block(&mut self, lock: &Lock, at: &Span) -> R<()> {
         lock.release(&self.ctx, &self.thread)
-            .map_err(|e| Box::new(e.at(at)))
+            .map_err(|e| Box::new(e.at(*at)))
     }
 
     /// Release at the end of `lock X { }`, however the block ended.

@@ -199,9 +199,9 @@ fn lock_global(cell: GlobalRef, at: Span, body: Block) -> StmtCode {
             let released = it.lock_exit(&held, at);
             return after_lock(it, ctl, released);
         };
-        tri!(it, it.acquire_for_block(lock, at));
+        tri!(it, it.acquire_for_block(lock, &at));
         let ctl = body.run(it, f);
-        let released = it.release_for_block(lock, at);
+        let released = it.release_for_block(lock, &at);
         after_lock(it, ctl, released)
     })
 }
