@@ -452,13 +452,9 @@ impl<T: IntTest> Build for GuardOf<'_, '_, T> {
     fn build<A: Operand, B: Operand>(self, a: A, b: B) -> Option<ExprCode> {
         let otherwise = self.otherwise.take()?;
         let (local, value) = (local_slot(self.value), self.cx.expr(self.value));
-        let TestOf { op, span, test } = self.test;
+        let test = self.test;
         Some(Box::new(move |it, f| {
-            let yes = match (a.int(it, f), b.int(it, f)) {
-                (Some(x), Some(y)) => test(x, y),
-                _ => it.binary_operands(op, &a, &b, span, f)?.truthy(),
-            };
-            match (yes, local) {
+            match (test.holds(it, f, &a, &b)?, local) {
                 (true, Some(slot)) => Ok(it.local(f, slot)),
                 (true, None) => value(it, f),
                 (false, _) => otherwise(it, f),

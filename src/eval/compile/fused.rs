@@ -194,16 +194,27 @@ pub(super) struct TestOf<T> {
     pub test: T,
 }
 
+impl<T: IntTest> TestOf<T> {
+    /// Whether `a op b` holds: the int comparison, else the full path.
+    #[inline(always)]
+    pub(super) fn holds<A: Operand, B: Operand>(
+        &self,
+        it: &mut Interp,
+        f: Frame,
+        a: &A,
+        b: &B,
+    ) -> R<bool> {
+        if let (Some(x), Some(y)) = (a.int(it, f), b.int(it, f)) {
+            return Ok((self.test)(x, y));
+        }
+        Ok(full_path(it, f, self.op, a, b, self.span)?.truthy())
+    }
+}
+
 impl<T: IntTest> Build for TestOf<T> {
     type Out = CondCode;
     fn build<A: Operand, B: Operand>(self, a: A, b: B) -> CondCode {
-        let TestOf { op, span, test } = self;
-        Box::new(move |it, f| {
-            if let (Some(x), Some(y)) = (a.int(it, f), b.int(it, f)) {
-                return Ok(test(x, y));
-            }
-            Ok(full_path(it, f, op, &a, &b, span)?.truthy())
-        })
+        Box::new(move |it, f| self.holds(it, f, &a, &b))
     }
 }
 
@@ -216,16 +227,9 @@ pub(super) struct IfOf<T> {
 impl<T: IntTest> Build for IfOf<T> {
     type Out = StmtCode;
     fn build<A: Operand, B: Operand>(self, a: A, b: B) -> StmtCode {
-        let IfOf {
-            test: TestOf { op, span, test },
-            body,
-        } = self;
+        let IfOf { test, body } = self;
         Box::new(move |it, f| {
-            let yes = match (a.int(it, f), b.int(it, f)) {
-                (Some(x), Some(y)) => test(x, y),
-                _ => tri!(it, full_path(it, f, op, &a, &b, span)).truthy(),
-            };
-            if yes {
+            if tri!(it, test.holds(it, f, &a, &b)) {
                 body.run(it, f)
             } else {
                 Ctl::Normal
@@ -245,17 +249,9 @@ pub(super) struct IfReturnOf<T> {
 impl<T: IntTest> Build for IfReturnOf<T> {
     type Out = StmtCode;
     fn build<A: Operand, B: Operand>(self, a: A, b: B) -> StmtCode {
-        let IfReturnOf {
-            test: TestOf { op, span, test },
-            value,
-            local,
-        } = self;
+        let IfReturnOf { test, value, local } = self;
         Box::new(move |it, f| {
-            let yes = match (a.int(it, f), b.int(it, f)) {
-                (Some(x), Some(y)) => test(x, y),
-                _ => tri!(it, full_path(it, f, op, &a, &b, span)).truthy(),
-            };
-            if !yes {
+            if !tri!(it, test.holds(it, f, &a, &b)) {
                 return Ctl::Normal;
             }
             let v = match local {
@@ -349,21 +345,6 @@ fn full_path<A: Operand, B: Operand>(
     let x = a.value(it, f)?;
     let y = b.value(it, f)?;
     it.binary_values(op, x, y, span)
-}
-
-impl Interp {
-    /// `a op b` on two simple operands, the full path.
-    #[inline(always)]
-    pub(super) fn binary_operands<A: Operand, B: Operand>(
-        &mut self,
-        op: BinOp,
-        a: &A,
-        b: &B,
-        span: Span,
-        f: Frame,
-    ) -> R<Value> {
-        full_path(self, f, op, a, b, span)
-    }
 }
 
 /// Calls `u.with(fast)` with the int fast path of `op` (`None` for none).
