@@ -238,10 +238,12 @@ pub fn iteration_items(v: &Value) -> Result<Vec<Value>, RuntimeError> {
 
 fn range(_: &mut Interp, args: Vec<Value>) -> Res {
     let (start, end, step) = range_bounds(&args)?;
-    let count = if step > 0 {
-        (end.saturating_sub(start) + step - 1) / step
+    // In i128: `range(0, 10, 2**63 - 1)` must not overflow on the way.
+    let (from, to, by) = (i128::from(start), i128::from(end), i128::from(step));
+    let count = if by > 0 {
+        (to - from + by - 1) / by
     } else {
-        (start.saturating_sub(end) - step - 1) / -step
+        (from - to - by - 1) / -by
     };
     if count > 100_000_000 {
         return Err(RuntimeError::new(
