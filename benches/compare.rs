@@ -1,13 +1,17 @@
 //! conc next to Python and raw Rust on the same work.
 //!
 //! `cargo bench --bench compare [-- NAME...]` (build conc first with
-//! `cargo build --release`; `CONC_BIN=path` picks another binary).
+//! `cargo build --release`; `CONC_BIN=path` picks another binary, and
+//! `CONC_OLD=path` adds an `old` column: another conc binary on the same
+//! scripts, with the ratio `new/old`).
 //!
 //! Each benchmark NAME is a pair `benches/NAME.conc` / `benches/NAME.py`
 //! that prints one line `elapsed <seconds>`, timed inside the script around
 //! the work only, so interpreter start-up is left out. Each benchmark runs
-//! in 5 rounds of conc, python and rust in turn, and the best time of each
-//! counts. The table goes to stdout and `target/bench-table.md`.
+//! in 5 rounds of conc, old conc, its `versus` script, python and rust in
+//! turn, and the best time of each counts, so load that comes and goes
+//! hits all of them alike. The table goes to stdout and
+//! `target/bench-table.md`.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -25,80 +29,102 @@ struct Benchmark {
     target: &'static str,
     /// The same work in plain Rust, timed in-process; `None` shows `-`.
     rust: Option<fn() -> u64>,
+    /// Another conc script (`benches/NAME.conc`) doing the same work another
+    /// way; the `vs` column shows this row's conc time over its time.
+    versus: Option<&'static str>,
 }
 
 const BENCHMARKS: &[Benchmark] = &[
     Benchmark {
         name: "fib",
         description: "recursive fib(30) inside a function",
-        target: "<= 1.0x python (aim 0.5x)",
+        target: "<= 0.6x python (aim 0.5x)",
         rust: Some(rust_fib),
+        versus: None,
     },
     Benchmark {
         name: "loop_sum",
         description: "a function summing `for i in range(5000000)` into a local",
-        target: "<= 0.5x python",
+        target: "<= 0.25x python",
         rust: Some(rust_loop_sum),
+        versus: None,
+    },
+    Benchmark {
+        name: "select_loop",
+        description: "the loop of loop_sum inside a `select` case body (vs: loop_sum, the same loop in a function body)",
+        target: "<= 1.2x loop_sum",
+        rust: None,
+        versus: Some("loop_sum"),
     },
     Benchmark {
         name: "cpu_seq",
         description: "CPU-bound loop run twice, sequentially (baseline for cpu_threads)",
         target: "-",
         rust: None,
+        versus: None,
     },
     Benchmark {
         name: "cpu_threads",
         description: "the same two loops on 2 threads",
         target: ">= 1.8x faster than cpu_seq",
         rust: None,
+        versus: None,
     },
     Benchmark {
         name: "sleepers_10k",
         description: "10,000 threads each sleeping 0.5 s",
         target: "<= 1.2x rust",
         rust: Some(rust_sleepers_10k),
+        versus: None,
     },
     Benchmark {
         name: "spawn_join_10k",
         description: "spawn + join 10,000 no-op threads",
         target: "<= 2x rust",
         rust: Some(rust_spawn_join_10k),
+        versus: None,
     },
     Benchmark {
         name: "queue_1m",
         description: "1,000,000 ints through a queue between two threads",
         target: "<= 0.1x python",
         rust: Some(rust_queue_1m),
+        versus: None,
     },
     Benchmark {
         name: "lock_4x250k",
         description: "4 threads x 250,000 lock/increment/unlock",
         target: "<= 0.2x python",
         rust: Some(rust_lock_4x250k),
+        versus: None,
     },
     Benchmark {
         name: "proc_spawn_200",
         description: "spawn + join 200 no-op processes (python: multiprocessing, fork; rust: re-exec of `conc --version`)",
         target: "<= 1.5x rust, < python",
         rust: Some(rust_reexec_200),
+        versus: None,
     },
     Benchmark {
         name: "proc_queue_100k",
         description: "100,000 ints parent -> child through a shared queue (python: multiprocessing.Queue)",
         target: "<= 0.1x python",
         rust: None,
+        versus: None,
     },
     Benchmark {
         name: "proc_pipe_10k",
         description: "10,000 ping-pong round trips over a pipe between processes (python: multiprocessing.Pipe)",
         target: "<= 1.5x python",
         rust: None,
+        versus: None,
     },
     Benchmark {
         name: "proc_lock_2x50k",
         description: "2 processes x 50,000 lock/increment/unlock on a shared lock (python: multiprocessing.Lock)",
         target: "recorded",
         rust: None,
+        versus: None,
     },
 ];
 
@@ -200,8 +226,18 @@ type Timing = Result<f64, String>;
 struct Row {
     bench: &'static Benchmark,
     conc: Timing,
+    /// The `CONC_OLD` binary, when there is one.
+    old: Option<Timing>,
+    versus: Option<Timing>,
     python: Timing,
     rust: Option<f64>,
+}
+
+/// The interpreters a row runs.
+struct Runners {
+    conc: PathBuf,
+    old: Option<PathBuf>,
+    python: PathBuf,
 }
 
 fn main() {
@@ -212,10 +248,14 @@ fn main() {
     };
     let conc = find_conc(crate_root).unwrap_or_else(|message| exit_with(&message));
     let _ = CONC.set(conc.clone());
-    let python = find_python();
+    let runners = Runners {
+        conc,
+        old: find_old(),
+        python: find_python(),
+    };
     let rows: Vec<Row> = selected
         .into_iter()
-        .map(|bench| measure(bench, crate_root, &conc, &python))
+        .map(|bench| measure(bench, crate_root, &runners))
         .collect();
     let table = render_table(&rows);
     println!("\n{table}");
@@ -269,6 +309,15 @@ fn find_conc(crate_root: &Path) -> Result<PathBuf, String> {
     ))
 }
 
+/// `$CONC_OLD`: a conc binary to compare this one with.
+fn find_old() -> Option<PathBuf> {
+    let old = PathBuf::from(std::env::var_os("CONC_OLD")?);
+    if !old.is_file() {
+        exit_with(&format!("CONC_OLD={} is not a file", old.display()));
+    }
+    Some(old)
+}
+
 fn find_python() -> PathBuf {
     let system = Path::new("/usr/bin/python3");
     if system.is_file() {
@@ -278,32 +327,46 @@ fn find_python() -> PathBuf {
     }
 }
 
-fn measure(bench: &'static Benchmark, crate_root: &Path, conc: &Path, python: &Path) -> Row {
+fn measure(bench: &'static Benchmark, crate_root: &Path, runners: &Runners) -> Row {
     eprintln!("running {} ...", bench.name);
-    let script = |ext: &str| {
-        crate_root
-            .join("benches")
-            .join(format!("{}.{ext}", bench.name))
-    };
+    let script = |name: &str, ext: &str| crate_root.join("benches").join(format!("{name}.{ext}"));
+    let unmeasured = || Ok(f64::INFINITY);
     let mut row = Row {
         bench,
-        conc: Ok(f64::INFINITY),
-        python: Ok(f64::INFINITY),
+        conc: unmeasured(),
+        old: runners.old.as_ref().map(|_| unmeasured()),
+        versus: bench.versus.map(|_| unmeasured()),
+        python: unmeasured(),
         rust: bench.rust.map(|_| f64::INFINITY),
     };
+    let conc_script = script(bench.name, "conc");
     for _ in 0..RUNS {
         keep_best(&mut row.conc, || {
-            script_time(conc, &script("conc"), crate_root)
+            script_time(&runners.conc, &conc_script, crate_root)
         });
+        if let (Some(old), Some(best)) = (&runners.old, row.old.as_mut()) {
+            keep_best(best, || script_time(old, &conc_script, crate_root));
+        }
+        if let (Some(other), Some(best)) = (bench.versus, row.versus.as_mut()) {
+            keep_best(best, || {
+                script_time(&runners.conc, &script(other, "conc"), crate_root)
+            });
+        }
         keep_best(&mut row.python, || {
-            script_time(python, &script("py"), crate_root)
+            script_time(&runners.python, &script(bench.name, "py"), crate_root)
         });
         if let (Some(work), Some(best)) = (bench.rust, row.rust.as_mut()) {
             *best = best.min(rust_time(work));
         }
     }
-    for (who, timing) in [("conc", &row.conc), ("python", &row.python)] {
-        if let Err(message) = timing {
+    let timings = [
+        ("conc", Some(&row.conc)),
+        ("old conc", row.old.as_ref()),
+        ("versus", row.versus.as_ref()),
+        ("python", Some(&row.python)),
+    ];
+    for (who, timing) in timings {
+        if let Some(Err(message)) = timing {
             eprintln!("  {who} failed: {message}");
         }
     }
@@ -349,21 +412,45 @@ fn rust_time(work: fn() -> u64) -> f64 {
 }
 
 fn render_table(rows: &[Row]) -> String {
-    let mut table = String::from(
-        "| benchmark | conc | python | rust | conc/python | conc/rust | target |\n\
-         |---|---:|---:|---:|---:|---:|---|\n",
+    let with_old = rows.iter().any(|r| r.old.is_some());
+    let (old_head, old_rule) = if with_old {
+        (" old | new/old |", "---:|---:|")
+    } else {
+        ("", "")
+    };
+    let mut table = format!(
+        "| benchmark | conc |{old_head} python | rust | conc/python | conc/rust | vs | target |\n\
+         |---|---:|{old_rule}---:|---:|---:|---:|---:|---|\n"
     );
     for row in rows {
         let conc = row.conc.as_ref().ok().copied();
         let python = row.python.as_ref().ok().copied();
+        let old = match &row.old {
+            Some(old) => format!(
+                " {} | {} |",
+                timing_cell(old),
+                ratio_cell(conc, old.as_ref().ok().copied())
+            ),
+            None if with_old => " - | - |".to_string(),
+            None => String::new(),
+        };
+        let versus = match (&row.versus, row.bench.versus) {
+            (Some(t), Some(name)) => match ratio_cell(conc, t.as_ref().ok().copied()).as_str() {
+                "-" => "-".to_string(),
+                ratio => format!("{ratio} {name}"),
+            },
+            _ => "-".to_string(),
+        };
         table.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} |{} {} | {} | {} | {} | {} | {} |\n",
             row.bench.name,
             timing_cell(&row.conc),
+            old,
             timing_cell(&row.python),
             row.rust.map_or("-".to_string(), seconds_cell),
             ratio_cell(conc, python),
             ratio_cell(conc, row.rust),
+            versus,
             row.bench.target,
         ));
     }

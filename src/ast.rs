@@ -1,9 +1,8 @@
 //! The syntax tree. Plain data built by `parser.rs`; `resolve.rs` then fills in
 //! the resolution fields (`Res`, slot counts, upvalues) so the evaluator never
-//! looks a variable up by name.
+//! looks a variable up by name. It depends on nothing but `span`: what runs
+//! (compiled code, global cells) lives in `eval`, keyed by what is here.
 
-use crate::eval::compile::CodeSlot;
-use crate::eval::globals::GlobalRef;
 use crate::span::{Span, Spanned};
 use std::sync::Arc;
 
@@ -25,9 +24,14 @@ pub enum Res {
     Local(u32),
     /// A captured variable of the running closure (index into its upvalues).
     Upval(u32),
-    /// A global variable cell, shared by every thread of the process.
-    Global(GlobalRef),
+    /// A global variable, shared by every thread of the process: its id in
+    /// the session's table of globals.
+    Global(GlobalId),
 }
+
+/// A global's place in the session's table of globals (`eval::globals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GlobalId(pub u32);
 
 /// A use of a variable.
 #[derive(Debug, Clone)]
@@ -96,8 +100,6 @@ pub struct FnDecl {
     /// Filled by the resolver: frame size (parameters first) and captures.
     pub nslots: u32,
     pub upvals: Vec<UpvalSource>,
-    /// The body compiled for the evaluator, made on the first call.
-    pub code: CodeSlot,
 }
 
 impl FnDecl {

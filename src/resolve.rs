@@ -84,7 +84,7 @@ impl Resolver<'_> {
     fn declare(&mut self, decl: &mut Decl) {
         let f = self.current();
         if f.is_program && f.scopes.len() == 1 {
-            decl.res = Res::Global(self.globals.cell(&decl.ident.name));
+            decl.res = Res::Global(self.globals.id(&decl.ident.name));
             return;
         }
         let slot = f.nslots;
@@ -99,7 +99,7 @@ impl Resolver<'_> {
         let depth = self.fns.len() - 1;
         var.res = match self.find(depth, &var.name) {
             Some(res) => res,
-            None => Res::Global(self.globals.cell(&var.name)),
+            None => Res::Global(self.globals.id(&var.name)),
         };
     }
 

@@ -193,12 +193,61 @@ pub fn range_bounds(args: &[Value]) -> Result<(i64, i64, i64), RuntimeError> {
     Ok(bounds)
 }
 
+/// The ints of `range(..)`, counted without a list: the one definition that
+/// `for i in range(..)` and `range()` share. It stops rather than overflow.
+#[derive(Clone, Copy)]
+pub struct Range {
+    next: i64,
+    end: i64,
+    step: i64,
+}
+
+impl Range {
+    pub fn new(args: &[Value]) -> Result<Range, RuntimeError> {
+        let (next, end, step) = range_bounds(args)?;
+        Ok(Range { next, end, step })
+    }
+}
+
+impl Iterator for Range {
+    type Item = i64;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<i64> {
+        let i = self.next;
+        let more = (self.step > 0 && i < self.end) || (self.step < 0 && i > self.end);
+        if !more {
+            return None;
+        }
+        self.next = i.checked_add(self.step).unwrap_or(self.end);
+        Some(i)
+    }
+}
+
+/// What `for x in v` walks: list items, map keys, string chars.
+pub fn iteration_items(v: &Value) -> Result<Vec<Value>, RuntimeError> {
+    match v {
+        Value::List(l) => Ok(l.lock().clone()),
+        Value::Map(m) => Ok(m.lock().keys().map(Key::to_value).collect()),
+        Value::Str(s) => Ok(s
+            .chars()
+            .map(|c| Value::str(c.encode_utf8(&mut [0; 4])))
+            .collect()),
+        other => Err(RuntimeError::new(
+            kind::TYPE,
+            format!("cannot iterate over {}", describe(other)),
+        )),
+    }
+}
+
 fn range(_: &mut Interp, args: Vec<Value>) -> Res {
     let (start, end, step) = range_bounds(&args)?;
-    let count = if step > 0 {
-        (end.saturating_sub(start) + step - 1) / step
+    // In i128: `range(0, 10, 2**63 - 1)` must not overflow on the way.
+    let (from, to, by) = (i128::from(start), i128::from(end), i128::from(step));
+    let count = if by > 0 {
+        (to - from + by - 1) / by
     } else {
-        (start.saturating_sub(end) - step - 1) / -step
+        (from - to - by - 1) / -by
     };
     if count > 100_000_000 {
         return Err(RuntimeError::new(
@@ -208,11 +257,14 @@ fn range(_: &mut Interp, args: Vec<Value>) -> Res {
         .with_help("use it directly in a `for` loop, which counts without a list"));
     }
     let mut items = Vec::with_capacity(count.max(0) as usize);
-    let mut i = start;
-    while (step > 0 && i < end) || (step < 0 && i > end) {
-        items.push(Value::Int(i));
-        i += step;
-    }
+    items.extend(
+        Range {
+            next: start,
+            end,
+            step,
+        }
+        .map(Value::Int),
+    );
     Ok(Value::list(items))
 }
 
@@ -388,21 +440,21 @@ pub fn sort_values(items: &mut [Value]) -> Result<(), RuntimeError> {
 
 fn sorted(_: &mut Interp, args: Vec<Value>) -> Res {
     arity("sorted", &args, 1, 1)?;
-    let mut items = super::exec::iteration_items(&args[0])?;
+    let mut items = iteration_items(&args[0])?;
     sort_values(&mut items)?;
     Ok(Value::list(items))
 }
 
 fn reversed(_: &mut Interp, args: Vec<Value>) -> Res {
     arity("reversed", &args, 1, 1)?;
-    let mut items = super::exec::iteration_items(&args[0])?;
+    let mut items = iteration_items(&args[0])?;
     items.reverse();
     Ok(Value::list(items))
 }
 
 fn sum(_: &mut Interp, args: Vec<Value>) -> Res {
     arity("sum", &args, 1, 1)?;
-    let items = super::exec::iteration_items(&args[0])?;
+    let items = iteration_items(&args[0])?;
     let mut total = Value::Int(0);
     for item in items {
         total = super::ops::binary(crate::ast::BinOp::Add, &total, &item)?;
@@ -419,7 +471,7 @@ fn extreme(name: &str, args: Vec<Value>, want: std::cmp::Ordering) -> Res {
                 format!("{}() needs arguments", name),
             ))
         }
-        [single] => super::exec::iteration_items(single)?,
+        [single] => iteration_items(single)?,
         _ => args,
     };
     let mut best: Option<Value> = None;

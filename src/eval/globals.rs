@@ -2,11 +2,11 @@
 //! process. A read or an assignment is atomic; `n = n - 1` is a
 //! read followed by an assignment, so it can lose updates, as in any language.
 
-use crate::ast::Name;
+use crate::ast::{GlobalId, Name};
 use crate::eval::value::Value;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub type GlobalRef = Arc<GlobalCell>;
@@ -14,7 +14,8 @@ pub type GlobalRef = Arc<GlobalCell>;
 #[derive(Debug)]
 pub struct GlobalCell {
     pub name: Name,
-    /// Process-wide and small: indexes each thread's cache of callees.
+    /// Its place in the table: small, so it indexes each thread's cache of
+    /// callees.
     pub(crate) id: u32,
     /// The value while it is not a scalar (a list, a function, a handle...);
     /// `None` while it is one or not defined. Readers clone it under the
@@ -78,13 +79,11 @@ fn next_stamp(stamp: u64, kind: u64) -> u64 {
     (((stamp >> COUNT_SHIFT) + 1) << COUNT_SHIFT) | (kind << KIND_SHIFT)
 }
 
-static NEXT_ID: AtomicU32 = AtomicU32::new(0);
-
 impl GlobalCell {
-    fn new(name: Name) -> GlobalCell {
+    fn new(name: Name, id: u32) -> GlobalCell {
         GlobalCell {
             name,
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             heap: RwLock::new(None),
             stamp: AtomicU64::new(0),
             scalar: AtomicU64::new(0),
@@ -230,38 +229,88 @@ impl GlobalCell {
         true
     }
 
+    /// The one write, `how` the statement asks for.
+    #[inline]
+    pub fn write_as(&self, value: Value, how: GlobalWrite) -> bool {
+        match how {
+            GlobalWrite::Define => {
+                self.set(value);
+                true
+            }
+            GlobalWrite::Assign => self.assign(value),
+        }
+    }
+
     pub fn is_defined(&self) -> bool {
         defined(self.stamp.load(Ordering::Acquire))
     }
 }
 
-/// The table of a process's globals by name. Resolving a program adds a cell
-/// for every global name it mentions, defined or not, so later definitions
-/// (and later REPL entries) are seen by code resolved earlier.
+/// How a write treats a global that is not defined yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum GlobalWrite {
+    /// `let`, `fn`: defines it.
+    Define,
+    /// `=`: refused (the write gives `false`), a NameError for the caller.
+    Assign,
+}
+
+/// The table of a process's globals. Resolving a program gives every
+/// global name it mentions an id (and a cell, defined or not), so later
+/// definitions (and later REPL entries) are seen by code resolved earlier;
+/// the compiler turns each id into its cell once.
 #[derive(Debug, Default, Clone)]
 pub struct Globals {
-    cells: Arc<Mutex<HashMap<Name, GlobalRef>>>,
+    table: Arc<Mutex<Table>>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    ids: HashMap<Name, GlobalId>,
+    cells: Vec<GlobalRef>,
+}
+
+impl Table {
+    fn id(&mut self, name: &Name) -> GlobalId {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = GlobalId(self.cells.len() as u32);
+        self.cells
+            .push(Arc::new(GlobalCell::new(name.clone(), id.0)));
+        self.ids.insert(name.clone(), id);
+        id
+    }
 }
 
 impl Globals {
-    pub fn cell(&self, name: &Name) -> GlobalRef {
-        self.cells
-            .lock()
-            .entry(name.clone())
-            .or_insert_with(|| Arc::new(GlobalCell::new(name.clone())))
-            .clone()
+    /// The id of the global `name`, made on its first mention.
+    pub fn id(&self, name: &Name) -> GlobalId {
+        self.table.lock().id(name)
+    }
+
+    /// The cell behind an id this table gave.
+    pub fn cell(&self, id: GlobalId) -> Option<GlobalRef> {
+        self.table.lock().cells.get(id.0 as usize).cloned()
     }
 
     pub fn define(&self, name: &str, value: Value) {
-        self.cell(&Name::from(name)).set(value);
+        let cell = {
+            let mut table = self.table.lock();
+            let id = table.id(&Name::from(name));
+            table.cells.get(id.0 as usize).cloned()
+        };
+        if let Some(cell) = cell {
+            cell.set(value);
+        }
     }
 
     /// Every defined global, sorted by name (REPL completion, process copies).
     pub fn defined(&self) -> Vec<(Name, Value)> {
-        let cells = self.cells.lock();
+        let cells = self.table.lock().cells.clone();
         let mut out: Vec<_> = cells
             .iter()
-            .filter_map(|(name, cell)| cell.get().map(|v| (name.clone(), v)))
+            .filter_map(|cell| cell.get().map(|v| (cell.name.clone(), v)))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out

@@ -1,5 +1,6 @@
-//! Methods on data values (`s.upper()`, `xs.append(v)`, `m.get(k, d)`).
-//! Handle methods (`q.size()`, `t.alive()`) are dispatched to the runtime.
+//! Methods on data values (`s.upper()`, `xs.append(v)`, `m.get(k, d)`) and
+//! fields of values (`e.kind`). Handle methods and fields (`q.size()`,
+//! `t.name`) are in `handles.rs`.
 
 use super::builtins::{arity, expect_int, pop_list, sort_values};
 use super::value::{Key, List, Map, Value};
@@ -30,6 +31,40 @@ impl Interp {
             _ => Err(no_method(target, name)),
         };
         result.map_err(|e| Box::new(e.at(span)))
+    }
+}
+
+impl Interp {
+    /// `v.name` without a call: data about a value (handles, errors).
+    pub(super) fn field(&mut self, v: &Value, name: &Ident) -> R<Value> {
+        let found = match v {
+            Value::Error(e) => match &*name.name {
+                "kind" => Some(Value::str(&e.kind)),
+                "message" => Some(Value::str(&e.message)),
+                "line" => Some(
+                    e.span
+                        .and_then(|s| {
+                            self.ctx
+                                .sources
+                                .get(s.src)
+                                .map(|src| src.line_col(s.start).0)
+                        })
+                        .map_or(Value::Nil, |l| Value::Int(l as i64)),
+                ),
+                _ => None,
+            },
+            Value::Handle(h) => self.handle_field(h, &name.name),
+            _ => None,
+        };
+        found.ok_or_else(|| {
+            Box::new(
+                RuntimeError::new(
+                    kind::TYPE,
+                    format!("{} has no field `{}`", v.type_name(), name.name),
+                )
+                .at(name.span),
+            )
+        })
     }
 }
 
@@ -79,7 +114,7 @@ fn str_method(s: &super::value::Str, name: &str, args: &[Value]) -> Res {
         }
         "join" => {
             one(1)?;
-            let items = super::exec::iteration_items(&args[0])?;
+            let items = super::builtins::iteration_items(&args[0])?;
             let parts: Vec<String> = items.iter().map(Value::to_display).collect();
             Ok(Value::str(&parts.join(s)))
         }
@@ -167,7 +202,7 @@ fn list_method(l: &List, name: &str, args: &[Value]) -> Res {
         }
         "extend" => {
             one(1)?;
-            let more = super::exec::iteration_items(&args[0])?;
+            let more = super::builtins::iteration_items(&args[0])?;
             l.lock().extend(more);
             Ok(Value::Nil)
         }

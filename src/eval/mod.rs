@@ -1,30 +1,32 @@
-//! The evaluator: one `Interp` per OS thread, walking the shared, resolved AST.
-//!
-//! Function bodies and programs run as compiled closures (`compile/`); the
-//! tree-walking `eval`/`exec` run what those leave to them.
+//! The evaluator: one `Interp` per OS thread, running the shared, resolved
+//! AST compiled to closures (`compile/`, the one evaluator).
 //!
 //! Frames live on one value stack per thread: a call pushes its arguments,
 //! grows the stack to the function's slot count and truncates it on the way
-//! out. Statements are in `exec.rs`, expressions in `expr.rs`, operators in
-//! `ops.rs`, builtins and methods in their own files, and everything that
-//! touches threads or shared objects in `concurrency.rs`.
+//! out. Operators are in `ops.rs`; builtins, methods, handle fields and
+//! methods, and constructors of shared objects in their own files; the
+//! blocking operations (`join`, `get`, `lock`, `select`, ...) and spawning
+//! in `blocking.rs`.
 
+mod blocking;
 pub mod builtins;
 pub(crate) mod compile;
-mod concurrency;
-mod exec;
-mod expr;
 pub mod globals;
+mod handles;
 mod methods;
+mod objects;
 pub mod ops;
 mod process_pool;
 mod remote;
 pub mod value;
 
+pub use compile::Function;
+
 use crate::ast::{FnDecl, Program};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::{Context, ThreadRef};
 use crate::span::Span;
+use globals::{GlobalCell, GlobalWrite};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use value::{Cell, Closure, Value};
@@ -33,7 +35,7 @@ pub type R<T> = Result<T, Box<RuntimeError>>;
 
 /// Builtins that need the runtime (`current()`, constructors of shared objects).
 pub fn concurrency_builtins() -> impl Iterator<Item = &'static builtins::Builtin> {
-    concurrency::BUILTINS.iter()
+    objects::BUILTINS.iter()
 }
 
 /// The builtin called `name`, however the program has rebound that name
@@ -41,7 +43,7 @@ pub fn concurrency_builtins() -> impl Iterator<Item = &'static builtins::Builtin
 pub fn builtin_named(name: &str) -> Option<&'static builtins::Builtin> {
     builtins::CORE
         .iter()
-        .chain(concurrency::BUILTINS.iter())
+        .chain(objects::BUILTINS.iter())
         .chain(std::iter::once(&process_pool::POOL_WORKER))
         .find(|b| b.name == name)
 }
@@ -49,14 +51,6 @@ pub fn builtin_named(name: &str) -> Option<&'static builtins::Builtin> {
 /// Deeper calls than this raise `RecursionError` instead of overflowing the
 /// OS stack (every interpreter thread is started with a stack sized for it).
 pub const MAX_CALL_DEPTH: u32 = 2_000;
-
-/// What a statement did, besides its effects.
-pub enum Flow {
-    Normal,
-    Break,
-    Continue,
-    Return(Value),
-}
 
 /// The running function's view of its frame.
 #[derive(Clone, Copy)]
@@ -101,7 +95,8 @@ impl Interp {
             base,
             upvals: &no_upvals,
         };
-        let result = compile::compile_program(program).run(self, frame);
+        let code = compile::Compiler { ctx: &self.ctx }.program(program);
+        let result = code.run(self, frame);
         self.stack.truncate(base);
         result
     }
@@ -122,14 +117,43 @@ impl Interp {
     /// Run a closure whose arguments are already on the stack from `base`.
     #[inline(always)]
     fn call_closure(&mut self, closure: &Closure, base: usize, span: Span) -> R<Value> {
-        let decl = &*closure.decl;
+        self.call_function(&closure.func, &closure.upvals, base, span)
+    }
+
+    /// Run `func` over `upvals`, its arguments on the stack from `base`.
+    /// (`&Box`: the frame keeps a thin reference, see `Frame`.)
+    #[allow(clippy::borrowed_box)]
+    #[inline(always)]
+    fn call_function(
+        &mut self,
+        func: &Function,
+        upvals: &Box<[Cell]>,
+        base: usize,
+        span: Span,
+    ) -> R<Value> {
+        let decl = &*func.decl;
         let given = self.stack.len() - base;
         if given != decl.params.len() || self.depth >= MAX_CALL_DEPTH {
             self.stack.truncate(base);
             return Err(call_refused(decl, given, span));
         }
-        let code = decl.code.get(decl);
-        let locals = (decl.nslots as usize).saturating_sub(given);
+        let code = func.code(&self.ctx);
+        if code.needs_setup() {
+            self.set_up_frame(code, base);
+        }
+        self.depth += 1;
+        let frame = Frame { base, upvals };
+        let result = code.run(self, frame);
+        self.depth -= 1;
+        compile::pop_frame(&mut self.stack, base);
+        result.map_err(|e| add_call_note(e, decl, span))
+    }
+
+    /// The slots of a frame past its arguments, and the cells of captured
+    /// parameters (out of line: most calls need neither).
+    #[inline(never)]
+    fn set_up_frame(&mut self, code: &compile::FnCode, base: usize) {
+        let locals = code.locals();
         self.stack.reserve(locals);
         for _ in 0..locals {
             self.stack.push(Value::Nil);
@@ -138,21 +162,12 @@ impl Interp {
             let v = std::mem::take(&mut self.stack[base + slot]);
             self.stack[base + slot] = Value::Cell(Arc::new(Mutex::new(v)));
         }
-        self.depth += 1;
-        let frame = Frame {
-            base,
-            upvals: &closure.upvals,
-        };
-        let ctl = code.run(self, frame);
-        self.depth -= 1;
-        compile::pop_frame(&mut self.stack, base);
-        self.finish_call(ctl)
-            .map_err(|e| add_call_note(e, decl, span))
     }
 
-    /// Build a closure value, capturing cells from the current frame.
-    fn make_closure(&mut self, decl: &Arc<FnDecl>, frame: Frame) -> Value {
-        let upvals = decl
+    /// Build a closure value over `func`, capturing cells from the frame.
+    fn make_closure(&mut self, func: &Arc<Function>, frame: Frame) -> Value {
+        let upvals = func
+            .decl
             .upvals
             .iter()
             .map(|source| match *source {
@@ -161,7 +176,7 @@ impl Interp {
             })
             .collect();
         Value::Func(Arc::new(Closure {
-            decl: decl.clone(),
+            func: func.clone(),
             upvals,
         }))
     }
@@ -179,8 +194,29 @@ impl Interp {
         }
     }
 
+    /// Every read of a global goes through here; `read` says what is read
+    /// (its value, its int, its version).
+    #[inline(always)]
+    fn read_global<T>(&self, cell: &GlobalCell, read: impl FnOnce(&GlobalCell) -> T) -> T {
+        read(cell)
+    }
+
+    /// Every write of a global goes through here. `false`: an assignment
+    /// to a global not defined yet (nothing was written).
+    #[inline(always)]
+    fn write_global(&self, cell: &GlobalCell, v: Value, how: GlobalWrite) -> bool {
+        cell.write_as(v, how)
+    }
+
+    /// Every loop back-edge (`while`, `for` over a range or over items)
+    /// goes through here.
+    #[inline(always)]
+    fn back_edge(&self) -> R<()> {
+        self.check_interrupt()
+    }
+
     /// Check whether this thread was asked to stop (Ctrl-C in the REPL, or
-    /// the program is ending after a deadlock); called at loop back-edges.
+    /// the program is ending after a deadlock).
     #[inline]
     fn check_interrupt(&self) -> R<()> {
         match self.thread.take_interrupt() {
@@ -188,6 +224,29 @@ impl Interp {
             None => Ok(()),
         }
     }
+}
+
+/// A read of a name that is not defined (yet).
+#[cold]
+pub(super) fn name_error(name: &str, span: Span) -> Box<RuntimeError> {
+    Box::new(
+        RuntimeError::new(kind::NAME, format!("`{}` is not defined", name))
+            .at(span)
+            .with_help(format!(
+                "declare it with `let {} = ...` or define `fn {}(...)` before this line runs",
+                name, name
+            )),
+    )
+}
+
+/// An assignment to a global no `let` has defined yet.
+#[cold]
+pub(super) fn not_declared(name: &str, span: Span) -> Box<RuntimeError> {
+    Box::new(
+        RuntimeError::new(kind::NAME, format!("`{}` is not defined", name))
+            .at(span)
+            .with_help(format!("declare it first: let {} = ...", name)),
+    )
 }
 
 fn not_callable(v: &Value, span: Span) -> Box<RuntimeError> {

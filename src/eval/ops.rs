@@ -33,20 +33,61 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Res {
     }
 }
 
-/// The common int cases, without error paths; `None` means "take the full path".
-#[inline]
-pub fn int_fast(op: BinOp, x: i64, y: i64) -> Option<Value> {
+/// Int arithmetic and comparison, the one definition, with Python's
+/// semantics: `//` rounds toward minus infinity and `%` takes the divisor's
+/// sign. `None` when the answer is not an int or bool that fits (overflow,
+/// a zero divisor, `/` and negative powers, which give floats, operators ints
+/// do not have): `int_binary` says which. Always inlined, so a caller with a
+/// fixed `op` (the fused nodes) keeps only that operator's few instructions.
+#[inline(always)]
+pub fn int_arith(op: BinOp, x: i64, y: i64) -> Option<Value> {
     Some(match op {
         BinOp::Add => Value::Int(x.checked_add(y)?),
         BinOp::Sub => Value::Int(x.checked_sub(y)?),
         BinOp::Mul => Value::Int(x.checked_mul(y)?),
-        BinOp::Lt => Value::Bool(x < y),
-        BinOp::Le => Value::Bool(x <= y),
-        BinOp::Gt => Value::Bool(x > y),
-        BinOp::Ge => Value::Bool(x >= y),
-        BinOp::Eq => Value::Bool(x == y),
-        BinOp::Ne => Value::Bool(x != y),
+        BinOp::FloorDiv => Value::Int(floor_div(x, y)?),
+        BinOp::Mod => Value::Int(floor_mod(x, y)?),
+        BinOp::Pow => Value::Int(x.checked_pow(u32::try_from(y).ok()?)?),
+        _ => Value::Bool(int_test(op, x, y)?),
+    })
+}
+
+/// An int comparison; `None` for operators that are not comparisons.
+#[inline(always)]
+pub fn int_test(op: BinOp, x: i64, y: i64) -> Option<bool> {
+    Some(match op {
+        BinOp::Eq => x == y,
+        BinOp::Ne => x != y,
+        BinOp::Lt => x < y,
+        BinOp::Le => x <= y,
+        BinOp::Gt => x > y,
+        BinOp::Ge => x >= y,
         _ => return None,
+    })
+}
+
+#[inline(always)]
+fn floor_div(x: i64, y: i64) -> Option<i64> {
+    let q = x.checked_div(y)?;
+    // Floor, not truncate: -7 // 2 == -4.
+    Some(if x % y != 0 && ((x < 0) != (y < 0)) {
+        q - 1
+    } else {
+        q
+    })
+}
+
+#[inline(always)]
+fn floor_mod(x: i64, y: i64) -> Option<i64> {
+    if y == 0 {
+        return None;
+    }
+    // `i64::MIN % -1` is 0, not an overflow.
+    let r = x.wrapping_rem(y);
+    Some(if r != 0 && ((r < 0) != (y < 0)) {
+        r + y
+    } else {
+        r
     })
 }
 
@@ -71,55 +112,22 @@ fn zero_division(op: BinOp) -> RuntimeError {
 }
 
 fn int_binary(op: BinOp, x: i64, y: i64) -> Res {
-    let checked = |r: Option<i64>| r.map(Value::Int).ok_or_else(|| overflow(op, x, y));
+    match int_arith(op, x, y) {
+        Some(v) => Ok(v),
+        None => int_special(op, x, y),
+    }
+}
+
+/// What `int_arith` leaves to others: floats, zero divisors, overflow.
+#[cold]
+fn int_special(op: BinOp, x: i64, y: i64) -> Res {
     match op {
-        BinOp::Add => checked(x.checked_add(y)),
-        BinOp::Sub => checked(x.checked_sub(y)),
-        BinOp::Mul => checked(x.checked_mul(y)),
-        BinOp::Div => {
-            if y == 0 {
-                Err(zero_division(op))
-            } else {
-                Ok(Value::Float(x as f64 / y as f64))
-            }
+        BinOp::Div | BinOp::FloorDiv | BinOp::Mod if y == 0 => Err(zero_division(op)),
+        BinOp::Div => Ok(Value::Float(x as f64 / y as f64)),
+        BinOp::Pow if y < 0 => Ok(Value::Float((x as f64).powf(y as f64))),
+        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::FloorDiv | BinOp::Mod | BinOp::Pow => {
+            Err(overflow(op, x, y))
         }
-        BinOp::FloorDiv => {
-            if y == 0 {
-                return Err(zero_division(op));
-            }
-            let q = x.checked_div(y).ok_or_else(|| overflow(op, x, y))?;
-            // Floor, not truncate: -7 // 2 == -4.
-            Ok(Value::Int(if (x % y != 0) && ((x < 0) != (y < 0)) {
-                q - 1
-            } else {
-                q
-            }))
-        }
-        BinOp::Mod => {
-            if y == 0 {
-                return Err(zero_division(op));
-            }
-            let r = x.checked_rem(y).unwrap_or(0);
-            // The result takes the divisor's sign, as in Python.
-            Ok(Value::Int(if r != 0 && ((r < 0) != (y < 0)) {
-                r + y
-            } else {
-                r
-            }))
-        }
-        BinOp::Pow => {
-            if y < 0 {
-                return Ok(Value::Float((x as f64).powf(y as f64)));
-            }
-            let exp = u32::try_from(y).map_err(|_| overflow(op, x, y))?;
-            checked(x.checked_pow(exp))
-        }
-        BinOp::Eq => Ok(Value::Bool(x == y)),
-        BinOp::Ne => Ok(Value::Bool(x != y)),
-        BinOp::Lt => Ok(Value::Bool(x < y)),
-        BinOp::Le => Ok(Value::Bool(x <= y)),
-        BinOp::Gt => Ok(Value::Bool(x > y)),
-        BinOp::Ge => Ok(Value::Bool(x >= y)),
         _ => binary_slow(op, x, y),
     }
 }
@@ -344,6 +352,27 @@ pub fn index(target: &Value, index: &Value) -> Res {
         other => Err(RuntimeError::new(
             kind::TYPE,
             format!("{} cannot be indexed", describe(other)),
+        )),
+    }
+}
+
+/// `container[index] = v`.
+pub fn store_index(container: &Value, index: Value, v: Value) -> Result<(), RuntimeError> {
+    match container {
+        Value::List(l) => {
+            let mut items = l.lock();
+            let i = list_position(&index, items.len())?;
+            items[i] = v;
+            Ok(())
+        }
+        Value::Map(m) => {
+            let key = Key::from_value(&index)?;
+            m.lock().insert(key, v);
+            Ok(())
+        }
+        other => Err(RuntimeError::new(
+            kind::TYPE,
+            format!("{} does not support item assignment", describe(other)),
         )),
     }
 }

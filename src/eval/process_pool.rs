@@ -11,7 +11,7 @@
 //! a deadlock the registry can see.
 
 use super::builtins::{arity, Builtin};
-use super::concurrency::positive;
+use super::objects::positive;
 use super::value::Value;
 use super::Interp;
 use crate::diagnostics::{kind, RuntimeError};

@@ -4,7 +4,7 @@
 //! performs it on the real object with the same runtime calls a local
 //! thread would make (`serve`).
 
-use super::concurrency::{queue_of, timeout_error, Direction};
+use super::blocking::{queue_of, timeout_error, Direction};
 use super::value::Value;
 use super::{Interp, R};
 use crate::diagnostics::{kind, RuntimeError};

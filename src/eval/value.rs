@@ -1,9 +1,9 @@
 //! Runtime values. Everything is `Send + Sync`: lists and maps are shared,
 //! mutable and individually locked; handles point at runtime objects.
 
-use crate::ast::FnDecl;
 use crate::diagnostics::{kind, RuntimeError};
 use crate::eval::builtins::Builtin;
+use crate::eval::Function;
 use crate::runtime::Handle;
 use indexmap::IndexMap;
 use parking_lot::Mutex;
@@ -37,7 +37,7 @@ pub enum Value {
 
 #[derive(Debug)]
 pub struct Closure {
-    pub decl: Arc<FnDecl>,
+    pub func: Arc<Function>,
     pub upvals: Box<[Cell]>,
 }
 
@@ -260,7 +260,7 @@ fn write_repr(out: &mut String, v: &Value, depth: usize) {
             out.push('}');
         }
         Value::Func(c) => {
-            let _ = write!(out, "<fn {}>", c.decl.display_name());
+            let _ = write!(out, "<fn {}>", c.func.decl.display_name());
         }
         Value::Builtin(b) => {
             let _ = write!(out, "<builtin {}>", b.name);

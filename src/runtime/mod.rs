@@ -14,6 +14,7 @@ pub mod waits;
 
 use crate::diagnostics::RuntimeError;
 use crate::eval::globals::Globals;
+use crate::eval::Function;
 use crate::span::SourceMap;
 use output::Output;
 use std::fmt;
@@ -44,24 +45,37 @@ pub struct Context {
     pub color: bool,
 }
 
-/// Functions by where they are declared: the same in every process of a
-/// program, since each parses the same sources.
+/// Function objects by where they are declared: the same in every process
+/// of a program, since each parses the same sources.
 #[derive(Default)]
 pub struct FnIndex {
-    by_place: parking_lot::Mutex<std::collections::HashMap<(u32, u32), Arc<crate::ast::FnDecl>>>,
+    by_place: parking_lot::Mutex<std::collections::HashMap<(u32, u32), Arc<Function>>>,
 }
 
 impl FnIndex {
     pub fn add(&self, functions: &[Arc<crate::ast::FnDecl>]) {
         let mut map = self.by_place.lock();
         for f in functions {
-            map.insert((f.span.src.0, f.span.start), f.clone());
+            map.insert(place(f), Arc::new(Function::new(f.clone())));
         }
     }
 
-    pub fn find(&self, src: u32, start: u32) -> Option<Arc<crate::ast::FnDecl>> {
+    pub fn find(&self, src: u32, start: u32) -> Option<Arc<Function>> {
         self.by_place.lock().get(&(src, start)).cloned()
     }
+
+    /// The function object of `decl` (made here if `add` never saw it).
+    pub fn of(&self, decl: &Arc<crate::ast::FnDecl>) -> Arc<Function> {
+        self.by_place
+            .lock()
+            .entry(place(decl))
+            .or_insert_with(|| Arc::new(Function::new(decl.clone())))
+            .clone()
+    }
+}
+
+fn place(f: &crate::ast::FnDecl) -> (u32, u32) {
+    (f.span.src.0, f.span.start)
 }
 
 impl Context {

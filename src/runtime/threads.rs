@@ -136,6 +136,7 @@ impl ThreadRecord {
 
     /// The pending interrupt, if any; cheap when there is none (checked at
     /// every loop iteration).
+    #[inline]
     pub fn take_interrupt(&self) -> Option<RuntimeError> {
         if !self.interrupted.load(Ordering::Acquire) {
             return None;

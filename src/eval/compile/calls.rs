@@ -1,13 +1,14 @@
 //! Calls from compiled code, and each thread's cache of global callees.
 
 use super::ExprCode;
-use crate::eval::expr::name_error;
-use crate::eval::globals::GlobalCell;
+use crate::eval::globals::{GlobalCell, GlobalRef};
+use crate::eval::name_error;
 use crate::eval::value::{Cell, Value};
-use crate::eval::{Frame, Interp, R};
+use crate::eval::{Frame, Function, Interp, R};
 use crate::runtime::Handle;
 use crate::span::Span;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// A global's value as this thread last read it, and the cell's version then.
 pub(super) struct Callee {
@@ -24,34 +25,74 @@ pub(super) struct Callee {
 pub struct CalleeCache(Vec<Option<Rc<Callee>>>);
 
 impl CalleeCache {
+    /// The copy of global `id` if it is still at `version`.
     #[inline]
-    fn lookup(&self, cell: &GlobalCell) -> Option<Rc<Callee>> {
-        match self.0.get(cell.id as usize) {
-            Some(Some(c)) if c.version == cell.version() => Some(c.clone()),
+    fn current(&self, id: u32, version: u64) -> Option<Rc<Callee>> {
+        match self.0.get(id as usize) {
+            Some(Some(c)) if c.version == version => Some(c.clone()),
             _ => None,
         }
     }
 
     #[cold]
-    fn refresh(&mut self, cell: &GlobalCell) -> Option<Rc<Callee>> {
-        let (value, version) = cell.get_versioned();
-        let callee = Rc::new(Callee {
-            version,
-            value: value?,
-        });
+    fn store(&mut self, id: u32, value: Value, version: u64) -> Rc<Callee> {
+        let callee = Rc::new(Callee { version, value });
         // Only callables and locks: a cached list would be kept alive for
         // nothing.
         if matches!(
             callee.value,
             Value::Func(_) | Value::Builtin(_) | Value::Handle(Handle::Lock(_))
         ) {
-            let id = cell.id as usize;
+            let id = id as usize;
             if self.0.len() <= id {
                 self.0.resize(id + 1, None);
             }
             self.0[id] = Some(callee.clone());
         }
-        Some(callee)
+        callee
+    }
+}
+
+/// A call of a global: its cell, and the function it held when the call
+/// was compiled, if that was a top-level function (nothing captured) that
+/// takes as many arguments as the call gives. While the global's version is
+/// still the one seen then, that function is called straight away: no
+/// cache lookup, no reference count, no arity check.
+pub(super) struct GlobalCallee {
+    pub(super) cell: GlobalRef,
+    pub(super) span: Span,
+    known: Option<Known>,
+}
+
+struct Known {
+    func: Arc<Function>,
+    version: u64,
+    /// The (no) captured variables, for the frame.
+    upvals: Box<[Cell]>,
+}
+
+impl GlobalCallee {
+    pub(super) fn new(cell: GlobalRef, span: Span, nargs: usize) -> GlobalCallee {
+        let (value, version) = cell.get_versioned();
+        let known = match value {
+            Some(Value::Func(c)) if c.upvals.is_empty() && c.func.decl.params.len() == nargs => {
+                Some(Known {
+                    func: c.func.clone(),
+                    version,
+                    upvals: Box::default(),
+                })
+            }
+            _ => None,
+        };
+        GlobalCallee { cell, span, known }
+    }
+
+    /// The function the global still holds, if it is the known one.
+    #[inline(always)]
+    fn known(&self, it: &Interp) -> Option<&Known> {
+        let known = self.known.as_ref()?;
+        let version = it.read_global(&self.cell, GlobalCell::version);
+        (version == known.version).then_some(known)
     }
 }
 
@@ -66,8 +107,9 @@ pub(super) fn eval_all(args: &[ExprCode], it: &mut Interp, frame: Frame) -> R<Ve
 
 impl Interp {
     /// Call a value with compiled arguments. A function's arguments go
-    /// straight onto the stack, where they become its first slots.
-    #[inline]
+    /// straight onto the stack, where they become its first slots. Inlined
+    /// into each call node, so a call of a function is one closure deep.
+    #[inline(always)]
     pub(super) fn call_with(
         &mut self,
         callee: &Value,
@@ -76,9 +118,95 @@ impl Interp {
         span: Span,
     ) -> R<Value> {
         let Value::Func(closure) = callee else {
-            let args = eval_all(args, self, frame)?;
-            return self.call_value(callee, args, span);
+            return self.call_not_closure(callee, args, frame, span);
         };
+        let base = self.push_args(args, frame)?;
+        self.call_closure(closure, base, span)
+    }
+
+    /// A call with one argument, already evaluated.
+    #[inline(always)]
+    pub(super) fn call_one(&mut self, callee: &Value, arg: Value, span: Span) -> R<Value> {
+        let Value::Func(closure) = callee else {
+            return self.call_value(callee, vec![arg], span);
+        };
+        let base = self.stack.len();
+        self.stack.push(arg);
+        self.call_closure(closure, base, span)
+    }
+
+    #[inline(never)]
+    fn call_not_closure(
+        &mut self,
+        callee: &Value,
+        args: &[ExprCode],
+        frame: Frame,
+        span: Span,
+    ) -> R<Value> {
+        let args = eval_all(args, self, frame)?;
+        self.call_value(callee, args, span)
+    }
+
+    /// A global's value through this thread's cache (callables and locks
+    /// are kept; anything else is read afresh).
+    #[inline]
+    pub(super) fn cached_global(&mut self, cell: &GlobalCell, span: Span) -> R<Rc<Callee>> {
+        let version = self.read_global(cell, GlobalCell::version);
+        match self.callees.current(cell.id, version) {
+            Some(c) => Ok(c),
+            None => self.refresh_callee(cell, span),
+        }
+    }
+
+    #[cold]
+    fn refresh_callee(&mut self, cell: &GlobalCell, span: Span) -> R<Rc<Callee>> {
+        let (value, version) = self.read_global(cell, GlobalCell::get_versioned);
+        let value = value.ok_or_else(|| name_error(&cell.name, span))?;
+        Ok(self.callees.store(cell.id, value, version))
+    }
+
+    /// `f(args)` where `f` names a global: the known function, else the
+    /// callee from this thread's cache (current while the global has not
+    /// changed since).
+    #[inline(always)]
+    pub(super) fn call_global(
+        &mut self,
+        g: &GlobalCallee,
+        args: &[ExprCode],
+        frame: Frame,
+        span: Span,
+    ) -> R<Value> {
+        if let Some(known) = g.known(self) {
+            let base = self.push_args(args, frame)?;
+            return self.call_function(&known.func, &known.upvals, base, span);
+        }
+        let callee = self.cached_global(&g.cell, g.span)?;
+        self.call_with(&callee.value, args, frame, span)
+    }
+
+    /// `f(v)` where `f` names a global and `v` comes from `arg` (evaluated
+    /// after the callee).
+    #[inline(always)]
+    pub(super) fn call_global_one(
+        &mut self,
+        g: &GlobalCallee,
+        arg: impl FnOnce(&mut Interp) -> R<Value>,
+        span: Span,
+    ) -> R<Value> {
+        if let Some(known) = g.known(self) {
+            let v = arg(self)?;
+            let base = self.stack.len();
+            self.stack.push(v);
+            return self.call_function(&known.func, &known.upvals, base, span);
+        }
+        let callee = self.cached_global(&g.cell, g.span)?;
+        let v = arg(self)?;
+        self.call_one(&callee.value, v, span)
+    }
+
+    /// Evaluate arguments onto the stack; gives where they start.
+    #[inline(always)]
+    fn push_args(&mut self, args: &[ExprCode], frame: Frame) -> R<usize> {
         let base = self.stack.len();
         for a in args {
             match a(self, frame) {
@@ -89,49 +217,16 @@ impl Interp {
                 }
             }
         }
-        self.call_closure(closure, base, span)
-    }
-
-    /// A global's value through this thread's cache (callables and locks
-    /// are kept; anything else is read afresh).
-    #[inline]
-    pub(super) fn cached_global(&mut self, cell: &GlobalCell, span: Span) -> R<Rc<Callee>> {
-        match self.callees.lookup(cell) {
-            Some(c) => Ok(c),
-            None => self
-                .callees
-                .refresh(cell)
-                .ok_or_else(|| name_error(&cell.name, span)),
-        }
-    }
-
-    /// `f(args)` where `f` names a global: the callee comes from this
-    /// thread's cache when the global has not changed since.
-    #[inline]
-    pub(super) fn call_global(
-        &mut self,
-        cell: &GlobalCell,
-        callee_span: Span,
-        args: &[ExprCode],
-        frame: Frame,
-        span: Span,
-    ) -> R<Value> {
-        let callee = match self.callees.lookup(cell) {
-            Some(c) => c,
-            None => self
-                .callees
-                .refresh(cell)
-                .ok_or_else(|| name_error(&cell.name, callee_span))?,
-        };
-        self.call_with(&callee.value, args, frame, span)
+        Ok(base)
     }
 
     /// A local's value, read through its cell if closures capture it.
     #[inline]
     pub(super) fn local(&self, frame: Frame, slot: usize) -> Value {
         match &self.stack[frame.base + slot] {
-            Value::Cell(c) => c.lock().clone(),
-            v => v.clone(),
+            // Most locals are ints: no call to the general clone.
+            Value::Int(i) => Value::Int(*i),
+            v => clone_local(v),
         }
     }
 
@@ -142,6 +237,15 @@ impl Interp {
             Value::Cell(c) => store_in_cell(c, v),
             _ => super::stmt::put(place, v),
         }
+    }
+}
+
+/// Out of line: the lock would make every closure that reads a local bigger.
+#[inline(never)]
+fn clone_local(v: &Value) -> Value {
+    match v {
+        Value::Cell(c) => c.lock().clone(),
+        v => v.clone(),
     }
 }
 

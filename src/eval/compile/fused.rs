@@ -5,13 +5,14 @@
 //! ints (or that overflows) takes the full path, with the same errors as
 //! everywhere else.
 
+use super::calls::GlobalCallee;
 use super::expr::CondCode;
-use super::{tri, Block, Ctl, ExprCode, StmtCode};
+use super::stmt::put;
+use super::{tri, Block, Compiler, Ctl, ExprCode, StmtCode};
 use crate::ast::{BinOp, Expr, ExprKind, Name, Res, VarRef};
-use crate::eval::exec::not_declared;
-use crate::eval::expr::name_error;
-use crate::eval::globals::GlobalRef;
+use crate::eval::globals::{GlobalCell, GlobalRef, GlobalWrite};
 use crate::eval::value::Value;
+use crate::eval::{name_error, not_declared, ops};
 use crate::eval::{Frame, Interp, R};
 use crate::span::Span;
 
@@ -74,14 +75,13 @@ impl Operand for Const {
 
 impl Operand for Global {
     #[inline(always)]
-    fn int(&self, _: &Interp, _: Frame) -> Option<i64> {
-        self.cell.get_int()
+    fn int(&self, it: &Interp, _: Frame) -> Option<i64> {
+        it.read_global(&self.cell, GlobalCell::get_int)
     }
 
     #[inline]
-    fn value(&self, _: &Interp, _: Frame) -> R<Value> {
-        self.cell
-            .get()
+    fn value(&self, it: &Interp, _: Frame) -> R<Value> {
+        it.read_global(&self.cell, GlobalCell::get)
             .ok_or_else(|| name_error(&self.cell.name, self.span))
     }
 }
@@ -102,35 +102,28 @@ pub(super) fn local_slot(e: &Expr) -> Option<usize> {
     }
 }
 
-pub(super) fn global_cell(e: &Expr) -> Option<GlobalRef> {
-    match &e.node {
-        ExprKind::Var(VarRef {
-            res: Res::Global(cell),
-            ..
-        }) => Some(cell.clone()),
-        _ => None,
-    }
-}
-
-/// `w` built for the operands of `lhs op rhs`, if both are simple (and
-/// not both constants, which is rare enough to leave to the general path).
-pub(super) fn with_operands<W: Build>(lhs: &Expr, rhs: &Expr, w: W) -> Option<W::Out> {
-    let konst = |e: &Expr| match e.node {
-        ExprKind::Int(k) => Some(k),
-        _ => None,
-    };
-    let global = |e: &Expr| global_cell(e).map(|cell| Global { cell, span: e.span });
-    match (local_slot(lhs), local_slot(rhs)) {
-        (Some(a), Some(b)) => Some(w.build(Slot(a), Slot(b))),
-        (Some(a), None) => match konst(rhs) {
-            Some(k) => Some(w.build(Slot(a), Const(k))),
-            None => Some(w.build(Slot(a), global(rhs)?)),
-        },
-        (None, Some(b)) => match konst(lhs) {
-            Some(k) => Some(w.build(Const(k), Slot(b))),
-            None => Some(w.build(global(lhs)?, Slot(b))),
-        },
-        (None, None) => Some(w.build(global(lhs)?, Const(konst(rhs)?))),
+impl Compiler<'_> {
+    /// `w` built for the operands of `lhs op rhs`, if both are simple (and
+    /// not both constants, which is rare enough to leave to the general
+    /// path).
+    pub(super) fn with_operands<W: Build>(&self, lhs: &Expr, rhs: &Expr, w: W) -> Option<W::Out> {
+        let konst = |e: &Expr| match e.node {
+            ExprKind::Int(k) => Some(k),
+            _ => None,
+        };
+        let global = |e: &Expr| self.global_of(e).map(|cell| Global { cell, span: e.span });
+        match (local_slot(lhs), local_slot(rhs)) {
+            (Some(a), Some(b)) => Some(w.build(Slot(a), Slot(b))),
+            (Some(a), None) => match konst(rhs) {
+                Some(k) => Some(w.build(Slot(a), Const(k))),
+                None => Some(w.build(Slot(a), global(rhs)?)),
+            },
+            (None, Some(b)) => match konst(lhs) {
+                Some(k) => Some(w.build(Const(k), Slot(b))),
+                None => Some(w.build(global(lhs)?, Slot(b))),
+            },
+            (None, None) => Some(w.build(global(lhs)?, Const(konst(rhs)?))),
+        }
     }
 }
 
@@ -152,18 +145,45 @@ pub(super) struct ValueOf<F> {
     pub fast: F,
 }
 
+impl<F: IntOp> ValueOf<F> {
+    /// `a op b`: the int fast path, else the full one.
+    #[inline(always)]
+    pub(super) fn of<A: Operand, B: Operand>(
+        &self,
+        it: &mut Interp,
+        f: Frame,
+        a: &A,
+        b: &B,
+    ) -> R<Value> {
+        if let (Some(x), Some(y)) = (a.int(it, f), b.int(it, f)) {
+            if let Some(v) = (self.fast)(x, y) {
+                return Ok(v);
+            }
+        }
+        full_path(it, f, self.op, a, b, self.span)
+    }
+}
+
 impl<F: IntOp> Build for ValueOf<F> {
     type Out = ExprCode;
     fn build<A: Operand, B: Operand>(self, a: A, b: B) -> ExprCode {
-        let ValueOf { op, span, fast } = self;
-        Box::new(move |it, f| {
-            if let (Some(x), Some(y)) = (a.int(it, f), b.int(it, f)) {
-                if let Some(v) = fast(x, y) {
-                    return Ok(v);
-                }
-            }
-            full_path(it, f, op, &a, &b, span)
-        })
+        Box::new(move |it, f| self.of(it, f, &a, &b))
+    }
+}
+
+/// `g(a op b)` where `g` names a global and `a op b` fuses: the argument
+/// is worked out inside the call node (after the callee, as always).
+pub(super) struct CallArgOf<F> {
+    pub callee: GlobalCallee,
+    pub span: Span,
+    pub arg: ValueOf<F>,
+}
+
+impl<F: IntOp> Build for CallArgOf<F> {
+    type Out = ExprCode;
+    fn build<A: Operand, B: Operand>(self, a: A, b: B) -> ExprCode {
+        let CallArgOf { callee, span, arg } = self;
+        Box::new(move |it, f| it.call_global_one(&callee, |it| arg.of(it, f, &a, &b), span))
     }
 }
 
@@ -174,16 +194,27 @@ pub(super) struct TestOf<T> {
     pub test: T,
 }
 
+impl<T: IntTest> TestOf<T> {
+    /// Whether `a op b` holds: the int comparison, else the full path.
+    #[inline(always)]
+    pub(super) fn holds<A: Operand, B: Operand>(
+        &self,
+        it: &mut Interp,
+        f: Frame,
+        a: &A,
+        b: &B,
+    ) -> R<bool> {
+        if let (Some(x), Some(y)) = (a.int(it, f), b.int(it, f)) {
+            return Ok((self.test)(x, y));
+        }
+        Ok(full_path(it, f, self.op, a, b, self.span)?.truthy())
+    }
+}
+
 impl<T: IntTest> Build for TestOf<T> {
     type Out = CondCode;
     fn build<A: Operand, B: Operand>(self, a: A, b: B) -> CondCode {
-        let TestOf { op, span, test } = self;
-        Box::new(move |it, f| {
-            if let (Some(x), Some(y)) = (a.int(it, f), b.int(it, f)) {
-                return Ok(test(x, y));
-            }
-            Ok(full_path(it, f, op, &a, &b, span)?.truthy())
-        })
+        Box::new(move |it, f| self.holds(it, f, &a, &b))
     }
 }
 
@@ -196,20 +227,39 @@ pub(super) struct IfOf<T> {
 impl<T: IntTest> Build for IfOf<T> {
     type Out = StmtCode;
     fn build<A: Operand, B: Operand>(self, a: A, b: B) -> StmtCode {
-        let IfOf {
-            test: TestOf { op, span, test },
-            body,
-        } = self;
+        let IfOf { test, body } = self;
         Box::new(move |it, f| {
-            let yes = match (a.int(it, f), b.int(it, f)) {
-                (Some(x), Some(y)) => test(x, y),
-                _ => tri!(it, full_path(it, f, op, &a, &b, span)).truthy(),
-            };
-            if yes {
+            if tri!(it, test.holds(it, f, &a, &b)) {
                 body.run(it, f)
             } else {
                 Ctl::Normal
             }
+        })
+    }
+}
+
+/// `if a op b { return r }`, the base case of a recursion, in one closure.
+pub(super) struct IfReturnOf<T> {
+    pub test: TestOf<T>,
+    pub value: ExprCode,
+    /// `r` when it is a local: read in place, no call.
+    pub local: Option<usize>,
+}
+
+impl<T: IntTest> Build for IfReturnOf<T> {
+    type Out = StmtCode;
+    fn build<A: Operand, B: Operand>(self, a: A, b: B) -> StmtCode {
+        let IfReturnOf { test, value, local } = self;
+        Box::new(move |it, f| {
+            if !tri!(it, test.holds(it, f, &a, &b)) {
+                return Ctl::Normal;
+            }
+            let v = match local {
+                Some(slot) => it.local(f, slot),
+                None => tri!(it, value(it, f)),
+            };
+            put(&mut it.pending.ret, v);
+            Ctl::Return
         })
     }
 }
@@ -274,7 +324,7 @@ impl<F: IntOp> Build for AssignGlobalOf<F> {
                 },
                 _ => tri!(it, full_path(it, f, op, &a, &b, span)),
             };
-            if !cell.assign(v) {
+            if !it.write_global(&cell, v, GlobalWrite::Assign) {
                 return it.fail(not_declared(&name, target));
             }
             Ctl::Normal
@@ -303,23 +353,19 @@ pub(super) trait WithIntOp {
     fn with<F: IntOp>(self, fast: F) -> Self::Out;
 }
 
+/// `u.with(fast)` where `fast` is `ops::int_arith` for the operator `op`,
+/// fixed: each closure is compiled for its one operator.
 pub(super) fn by_int_op<U: WithIntOp>(op: BinOp, u: U) -> U::Out {
-    let int = |v: Option<i64>| v.map(Value::Int);
-    let boolean = |b: bool| Some(Value::Bool(b));
-    match op {
-        BinOp::Add => u.with(move |x: i64, y: i64| int(x.checked_add(y))),
-        BinOp::Sub => u.with(move |x: i64, y: i64| int(x.checked_sub(y))),
-        BinOp::Mul => u.with(move |x: i64, y: i64| int(x.checked_mul(y))),
-        BinOp::Mod => u.with(move |x, y| int(floor_mod(x, y))),
-        BinOp::FloorDiv => u.with(move |x, y| int(floor_div(x, y))),
-        BinOp::Lt => u.with(move |x, y| boolean(x < y)),
-        BinOp::Le => u.with(move |x, y| boolean(x <= y)),
-        BinOp::Gt => u.with(move |x, y| boolean(x > y)),
-        BinOp::Ge => u.with(move |x, y| boolean(x >= y)),
-        BinOp::Eq => u.with(move |x, y| boolean(x == y)),
-        BinOp::Ne => u.with(move |x, y| boolean(x != y)),
-        _ => u.with(|_, _| None),
+    macro_rules! each {
+        ($($op:ident)*) => {
+            match op {
+                $(BinOp::$op => u.with(|x: i64, y: i64| ops::int_arith(BinOp::$op, x, y)),)*
+                // Short-circuit forms never reach an int fast path.
+                BinOp::And | BinOp::Or => u.with(|_, _| None),
+            }
+        };
     }
+    each!(Add Sub Mul Div FloorDiv Mod Pow Eq Ne Lt Le Gt Ge In NotIn)
 }
 
 /// Calls `u.with(test)` for a comparison; `None` for other operators.
@@ -328,36 +374,15 @@ pub(super) trait WithIntTest {
     fn with<T: IntTest>(self, test: T) -> Self::Out;
 }
 
+/// `u.with(test)` where `test` is `ops::int_test` for the comparison `op`.
 pub(super) fn by_int_test<U: WithIntTest>(op: BinOp, u: U) -> Option<U::Out> {
-    Some(match op {
-        BinOp::Lt => u.with(|x: i64, y: i64| x < y),
-        BinOp::Le => u.with(|x: i64, y: i64| x <= y),
-        BinOp::Gt => u.with(|x: i64, y: i64| x > y),
-        BinOp::Ge => u.with(|x: i64, y: i64| x >= y),
-        BinOp::Eq => u.with(|x: i64, y: i64| x == y),
-        BinOp::Ne => u.with(|x: i64, y: i64| x != y),
-        _ => return None,
-    })
-}
-
-/// Python's `%` (the sign of the divisor); `None` for a zero divisor or overflow.
-#[inline]
-fn floor_mod(x: i64, y: i64) -> Option<i64> {
-    let r = x.checked_rem(y)?;
-    Some(if r != 0 && ((r < 0) != (y < 0)) {
-        r + y
-    } else {
-        r
-    })
-}
-
-/// Python's `//` (rounds down); `None` for a zero divisor or overflow.
-#[inline]
-fn floor_div(x: i64, y: i64) -> Option<i64> {
-    let q = x.checked_div(y)?;
-    Some(if x % y != 0 && ((x < 0) != (y < 0)) {
-        q - 1
-    } else {
-        q
-    })
+    macro_rules! each {
+        ($($op:ident)*) => {
+            match op {
+                $(BinOp::$op => u.with(|x: i64, y: i64| ops::int_test(BinOp::$op, x, y) == Some(true)),)*
+                _ => return None,
+            }
+        };
+    }
+    Some(each!(Eq Ne Lt Le Gt Ge))
 }

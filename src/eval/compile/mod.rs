@@ -1,26 +1,30 @@
-//! Closure compilation. Before a function first runs, its resolved body is
-//! turned into a tree of Rust closures, one per node, each specialised for
-//! what the node is (a local read, `n < 2`, `total = total + i`, a call of a
-//! global function, `for i in range(..)`). Running a node is one indirect
-//! call: no `match` on the node kind, and the int fast paths neither
-//! allocate nor lock.
+//! Closure compilation: the one evaluator. Before a function first runs,
+//! its resolved body is turned into a tree of Rust closures, one per node,
+//! each specialised for what the node is (a local read, `n < 2`,
+//! `total = total + i`, a call of a global function, `for i in range(..)`).
+//! Running a node is one indirect call: no `match` on the node kind, and the
+//! int fast paths neither allocate nor lock.
 //!
-//! Kinds that are rare in hot code (spawn, select, lock, put, slices, ...)
-//! are not compiled: their node keeps a copy of its syntax tree and hands it
-//! to the tree-walking evaluator (`expr.rs`, `exec.rs`), which stays the one
-//! reference for what each construct means. Compiled nodes build their
-//! errors with the same helpers and spans, so reports do not change.
+//! Every node kind is compiled here, the rare ones too (spawn, select,
+//! lock, ...): those evaluate their operands and hand the values to one
+//! runtime operation (`eval/blocking.rs`). Operands are evaluated left to
+//! right everywhere.
 
+mod assign;
 mod calls;
+mod concurrency;
 mod expr;
 mod fused;
+mod loops;
 mod stmt;
 
+use super::globals::GlobalRef;
 use super::value::Value;
 use super::{Frame, Interp, R};
-use crate::ast::{FnDecl, Program, StmtKind};
+use crate::ast::{self, FnDecl, GlobalId, Program, StmtKind};
 use crate::diagnostics::{kind, RuntimeError};
-use std::sync::OnceLock;
+use crate::runtime::Context;
+use std::sync::{Arc, OnceLock};
 
 pub(super) use calls::CalleeCache;
 
@@ -97,7 +101,7 @@ pub(super) fn pop_frame(stack: &mut Vec<Value>, base: usize) {
 }
 
 /// A compiled block: its statements in order.
-struct Block(Box<[StmtCode]>);
+pub(super) struct Block(Box<[StmtCode]>);
 
 impl Block {
     #[inline]
@@ -115,8 +119,13 @@ impl Block {
 /// A function body ready to run.
 pub struct FnCode {
     body: Block,
+    /// The body's last statements as one expression (see `is_tail`): its
+    /// value is the call's, without a trip through `Pending::ret`.
+    tail: Option<ExprCode>,
     /// Parameter slots that closures capture: they start in a shared cell.
     captured_params: Box<[usize]>,
+    /// Slots past the parameters.
+    locals: usize,
 }
 
 impl FnCode {
@@ -126,51 +135,158 @@ impl FnCode {
     }
 
     #[inline]
-    pub(super) fn run(&self, it: &mut Interp, frame: Frame) -> Ctl {
-        self.body.run(it, frame)
+    pub(super) fn locals(&self) -> usize {
+        self.locals
     }
-}
 
-/// Where a function keeps its compiled body; empty until the first call.
-#[derive(Default)]
-pub struct CodeSlot(OnceLock<FnCode>);
+    /// Whether a call must do more than push the arguments.
+    #[inline(always)]
+    pub(super) fn needs_setup(&self) -> bool {
+        self.locals != 0 || !self.captured_params.is_empty()
+    }
 
-impl CodeSlot {
+    /// The call's result.
     #[inline]
-    pub(super) fn get(&self, decl: &FnDecl) -> &FnCode {
-        self.0.get_or_init(|| compile_fn(decl))
+    pub(super) fn run(&self, it: &mut Interp, frame: Frame) -> R<Value> {
+        match self.body.run(it, frame) {
+            Ctl::Normal => match &self.tail {
+                Some(value) => value(it, frame),
+                None => Ok(Value::Nil),
+            },
+            ctl => it.finish_call(ctl),
+        }
     }
 }
 
-/// A copied declaration (the resolver's `Arc::make_mut`) compiles afresh.
-impl Clone for CodeSlot {
-    fn clone(&self) -> CodeSlot {
-        CodeSlot::default()
+/// A function object: a declaration and its body, compiled on the first
+/// call. Closures share it; `runtime::FnIndex` finds it by where it is
+/// declared (a closure sent by another process arrives that way).
+pub struct Function {
+    pub decl: Arc<FnDecl>,
+    code: OnceLock<FnCode>,
+}
+
+impl Function {
+    pub fn new(decl: Arc<FnDecl>) -> Function {
+        Function {
+            decl,
+            code: OnceLock::new(),
+        }
+    }
+
+    #[inline]
+    pub(super) fn code(&self, ctx: &Context) -> &FnCode {
+        self.code
+            .get_or_init(|| Compiler { ctx }.function(&self.decl))
     }
 }
 
-impl std::fmt::Debug for CodeSlot {
+impl std::fmt::Debug for Function {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = if self.0.get().is_some() {
-            "compiled"
-        } else {
-            "not compiled"
-        };
-        f.write_str(state)
+        write!(f, "<fn {}>", self.decl.display_name())
     }
 }
 
-fn compile_fn(decl: &FnDecl) -> FnCode {
-    let captured_params = decl
-        .params
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.captured)
-        .map(|(i, _)| i)
-        .collect();
-    FnCode {
-        body: stmt::block(&decl.body.stmts),
-        captured_params,
+/// Turns resolved syntax into closures. It reads the session once per node,
+/// at compile time: a global's id becomes its cell, a declaration its
+/// function object.
+pub(super) struct Compiler<'c> {
+    pub(super) ctx: &'c Context,
+}
+
+impl Compiler<'_> {
+    pub(super) fn block(&self, block: &ast::Block) -> Block {
+        Block(block.stmts.iter().map(|s| self.stmt(s)).collect())
+    }
+
+    fn function(&self, decl: &FnDecl) -> FnCode {
+        let captured_params = decl
+            .params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.captured)
+            .map(|(i, _)| i)
+            .collect();
+        let stmts = &decl.body.stmts;
+        let split = (0..stmts.len())
+            .find(|&i| is_tail(&stmts[i..]))
+            .unwrap_or(stmts.len());
+        let (body, tail) = (&stmts[..split], self.tail(&stmts[split..]));
+        FnCode {
+            body: Block(body.iter().map(|s| self.stmt(s)).collect()),
+            tail,
+            captured_params,
+            locals: (decl.nslots as usize).saturating_sub(decl.params.len()),
+        }
+    }
+
+    pub(super) fn program(&self, program: &Program) -> ProgramCode {
+        let stmts = program.stmts.iter().map(|s| match &s.node {
+            StmtKind::Expr(e) => TopStmt::Expr(self.expr(e)),
+            _ => TopStmt::Stmt(self.stmt(s)),
+        });
+        ProgramCode(stmts.collect())
+    }
+
+    /// The value of statements that `is_tail` accepts: `return e` is `e`,
+    /// and `if c { return a }; rest` is `c ? a : rest`.
+    fn tail(&self, stmts: &[ast::Stmt]) -> Option<ExprCode> {
+        match stmts.split_first()? {
+            (first, []) => returned(first).map(|e| self.expr(e)),
+            (first, rest) => {
+                let (test, value) = guard(first)?;
+                let otherwise = self.tail(rest)?;
+                Some(self.guard(test, value, otherwise))
+            }
+        }
+    }
+
+    /// The cell of a global; `None` only for an id from another session.
+    fn global(&self, id: GlobalId) -> Option<GlobalRef> {
+        self.ctx.globals.cell(id)
+    }
+
+    fn function_object(&self, decl: &Arc<FnDecl>) -> Arc<Function> {
+        self.ctx.functions.of(decl)
+    }
+}
+
+/// Whether a function body's last statements make one value: guards
+/// `if c { return a }` and a final `return e`. Such a tail runs as one
+/// expression (the base case of a recursion and the recursive case are
+/// then a conditional, with no statement, `Ctl` or `Pending` on the way
+/// out).
+fn is_tail(stmts: &[ast::Stmt]) -> bool {
+    match stmts.split_last() {
+        Some((last, guards)) => {
+            returned(last).is_some() && guards.iter().all(|s| guard(s).is_some())
+        }
+        None => false,
+    }
+}
+
+/// `e` of `return e`.
+fn returned(s: &ast::Stmt) -> Option<&ast::Expr> {
+    match &s.node {
+        StmtKind::Return(Some(e)) => Some(e),
+        _ => None,
+    }
+}
+
+/// `c` and `a` of `if c { return a }` (no other branch).
+fn guard(s: &ast::Stmt) -> Option<(&ast::Expr, &ast::Expr)> {
+    match &s.node {
+        StmtKind::If {
+            branches,
+            otherwise: None,
+        } => match &branches[..] {
+            [(test, body)] => match &body.stmts[..] {
+                [only] => returned(only).map(|value| (test, value)),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -181,14 +297,6 @@ pub(super) struct ProgramCode(Box<[TopStmt]>);
 enum TopStmt {
     Expr(ExprCode),
     Stmt(StmtCode),
-}
-
-pub(super) fn compile_program(program: &Program) -> ProgramCode {
-    let stmts = program.stmts.iter().map(|s| match &s.node {
-        StmtKind::Expr(e) => TopStmt::Expr(expr::expr(e)),
-        _ => TopStmt::Stmt(stmt::stmt(s)),
-    });
-    ProgramCode(stmts.collect())
 }
 
 impl ProgramCode {

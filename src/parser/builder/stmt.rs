@@ -218,7 +218,6 @@ pub(super) fn fn_decl(name: Option<Ident>, params: Vec<Decl>, body: Block, span:
         span,
         nslots: 0,
         upvals: Vec::new(),
-        code: Default::default(),
     }
 }
 

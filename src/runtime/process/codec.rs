@@ -138,8 +138,8 @@ impl<'a> Encoder<'a> {
                     .map(|c| self.cell(c))
                     .collect::<Result<_, _>>()?;
                 WireValue::Func {
-                    src: f.decl.span.src.0,
-                    start: f.decl.span.start,
+                    src: f.func.decl.span.src.0,
+                    start: f.func.decl.span.start,
                     upvals,
                 }
             }
@@ -297,7 +297,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn function(&self, src: u32, start: u32, upvals: &[u32]) -> Result<Value, RuntimeError> {
-        let decl = self.ctx.functions.find(src, start).ok_or_else(|| {
+        let func = self.ctx.functions.find(src, start).ok_or_else(|| {
             RuntimeError::new(
                 kind::PROCESS,
                 "a function sent by another process is not in this program",
@@ -310,11 +310,11 @@ impl<'a> Decoder<'a> {
                 _ => Err(corrupt("captured variable")),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if cells.len() != decl.upvals.len() {
+        if cells.len() != func.decl.upvals.len() {
             return Err(corrupt("closure"));
         }
         Ok(Value::Func(Arc::new(Closure {
-            decl,
+            func,
             upvals: cells.into_boxed_slice(),
         })))
     }
