@@ -4,9 +4,9 @@
 //! it ended. If the parent goes away, the child ends at once: no orphans.
 
 use crate::diagnostics::{self, ConcError, RuntimeError};
-use crate::eval::value::Value;
 use crate::runtime::process::wire::{self, Msg, Start, WireError};
 use crate::runtime::process::{codec, Link, LinkOutput};
+use crate::runtime::value::Value;
 use crate::runtime::waits::DeadlockPolicy;
 use crate::session::{Session, SessionOptions};
 use std::os::fd::FromRawFd;

@@ -10,8 +10,8 @@ mod printer;
 mod reference;
 
 use crate::diagnostics::kind;
-use crate::eval::value::Value;
 use crate::runtime::output::Output;
+use crate::runtime::value::Value;
 use crate::session::{Interrupter, Session, SessionOptions};
 use helper::{is_incomplete, may_continue_with_else, starts_with_else, ReplHelper};
 use meta::Meta;

@@ -3,13 +3,13 @@
 //! and threads between entries.
 
 use crate::diagnostics::{self, ConcError, RuntimeError};
-use crate::eval::globals::Globals;
-use crate::eval::value::Value;
 use crate::eval::{builtins, Interp};
 use crate::runtime::engine::controlled::schedule::{script_hash, Schedule, Token};
 use crate::runtime::engine::Engine;
 use crate::runtime::output::{Output, Stdout};
 use crate::runtime::threads::{self, ThreadRef};
+use crate::runtime::value::globals::Globals;
+use crate::runtime::value::Value;
 use crate::runtime::waits::{DeadlockPolicy, Registry};
 use crate::runtime::Context;
 use crate::span::{SourceMap, Span};
@@ -91,6 +91,7 @@ impl Session {
             names: Default::default(),
             pools: Default::default(),
             functions: Default::default(),
+            builtins: crate::eval::all_builtins().collect(),
             daemon_process: options.daemon_process,
             color,
         });

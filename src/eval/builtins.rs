@@ -8,16 +8,31 @@ use crate::diagnostics::{kind, RuntimeError};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::value::Builtin;
+
 pub type BuiltinFn = fn(&mut Interp, Vec<Value>) -> Result<Value, RuntimeError>;
 
-pub struct Builtin {
-    pub name: &'static str,
-    pub call: BuiltinFn,
+/// A builtin whose body is `f`: the runtime calls builtins with the
+/// evaluator as `Any` (it cannot name `Interp`).
+#[macro_export]
+macro_rules! builtin {
+    ($name:expr, $f:path) => {
+        $crate::eval::builtins::Builtin {
+            name: $name,
+            call: |it, args| $crate::eval::builtins::run(it, args, $f),
+        }
+    };
 }
 
-impl std::fmt::Debug for Builtin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<builtin {}>", self.name)
+/// Run `f` on the evaluator the runtime handed over.
+#[inline(always)]
+pub fn run(it: super::value::function::Erased<'_>, args: Vec<Value>, f: BuiltinFn) -> Res {
+    match it.get::<Interp>() {
+        Some(it) => f(it, args),
+        None => Err(RuntimeError::new(
+            kind::ERROR,
+            "internal error: a builtin was called without an evaluator",
+        )),
     }
 }
 
@@ -25,7 +40,7 @@ type Res = Result<Value, RuntimeError>;
 
 macro_rules! builtins {
     ($($name:literal => $f:path),* $(,)?) => {
-        pub static CORE: &[Builtin] = &[$(Builtin { name: $name, call: $f }),*];
+        pub static CORE: &[Builtin] = &[$($crate::builtin!($name, $f)),*];
     };
 }
 

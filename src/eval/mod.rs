@@ -11,16 +11,15 @@
 mod blocking;
 pub mod builtins;
 pub(crate) mod compile;
-pub mod globals;
 mod handles;
 mod methods;
 mod objects;
-pub mod ops;
 mod process_pool;
 mod remote;
-pub mod value;
 
-pub use compile::Function;
+// Values, operators and globals live in the runtime, which both use.
+pub use crate::runtime::value;
+pub use crate::runtime::value::{describe, globals, ops, Function};
 
 use crate::ast::{FnDecl, Program};
 use crate::diagnostics::{kind, RuntimeError};
@@ -41,11 +40,15 @@ pub fn concurrency_builtins() -> impl Iterator<Item = &'static builtins::Builtin
 /// The builtin called `name`, however the program has rebound that name
 /// (a builtin sent by another process arrives by name).
 pub fn builtin_named(name: &str) -> Option<&'static builtins::Builtin> {
+    all_builtins().find(|b| b.name == name)
+}
+
+/// Every builtin, the internal ones (the process pool's worker) too.
+pub fn all_builtins() -> impl Iterator<Item = &'static builtins::Builtin> {
     builtins::CORE
         .iter()
         .chain(objects::BUILTINS.iter())
         .chain(std::iter::once(&process_pool::POOL_WORKER))
-        .find(|b| b.name == name)
 }
 
 /// Deeper calls than this raise `RecursionError` instead of overflowing the
@@ -109,7 +112,9 @@ impl Interp {
                 self.stack.extend(args);
                 self.call_closure(closure, base, span)
             }
-            Value::Builtin(b) => (b.call)(self, args).map_err(|e| Box::new(e.at(span))),
+            Value::Builtin(b) => {
+                (b.call)(value::function::Erased::new(self), args).map_err(|e| Box::new(e.at(span)))
+            }
             other => Err(not_callable(other, span)),
         }
     }
@@ -137,7 +142,9 @@ impl Interp {
             self.stack.truncate(base);
             return Err(call_refused(decl, given, span));
         }
-        let code = func.code(&self.ctx);
+        let Some(code) = compile::code_of(func, &self.ctx) else {
+            return Err(self.no_code(base));
+        };
         if code.needs_setup() {
             self.set_up_frame(code, base);
         }
@@ -147,6 +154,15 @@ impl Interp {
         self.depth -= 1;
         compile::pop_frame(&mut self.stack, base);
         result.map_err(|e| add_call_note(e, decl, span))
+    }
+
+    #[cold]
+    fn no_code(&mut self, base: usize) -> Box<RuntimeError> {
+        self.stack.truncate(base);
+        Box::new(RuntimeError::new(
+            kind::ERROR,
+            "internal error: a function's body was compiled as something else",
+        ))
     }
 
     /// The slots of a frame past its arguments, and the cells of captured
@@ -296,16 +312,4 @@ fn add_call_note(mut e: Box<RuntimeError>, decl: &FnDecl, call: Span) -> Box<Run
         });
     }
     e
-}
-
-/// "a list", "the int 5": how a value is named in messages.
-pub fn describe(v: &Value) -> String {
-    match v {
-        Value::Nil => "nil".to_string(),
-        Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
-            format!("{} {}", v.type_name(), v.to_repr())
-        }
-        Value::Str(s) if s.chars().count() <= 20 => format!("string {}", v.to_repr()),
-        other => format!("a {}", other.type_name()),
-    }
 }

@@ -18,66 +18,21 @@ use std::sync::Arc;
 type Res = Result<Value, RuntimeError>;
 
 pub static BUILTINS: &[Builtin] = &[
-    Builtin {
-        name: "current",
-        call: current,
-    },
-    Builtin {
-        name: "lock",
-        call: new_lock,
-    },
-    Builtin {
-        name: "rlock",
-        call: new_rlock,
-    },
-    Builtin {
-        name: "semaphore",
-        call: new_semaphore,
-    },
-    Builtin {
-        name: "event",
-        call: new_event,
-    },
-    Builtin {
-        name: "condition",
-        call: new_condition,
-    },
-    Builtin {
-        name: "barrier",
-        call: new_barrier,
-    },
-    Builtin {
-        name: "queue",
-        call: new_queue,
-    },
-    Builtin {
-        name: "lifo",
-        call: new_lifo,
-    },
-    Builtin {
-        name: "priority",
-        call: new_priority,
-    },
-    Builtin {
-        name: "pipe",
-        call: new_pipe,
-    },
-    Builtin {
-        name: "thread_pool",
-        call: new_thread_pool,
-    },
-    Builtin {
-        name: "timer",
-        call: new_timer,
-    },
-    Builtin {
-        name: "process_pool",
-        call: super::process_pool::new_process_pool,
-    },
-    Builtin {
-        name: "threads",
-        call: list_threads,
-    },
+    crate::builtin!("current", current),
+    crate::builtin!("lock", new_lock),
+    crate::builtin!("rlock", new_rlock),
+    crate::builtin!("semaphore", new_semaphore),
+    crate::builtin!("event", new_event),
+    crate::builtin!("condition", new_condition),
+    crate::builtin!("barrier", new_barrier),
+    crate::builtin!("queue", new_queue),
+    crate::builtin!("lifo", new_lifo),
+    crate::builtin!("priority", new_priority),
+    crate::builtin!("pipe", new_pipe),
+    crate::builtin!("thread_pool", new_thread_pool),
+    crate::builtin!("timer", new_timer),
+    crate::builtin!("process_pool", super::process_pool::new_process_pool),
+    crate::builtin!("threads", list_threads),
 ];
 
 fn handle(h: Handle) -> Res {

@@ -171,10 +171,7 @@ fn unpack(result: Value) -> Result<Value, RuntimeError> {
 
 /// What a pool's child process runs: take jobs until told to stop.
 /// Not a global; it reaches children by name only.
-pub static POOL_WORKER: Builtin = Builtin {
-    name: "<process pool worker>",
-    call: pool_worker,
-};
+pub static POOL_WORKER: Builtin = crate::builtin!("<process pool worker>", pool_worker);
 
 fn pool_worker(it: &mut Interp, args: Vec<Value>) -> Res {
     let [Value::Handle(Handle::Remote(jobs)), Value::Handle(Handle::Remote(results))] =

@@ -10,6 +10,7 @@ pub mod process;
 pub mod queues;
 pub mod signals;
 pub mod threads;
+pub mod value;
 pub mod waits;
 
 use crate::diagnostics::RuntimeError;
@@ -39,6 +40,8 @@ pub struct Context {
     pub pools: parking_lot::Mutex<Vec<std::sync::Weak<pools::Pool>>>,
     /// Every function of the program, to rebuild closures sent by other processes.
     pub functions: FnIndex,
+    /// Every builtin the evaluator offers: they cross between processes by name.
+    pub builtins: Vec<&'static value::Builtin>,
     /// This process was spawned as a daemon: it may not spawn processes.
     pub daemon_process: bool,
     /// Reports are coloured (children render the way their parent does).
@@ -93,6 +96,24 @@ impl Context {
     /// process that owns the object.
     pub fn seconds_left(&self, deadline: Option<engine::Time>) -> Option<f64> {
         deadline.map(|d| self.engine().seconds_left(d))
+    }
+
+    /// The builtin called `name`, however the program has rebound that name.
+    pub fn builtin_named(&self, name: &str) -> Option<&'static value::Builtin> {
+        self.builtins.iter().copied().find(|b| b.name == name)
+    }
+
+    /// The source text at `span` (objects are named in reports by the
+    /// expression that reached them).
+    pub fn source_text(&self, span: crate::span::Span) -> String {
+        self.sources
+            .get(span.src)
+            .and_then(|s| {
+                s.text
+                    .get(span.start as usize..span.end as usize)
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
     }
 
     pub fn next_name(&self, base: &str) -> String {

@@ -5,7 +5,7 @@
 use super::waits::{block_until, BlockOn, WaitQueue};
 use super::{next_object_id, Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
-use crate::eval::value::Value;
+use crate::runtime::value::Value;
 use crate::span::Span;
 use parking_lot::Mutex;
 use std::collections::VecDeque;

@@ -3,8 +3,8 @@
 use super::waits::{BlockOn, WaitQueue};
 use super::{next_object_id, Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
-use crate::eval::ops::compare;
-use crate::eval::value::Value;
+use crate::runtime::value::ops::compare;
+use crate::runtime::value::Value;
 use parking_lot::{Mutex, MutexGuard};
 use std::cmp::Ordering;
 use std::collections::VecDeque;

@@ -9,7 +9,7 @@ use super::engine::{Parker, Time};
 use super::waits::{block_until, BlockOn, ThreadId, WaitQueue};
 use super::Context;
 use crate::diagnostics::{kind, RuntimeError};
-use crate::eval::value::Value;
+use crate::runtime::value::Value;
 use crate::span::Span;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

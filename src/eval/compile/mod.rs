@@ -19,12 +19,12 @@ mod loops;
 mod stmt;
 
 use super::globals::GlobalRef;
-use super::value::Value;
+use super::value::{Function, Value};
 use super::{Frame, Interp, R};
 use crate::ast::{self, FnDecl, GlobalId, Program, StmtKind};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::Context;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub(super) use calls::CalleeCache;
 
@@ -158,33 +158,10 @@ impl FnCode {
     }
 }
 
-/// A function object: a declaration and its body, compiled on the first
-/// call. Closures share it; `runtime::FnIndex` finds it by where it is
-/// declared (a closure sent by another process arrives that way).
-pub struct Function {
-    pub decl: Arc<FnDecl>,
-    code: OnceLock<FnCode>,
-}
-
-impl Function {
-    pub fn new(decl: Arc<FnDecl>) -> Function {
-        Function {
-            decl,
-            code: OnceLock::new(),
-        }
-    }
-
-    #[inline]
-    pub(super) fn code(&self, ctx: &Context) -> &FnCode {
-        self.code
-            .get_or_init(|| Compiler { ctx }.function(&self.decl))
-    }
-}
-
-impl std::fmt::Debug for Function {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<fn {}>", self.decl.display_name())
-    }
+/// The compiled body of `func`, compiled on its first call.
+#[inline(always)]
+pub(super) fn code_of<'f>(func: &'f Function, ctx: &Context) -> Option<&'f FnCode> {
+    func.code(|| Compiler { ctx }.function(&func.decl))
 }
 
 /// Turns resolved syntax into closures. It reads the session once per node,

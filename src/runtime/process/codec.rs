@@ -6,7 +6,7 @@
 use super::link::Link;
 use super::wire::{Packet, SharedValue, WireError, WireValue};
 use crate::diagnostics::{kind, RuntimeError};
-use crate::eval::value::{Closure, Key, Value};
+use crate::runtime::value::{Closure, Key, Value};
 use crate::runtime::{Context, Handle};
 use indexmap::IndexMap;
 use parking_lot::Mutex;
@@ -149,7 +149,7 @@ impl<'a> Encoder<'a> {
         })
     }
 
-    fn cell(&mut self, c: &crate::eval::value::Cell) -> Result<u32, RuntimeError> {
+    fn cell(&mut self, c: &crate::runtime::value::Cell) -> Result<u32, RuntimeError> {
         let (i, new) = self.slot(Arc::as_ptr(c) as usize, SharedValue::Cell(WireValue::Nil));
         if new {
             let inner = c.lock().clone();
@@ -273,7 +273,7 @@ impl<'a> Decoder<'a> {
                 _ => return Err(corrupt("reference")),
             },
             WireValue::Func { src, start, upvals } => self.function(*src, *start, upvals)?,
-            WireValue::Builtin(name) => match crate::eval::builtin_named(name) {
+            WireValue::Builtin(name) => match self.ctx.builtin_named(name) {
                 Some(b) => Value::Builtin(b),
                 None => return Err(corrupt("builtin")),
             },

@@ -11,10 +11,10 @@
 
 use super::wire::{self, Msg, Op, Packet, Request, WireError};
 use crate::diagnostics::{kind, RuntimeError};
-use crate::eval::value::Value;
 use crate::eval::Interp;
 use crate::runtime::engine::{Backoff, Spin};
 use crate::runtime::locks::Lock;
+use crate::runtime::value::Value;
 use crate::runtime::waits::{block_until, BlockOn, WaitQueue};
 use crate::runtime::{next_object_id, Context, Handle, ThreadRecord, ThreadRef};
 use crate::span::Span;

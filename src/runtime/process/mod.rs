@@ -17,9 +17,9 @@ pub mod wire;
 pub use link::{Link, Remote};
 
 use crate::diagnostics::{kind, RuntimeError};
-use crate::eval::value::Value;
 use crate::runtime::output::Output;
 use crate::runtime::threads::{ThreadHandle, ThreadRecord, ThreadRef};
+use crate::runtime::value::Value;
 use crate::runtime::waits::BlockOn;
 use crate::runtime::Context;
 use crate::span::Span;

@@ -1,9 +1,13 @@
 //! Runtime values. Everything is `Send + Sync`: lists and maps are shared,
 //! mutable and individually locked; handles point at runtime objects.
 
+pub mod function;
+pub mod globals;
+pub mod ops;
+
+pub use function::{Builtin, Closure, Function};
+
 use crate::diagnostics::{kind, RuntimeError};
-use crate::eval::builtins::Builtin;
-use crate::eval::Function;
 use crate::runtime::Handle;
 use indexmap::IndexMap;
 use parking_lot::Mutex;
@@ -33,12 +37,6 @@ pub enum Value {
     Handle(Handle),
     /// Only ever stored in a frame slot of a captured local, never seen by code.
     Cell(Cell),
-}
-
-#[derive(Debug)]
-pub struct Closure {
-    pub func: Arc<Function>,
-    pub upvals: Box<[Cell]>,
 }
 
 /// A map key: the hashable subset of values.
@@ -278,5 +276,17 @@ fn write_repr(out: &mut String, v: &Value, depth: usize) {
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_display())
+    }
+}
+
+/// "a list", "the int 5": how a value is named in messages.
+pub fn describe(v: &Value) -> String {
+    match v {
+        Value::Nil => "nil".to_string(),
+        Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+            format!("{} {}", v.type_name(), v.to_repr())
+        }
+        Value::Str(s) if s.chars().count() <= 20 => format!("string {}", v.to_repr()),
+        other => format!("a {}", other.type_name()),
     }
 }

@@ -1,8 +1,7 @@
 //! Operators, indexing and slicing on values. Pure functions: they return
 //! span-less errors and the evaluator attaches the span.
 
-use super::describe;
-use super::value::{Key, Value};
+use super::{describe, Key, Value};
 use crate::ast::{BinOp, UnaryOp};
 use crate::diagnostics::{kind, RuntimeError};
 use std::cmp::Ordering;

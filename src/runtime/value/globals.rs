@@ -2,8 +2,8 @@
 //! process. A read or an assignment is atomic; `n = n - 1` is a
 //! read followed by an assignment, so it can lose updates, as in any language.
 
+use super::Value;
 use crate::ast::{GlobalId, Name};
-use crate::eval::value::Value;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
