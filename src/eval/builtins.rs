@@ -6,8 +6,8 @@ use super::value::{Key, Value};
 use super::Interp;
 use crate::diagnostics::{kind, RuntimeError};
 use std::sync::Arc;
-use std::time::Duration;
 
+pub use super::value::args::{arity, expect_int, expect_seconds, iteration_items};
 pub use super::value::Builtin;
 
 pub type BuiltinFn = fn(&mut Interp, Vec<Value>) -> Result<Value, RuntimeError>;
@@ -79,65 +79,6 @@ builtins! {
 /// `range` is recognised by `for` so it can count without building a list.
 pub fn is_range(v: &Value) -> bool {
     matches!(v, Value::Builtin(b) if b.name == "range")
-}
-
-pub fn arity(name: &str, args: &[Value], min: usize, max: usize) -> Result<(), RuntimeError> {
-    if args.len() < min || args.len() > max {
-        let want = if min == max {
-            format!("{}", min)
-        } else {
-            format!("{} to {}", min, max)
-        };
-        return Err(RuntimeError::new(
-            kind::TYPE,
-            format!(
-                "{}() takes {} arguments but {} were given",
-                name,
-                want,
-                args.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-pub fn expect_int(name: &str, v: &Value) -> Result<i64, RuntimeError> {
-    match v {
-        Value::Int(i) => Ok(*i),
-        other => Err(RuntimeError::new(
-            kind::TYPE,
-            format!("{}() needs an int, not {}", name, describe(other)),
-        )),
-    }
-}
-
-/// Seconds as given to `sleep`, timeouts and timers.
-pub fn expect_seconds(name: &str, v: &Value) -> Result<Duration, RuntimeError> {
-    let secs = match v {
-        Value::Int(i) => *i as f64,
-        Value::Float(f) => *f,
-        other => {
-            return Err(RuntimeError::new(
-                kind::TYPE,
-                format!(
-                    "{} needs a number of seconds, not {}",
-                    name,
-                    describe(other)
-                ),
-            ))
-        }
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(RuntimeError::new(
-            kind::VALUE,
-            format!(
-                "{} needs a non-negative number of seconds, not {}",
-                name,
-                v.to_repr()
-            ),
-        ));
-    }
-    Ok(Duration::from_secs_f64(secs.min(1e9)))
 }
 
 fn expect_list(name: &str, v: &Value) -> Result<super::value::List, RuntimeError> {
@@ -239,22 +180,6 @@ impl Iterator for Range {
     }
 }
 
-/// What `for x in v` walks: list items, map keys, string chars.
-pub fn iteration_items(v: &Value) -> Result<Vec<Value>, RuntimeError> {
-    match v {
-        Value::List(l) => Ok(l.lock().clone()),
-        Value::Map(m) => Ok(m.lock().keys().map(Key::to_value).collect()),
-        Value::Str(s) => Ok(s
-            .chars()
-            .map(|c| Value::str(c.encode_utf8(&mut [0; 4])))
-            .collect()),
-        other => Err(RuntimeError::new(
-            kind::TYPE,
-            format!("cannot iterate over {}", describe(other)),
-        )),
-    }
-}
-
 fn range(_: &mut Interp, args: Vec<Value>) -> Res {
     let (start, end, step) = range_bounds(&args)?;
     // In i128: `range(0, 10, 2**63 - 1)` must not overflow on the way.
@@ -286,15 +211,18 @@ fn range(_: &mut Interp, args: Vec<Value>) -> Res {
 fn len(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("len", &args, 1, 1)?;
     let n = match &args[0] {
-        // A queue another process owns: ask it.
-        Value::Handle(crate::runtime::Handle::Remote(r)) => return it.remote_len(r),
         Value::Str(s) => s.chars().count(),
         Value::List(l) => l.lock().len(),
         Value::Map(m) => m.lock().len(),
-        Value::Handle(h) => match h.item_count() {
-            Some(n) => n,
-            None => return Err(no_len(&args[0])),
-        },
+        // A queue's items (another process's queue: its owner counts them).
+        Value::Handle(h) => {
+            let span = crate::span::Span::default();
+            let cx = crate::runtime::object::Cx::new(&it.ctx, &it.thread, span, span);
+            match crate::runtime::ops::len(&cx, h) {
+                Some(n) => n?,
+                None => return Err(no_len(&args[0])),
+            }
+        }
         other => return Err(no_len(other)),
     };
     Ok(Value::Int(n as i64))

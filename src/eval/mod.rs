@@ -15,7 +15,6 @@ mod handles;
 mod methods;
 mod objects;
 mod process_pool;
-mod remote;
 
 // Values, operators and globals live in the runtime, which both use.
 pub use crate::runtime::value;

@@ -2,7 +2,7 @@
 //! (`lock()`, `queue()`, `thread_pool()`, `timer()`, `current()`,
 //! `threads()`), and the pool workers and callbacks they start.
 
-use super::builtins::{arity, expect_int, expect_seconds, Builtin};
+use super::builtins::{arity, expect_seconds, Builtin};
 use super::value::Value;
 use super::Interp;
 use crate::diagnostics::{kind, RuntimeError};
@@ -10,6 +10,7 @@ use crate::runtime::locks::{Lock, LockKind};
 use crate::runtime::pools::{Job, Pool, Timer};
 use crate::runtime::queues::{Order, PipeEnd, Queue};
 use crate::runtime::signals::{Barrier, Condition, Event};
+use crate::runtime::value::args::positive;
 use crate::runtime::waits::BlockOn;
 use crate::runtime::{threads, Handle, ThreadHandle};
 use crate::span::Span;
@@ -54,25 +55,6 @@ fn new_lock(_: &mut Interp, args: Vec<Value>) -> Res {
 fn new_rlock(_: &mut Interp, args: Vec<Value>) -> Res {
     arity("rlock", &args, 0, 0)?;
     handle(Handle::Lock(Lock::new(LockKind::Reentrant, 0)))
-}
-
-pub(super) fn positive(
-    name: &str,
-    v: Option<&Value>,
-    default: i64,
-    min: i64,
-) -> Result<i64, RuntimeError> {
-    let n = match v {
-        Some(v) => expect_int(name, v)?,
-        None => default,
-    };
-    if n < min {
-        return Err(RuntimeError::new(
-            kind::VALUE,
-            format!("{}() needs a number of at least {}, not {}", name, min, n),
-        ));
-    }
-    Ok(n)
 }
 
 fn new_semaphore(_: &mut Interp, args: Vec<Value>) -> Res {

@@ -11,7 +11,6 @@
 //! a deadlock the registry can see.
 
 use super::builtins::{arity, Builtin};
-use super::objects::positive;
 use super::value::Value;
 use super::Interp;
 use crate::diagnostics::{kind, RuntimeError};
@@ -19,6 +18,7 @@ use crate::runtime::pools::{Job, Pool};
 use crate::runtime::process::wire::Op;
 use crate::runtime::process::{self, codec};
 use crate::runtime::queues::{Order, Queue};
+use crate::runtime::value::args::positive;
 use crate::runtime::waits::BlockOn;
 use crate::runtime::{threads, Handle, ThreadHandle};
 use crate::span::Span;

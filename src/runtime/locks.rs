@@ -13,8 +13,10 @@
 //! same word to find lock cycles. Semaphores (many holders) use the state
 //! mutex throughout.
 
-use super::engine::{Backoff, Spin, Time};
+use super::engine::{Backoff, Op, Spin, Step, Time};
+use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
 use super::threads::Held;
+use super::value::Value;
 use super::waits::{block_until, BlockOn, WaitQueue};
 use super::{next_object_id, Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
@@ -271,6 +273,7 @@ impl Lock {
         at: Option<Span>,
         describe: impl FnOnce() -> BlockOn,
     ) -> Result<bool, RuntimeError> {
+        ctx.engine().point(me, Step::new(Op::Acquire, self.id, at));
         if self.kind == LockKind::Semaphore {
             return self.acquire_permit(ctx, me, deadline, at, describe);
         }
@@ -384,6 +387,8 @@ impl Lock {
 
     #[inline]
     pub fn release(&self, ctx: &Context, me: &ThreadRef) -> Result<(), RuntimeError> {
+        ctx.engine()
+            .point(me, Step::new(Op::Release, self.id, None));
         if self.kind == LockKind::Semaphore {
             Self::give_permit(&mut self.state.lock(), ctx);
             me.remove_held(self.id);
@@ -538,5 +543,84 @@ impl Lock {
             _ if self.owner() == 0 => format!("<{} #{} unlocked>", self.type_name(), self.id),
             _ => format!("<{} #{} locked>", self.type_name(), self.id),
         }
+    }
+}
+
+/// `m.acquire([timeout])`: true once taken, false on timeout.
+fn acquire_method(l: &Lock, cx: &Cx, args: Vec<Value>) -> Res<Reply> {
+    let deadline = cx.deadline("acquire()", args.first())?;
+    let describe = || cx.block_on(l.label(), deadline);
+    let taken = l.acquire(cx.ctx, cx.me, deadline, Some(cx.at), describe)?;
+    Ok(Value::Bool(taken).into())
+}
+
+fn release_method(l: &Lock, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    l.release(cx.ctx, cx.me)?;
+    Ok(Value::Nil.into())
+}
+
+fn locked_method(l: &Lock, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Inspect, l.id);
+    Ok(Value::Bool(l.locked()).into())
+}
+
+/// The methods of a lock, an rlock and a semaphore (a condition has them
+/// too, for its lock).
+pub static METHODS: &[Method<Lock>] = &[
+    Method {
+        name: "acquire",
+        args: (0, 1),
+        call: acquire_method,
+    },
+    Method {
+        name: "release",
+        args: (0, 0),
+        call: release_method,
+    },
+    Method {
+        name: "locked",
+        args: (0, 0),
+        call: locked_method,
+    },
+];
+
+impl Object for Lock {
+    fn kind(&self) -> &'static str {
+        self.type_name()
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn describe(&self) -> String {
+        Lock::describe(self)
+    }
+
+    fn method(&self, cx: &Cx, name: &str, args: Vec<Value>) -> Option<Res<Reply>> {
+        call_method(METHODS, self, cx, name, args)
+    }
+
+    fn members(&self) -> Members {
+        Members {
+            methods: names(METHODS),
+            fields: &[],
+        }
+    }
+
+    fn acquire(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<bool>> {
+        let describe = || cx.block_on(self.label(), deadline);
+        Some(Lock::acquire(
+            self,
+            cx.ctx,
+            cx.me,
+            deadline,
+            Some(cx.at),
+            describe,
+        ))
+    }
+
+    fn release(&self, cx: &Cx, _held: bool) -> Option<Res<()>> {
+        Some(Lock::release(self, cx.ctx, cx.me))
     }
 }

@@ -4,6 +4,8 @@
 
 pub mod engine;
 pub mod locks;
+pub mod object;
+pub mod ops;
 pub mod output;
 pub mod pools;
 pub mod process;
@@ -158,39 +160,38 @@ pub enum Handle {
 }
 
 impl Handle {
-    /// The name `type(v)` gives.
-    pub fn kind(&self) -> &'static str {
+    /// What the object is and can do (see `object.rs`): the one place that
+    /// lists every kind.
+    #[inline]
+    pub fn object(&self) -> &dyn object::Object {
         match self {
-            Handle::Thread(t) if t.record.process.is_some() => "process",
-            Handle::Thread(_) => "thread",
-            Handle::Remote(r) => r.kind,
-            Handle::Lock(l) => l.type_name(),
-            Handle::Event(_) => "event",
-            Handle::Condition(_) => "condition",
-            Handle::Barrier(_) => "barrier",
-            Handle::Queue(q) => q.type_name(),
-            Handle::Pipe(_) => "pipe",
-            Handle::Pool(_) => "pool",
-            Handle::Future(_) => "future",
-            Handle::Timer(_) => "timer",
+            Handle::Thread(t) => &**t,
+            Handle::Lock(l) => &**l,
+            Handle::Event(e) => &**e,
+            Handle::Condition(c) => &**c,
+            Handle::Barrier(b) => &**b,
+            Handle::Queue(q) => &**q,
+            Handle::Pipe(p) => &**p,
+            Handle::Pool(p) => &**p,
+            Handle::Future(f) => &**f,
+            Handle::Timer(t) => &**t,
+            Handle::Remote(r) => &**r,
         }
     }
 
-    /// Identity: `==` on handles.
+    /// The name `type(v)` gives.
+    pub fn kind(&self) -> &'static str {
+        self.object().kind()
+    }
+
+    /// Identity: `==` on handles (two handles of one thread are equal).
     pub fn same(&self, other: &Handle) -> bool {
         match (self, other) {
             (Handle::Thread(a), Handle::Thread(b)) => Arc::ptr_eq(&a.record, &b.record),
-            (Handle::Lock(a), Handle::Lock(b)) => Arc::ptr_eq(a, b),
-            (Handle::Event(a), Handle::Event(b)) => Arc::ptr_eq(a, b),
-            (Handle::Condition(a), Handle::Condition(b)) => Arc::ptr_eq(a, b),
-            (Handle::Barrier(a), Handle::Barrier(b)) => Arc::ptr_eq(a, b),
-            (Handle::Queue(a), Handle::Queue(b)) => Arc::ptr_eq(a, b),
-            (Handle::Pipe(a), Handle::Pipe(b)) => Arc::ptr_eq(a, b),
-            (Handle::Pool(a), Handle::Pool(b)) => Arc::ptr_eq(a, b),
-            (Handle::Future(a), Handle::Future(b)) => Arc::ptr_eq(a, b),
-            (Handle::Timer(a), Handle::Timer(b)) => Arc::ptr_eq(a, b),
-            (Handle::Remote(a), Handle::Remote(b)) => Arc::ptr_eq(a, b),
-            _ => false,
+            _ => std::ptr::addr_eq(
+                self.object() as *const dyn object::Object,
+                other.object() as *const dyn object::Object,
+            ),
         }
     }
 
@@ -199,15 +200,6 @@ impl Handle {
         match self {
             Handle::Lock(l) => Some(l),
             Handle::Condition(c) => Some(&c.lock),
-            _ => None,
-        }
-    }
-
-    /// `len(h)` for handles that have one (queues).
-    pub fn item_count(&self) -> Option<usize> {
-        match self {
-            Handle::Queue(q) => Some(q.size()),
-            Handle::Pipe(p) => Some(p.recv.size()),
             _ => None,
         }
     }
@@ -221,49 +213,6 @@ impl fmt::Debug for Handle {
 
 impl fmt::Display for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Handle::Thread(t) => write!(f, "{}", t),
-            Handle::Lock(l) => f.write_str(&l.describe()),
-            Handle::Event(e) => write!(
-                f,
-                "<event #{} {}>",
-                e.id,
-                if e.is_set() { "set" } else { "clear" }
-            ),
-            Handle::Condition(c) => write!(f, "<condition #{} on {}>", c.id, c.lock.label()),
-            Handle::Barrier(b) => write!(
-                f,
-                "<barrier #{} {}/{} waiting>",
-                b.id,
-                b.waiting(),
-                b.parties
-            ),
-            Handle::Queue(q) => f.write_str(&q.describe()),
-            Handle::Pipe(p) => write!(f, "<pipe end #{} {} waiting>", p.id, p.recv.size()),
-            Handle::Pool(p) => f.write_str(&p.describe()),
-            Handle::Future(x) => write!(
-                f,
-                "<future #{} {}>",
-                x.id,
-                match x.outcome() {
-                    None => "pending",
-                    Some(Ok(_)) => "done",
-                    Some(Err(_)) => "failed",
-                }
-            ),
-            Handle::Remote(r) => write!(f, "<{} (shared by another process)>", r.label),
-            Handle::Timer(t) => write!(
-                f,
-                "<timer #{} {}>",
-                t.id,
-                if t.cancel.is_set() {
-                    "cancelled"
-                } else if t.thread.record.alive() {
-                    "pending"
-                } else {
-                    "fired"
-                }
-            ),
-        }
+        f.write_str(&self.object().describe())
     }
 }

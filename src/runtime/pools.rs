@@ -2,6 +2,9 @@
 //! The pool owns the job queue; the worker loop that runs script code lives
 //! in the evaluator (`eval::concurrency`), which starts the workers.
 
+use super::engine::{Op, Time};
+use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
+use super::value::args::{check_callable, iteration_items};
 use super::waits::{block_until, BlockOn, WaitQueue};
 use super::{next_object_id, Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
@@ -224,5 +227,247 @@ pub struct Timer {
 impl Timer {
     pub fn label(&self) -> String {
         format!("timer#{}", self.id)
+    }
+}
+
+impl Pool {
+    /// `submit p, f(args)`: queue the call; its future.
+    pub fn submit_call(&self, cx: &Cx, callee: Value, args: Vec<Value>) -> Res<Value> {
+        check_callable(&callee)?;
+        cx.point(Op::Signal, self.id);
+        let future = Future::new();
+        let job = Job {
+            future: future.clone(),
+            callee,
+            args,
+            span: cx.at,
+        };
+        self.submit(cx.ctx, job)?;
+        Ok(Value::Handle(super::Handle::Future(future)))
+    }
+}
+
+/// `p.map(f, xs)`: `f` of every item, in order, each on the pool.
+fn map_method(p: &Pool, cx: &Cx, args: Vec<Value>) -> Res<Reply> {
+    let items = iteration_items(&args[1])?;
+    let futures = items
+        .into_iter()
+        .map(|item| p.submit_call(cx, args[0].clone(), vec![item]))
+        .collect::<Res<Vec<_>>>()?;
+    let mut results = Vec::with_capacity(futures.len());
+    for f in futures {
+        if let Value::Handle(super::Handle::Future(f)) = f {
+            let on = BlockOn::new(format!("{} (in map)", f.label()), Some(cx.at), None);
+            results.push(f.join(cx.ctx, cx.me, on)?);
+        }
+    }
+    Ok(Value::list(results).into())
+}
+
+fn submit_method(p: &Pool, cx: &Cx, args: Vec<Value>) -> Res<Reply> {
+    let mut args = args.into_iter();
+    let callee = args.next().unwrap_or_default();
+    p.submit_call(cx, callee, args.collect()).map(Reply::Value)
+}
+
+fn shutdown_method(p: &Pool, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Wait, p.id);
+    p.shutdown(cx.ctx, cx.me, Some(cx.at))?;
+    Ok(Value::Nil.into())
+}
+
+static POOL_METHODS: &[Method<Pool>] = &[
+    Method {
+        name: "map",
+        args: (2, 2),
+        call: map_method,
+    },
+    Method {
+        name: "submit",
+        args: (0, usize::MAX),
+        call: submit_method,
+    },
+    Method {
+        name: "shutdown",
+        args: (0, 0),
+        call: shutdown_method,
+    },
+];
+
+impl Object for Pool {
+    fn kind(&self) -> &'static str {
+        "pool"
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn label(&self) -> String {
+        Pool::label(self)
+    }
+
+    fn describe(&self) -> String {
+        Pool::describe(self)
+    }
+
+    fn field(&self, _cx: &Cx, name: &str) -> Option<Value> {
+        (name == "size").then(|| Value::Int(self.size as i64))
+    }
+
+    fn method(&self, cx: &Cx, name: &str, args: Vec<Value>) -> Option<Res<Reply>> {
+        call_method(POOL_METHODS, self, cx, name, args)
+    }
+
+    fn members(&self) -> Members {
+        Members {
+            methods: names(POOL_METHODS),
+            fields: &["size"],
+        }
+    }
+}
+
+/// `f.then(cb)`: `cb(result)` once done (now, if it is).
+fn then_method(f: &Future, cx: &Cx, args: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Signal, f.id);
+    let callback = args.into_iter().next().unwrap_or_default();
+    Ok(match f.then(callback.clone()) {
+        None => Value::Nil.into(),
+        Some(Ok(v)) => Reply::Callback(callback, v),
+        Some(Err(e)) => Reply::Callback(callback, Value::Error(Arc::new(e))),
+    })
+}
+
+fn done_method(f: &Future, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Inspect, f.id);
+    Ok(Value::Bool(f.done()).into())
+}
+
+fn result_method(f: &Future, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Wait, f.id);
+    let on = BlockOn::new(f.label(), Some(cx.at), None);
+    f.join(cx.ctx, cx.me, on).map(Reply::Value)
+}
+
+static FUTURE_METHODS: &[Method<Future>] = &[
+    Method {
+        name: "then",
+        args: (1, 1),
+        call: then_method,
+    },
+    Method {
+        name: "done",
+        args: (0, 0),
+        call: done_method,
+    },
+    Method {
+        name: "result",
+        args: (0, 0),
+        call: result_method,
+    },
+];
+
+impl Object for Future {
+    fn kind(&self) -> &'static str {
+        "future"
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn describe(&self) -> String {
+        let state = match self.outcome() {
+            None => "pending",
+            Some(Ok(_)) => "done",
+            Some(Err(_)) => "failed",
+        };
+        format!("<future #{} {}>", self.id, state)
+    }
+
+    fn method(&self, cx: &Cx, name: &str, args: Vec<Value>) -> Option<Res<Reply>> {
+        call_method(FUTURE_METHODS, self, cx, name, args)
+    }
+
+    fn members(&self) -> Members {
+        Members {
+            methods: names(FUTURE_METHODS),
+            fields: &[],
+        }
+    }
+
+    fn join(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<Value>> {
+        cx.point(Op::Wait, self.id);
+        let on = cx.block_on(self.label(), deadline);
+        Some(Future::join(self, cx.ctx, cx.me, on))
+    }
+}
+
+fn cancel_method(t: &Timer, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Signal, t.id);
+    t.cancel.set(cx.ctx);
+    Ok(Value::Nil.into())
+}
+
+fn timer_alive_method(t: &Timer, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Inspect, t.id);
+    Ok(Value::Bool(t.thread.record.alive()).into())
+}
+
+static TIMER_METHODS: &[Method<Timer>] = &[
+    Method {
+        name: "cancel",
+        args: (0, 0),
+        call: cancel_method,
+    },
+    Method {
+        name: "alive",
+        args: (0, 0),
+        call: timer_alive_method,
+    },
+    Method {
+        name: "is_alive",
+        args: (0, 0),
+        call: timer_alive_method,
+    },
+];
+
+impl Object for Timer {
+    fn kind(&self) -> &'static str {
+        "timer"
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn describe(&self) -> String {
+        let state = if self.cancel.is_set() {
+            "cancelled"
+        } else if self.thread.record.alive() {
+            "pending"
+        } else {
+            "fired"
+        };
+        format!("<timer #{} {}>", self.id, state)
+    }
+
+    fn field(&self, _cx: &Cx, name: &str) -> Option<Value> {
+        (name == "name").then(|| Value::str(&self.thread.record.name))
+    }
+
+    fn method(&self, cx: &Cx, name: &str, args: Vec<Value>) -> Option<Res<Reply>> {
+        call_method(TIMER_METHODS, self, cx, name, args)
+    }
+
+    fn members(&self) -> Members {
+        Members {
+            methods: names(TIMER_METHODS),
+            fields: &["name"],
+        }
+    }
+
+    fn join(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<Value>> {
+        Some(self.thread.join(cx.ctx, cx.me, deadline, cx.at))
     }
 }

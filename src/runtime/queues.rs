@@ -1,5 +1,7 @@
 //! `queue(n)`, `lifo()`, `priority()`, `pipe()` and `select`.
 
+use super::engine::{Op, Step, Time};
+use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
 use super::waits::{BlockOn, WaitQueue};
 use super::{next_object_id, Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
@@ -135,6 +137,7 @@ impl Queue {
         v: Value,
         describe: impl FnOnce() -> BlockOn,
     ) -> Result<bool, RuntimeError> {
+        ctx.engine().point(me, Step::new(Op::Put, self.id, None));
         self.check_item(&v)?;
         if let Some(prio) = self.order.eq(&Order::Priority).then(|| priority_of(&v)) {
             self.check_comparable(&prio)?;
@@ -177,6 +180,7 @@ impl Queue {
         me: &ThreadRef,
         describe: impl FnOnce() -> BlockOn,
     ) -> Result<Option<Value>, RuntimeError> {
+        ctx.engine().point(me, Step::new(Op::Get, self.id, None));
         let mut s = self.state.lock();
         if let Some(v) = self.try_get(&mut s, ctx) {
             return Ok(Some(v));
@@ -382,5 +386,143 @@ impl super::waits::WaitSite for Select<'_> {
                 recall_leases(&mut q.state.lock(), q.id);
             }
         }
+    }
+}
+
+fn size_method(q: &Queue, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Inspect, q.id);
+    Ok(Value::Int(q.size() as i64).into())
+}
+
+fn empty_method(q: &Queue, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Inspect, q.id);
+    Ok(Value::Bool(q.size() == 0).into())
+}
+
+fn full_method(q: &Queue, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Inspect, q.id);
+    Ok(Value::Bool(q.is_full()).into())
+}
+
+/// The methods of a queue; a pipe end has them for what it receives.
+static METHODS: &[Method<Queue>] = &[
+    Method {
+        name: "size",
+        args: (0, 0),
+        call: size_method,
+    },
+    Method {
+        name: "qsize",
+        args: (0, 0),
+        call: size_method,
+    },
+    Method {
+        name: "empty",
+        args: (0, 0),
+        call: empty_method,
+    },
+    Method {
+        name: "full",
+        args: (0, 0),
+        call: full_method,
+    },
+];
+
+impl Queue {
+    /// `get` as a statement does it: the item, or `None` at the deadline.
+    fn get_op(&self, cx: &Cx, label: String, deadline: Option<Time>) -> Res<Option<Value>> {
+        self.get(cx.ctx, cx.me, || {
+            cx.block_on(format!("an item from {}", label), deadline)
+        })
+    }
+
+    fn put_op(&self, cx: &Cx, label: String, v: Value, deadline: Option<Time>) -> Res<bool> {
+        self.put(cx.ctx, cx.me, v, || {
+            cx.block_on(format!("room in {}", label), deadline)
+        })
+    }
+}
+
+impl Object for Queue {
+    fn kind(&self) -> &'static str {
+        self.type_name()
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn describe(&self) -> String {
+        Queue::describe(self)
+    }
+
+    fn field(&self, _cx: &Cx, name: &str) -> Option<Value> {
+        (name == "capacity").then(|| self.capacity.map_or(Value::Nil, |c| Value::Int(c as i64)))
+    }
+
+    fn method(&self, cx: &Cx, name: &str, args: Vec<Value>) -> Option<Res<Reply>> {
+        call_method(METHODS, self, cx, name, args)
+    }
+
+    fn members(&self) -> Members {
+        Members {
+            methods: names(METHODS),
+            fields: &["capacity"],
+        }
+    }
+
+    fn get(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<Option<Value>>> {
+        Some(self.get_op(cx, self.label(), deadline))
+    }
+
+    fn put(&self, cx: &Cx, v: Value, deadline: Option<Time>) -> Option<Res<bool>> {
+        Some(self.put_op(cx, self.label(), v, deadline))
+    }
+
+    fn len(&self, cx: &Cx) -> Option<Res<usize>> {
+        cx.point(Op::Inspect, self.id);
+        Some(Ok(self.size()))
+    }
+}
+
+impl Object for PipeEnd {
+    fn kind(&self) -> &'static str {
+        "pipe"
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn label(&self) -> String {
+        PipeEnd::label(self)
+    }
+
+    fn describe(&self) -> String {
+        format!("<pipe end #{} {} waiting>", self.id, self.recv.size())
+    }
+
+    fn method(&self, cx: &Cx, name: &str, args: Vec<Value>) -> Option<Res<Reply>> {
+        call_method(METHODS, &*self.recv, cx, name, args)
+    }
+
+    fn members(&self) -> Members {
+        Members {
+            methods: names(METHODS),
+            fields: &[],
+        }
+    }
+
+    fn get(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<Option<Value>>> {
+        Some(self.recv.get_op(cx, self.label(), deadline))
+    }
+
+    fn put(&self, cx: &Cx, v: Value, deadline: Option<Time>) -> Option<Res<bool>> {
+        Some(self.send.put_op(cx, self.label(), v, deadline))
+    }
+
+    fn len(&self, cx: &Cx) -> Option<Res<usize>> {
+        cx.point(Op::Inspect, self.recv.id);
+        Some(Ok(self.recv.size()))
     }
 }

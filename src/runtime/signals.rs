@@ -1,6 +1,10 @@
 //! `event()`, `condition(m)` and `barrier(n)`: things a thread `wait`s on.
 
+use super::engine::{Op, Step, Time};
 use super::locks::{Lock, LockKind};
+use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
+use super::value::args::positive;
+use super::value::Value;
 use super::waits::{block_until, BlockOn, ThreadId, WaitQueue};
 use super::{next_object_id, Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
@@ -35,6 +39,8 @@ impl Event {
 
     /// `wait e [timeout t]`: true once set, false on timeout.
     pub fn wait(&self, ctx: &Context, me: &ThreadRef, on: BlockOn) -> Result<bool, RuntimeError> {
+        ctx.engine()
+            .point(me, Step::new(Op::Wait, self.id, on.span));
         let mut s = self.state.lock();
         let done = block_until(
             &ctx.registry,
@@ -102,6 +108,8 @@ impl Condition {
     /// `wait c`: release the lock, wait for a notify, take the lock back.
     /// Gives false if the timeout passed first.
     pub fn wait(&self, ctx: &Context, me: &ThreadRef, on: BlockOn) -> Result<bool, RuntimeError> {
+        ctx.engine()
+            .point(me, Step::new(Op::Wait, self.id, on.span));
         if !self.lock.held_by(me) {
             return Err(RuntimeError::new(
                 kind::LOCK,
@@ -141,6 +149,7 @@ impl Condition {
         me: &ThreadRef,
         n: Option<usize>,
     ) -> Result<(), RuntimeError> {
+        ctx.engine().point(me, Step::new(Op::Signal, self.id, None));
         if !self.lock.held_by(me) {
             return Err(RuntimeError::new(
                 kind::LOCK,
@@ -193,6 +202,8 @@ impl Barrier {
         me: &ThreadRef,
         on: BlockOn,
     ) -> Result<Option<usize>, RuntimeError> {
+        ctx.engine()
+            .point(me, Step::new(Op::Wait, self.id, on.span));
         let mut s = self.state.lock();
         let index = s.arrived;
         s.arrived += 1;
@@ -219,5 +230,203 @@ impl Barrier {
 
     pub fn waiting(&self) -> usize {
         self.state.lock().arrived
+    }
+}
+
+fn set_method(e: &Event, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Signal, e.id);
+    e.set(cx.ctx);
+    Ok(Value::Nil.into())
+}
+
+fn clear_method(e: &Event, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Signal, e.id);
+    e.clear();
+    Ok(Value::Nil.into())
+}
+
+fn is_set_method(e: &Event, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Inspect, e.id);
+    Ok(Value::Bool(e.is_set()).into())
+}
+
+static EVENT_METHODS: &[Method<Event>] = &[
+    Method {
+        name: "set",
+        args: (0, 0),
+        call: set_method,
+    },
+    Method {
+        name: "clear",
+        args: (0, 0),
+        call: clear_method,
+    },
+    Method {
+        name: "is_set",
+        args: (0, 0),
+        call: is_set_method,
+    },
+];
+
+impl Object for Event {
+    fn kind(&self) -> &'static str {
+        "event"
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn describe(&self) -> String {
+        let state = if self.is_set() { "set" } else { "clear" };
+        format!("<event #{} {}>", self.id, state)
+    }
+
+    fn method(&self, cx: &Cx, name: &str, args: Vec<Value>) -> Option<Res<Reply>> {
+        call_method(EVENT_METHODS, self, cx, name, args)
+    }
+
+    fn members(&self) -> Members {
+        Members {
+            methods: names(EVENT_METHODS),
+            fields: &[],
+        }
+    }
+
+    fn wait(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<Value>> {
+        let on = cx.block_on(format!("{} to be set", self.label()), deadline);
+        Some(Event::wait(self, cx.ctx, cx.me, on).map(Value::Bool))
+    }
+}
+
+fn notify_method(c: &Condition, cx: &Cx, args: Vec<Value>) -> Res<Reply> {
+    let n = positive("notify", args.first(), 1, 0)?;
+    c.notify(cx.ctx, cx.me, Some(n as usize))?;
+    Ok(Value::Nil.into())
+}
+
+fn notify_all_method(c: &Condition, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    c.notify(cx.ctx, cx.me, None)?;
+    Ok(Value::Nil.into())
+}
+
+static CONDITION_METHODS: &[Method<Condition>] = &[
+    Method {
+        name: "notify",
+        args: (0, 1),
+        call: notify_method,
+    },
+    Method {
+        name: "notify_all",
+        args: (0, 0),
+        call: notify_all_method,
+    },
+];
+
+impl Object for Condition {
+    fn kind(&self) -> &'static str {
+        "condition"
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn describe(&self) -> String {
+        format!("<condition #{} on {}>", self.id, self.lock.label())
+    }
+
+    /// Its own methods, then its lock's (`c.acquire()`).
+    fn method(&self, cx: &Cx, name: &str, args: Vec<Value>) -> Option<Res<Reply>> {
+        match call_method(CONDITION_METHODS, self, cx, name, args.clone()) {
+            Some(done) => Some(done),
+            None => self.lock.method(cx, name, args),
+        }
+    }
+
+    fn members(&self) -> Members {
+        let mut methods = names(CONDITION_METHODS);
+        methods.extend(names(super::locks::METHODS));
+        Members {
+            methods,
+            fields: &[],
+        }
+    }
+
+    fn wait(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<Value>> {
+        let on = cx.block_on(format!("{} to be notified", self.label()), deadline);
+        Some(Condition::wait(self, cx.ctx, cx.me, on).map(Value::Bool))
+    }
+
+    fn acquire(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<bool>> {
+        Object::acquire(&*self.lock, cx, deadline)
+    }
+
+    fn release(&self, cx: &Cx, held: bool) -> Option<Res<()>> {
+        Object::release(&*self.lock, cx, held)
+    }
+}
+
+fn waiting_method(b: &Barrier, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Inspect, b.id);
+    Ok(Value::Int(b.waiting() as i64).into())
+}
+
+static BARRIER_METHODS: &[Method<Barrier>] = &[Method {
+    name: "waiting",
+    args: (0, 0),
+    call: waiting_method,
+}];
+
+impl Object for Barrier {
+    fn kind(&self) -> &'static str {
+        "barrier"
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "<barrier #{} {}/{} waiting>",
+            self.id,
+            self.waiting(),
+            self.parties
+        )
+    }
+
+    fn field(&self, _cx: &Cx, name: &str) -> Option<Value> {
+        (name == "parties").then(|| Value::Int(self.parties as i64))
+    }
+
+    fn method(&self, cx: &Cx, name: &str, args: Vec<Value>) -> Option<Res<Reply>> {
+        call_method(BARRIER_METHODS, self, cx, name, args)
+    }
+
+    fn members(&self) -> Members {
+        Members {
+            methods: names(BARRIER_METHODS),
+            fields: &["parties"],
+        }
+    }
+
+    /// The arrival index (0 for the first); a Timeout when the parties
+    /// did not all come in time.
+    fn wait(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<Value>> {
+        let label = format!("{} ({} parties)", self.label(), self.parties);
+        let on = cx.block_on(label, deadline);
+        Some(match Barrier::wait(self, cx.ctx, cx.me, on) {
+            Ok(Some(i)) => Ok(Value::Int(i as i64)),
+            Ok(None) => Err(RuntimeError::new(
+                kind::TIMEOUT,
+                format!(
+                    "{} was not reached by {} parties in time",
+                    self.label(),
+                    self.parties
+                ),
+            )),
+            Err(e) => Err(e),
+        })
     }
 }

@@ -5,7 +5,8 @@
 //! and no handle to it is left (or the last one goes away unjoined), its error
 //! is reported then, since nobody can `join` it any more.
 
-use super::engine::{Parker, Time};
+use super::engine::{Op, Parker, Step, Time};
+use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
 use super::waits::{block_until, BlockOn, ThreadId, WaitQueue};
 use super::Context;
 use crate::diagnostics::{kind, RuntimeError};
@@ -278,6 +279,8 @@ impl ThreadHandle {
         deadline: Option<Time>,
         span: Span,
     ) -> Result<Value, RuntimeError> {
+        ctx.engine()
+            .point(me, Step::new(Op::Wait, self.record.id, Some(span)));
         if Arc::ptr_eq(&self.record, me) {
             return Err(RuntimeError::new(
                 kind::VALUE,
@@ -424,5 +427,99 @@ pub fn join_non_daemon(ctx: &Arc<Context>, me: &ThreadRef, span: Span) -> Result
             );
             t.wait_finished(ctx, me, &on)?;
         }
+    }
+}
+
+fn alive_method(t: &ThreadHandle, cx: &Cx, _: Vec<Value>) -> Res<Reply> {
+    cx.point(Op::Inspect, t.record.id);
+    Ok(Value::Bool(t.record.alive()).into())
+}
+
+/// `p.terminate()` / `p.kill()`: only processes can be stopped.
+fn stop_method(t: &ThreadHandle, cx: &Cx, signal: i32) -> Res<Reply> {
+    let Some(p) = &t.record.process else {
+        return Err(RuntimeError::new(
+            kind::TYPE,
+            format!(
+                "thread {} cannot be terminated: only processes can",
+                t.record.name
+            ),
+        )
+        .with_help("ask the thread to stop with an event it checks, or use `spawn process`"));
+    };
+    cx.point(Op::Signal, t.record.id);
+    p.signal(signal);
+    Ok(Value::Nil.into())
+}
+
+static METHODS: &[Method<ThreadHandle>] = &[
+    Method {
+        name: "alive",
+        args: (0, 0),
+        call: alive_method,
+    },
+    Method {
+        name: "is_alive",
+        args: (0, 0),
+        call: alive_method,
+    },
+    Method {
+        name: "terminate",
+        args: (0, 0),
+        call: |t, cx, _| stop_method(t, cx, libc::SIGTERM),
+    },
+    Method {
+        name: "kill",
+        args: (0, 0),
+        call: |t, cx, _| stop_method(t, cx, libc::SIGKILL),
+    },
+];
+
+impl Object for ThreadHandle {
+    fn kind(&self) -> &'static str {
+        self.record.noun()
+    }
+
+    fn id(&self) -> u64 {
+        self.record.id
+    }
+
+    fn label(&self) -> String {
+        format!("{} {}", self.record.noun(), self.record.name)
+    }
+
+    fn describe(&self) -> String {
+        self.to_string()
+    }
+
+    fn field(&self, _cx: &Cx, name: &str) -> Option<Value> {
+        let r = &self.record;
+        match name {
+            "name" => Some(Value::str(&r.name)),
+            "ident" => Some(Value::Int(r.id as i64)),
+            "native_id" => Some(Value::Int(r.os_id() as i64)),
+            "daemon" => Some(Value::Bool(r.daemon)),
+            "pid" => r.process.as_ref().map(|p| Value::Int(i64::from(p.pid))),
+            "exitcode" => r.process.as_ref().map(|p| {
+                p.exitcode()
+                    .map_or(Value::Nil, |c| Value::Int(i64::from(c)))
+            }),
+            _ => None,
+        }
+    }
+
+    fn method(&self, cx: &Cx, name: &str, args: Vec<Value>) -> Option<Res<Reply>> {
+        call_method(METHODS, self, cx, name, args)
+    }
+
+    fn members(&self) -> Members {
+        Members {
+            methods: names(METHODS),
+            fields: &["name", "ident", "native_id", "daemon", "pid", "exitcode"],
+        }
+    }
+
+    fn join(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<Value>> {
+        Some(ThreadHandle::join(self, cx.ctx, cx.me, deadline, cx.at))
     }
 }

@@ -9,17 +9,15 @@
 //! its operations, so several threads of one child can block on different
 //! objects at once and the owner's registry sees every waiter.
 
+use super::ghost::Ghost;
+use super::proxy::Remote;
 use super::wire::{self, Msg, Op, Packet, Request, WireError};
 use crate::diagnostics::{kind, RuntimeError};
-use crate::eval::Interp;
 use crate::runtime::engine::{Backoff, Spin};
-use crate::runtime::locks::Lock;
-use crate::runtime::value::Value;
 use crate::runtime::waits::{block_until, BlockOn, WaitQueue};
-use crate::runtime::{next_object_id, Context, Handle, ThreadRecord, ThreadRef};
-use crate::span::Span;
+use crate::runtime::{next_object_id, Context, Handle, ThreadRef};
 use parking_lot::{Condvar, Mutex};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -51,9 +49,9 @@ pub struct Link {
     exports: Mutex<HashMap<u64, Handle>>,
     /// Proxies we made for the other side's objects, by their object id.
     imports: Mutex<HashMap<u64, Weak<Remote>>>,
-    ghosts: Mutex<HashMap<u64, Arc<Ghost>>>,
+    pub(super) ghosts: Mutex<HashMap<u64, Arc<Ghost>>>,
     /// Signalled whenever a stand-in runs out of work (see `close`).
-    ghost_idle: Condvar,
+    pub(super) ghost_idle: Condvar,
     /// Set once the connection is gone: why.
     broken: Mutex<Option<String>>,
     /// Replies received (a child tells its parent when it turns quiet) and
@@ -168,16 +166,14 @@ impl Link {
         if let Some(r) = imports.get(&id).and_then(Weak::upgrade) {
             return r;
         }
-        let r = Arc::new(Remote {
-            id: next_object_id(),
-            remote_id: id,
-            kind: static_kind(kind),
+        let r = Arc::new(Remote::new(
+            next_object_id(),
+            id,
+            kind,
             label,
             unbounded,
-            link: self.clone(),
-            ahead: Mutex::new(VecDeque::new()),
-            recalled: AtomicBool::new(false),
-        });
+            self.clone(),
+        ));
         imports.insert(id, Arc::downgrade(&r));
         r
     }
@@ -186,10 +182,9 @@ impl Link {
     /// to the process's lifecycle (`Done`, `Deadlock`) go to `other`.
     pub fn serve(self: &Arc<Link>, stream: UnixStream, mut other: impl FnMut(Msg)) {
         let mut reader = BufReader::with_capacity(64 * 1024, stream);
-        let mut inline = None;
         let why = loop {
             match wire::read_msg(&mut reader) {
-                Ok(Some(msg)) => self.dispatch(msg, &mut inline, &mut other),
+                Ok(Some(msg)) => self.dispatch(msg, &mut other),
                 Ok(None) => break "it exited".to_string(),
                 Err(e) => break e.to_string(),
             }
@@ -197,15 +192,10 @@ impl Link {
         self.close(&why);
     }
 
-    fn dispatch(
-        self: &Arc<Link>,
-        msg: Msg,
-        inline: &mut Option<Interp>,
-        other: &mut impl FnMut(Msg),
-    ) {
+    fn dispatch(self: &Arc<Link>, msg: Msg, other: &mut impl FnMut(Msg)) {
         let Some(ctx) = self.context() else { return };
         match msg {
-            Msg::Request(request) => self.request(&ctx, *request, inline),
+            Msg::Request(request) => self.request(&ctx, *request),
             Msg::Reply { req, result } => {
                 if let Some(slot) = self.pending.lock().remove(&req) {
                     slot.fill(&ctx, result.map_err(RuntimeError::from));
@@ -244,12 +234,7 @@ impl Link {
             .entry(request.tid)
             .or_insert_with(|| {
                 let id = ctx.registry.next_thread_id();
-                Arc::new(Ghost {
-                    record: ThreadRecord::new_stand_in(id, self.ghost_name(&request.thread)),
-                    jobs: Mutex::new(GhostJobs::default()),
-                    current: AtomicU64::new(0),
-                    locks: Mutex::new(Vec::new()),
-                })
+                Arc::new(Ghost::new(id, self.ghost_name(&request.thread)))
             })
             .clone()
     }
@@ -258,26 +243,18 @@ impl Link {
     /// free): do those right here on the reading thread, which saves a
     /// thread switch each; only an operation that must wait goes to the
     /// stand-in's own thread.
-    fn request(
-        self: &Arc<Link>,
-        ctx: &Arc<Context>,
-        request: Request,
-        inline: &mut Option<Interp>,
-    ) {
+    fn request(self: &Arc<Link>, ctx: &Arc<Context>, request: Request) {
         let ghost = self.ghost(ctx, &request);
         if ghost.idle() {
-            let interp =
-                inline.get_or_insert_with(|| Interp::new(ctx.clone(), ghost.record.clone()));
-            interp.thread = ghost.record.clone();
-            if let Some(result) = ghost.perform(interp, self, &request, true) {
+            if let Some(result) = ghost.perform(ctx, self, &request, true) {
                 self.reply(request.req, result);
                 return;
             }
         }
-        self.to_ghost(ctx, ghost, request);
+        ghost.take(self, ctx, request);
     }
 
-    fn reply(&self, req: u64, result: Result<Packet, WireError>) {
+    pub(super) fn reply(&self, req: u64, result: Result<Packet, WireError>) {
         if req != 0 {
             // Whatever the child reported, it is about to be busy again.
             let mut out = self.replies_out.lock();
@@ -285,41 +262,6 @@ impl Link {
             *out += 1;
             drop(out);
             let _ = self.send(&Msg::Reply { req, result });
-        }
-    }
-
-    /// Queue a request on the stand-in for its thread, and start an OS
-    /// thread to work through its queue unless one already is.
-    fn to_ghost(self: &Arc<Link>, ctx: &Arc<Context>, ghost: Arc<Ghost>, request: Request) {
-        let mut jobs = ghost.jobs.lock();
-        jobs.queue.push_back(request);
-        if jobs.active {
-            return;
-        }
-        // Registered from now until its reply is sent, so this process
-        // never sees a moment where a child's operation is in nobody's
-        // hands (which could look like a deadlock).
-        jobs.active = true;
-        ctx.registry.register(ghost.record.clone());
-        drop(jobs);
-        let (link, ctx2, g) = (self.clone(), ctx.clone(), ghost.clone());
-        let started = ctx.engine().start_thread(
-            &ghost.record,
-            crate::runtime::threads::THREAD_STACK,
-            Box::new(move || g.run(&link, &ctx2)),
-        );
-        if started.is_err() {
-            let requests: Vec<Request> = {
-                let mut jobs = ghost.jobs.lock();
-                jobs.active = false;
-                jobs.queue.drain(..).collect()
-            };
-            ctx.registry.unregister(ghost.record.id);
-            self.ghost_idle.notify_all();
-            let err = RuntimeError::new(kind::PROCESS, "the OS refused to start a thread");
-            for r in requests {
-                self.reply(r.req, Err(WireError::from(&err)));
-            }
         }
     }
 
@@ -485,261 +427,5 @@ impl ReplySlot {
         let mut s = self.state.lock();
         s.result = Some(result);
         s.waiters.wake_all(&ctx.registry);
-    }
-}
-
-#[derive(Default)]
-struct GhostJobs {
-    queue: VecDeque<Request>,
-    /// It has work queued or in hand (and is in the registry, and an OS
-    /// thread works through its queue).
-    active: bool,
-}
-
-/// The stand-in for one thread of the other process: it performs that
-/// thread's operations here, under a record of its own, so it can own locks
-/// and show up in deadlock reports with the remote thread's name and spans.
-pub struct Ghost {
-    record: ThreadRef,
-    jobs: Mutex<GhostJobs>,
-    /// The request being performed (to cancel it), 0 when idle.
-    current: AtomicU64,
-    /// Locks it holds for its thread, freed if that process dies.
-    locks: Mutex<Vec<Arc<Lock>>>,
-}
-
-impl Ghost {
-    /// Work through the queued requests; when none is left the OS thread
-    /// goes back to the engine (which keeps it a moment for the next one).
-    fn run(&self, link: &Arc<Link>, ctx: &Arc<Context>) {
-        let mut interp = Interp::new(ctx.clone(), self.record.clone());
-        loop {
-            let next = {
-                let mut jobs = self.jobs.lock();
-                match jobs.queue.pop_front() {
-                    Some(next) => next,
-                    None => {
-                        jobs.active = false;
-                        ctx.registry.unregister(self.record.id);
-                        drop(jobs);
-                        // Under the ghosts' lock, so `close` cannot miss it.
-                        let _ghosts = link.ghosts.lock();
-                        link.ghost_idle.notify_all();
-                        return;
-                    }
-                }
-            };
-            self.current.store(next.req, Ordering::Release);
-            let result = self.perform(&mut interp, link, &next, false);
-            if let Some(result) = result {
-                link.reply(next.req, result);
-            }
-            self.current.store(0, Ordering::Release);
-            self.record.clear_interrupt();
-        }
-    }
-
-    fn idle(&self) -> bool {
-        !self.jobs.lock().active
-    }
-
-    /// Perform one request on the object it names and encode the outcome.
-    /// `at_once`: only if it can complete without waiting (else `None`).
-    fn perform(
-        &self,
-        interp: &mut Interp,
-        link: &Arc<Link>,
-        request: &Request,
-        at_once: bool,
-    ) -> Option<Result<Packet, WireError>> {
-        let on = BlockOn::new(request.what.clone(), request.span.map(Span::from), None);
-        if let Op::Select { arms, timeout } = &request.op {
-            if at_once {
-                return None;
-            }
-            return Some(
-                interp
-                    .serve_select(link, arms.clone(), *timeout, on)
-                    .and_then(|values| super::codec::encode(link, &values))
-                    .map_err(|e| WireError::from(&e)),
-            );
-        }
-        let Some(handle) = link.exported(request.target) else {
-            let err = RuntimeError::new(
-                kind::PROCESS,
-                format!(
-                    "object #{} is not shared with {}",
-                    request.target, link.peer
-                ),
-            );
-            return Some(Err(WireError::from(&err)));
-        };
-        let (acquire, release) = (
-            matches!(request.op, Op::Acquire { .. }),
-            matches!(request.op, Op::Release),
-        );
-        let op = if at_once {
-            right_now(&request.op, &handle)?
-        } else {
-            request.op.clone()
-        };
-        let outcome = interp.serve(link, &handle, op, on);
-        if at_once && would_block(&request.op, &outcome) {
-            return None;
-        }
-        if let (Ok(values), Some(lock)) = (&outcome, handle.lock()) {
-            let mut held = self.locks.lock();
-            if acquire && matches!(values.first(), Some(Value::Bool(true))) {
-                held.push(lock.clone());
-            } else if release {
-                if let Some(i) = held.iter().position(|l| Arc::ptr_eq(l, lock)) {
-                    held.remove(i);
-                }
-            }
-        }
-        Some(
-            outcome
-                .and_then(|values| super::codec::encode(link, &values))
-                .map_err(|e| WireError::from(&e)),
-        )
-    }
-}
-
-/// `op` with a zero timeout, if trying it that way is harmless: a condition
-/// or barrier wait is never tried (it would release a lock or count an
-/// arrival).
-fn right_now(op: &Op, handle: &Handle) -> Option<Op> {
-    let now = Some(0.0);
-    match op {
-        Op::Get { .. } => Some(Op::Get { timeout: now }),
-        Op::Put { item, .. } => Some(Op::Put {
-            item: item.clone(),
-            timeout: now,
-        }),
-        Op::Acquire { .. } => Some(Op::Acquire { timeout: now }),
-        Op::Take { max, .. } => Some(Op::Take {
-            timeout: now,
-            max: *max,
-        }),
-        Op::Return { .. } => Some(op.clone()),
-        Op::Wait { .. } if matches!(handle, Handle::Event(_)) => Some(Op::Wait { timeout: now }),
-        Op::Release | Op::Method { .. } => Some(op.clone()),
-        _ => None,
-    }
-}
-
-/// Whether an at-once try ran into a wait the real request would make
-/// (a request whose own timeout is 0 takes the try's answer as final).
-fn would_block(op: &Op, outcome: &Result<Vec<Value>, RuntimeError>) -> bool {
-    let timeout = match op {
-        Op::Get { timeout }
-        | Op::Take { timeout, .. }
-        | Op::Put { timeout, .. }
-        | Op::Acquire { timeout }
-        | Op::Wait { timeout } => *timeout,
-        _ => return false,
-    };
-    if timeout == Some(0.0) {
-        return false;
-    }
-    matches!(outcome, Ok(values) if matches!(values.as_slice(), [] | [Value::Bool(false)]))
-}
-
-/// A proxy for a shared object that another process owns (or proxies).
-pub struct Remote {
-    /// Ours, so the proxy can be passed on to a grandchild.
-    pub id: u64,
-    /// The object's id at the other end of `link`.
-    pub remote_id: u64,
-    pub kind: &'static str,
-    /// As the owner names it (`queue#3`), so reports agree across processes.
-    pub label: String,
-    /// A queue or pipe end that never blocks a put.
-    pub unbounded: bool,
-    pub link: Arc<Link>,
-    /// Items taken ahead of use (`Op::Take`), used by the next gets here.
-    pub ahead: Mutex<VecDeque<Value>>,
-    /// The owner asked for them back while more were on their way.
-    recalled: AtomicBool,
-}
-
-impl Remote {
-    /// Whether gets may take several items at a time: FIFO, unbounded.
-    pub fn can_take_ahead(&self) -> bool {
-        self.unbounded && matches!(self.kind, "queue" | "pipe")
-    }
-
-    /// Keep items taken ahead, unless the owner has asked for them back.
-    pub fn keep_ahead(&self, items: Vec<Value>) {
-        if items.is_empty() {
-            return;
-        }
-        if self.recalled.swap(false, Ordering::AcqRel) {
-            self.give_back(items);
-        } else {
-            self.ahead.lock().extend(items);
-        }
-    }
-
-    /// The owner has a getter about to wait: hand back what is unused (or,
-    /// if nothing is here yet, what arrives next).
-    fn recall(&self) {
-        let items: Vec<Value> = self.ahead.lock().drain(..).collect();
-        if items.is_empty() {
-            self.recalled.store(true, Ordering::Release);
-        } else {
-            self.give_back(items);
-        }
-    }
-
-    pub fn hand_back(&self) {
-        let items: Vec<Value> = self.ahead.lock().drain(..).collect();
-        if !items.is_empty() {
-            self.give_back(items);
-        }
-    }
-
-    fn give_back(&self, items: Vec<Value>) {
-        let Ok(packet) = super::codec::encode(&self.link, &items) else {
-            return;
-        };
-        let request = Request {
-            req: 0,
-            tid: 0,
-            thread: "items taken ahead".to_string(),
-            target: self.remote_id,
-            op: Op::Return { items: packet },
-            what: String::new(),
-            span: None,
-        };
-        let _ = self.link.send(&Msg::Request(Box::new(request)));
-    }
-
-    pub fn call(
-        &self,
-        ctx: &Context,
-        me: &ThreadRef,
-        op: Op,
-        on: &BlockOn,
-    ) -> Result<Vec<Value>, RuntimeError> {
-        let packet = self.link.call(ctx, me, self.remote_id, op, on)?;
-        super::codec::decode(&self.link, ctx, packet)
-    }
-}
-
-/// Kinds are a closed set; keep them `'static` like local handles' kinds.
-fn static_kind(kind: &str) -> &'static str {
-    match kind {
-        "lock" => "lock",
-        "rlock" => "rlock",
-        "semaphore" => "semaphore",
-        "event" => "event",
-        "condition" => "condition",
-        "barrier" => "barrier",
-        "queue" => "queue",
-        "lifo" => "lifo",
-        "priority" => "priority",
-        "pipe" => "pipe",
-        _ => "object",
     }
 }

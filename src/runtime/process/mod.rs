@@ -11,10 +11,14 @@
 //! ended.
 
 pub mod codec;
+mod ghost;
 pub mod link;
+pub mod proxy;
+mod serve;
 pub mod wire;
 
-pub use link::{Link, Remote};
+pub use link::Link;
+pub use proxy::Remote;
 
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::output::Output;

@@ -1,6 +1,7 @@
 //! Runtime values. Everything is `Send + Sync`: lists and maps are shared,
 //! mutable and individually locked; handles point at runtime objects.
 
+pub mod args;
 pub mod function;
 pub mod globals;
 pub mod ops;

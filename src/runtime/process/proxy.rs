@@ -1,0 +1,369 @@
+//! Proxies: a script's handle on an object another process owns. Every
+//! operation on one becomes a request over the link to the owner, who
+//! performs it on the real object (`serve.rs`); a `get` on an unbounded
+//! FIFO queue may take the items already waiting, to save round trips.
+
+use super::codec;
+use super::link::Link;
+use super::wire::{Msg, Op as WireOp, Request};
+use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::engine::{Op, Time};
+use crate::runtime::object::{Cx, Members, Object, Reply, Res};
+use crate::runtime::threads::Held;
+use crate::runtime::value::args::expect_seconds;
+use crate::runtime::value::Value;
+use crate::runtime::waits::BlockOn;
+use crate::runtime::{Context, ThreadRef};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// How many items a get on another process's queue takes at most, when
+/// they are already waiting: one round trip then serves the next ones.
+const TAKE_AHEAD: u32 = 1024;
+
+/// A proxy for a shared object that another process owns (or proxies).
+pub struct Remote {
+    /// Ours, so the proxy can be passed on to a grandchild.
+    pub id: u64,
+    /// The object's id at the other end of `link`.
+    pub remote_id: u64,
+    pub kind: &'static str,
+    /// As the owner names it (`queue#3`), so reports agree across processes.
+    pub label: String,
+    /// A queue or pipe end that never blocks a put.
+    pub unbounded: bool,
+    pub link: Arc<Link>,
+    /// Items taken ahead of use (`Op::Take`), used by the next gets here.
+    pub ahead: Mutex<VecDeque<Value>>,
+    /// The owner asked for them back while more were on their way.
+    recalled: AtomicBool,
+}
+
+impl Remote {
+    pub(super) fn new(
+        id: u64,
+        remote_id: u64,
+        kind: &str,
+        label: String,
+        unbounded: bool,
+        link: Arc<Link>,
+    ) -> Remote {
+        Remote {
+            id,
+            remote_id,
+            kind: static_kind(kind),
+            label,
+            unbounded,
+            link,
+            ahead: Mutex::new(VecDeque::new()),
+            recalled: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether gets may take several items at a time: FIFO, unbounded.
+    pub fn can_take_ahead(&self) -> bool {
+        self.unbounded && matches!(self.kind, "queue" | "pipe")
+    }
+
+    /// Keep items taken ahead, unless the owner has asked for them back.
+    pub fn keep_ahead(&self, items: Vec<Value>) {
+        if items.is_empty() {
+            return;
+        }
+        if self.recalled.swap(false, Ordering::AcqRel) {
+            self.give_back(items);
+        } else {
+            self.ahead.lock().extend(items);
+        }
+    }
+
+    /// The owner has a getter about to wait: hand back what is unused (or,
+    /// if nothing is here yet, what arrives next).
+    pub(super) fn recall(&self) {
+        let items: Vec<Value> = self.ahead.lock().drain(..).collect();
+        if items.is_empty() {
+            self.recalled.store(true, Ordering::Release);
+        } else {
+            self.give_back(items);
+        }
+    }
+
+    pub fn hand_back(&self) {
+        let items: Vec<Value> = self.ahead.lock().drain(..).collect();
+        if !items.is_empty() {
+            self.give_back(items);
+        }
+    }
+
+    fn give_back(&self, items: Vec<Value>) {
+        let Ok(packet) = super::codec::encode(&self.link, &items) else {
+            return;
+        };
+        let request = Request {
+            req: 0,
+            tid: 0,
+            thread: "items taken ahead".to_string(),
+            target: self.remote_id,
+            op: WireOp::Return { items: packet },
+            what: String::new(),
+            span: None,
+        };
+        let _ = self.link.send(&Msg::Request(Box::new(request)));
+    }
+
+    pub fn call(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        op: WireOp,
+        on: &BlockOn,
+    ) -> Result<Vec<Value>, RuntimeError> {
+        let packet = self.link.call(ctx, me, self.remote_id, op, on)?;
+        super::codec::decode(&self.link, ctx, packet)
+    }
+}
+
+/// Kinds are a closed set; keep them `'static` like local handles' kinds.
+fn static_kind(kind: &str) -> &'static str {
+    match kind {
+        "lock" => "lock",
+        "rlock" => "rlock",
+        "semaphore" => "semaphore",
+        "event" => "event",
+        "condition" => "condition",
+        "barrier" => "barrier",
+        "queue" => "queue",
+        "lifo" => "lifo",
+        "priority" => "priority",
+        "pipe" => "pipe",
+        _ => "object",
+    }
+}
+
+impl Remote {
+    fn call_op(&self, cx: &Cx, op: WireOp, on: &BlockOn) -> Res<Vec<Value>> {
+        self.call(cx.ctx, cx.me, op, on)
+    }
+
+    fn acquire_op(&self, cx: &Cx, deadline: Option<Time>) -> Res<bool> {
+        let on = cx.block_on(self.label.clone(), deadline);
+        let op = WireOp::Acquire {
+            timeout: cx.ctx.seconds_left(deadline),
+        };
+        let got = matches!(self.call_op(cx, op, &on)?.first(), Some(Value::Bool(true)));
+        if got {
+            cx.me.add_held(Held {
+                kind: self.kind,
+                id: self.id,
+                span: Some(cx.at),
+            });
+        }
+        Ok(got)
+    }
+
+    /// `held`: the caller knows it holds the lock (the end of `lock m { }`),
+    /// so the release cannot fail and is sent without waiting for a reply.
+    fn release_op(&self, cx: &Cx, held: bool) -> Res<()> {
+        let on = BlockOn::new(format!("{} to be released", self.label), Some(cx.at), None);
+        if held {
+            self.link
+                .post(cx.me, self.remote_id, WireOp::Release, &on)?;
+        } else {
+            self.call_op(cx, WireOp::Release, &on)?;
+        }
+        cx.me.remove_held(self.id);
+        Ok(())
+    }
+
+    /// The owner's answer to a method or a field (`.name`): `None` for no
+    /// answer (a field the object does not have).
+    fn answer(&self, cx: &Cx, name: String, args: Vec<Value>) -> Res<Option<Value>> {
+        let op = WireOp::Method {
+            name,
+            args: codec::encode(&self.link, &args)?,
+        };
+        let on = BlockOn::new(format!("{} to answer", self.label), Some(cx.at), None);
+        Ok(self.call_op(cx, op, &on)?.into_iter().next())
+    }
+
+    /// How many items the queue holds, as its owner counts them.
+    fn size_op(&self, cx: &Cx) -> Res<i64> {
+        match self.answer(cx, "size".to_string(), Vec::new())? {
+            Some(Value::Int(n)) => Ok(n),
+            _ => Ok(0),
+        }
+    }
+}
+
+impl Object for Remote {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn describe(&self) -> String {
+        format!("<{} (shared by another process)>", self.label)
+    }
+
+    fn field(&self, cx: &Cx, name: &str) -> Option<Value> {
+        self.answer(cx, format!(".{}", name), Vec::new())
+            .ok()
+            .flatten()
+    }
+
+    fn method(&self, cx: &Cx, name: &str, args: Vec<Value>) -> Option<Res<Reply>> {
+        Some(match name {
+            "acquire" => match args.as_slice() {
+                [] => self.acquire_op(cx, None),
+                [t] => expect_seconds("acquire()", t)
+                    .and_then(|d| self.acquire_op(cx, Some(cx.ctx.deadline_after(d)))),
+                _ => Err(RuntimeError::new(
+                    kind::TYPE,
+                    "acquire() takes at most one argument (a timeout)",
+                )),
+            }
+            .map(|b| Value::Bool(b).into()),
+            "release" => self.release_op(cx, false).map(|_| Value::Nil.into()),
+            "size" | "qsize" => self.size_op(cx).map(|n| Value::Int(n).into()),
+            "empty" => self.size_op(cx).map(|n| Value::Bool(n == 0).into()),
+            _ => self
+                .answer(cx, name.to_string(), args)
+                .map(|v| v.unwrap_or_default().into()),
+        })
+    }
+
+    /// What the owner's object has; a proxy does not know.
+    fn members(&self) -> Members {
+        Members {
+            methods: Vec::new(),
+            fields: &[],
+        }
+    }
+
+    fn get(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<Option<Value>>> {
+        cx.point(Op::Get, self.id);
+        if let Some(v) = self.ahead.lock().pop_front() {
+            return Some(Ok(Some(v)));
+        }
+        let on = cx.block_on(format!("an item from {}", self.label), deadline);
+        let timeout = cx.ctx.seconds_left(deadline);
+        let op = if self.can_take_ahead() {
+            WireOp::Take {
+                timeout,
+                max: TAKE_AHEAD,
+            }
+        } else {
+            WireOp::Get { timeout }
+        };
+        Some(self.call_op(cx, op, &on).map(|got| {
+            let mut got = got.into_iter();
+            let first = got.next();
+            self.keep_ahead(got.collect());
+            first
+        }))
+    }
+
+    fn put(&self, cx: &Cx, v: Value, deadline: Option<Time>) -> Option<Res<bool>> {
+        cx.point(Op::Put, self.id);
+        let on = cx.block_on(format!("room in {}", self.label), deadline);
+        let put = || -> Res<bool> {
+            let op = WireOp::Put {
+                item: codec::encode(&self.link, &[v])?,
+                timeout: cx.ctx.seconds_left(deadline),
+            };
+            Ok(matches!(
+                self.call_op(cx, op, &on)?.first(),
+                Some(Value::Bool(true))
+            ))
+        };
+        Some(put())
+    }
+
+    fn wait(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<Value>> {
+        cx.point(Op::Wait, self.id);
+        let on = cx.block_on(self.label.clone(), deadline);
+        let op = WireOp::Wait {
+            timeout: cx.ctx.seconds_left(deadline),
+        };
+        Some(self.call_op(cx, op, &on).and_then(|got| {
+            got.into_iter().next().ok_or_else(|| {
+                RuntimeError::new(
+                    kind::TIMEOUT,
+                    format!("{} was not reached by all its parties in time", self.label),
+                )
+            })
+        }))
+    }
+
+    fn acquire(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<bool>> {
+        cx.point(Op::Acquire, self.id);
+        Some(self.acquire_op(cx, deadline))
+    }
+
+    fn release(&self, cx: &Cx, held: bool) -> Option<Res<()>> {
+        cx.point(Op::Release, self.id);
+        Some(self.release_op(cx, held))
+    }
+
+    fn len(&self, cx: &Cx) -> Option<Res<usize>> {
+        Some(self.size_op(cx).map(|n| n.max(0) as usize))
+    }
+}
+
+/// `select` whose arms are all on objects of one other process: the owner
+/// runs the whole select. Gives the arm and the value got.
+pub fn select(
+    cx: &Cx,
+    arms: &[(Arc<Remote>, Option<Value>)],
+    on: &BlockOn,
+) -> Res<Option<(usize, Option<Value>)>> {
+    let Some(link) = arms.first().map(|(r, _)| r.link.clone()) else {
+        return Ok(None);
+    };
+    // An item already taken ahead settles it at once.
+    for (i, (r, put)) in arms.iter().enumerate() {
+        if put.is_none() {
+            if let Some(v) = r.ahead.lock().pop_front() {
+                return Ok(Some((i, Some(v))));
+            }
+        }
+    }
+    let mut wire_arms = Vec::with_capacity(arms.len());
+    for (r, put) in arms {
+        if !Arc::ptr_eq(&r.link, &link) {
+            return Err(mixed_select());
+        }
+        let put = match put {
+            Some(v) => Some(codec::encode(&link, std::slice::from_ref(v))?),
+            None => None,
+        };
+        wire_arms.push((r.remote_id, put));
+    }
+    let op = WireOp::Select {
+        arms: wire_arms,
+        timeout: cx.ctx.seconds_left(on.deadline),
+    };
+    let packet = link.call(cx.ctx, cx.me, 0, op, on)?;
+    let mut got = codec::decode(&link, cx.ctx, packet)?.into_iter();
+    match got.next() {
+        Some(Value::Int(i)) => Ok(Some((i as usize, got.next()))),
+        _ => Ok(None),
+    }
+}
+
+pub fn mixed_select() -> RuntimeError {
+    RuntimeError::new(
+        kind::TYPE,
+        "one select cannot mix objects owned by different processes",
+    )
+    .with_help("select over objects that all belong to one process")
+}
