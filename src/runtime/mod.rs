@@ -16,8 +16,8 @@ pub mod value;
 pub mod waits;
 
 use crate::diagnostics::RuntimeError;
-use crate::eval::globals::Globals;
-use crate::eval::Function;
+use value::globals::Globals;
+use value::Function;
 use crate::span::SourceMap;
 use output::Output;
 use std::fmt;
