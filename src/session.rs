@@ -124,7 +124,8 @@ impl Session {
     pub fn run(&mut self, name: &str, source: &str) -> Result<Option<Value>, ConcError> {
         let program = self.load(name, source)?;
         self.main.clear_interrupt();
-        let result = self.interp.run_program(&program);
+        let interp = &mut self.interp;
+        let result = entered(&self.ctx, &self.main, || interp.run_program(&program))?;
         result.map_err(|e| ConcError::Runtime(*e))
     }
 
@@ -145,26 +146,53 @@ impl Session {
         args: Vec<Value>,
         span: Span,
     ) -> Result<Value, RuntimeError> {
-        self.interp.call_value(callee, args, span).map_err(|e| *e)
+        let interp = &mut self.interp;
+        let result = entered(&self.ctx, &self.main, || {
+            interp.call_value(callee, args, span)
+        });
+        match result {
+            Ok(done) => done.map_err(|e| *e),
+            Err(ConcError::Runtime(e)) => Err(e),
+            Err(ConcError::Syntax(e)) => {
+                Err(RuntimeError::new(diagnostics::kind::ERROR, e.message))
+            }
+        }
     }
 
     /// An uncaught error ends the program: stop every child process now
     /// (SIGTERM, then SIGKILL) and wait for them, so none is left behind.
     pub fn abandon_children(&self) {
         let children = crate::runtime::process::children(&self.ctx);
-        crate::runtime::process::stop_children(
-            &self.ctx,
-            &self.main,
-            &children,
-            libc::SIGTERM,
-            std::time::Duration::from_secs(2),
-        );
+        if children.is_empty() {
+            return;
+        }
+        let _ = entered(&self.ctx, &self.main, || {
+            crate::runtime::process::stop_children(
+                &self.ctx,
+                &self.main,
+                &children,
+                libc::SIGTERM,
+                std::time::Duration::from_secs(2),
+            )
+        });
     }
 
     /// The end of a script: drain every pool (as Python's executors do at
     /// exit), wait for every non-daemon thread and process, then stop the
     /// daemon processes (daemon threads are simply abandoned).
     pub fn finish(&mut self) -> Result<(), ConcError> {
+        entered(&self.ctx, &self.main, || self.wait_for_the_rest())??;
+        // A deadlock among other threads may have ended the run while this
+        // one was finishing: that is the run's outcome.
+        if let Some(deadlock) = self.ctx.registry.ended() {
+            return Err(ConcError::Runtime(deadlock));
+        }
+        self.abandon_children();
+        Ok(())
+    }
+
+    /// Drain the pools, then wait for every non-daemon thread and process.
+    fn wait_for_the_rest(&self) -> Result<(), ConcError> {
         let end = Span::default();
         let pools: Vec<_> = self
             .ctx
@@ -177,14 +205,7 @@ impl Session {
             pool.shutdown(&self.ctx, &self.main, None)
                 .map_err(ConcError::Runtime)?;
         }
-        threads::join_non_daemon(&self.ctx, &self.main, end).map_err(ConcError::Runtime)?;
-        // A deadlock among other threads may have ended the run while this
-        // one was finishing: that is the run's outcome.
-        if let Some(deadlock) = self.ctx.registry.ended() {
-            return Err(ConcError::Runtime(deadlock));
-        }
-        self.abandon_children();
-        Ok(())
+        threads::join_non_daemon(&self.ctx, &self.main, end).map_err(ConcError::Runtime)
     }
 
     /// Under control: the token that replays this run so far.
@@ -225,4 +246,17 @@ impl Interrupter {
         let err = RuntimeError::new(diagnostics::kind::INTERRUPTED, "interrupted (Ctrl-C)");
         self.ctx.registry.interrupt(&self.main, err);
     }
+}
+
+/// Run `body` as the session's main thread (under control, as the first
+/// fiber, with the other threads taking their turns).
+fn entered<R>(ctx: &Context, main: &ThreadRef, body: impl FnOnce() -> R) -> Result<R, ConcError> {
+    ctx.engine()
+        .enter(main, threads::THREAD_STACK, body)
+        .map_err(|e| {
+            ConcError::Runtime(RuntimeError::new(
+                diagnostics::kind::ERROR,
+                format!("cannot run the controlled session: {}", e),
+            ))
+        })
 }

@@ -5,10 +5,14 @@ use super::describe;
 use super::value::{Key, Value};
 use super::Interp;
 use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::engine::{Op, Step};
 use std::sync::Arc;
 
 pub use super::value::args::{arity, expect_int, expect_seconds, iteration_items};
 pub use super::value::Builtin;
+
+/// Output is one object at scheduling points: two prints conflict.
+const PRINT_OBJECT: u64 = u64::MAX;
 
 pub type BuiltinFn = fn(&mut Interp, Vec<Value>) -> Result<Value, RuntimeError>;
 
@@ -107,6 +111,8 @@ fn print(it: &mut Interp, args: Vec<Value>) -> Res {
     if let Some(err) = it.thread.take_interrupt() {
         return Err(err);
     }
+    let step = Step::new(Op::Print, PRINT_OBJECT, None);
+    it.ctx.engine().point(&it.thread, step);
     let line = args
         .iter()
         .map(Value::to_display)

@@ -22,6 +22,7 @@ pub use crate::runtime::value::{describe, globals, ops, Function};
 
 use crate::ast::{FnDecl, Program};
 use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::engine::{Op, Step};
 use crate::runtime::{Context, ThreadRef};
 use crate::span::Span;
 use globals::{GlobalCell, GlobalWrite};
@@ -72,10 +73,22 @@ pub struct Interp {
     depth: u32,
     callees: compile::CalleeCache,
     pending: compile::Pending,
+    /// Under the controlled engine: reads and writes of globals and loop
+    /// back-edges are scheduling points (on the OS engine they cost one
+    /// predictable branch on this flag).
+    controlled: bool,
+    /// Back-edges since this thread's last back-edge point.
+    edges: std::cell::Cell<u32>,
 }
+
+/// Under control, a loop gives the scheduler a point every this many
+/// back-edges, so a loop with no other visible operation (a computation,
+/// or `while not done { }` on a local) cannot hold the turn for ever.
+const EDGES_PER_POINT: u32 = 32;
 
 impl Interp {
     pub fn new(ctx: Arc<Context>, thread: ThreadRef) -> Interp {
+        let controlled = ctx.engine().scheduler().is_some();
         Interp {
             ctx,
             thread,
@@ -83,6 +96,8 @@ impl Interp {
             depth: 0,
             callees: compile::CalleeCache::default(),
             pending: compile::Pending::default(),
+            controlled,
+            edges: std::cell::Cell::new(0),
         }
     }
 
@@ -213,6 +228,9 @@ impl Interp {
     /// (its value, its int, its version).
     #[inline(always)]
     fn read_global<T>(&self, cell: &GlobalCell, read: impl FnOnce(&GlobalCell) -> T) -> T {
+        if self.controlled {
+            self.point(Op::Read, cell.object_id());
+        }
         read(cell)
     }
 
@@ -220,6 +238,9 @@ impl Interp {
     /// to a global not defined yet (nothing was written).
     #[inline(always)]
     fn write_global(&self, cell: &GlobalCell, v: Value, how: GlobalWrite) -> bool {
+        if self.controlled {
+            self.point(Op::Write, cell.object_id());
+        }
         cell.write_as(v, how)
     }
 
@@ -227,7 +248,30 @@ impl Interp {
     /// goes through here.
     #[inline(always)]
     fn back_edge(&self) -> R<()> {
+        if self.controlled {
+            self.controlled_back_edge();
+        }
         self.check_interrupt()
+    }
+
+    #[inline(never)]
+    fn controlled_back_edge(&self) {
+        let n = self.edges.get() + 1;
+        if n < EDGES_PER_POINT {
+            self.edges.set(n);
+            return;
+        }
+        self.edges.set(0);
+        self.point(Op::BackEdge, 0);
+    }
+
+    /// A scheduling point (under control only: the callers check).
+    #[cold]
+    #[inline(never)]
+    fn point(&self, op: Op, object: u64) {
+        self.ctx
+            .engine()
+            .point(&self.thread, Step::new(op, object, None));
     }
 
     /// Check whether this thread was asked to stop (Ctrl-C in the REPL, or

@@ -16,13 +16,13 @@ pub mod value;
 pub mod waits;
 
 use crate::diagnostics::RuntimeError;
-use value::globals::Globals;
-use value::Function;
 use crate::span::SourceMap;
 use output::Output;
 use std::fmt;
 use std::sync::Arc;
 pub use threads::{ThreadHandle, ThreadRecord, ThreadRef};
+use value::globals::Globals;
+use value::Function;
 
 /// Reports an error that no script can see any more (a failed thread that
 /// nobody will join). Installed by the front end, which knows how to render.

@@ -280,23 +280,28 @@ impl Engine {
         stack: usize,
         job: Box<dyn FnOnce() + Send>,
     ) -> std::io::Result<()> {
-        let Some(s) = &self.sched else {
-            return os_threads::run(&thread.name, stack, job);
-        };
-        s.created(thread);
-        let (s2, me) = (s.clone(), thread.clone());
-        let started = os_threads::run(
-            &thread.name,
-            stack,
-            Box::new(move || {
-                s2.begin(&me);
-                job()
-            }),
-        );
-        if started.is_err() {
-            s.forget(thread);
+        match &self.sched {
+            None => os_threads::run(&thread.name, stack, job),
+            Some(s) => {
+                s.start(thread, job);
+                Ok(())
+            }
         }
-        started
+    }
+
+    /// Run `body` as the session's main thread. Under control it runs as
+    /// the first fiber, and the session's other threads take their turns
+    /// until it is done; on the OS engine it simply runs.
+    pub fn enter<R>(
+        &self,
+        main: &ThreadRecord,
+        stack: usize,
+        body: impl FnOnce() -> R,
+    ) -> std::io::Result<R> {
+        match &self.sched {
+            None => Ok(body()),
+            Some(s) => s.run_main(main, stack, body),
+        }
     }
 
     /// `me` is over (after its record says so): under control the turn

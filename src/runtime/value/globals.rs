@@ -11,6 +11,10 @@ use std::sync::Arc;
 
 pub type GlobalRef = Arc<GlobalCell>;
 
+/// Globals and objects share one space of ids at scheduling points: a
+/// global's has this bit set.
+pub const GLOBAL_OBJECT: u64 = 1 << 63;
+
 #[derive(Debug)]
 pub struct GlobalCell {
     pub name: Name,
@@ -239,6 +243,11 @@ impl GlobalCell {
             }
             GlobalWrite::Assign => self.assign(value),
         }
+    }
+
+    /// How the scheduler names this global among objects (`Step::object`).
+    pub fn object_id(&self) -> u64 {
+        GLOBAL_OBJECT | u64::from(self.id)
     }
 
     pub fn is_defined(&self) -> bool {

@@ -1,15 +1,15 @@
 //! The controlled engine: exactly one conc thread runs at a time, and at
 //! every scheduling point a strategy decides which one runs next.
 //!
-//! Each conc thread still runs on an OS thread of its own (the evaluator
-//! recurses on the native stack), but only the holder of the *turn* runs;
-//! the others wait on their own condition variable. The turn moves at
-//! `point` (a visible operation is about to happen), `park` (the thread
-//! blocks) and `ended`. Parking and waking change who *can* run without
-//! any OS wake-up, and time is virtual: when nothing can run, the clock
-//! jumps to the earliest deadline. So a run is a pure function of the
-//! script and the sequence of decisions, which the scheduler records.
+//! Every conc thread runs as a fiber (`fibers.rs`) on the one OS thread
+//! that drives the session, and only the holder of the *turn* runs. The
+//! turn moves at `point` (a visible operation is about to happen), `park`
+//! (the thread blocks) and `ended`. Parking and waking change who *can*
+//! run without any OS wake-up, and time is virtual: when nothing can run,
+//! the clock jumps to the earliest deadline. So a run is a pure function of
+//! the script and the sequence of decisions, which the scheduler records.
 
+mod fibers;
 pub mod schedule;
 pub mod strategy;
 
@@ -17,16 +17,12 @@ use super::{Op, Step, Time};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::threads::{ThreadRecord, ThreadRef};
 use crate::runtime::waits::ThreadId;
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use fibers::Fibers;
+pub use fibers::Job;
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use strategy::{Choice, Strategy};
-
-/// A thread that has just given the turn away looks for it to come back
-/// this long before it sleeps: between two threads taking turns, a switch
-/// is then a store and a load instead of a futex wake and a sleep.
-const SPIN_FOR_TURN: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// A thread that went round this many loops with nothing but reads in
 /// between is waiting for something (`while not done { }`): when every
@@ -44,10 +40,6 @@ struct Slot {
     status: Status,
     /// Unparked while not blocked: the next park returns at once.
     permit: bool,
-    turn: Arc<Condvar>,
-    /// Asleep on `turn` (not just looking at `Scheduler::turn`): whoever
-    /// gives it the turn must notify it.
-    sleeping: bool,
     /// The operation it announced last.
     next: Option<Step>,
     /// Back-edges since its last operation that changed anything.
@@ -68,8 +60,7 @@ pub struct Scheduler {
     state: Mutex<State>,
     /// Virtual now in nanoseconds; written only under `state`.
     clock: AtomicU64,
-    /// `State::current` (0: nobody), for threads looking without the lock.
-    turn: AtomicU64,
+    fibers: Fibers,
 }
 
 /// What a run under control decided, for its replay token.
@@ -91,7 +82,7 @@ impl Scheduler {
                 choices: Vec::new(),
             }),
             clock: AtomicU64::new(0),
-            turn: AtomicU64::new(0),
+            fibers: Fibers::default(),
         }
     }
 
@@ -118,8 +109,6 @@ impl Scheduler {
                 thread: thread.clone(),
                 status: Status::Runnable,
                 permit: false,
-                turn: Arc::new(Condvar::new()),
-                sleeping: false,
                 next: None,
                 spin: 0,
             },
@@ -132,32 +121,45 @@ impl Scheduler {
         let mut st = self.state.lock();
         Self::add(&mut st, me);
         if st.current.is_none() {
-            self.give_turn(&mut st, Some(me.id));
+            st.current = Some(me.id);
         }
     }
 
-    /// A new thread can run from now on (its OS thread calls `begin`).
-    pub fn created(&self, thread: &ThreadRef) {
+    /// A new thread, with the body it runs once it is chosen.
+    pub fn start(&self, thread: &ThreadRef, job: Job) {
         Self::add(&mut self.state.lock(), thread);
+        self.fibers.add(thread.id, job);
     }
 
-    /// A thread whose OS thread never started: it never runs.
+    /// A thread whose start failed on the way: it never runs.
     pub fn forget(&self, thread: &ThreadRecord) {
         self.state.lock().slots.remove(&thread.id);
+        self.fibers.forget(thread.id);
     }
 
-    /// On the new thread's own OS thread: wait for its first turn.
-    pub fn begin(&self, me: &ThreadRecord) {
-        let st = self.state.lock();
-        drop(self.wait_turn(st, me.id));
+    /// Run `body` as the session's main thread `main`, and every other
+    /// thread whenever it is chosen, until `body` is done. Every entry into
+    /// the session (a script, a REPL entry, the end-of-script wait) runs
+    /// this way, on one OS thread.
+    pub fn run_main<R>(
+        &self,
+        main: &ThreadRecord,
+        stack: usize,
+        body: impl FnOnce() -> R,
+    ) -> std::io::Result<R> {
+        if fibers::in_fiber() {
+            return Ok(body());
+        }
+        self.fibers
+            .drive(stack, main.id, || self.state.lock().current, body)
     }
 
-    /// The thread is over: it leaves, and the turn moves on.
+    /// The thread is over: it leaves, and the turn moves on (its fiber
+    /// returns to the driver right after this).
     pub fn ended(&self, me: &ThreadRecord) {
         let mut st = self.state.lock();
         st.slots.remove(&me.id);
-        let next = self.decide(&mut st, None);
-        self.give_turn(&mut st, next);
+        st.current = self.decide(&mut st, None);
     }
 
     /// `me` is about to perform `step`: maybe another thread goes first.
@@ -175,8 +177,9 @@ impl Scheduler {
         slot.next = Some(step);
         let next = self.decide(&mut st, Some(me.id));
         if next != Some(me.id) {
-            self.give_turn(&mut st, next);
-            drop(self.wait_turn(st, me.id));
+            st.current = next;
+            drop(st);
+            fibers::suspend();
         }
     }
 
@@ -191,8 +194,11 @@ impl Scheduler {
         }
         slot.status = Status::Blocked(deadline);
         let next = self.decide(&mut st, None);
-        self.give_turn(&mut st, next);
-        drop(self.wait_turn(st, me.id));
+        st.current = next;
+        if next != Some(me.id) {
+            drop(st);
+            fibers::suspend();
+        }
     }
 
     /// `thread` can run again (or, if it is not blocked, its next park
@@ -203,49 +209,6 @@ impl Scheduler {
             match slot.status {
                 Status::Blocked(_) => slot.status = Status::Runnable,
                 Status::Runnable => slot.permit = true,
-            }
-        }
-    }
-
-    fn wait_turn<'s>(&self, mut st: MutexGuard<'s, State>, me: ThreadId) -> MutexGuard<'s, State> {
-        if st.current == Some(me) {
-            return st;
-        }
-        MutexGuard::unlocked(&mut st, || self.look_for_turn(me));
-        let Some(turn) = st.slots.get(&me).map(|s| s.turn.clone()) else {
-            return st;
-        };
-        while st.current != Some(me) {
-            if let Some(slot) = st.slots.get_mut(&me) {
-                slot.sleeping = true;
-            }
-            turn.wait(&mut st);
-        }
-        if let Some(slot) = st.slots.get_mut(&me) {
-            slot.sleeping = false;
-        }
-        st
-    }
-
-    /// Spin a little while the turn is likely to come straight back.
-    fn look_for_turn(&self, me: ThreadId) {
-        let start = std::time::Instant::now();
-        while self.turn.load(Ordering::Acquire) != me {
-            for _ in 0..64 {
-                std::hint::spin_loop();
-            }
-            if start.elapsed() > SPIN_FOR_TURN {
-                return;
-            }
-        }
-    }
-
-    fn give_turn(&self, st: &mut State, next: Option<ThreadId>) {
-        st.current = next;
-        self.turn.store(next.unwrap_or(0), Ordering::Release);
-        if let Some(slot) = next.and_then(|id| st.slots.get(&id)) {
-            if slot.sleeping {
-                slot.turn.notify_one();
             }
         }
     }
@@ -347,31 +310,33 @@ mod tests {
     /// depends only on the seed, and a replay of the recorded choices gives
     /// the same order.
     fn run(strategy: Box<dyn Strategy>) -> (Vec<u64>, Record) {
-        let sched = Arc::new(Scheduler::new(strategy));
+        let sched = std::sync::Arc::new(Scheduler::new(strategy));
         let main = record(1);
         sched.adopt(&main);
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let mut handles = Vec::new();
-        for id in [2, 3] {
-            let t = record(id);
-            sched.created(&t);
-            let (sched, log) = (sched.clone(), log.clone());
-            handles.push(std::thread::spawn(move || {
-                sched.begin(&t);
-                for _ in 0..20 {
-                    sched.point(&t, step(Op::Write));
-                    log.lock().push(t.id);
-                }
-                sched.ended(&t);
-            }));
-        }
-        // Main waits for both by parking until each has ended.
-        while sched.state.lock().slots.len() > 1 {
-            sched.point(&main, step(Op::Read));
-        }
-        for h in handles {
-            let _ = h.join();
-        }
+        let log = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let body = || {
+            for id in [2, 3] {
+                let t = record(id);
+                let (s, log) = (sched.clone(), log.clone());
+                let me = t.clone();
+                sched.start(
+                    &t,
+                    Box::new(move || {
+                        for _ in 0..20 {
+                            s.point(&me, step(Op::Write));
+                            log.lock().push(me.id);
+                        }
+                        s.ended(&me);
+                    }),
+                );
+            }
+            // Main waits for both by passing points until each has ended.
+            while sched.state.lock().slots.len() > 1 {
+                sched.point(&main, step(Op::Read));
+            }
+        };
+        let ran = sched.run_main(&main, 1 << 20, body);
+        assert!(ran.is_ok());
         let log = log.lock().clone();
         (log, sched.record())
     }
@@ -397,11 +362,12 @@ mod tests {
 
     #[test]
     fn the_clock_jumps_when_nothing_can_run() {
-        let sched = Arc::new(Scheduler::new(Box::new(RandomWalk::new(1))));
+        let sched = Scheduler::new(Box::new(RandomWalk::new(1)));
         let main = record(1);
         sched.adopt(&main);
         let later = Time::from_nanos(5_000_000_000);
-        sched.park(&main, Some(later));
+        let ran = sched.run_main(&main, 1 << 20, || sched.park(&main, Some(later)));
+        assert!(ran.is_ok());
         assert_eq!(sched.now(), later);
     }
 
@@ -410,8 +376,11 @@ mod tests {
         let sched = Scheduler::new(Box::new(RandomWalk::new(1)));
         let main = record(1);
         sched.adopt(&main);
-        sched.unpark(&main);
-        sched.park(&main, None);
+        let ran = sched.run_main(&main, 1 << 20, || {
+            sched.unpark(&main);
+            sched.park(&main, None);
+        });
+        assert!(ran.is_ok());
         assert_eq!(sched.now(), Time::ZERO);
     }
 }
