@@ -473,3 +473,59 @@ impl Diagnostic for Report {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(text: &str, start: usize, end: usize) -> String {
+        let sources = SourceMap::default();
+        let id = sources.add("t.conc", text);
+        let err = RuntimeError::new(kind::VALUE, "bad").at(Span::new(id, start, end));
+        render(&ConcError::Runtime(err), &sources, false)
+    }
+
+    #[test]
+    fn long_lines_are_clipped_and_keep_their_real_column() {
+        let line = format!("{}x", " ".repeat(70_000));
+        let out = rendered(&line, 70_000, 70_001);
+        assert!(out.contains("[t.conc:1:70001]"), "{out}");
+        assert!(
+            out.contains('…') && out.lines().all(|l| l.chars().count() < 400),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn any_span_renders_whatever_the_lines() {
+        let wide = "界".repeat(40_000);
+        let tabs = "\t".repeat(30_000);
+        let text = format!("a\n{wide}\n{tabs}y\nshort\n{wide}");
+        let len = text.len();
+        for (start, end) in [
+            (0, len),
+            (2, len - 3),
+            (len, len),
+            (len - 1, len + 10),
+            (2 + wide.len() + 1 + tabs.len(), len),
+            (5, 4),
+        ] {
+            let out = rendered(&text, start, end);
+            assert!(out.contains("ValueError"), "{start}..{end}: {out}");
+            assert!(
+                out.lines().all(|l| l.chars().count() < 1000),
+                "{start}..{end}"
+            );
+        }
+    }
+
+    #[test]
+    fn short_sources_render_as_before() {
+        let out = rendered("let x = 1\nprint(x + nil)\n", 16, 23);
+        assert!(
+            out.contains("[t.conc:2:7]") && out.contains("print(x + nil)"),
+            "{out}"
+        );
+        assert!(!out.contains('…'), "{out}");
+    }
+}
