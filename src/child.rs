@@ -24,12 +24,14 @@ pub fn run() -> i32 {
     let Ok(mut reader) = stream.try_clone() else {
         return 2;
     };
-    let start = match wire::read_msg(&mut reader) {
-        Ok(Some(Msg::Start(start))) => *start,
+    // Only a socket pair from a conc parent carries a start message; a
+    // terminal, file or pipe on standard input is a person trying the flag.
+    let start = match is_socket(&stream).then(|| wire::read_msg(&mut reader)) {
+        Some(Ok(Some(Msg::Start(start)))) if start.check().is_ok() => *start,
         _ => {
-            eprintln!(
-                "conc: {} is only for processes conc starts itself",
-                CHILD_FLAG
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("conc: {CHILD_FLAG} is only for processes conc starts itself\n").as_bytes(),
             );
             return 2;
         }
@@ -87,6 +89,15 @@ pub fn run() -> i32 {
     let done = result.and_then(|v| codec::encode(&link, &[v]));
     let _ = link.send(&Msg::Done(done.map_err(|e| WireError::from(&e))));
     code
+}
+
+fn is_socket(stream: &UnixStream) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::os::fd::AsFd::as_fd(stream)
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.file_type().is_socket())
 }
 
 /// Load the program, take over the globals, make the call, then wait for

@@ -6,8 +6,8 @@
 
 use crate::span::{SourceMap, Span};
 use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity,
-    SourceCode,
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError,
+    MietteSpanContents, Severity, SourceCode, SourceSpan, SpanContents,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -219,8 +219,9 @@ fn runtime_report(e: &RuntimeError, sources: &SourceMap) -> Report {
 fn locate(sources: &SourceMap, span: Option<Span>, label: &str) -> Option<Located> {
     let span = span?;
     let source = sources.get(span.src)?;
+    let (source, span) = Excerpt::around(&source.name, &source.text, span);
     Some(Located {
-        source: NamedSource::new(source.name.clone(), source.text.to_string()),
+        source,
         span,
         label: label.to_string(),
     })
@@ -238,9 +239,177 @@ fn snake_case(kind: &str) -> String {
 }
 
 struct Located {
-    source: NamedSource<String>,
-    span: Span,
+    source: Excerpt,
+    /// Offset and length in the excerpt's text.
+    span: (usize, usize),
     label: String,
+}
+
+/// A line longer than this many characters is shown clipped to a window
+/// around the span. miette pads with `{:width$}`, and a width past 65,535
+/// panics inside `fmt` (and a caret 100,000 columns to the right helps
+/// nobody), so no line handed to miette may be that long.
+const MAX_LINE: usize = 240;
+/// The window of a clipped line: this many characters before the span's
+/// start (or end), and `WINDOW` in all.
+const BEFORE: usize = 80;
+const WINDOW: usize = 160;
+/// Marks the clipped side of a line.
+const CLIPPED: &str = "…";
+
+/// The lines miette shows for one span (the span's lines and one of
+/// context on either side), each long one clipped. Only this much of the
+/// source is copied per report, and miette is told the real line numbers
+/// and columns, so the header still says where in the file the error is.
+struct Excerpt {
+    name: String,
+    text: String,
+    /// 0-based number of the excerpt's first line in the source.
+    first_line: usize,
+    /// Per excerpt line: bytes of the source line left out before what is
+    /// shown, less the marker that replaces them (0 when not clipped).
+    shifts: Vec<isize>,
+}
+
+/// One source line as it appears in an excerpt.
+struct ShownLine {
+    /// Source offset of the line's first byte and length without `\n`.
+    begin: usize,
+    len: usize,
+    /// Bytes of the line shown: `from..to`.
+    from: usize,
+    to: usize,
+    /// Offset in the excerpt where the shown part starts (after a marker).
+    at: usize,
+}
+
+impl Excerpt {
+    /// The excerpt for `span` of `text`, and the span's place in it.
+    fn around(name: &str, text: &str, span: Span) -> (Excerpt, (usize, usize)) {
+        let start = floor_boundary(text, span.start as usize);
+        let end = floor_boundary(text, span.end as usize).max(start);
+        // miette shows one line of context before and after the span.
+        let start_line = text[..start].matches('\n').count();
+        let last_byte = floor_boundary(text, end.saturating_sub(1)).max(start);
+        let end_line = start_line + text[start..last_byte].matches('\n').count();
+        let first_line = start_line.saturating_sub(1);
+        let line_begin = |offset: usize| text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let mut begin = line_begin(start);
+        for _ in first_line..start_line {
+            begin = line_begin(begin.saturating_sub(1));
+        }
+        let mut out = String::new();
+        let mut shifts = Vec::new();
+        let mut shown = Vec::new();
+        for (i, line) in text[begin..].split_inclusive('\n').enumerate() {
+            if first_line + i > end_line + 1 {
+                break;
+            }
+            let body = line.strip_suffix('\n').unwrap_or(line);
+            let line_end = begin + body.len();
+            let anchor = if (begin..=line_end).contains(&start) {
+                start - begin
+            } else if (begin..=line_end).contains(&end) {
+                end - begin
+            } else {
+                0
+            };
+            let (from, to) = window(body, anchor);
+            let mut at = out.len();
+            if from > 0 {
+                out.push_str(CLIPPED);
+                at = out.len();
+            }
+            out.push_str(&body[from..to]);
+            if to < body.len() {
+                out.push_str(CLIPPED);
+            }
+            if line.len() > body.len() {
+                out.push('\n');
+            }
+            shifts.push(from as isize - marker_len(from));
+            shown.push(ShownLine {
+                begin,
+                len: body.len(),
+                from,
+                to,
+                at,
+            });
+            begin += line.len();
+        }
+        let place = |offset: usize| -> usize {
+            for l in &shown {
+                if offset <= l.begin + l.len {
+                    let rel = offset.saturating_sub(l.begin).clamp(l.from, l.to);
+                    return l.at + (rel - l.from);
+                }
+            }
+            out.len()
+        };
+        let (a, b) = (place(start), place(end));
+        let excerpt = Excerpt {
+            name: name.to_string(),
+            text: out,
+            first_line,
+            shifts,
+        };
+        (excerpt, (a, b.max(a) - a))
+    }
+}
+
+fn marker_len(from: usize) -> isize {
+    if from > 0 {
+        CLIPPED.len() as isize
+    } else {
+        0
+    }
+}
+
+/// The bytes of a line to show: all of it when short, else `WINDOW`
+/// characters starting `BEFORE` characters ahead of `anchor`.
+fn window(body: &str, anchor: usize) -> (usize, usize) {
+    if body.chars().count() <= MAX_LINE {
+        return (0, body.len());
+    }
+    let anchor_chars = body[..floor_boundary(body, anchor)].chars().count();
+    let first = anchor_chars.saturating_sub(BEFORE);
+    let byte_of = |n: usize| body.char_indices().nth(n).map_or(body.len(), |(i, _)| i);
+    (byte_of(first), byte_of(first + WINDOW))
+}
+
+/// The nearest char boundary at or before `i` (clamped to the text).
+fn floor_boundary(s: &str, i: usize) -> usize {
+    let mut i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+impl SourceCode for Excerpt {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner =
+            self.text
+                .as_str()
+                .read_span(span, context_lines_before, context_lines_after)?;
+        // miette's column is in bytes from the start of the shown line;
+        // in the source, the clipped bytes come before it.
+        let shift = self.shifts.get(inner.line()).copied().unwrap_or(0);
+        let column = (inner.column() as isize + shift).max(0) as usize;
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            self.first_line + inner.line(),
+            column,
+            inner.line_count(),
+        )))
+    }
 }
 
 /// One renderable diagnostic (and its related notes) for miette.
@@ -292,10 +461,7 @@ impl Diagnostic for Report {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let located = self.located.as_ref()?;
-        let label = LabeledSpan::new_with_span(
-            Some(located.label.clone()),
-            (located.span.start as usize, located.span.len()),
-        );
+        let label = LabeledSpan::new_with_span(Some(located.label.clone()), located.span);
         Some(Box::new(std::iter::once(label)))
     }
 
@@ -305,5 +471,61 @@ impl Diagnostic for Report {
         } else {
             Some(Box::new(self.related.iter().map(|r| r as &dyn Diagnostic)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(text: &str, start: usize, end: usize) -> String {
+        let sources = SourceMap::default();
+        let id = sources.add("t.conc", text);
+        let err = RuntimeError::new(kind::VALUE, "bad").at(Span::new(id, start, end));
+        render(&ConcError::Runtime(err), &sources, false)
+    }
+
+    #[test]
+    fn long_lines_are_clipped_and_keep_their_real_column() {
+        let line = format!("{}x", " ".repeat(70_000));
+        let out = rendered(&line, 70_000, 70_001);
+        assert!(out.contains("[t.conc:1:70001]"), "{out}");
+        assert!(
+            out.contains('…') && out.lines().all(|l| l.chars().count() < 400),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn any_span_renders_whatever_the_lines() {
+        let wide = "界".repeat(40_000);
+        let tabs = "\t".repeat(30_000);
+        let text = format!("a\n{wide}\n{tabs}y\nshort\n{wide}");
+        let len = text.len();
+        for (start, end) in [
+            (0, len),
+            (2, len - 3),
+            (len, len),
+            (len - 1, len + 10),
+            (2 + wide.len() + 1 + tabs.len(), len),
+            (5, 4),
+        ] {
+            let out = rendered(&text, start, end);
+            assert!(out.contains("ValueError"), "{start}..{end}: {out}");
+            assert!(
+                out.lines().all(|l| l.chars().count() < 1000),
+                "{start}..{end}"
+            );
+        }
+    }
+
+    #[test]
+    fn short_sources_render_as_before() {
+        let out = rendered("let x = 1\nprint(x + nil)\n", 16, 23);
+        assert!(
+            out.contains("[t.conc:2:7]") && out.contains("print(x + nil)"),
+            "{out}"
+        );
+        assert!(!out.contains('…'), "{out}");
     }
 }

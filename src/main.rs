@@ -8,11 +8,27 @@ use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// std's `eprint!` panics when standard error is a closed pipe (`conc x.conc
+// 2>&1 | head -1`); a report nobody can read is simply dropped instead.
+macro_rules! eprint {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Concurrency on real OS threads and processes, in a small scripting language.
 #[derive(Parser)]
 #[command(name = "conc", version, args_conflicts_with_subcommands = true)]
 #[command(
-    after_help = "Exit status: 0 ok, 1 runtime error, 2 syntax or usage error, 3 deadlock.\n\
+    after_help = "Exit status: 0 ok, 1 runtime error, 2 syntax or usage error, 3 deadlock, \
+70 internal error (a bug in conc).\n\
 With no FILE and no -c, conc opens the REPL (or runs standard input when it is not a terminal)."
 )]
 struct Cli {
@@ -61,23 +77,30 @@ enum Command {
 const MAIN_STACK: usize = conc::runtime::threads::THREAD_STACK;
 
 fn main() -> ExitCode {
+    crash::install_panic_hook();
     let child_mode = std::env::args_os()
         .nth(1)
         .is_some_and(|a| a == conc::child::CHILD_FLAG);
+    let start = move || {
+        if child_mode {
+            conc::child::run()
+        } else {
+            run(Cli::parse())
+        }
+    };
     let runner = std::thread::Builder::new()
         .name("main".into())
         .stack_size(MAIN_STACK)
         .spawn(move || {
             conc::parser::mark_big_stack();
-            if child_mode {
-                conc::child::run()
-            } else {
-                run(Cli::parse())
-            }
+            start()
         });
-    let code = match runner.map(|h| h.join()) {
-        Ok(Ok(code)) => code,
-        _ => 1,
+    let code = match runner {
+        // The panic hook has already reported a panic and ended the process.
+        Ok(handle) => handle.join().unwrap_or(crash::INTERNAL_ERROR),
+        // No big thread to be had: run here, with the stack there is (the
+        // parser then starts its own, and deep recursion fails sooner).
+        Err(_) => start(),
     };
     // Daemon threads are abandoned: end the process without waiting for them.
     std::process::exit(code)
@@ -245,3 +268,110 @@ fn fixture_paths(paths: Vec<PathBuf>, exe: &std::path::Path) -> Result<Vec<PathB
         )),
     }
 }
+
+/// What a bug in conc itself does: a panic (on any thread) or a failed
+/// allocation is reported as such and ends the process with its own
+/// status, never mistaken for a script's error (1).
+mod crash {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// sysexits' EX_SOFTWARE, "internal software error".
+    pub const INTERNAL_ERROR: i32 = 70;
+
+    static ENDING: AtomicBool = AtomicBool::new(false);
+
+    /// A panic anywhere ends the process at once with `INTERNAL_ERROR`:
+    /// a worker thread that panicked never finishes, so whoever joins it
+    /// would wait forever, and nothing it shares can be trusted any more.
+    pub fn install_panic_hook() {
+        std::panic::set_hook(Box::new(|info| {
+            if ENDING.swap(true, Ordering::SeqCst) {
+                // Another thread is reporting and ending the process.
+                loop {
+                    std::thread::park();
+                }
+            }
+            let message = info.payload_as_str().unwrap_or("(no message)");
+            let location = info
+                .location()
+                .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+            let thread = std::thread::current();
+            let backtrace = std::backtrace::Backtrace::capture();
+            let backtrace = match backtrace.status() {
+                std::backtrace::BacktraceStatus::Captured => format!("\n{backtrace}"),
+                _ => "\n(RUST_BACKTRACE=1 shows where)".to_string(),
+            };
+            let _ = write!(
+                std::io::stderr(),
+                "conc: internal error (a bug in conc, not in your script): {message}\n  \
+                 in thread '{}'{location}\n  please report it, with the script that \
+                 caused it{backtrace}\n",
+                thread.name().unwrap_or("?"),
+            );
+            std::process::exit(INTERNAL_ERROR)
+        }));
+    }
+
+    /// The system allocator, except that running out of memory is a
+    /// one-line MemoryError report and status 1 (a runtime error), not
+    /// std's abort (SIGABRT, which looks like a crash). There is no
+    /// script location here: the allocation can come from anywhere.
+    pub struct Allocator;
+
+    #[cold]
+    fn out_of_memory(size: usize) -> ! {
+        if !ENDING.swap(true, Ordering::SeqCst) {
+            // No allocation from here on: format into a buffer on the stack.
+            let mut buf = [0u8; 160];
+            let mut out = &mut buf[..];
+            let _ = writeln!(
+                out,
+                "conc: MemoryError: out of memory (a request for {size} bytes failed)"
+            );
+            let len = 160 - out.len();
+            // SAFETY: writes `len` initialised bytes of `buf` to fd 2.
+            unsafe { libc::write(2, buf.as_ptr().cast(), len) };
+        }
+        // SAFETY: ends the process without running anything that allocates.
+        unsafe { libc::_exit(1) }
+    }
+
+    // SAFETY: every method is `System`'s, except that a null result ends
+    // the process instead of being returned. Only fallible reservations
+    // (`try_reserve`) would have handled a null, and conc makes none; code
+    // that adds one to raise a MemoryError itself must know this first.
+    unsafe impl GlobalAlloc for Allocator {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let p = unsafe { System.alloc(layout) };
+            if p.is_null() {
+                out_of_memory(layout.size())
+            }
+            p
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            let p = unsafe { System.alloc_zeroed(layout) };
+            if p.is_null() {
+                out_of_memory(layout.size())
+            }
+            p
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            unsafe { System.dealloc(ptr, layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let p = unsafe { System.realloc(ptr, layout, new_size) };
+            if p.is_null() {
+                out_of_memory(new_size)
+            }
+            p
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: crash::Allocator = crash::Allocator;

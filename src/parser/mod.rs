@@ -52,6 +52,14 @@ pub fn mark_big_stack() {
 
 /// Parse a whole file, `-c` string or REPL entry.
 pub fn parse(source: &str, src: SourceId) -> Result<Program, SyntaxError> {
+    // Spans are u32 byte offsets: past 4 GiB they would point elsewhere.
+    if source.len() > u32::MAX as usize {
+        return Err(SyntaxError::new(
+            "this source is larger than 4 GiB",
+            Span::new(src, 0, 0),
+            "here",
+        ));
+    }
     if ON_BIG_STACK.with(|b| b.get()) {
         return parse_here(source, src).map_err(|e| onto_last_char(e, source));
     }

@@ -19,8 +19,14 @@ impl Builder {
         Ok(StmtKind::Let { target, value })
     }
 
-    /// `x` or `[a, [b, c]]`.
+    /// `x` or `[a, [b, c]]`. Nesting counts towards the depth limit like
+    /// an expression's: the resolver and evaluator walk patterns recursively.
     pub(super) fn pattern(&self, p: Pair<'_, Rule>) -> PResult<Pattern> {
+        let span = self.span(&p);
+        self.deeper(1, span, || self.pattern_at(p))
+    }
+
+    fn pattern_at(&self, p: Pair<'_, Rule>) -> PResult<Pattern> {
         let inner = self.parts(p).next()?;
         match inner.as_rule() {
             Rule::ident => Ok(Pattern::Name(self.declare(self.ident(&inner)))),
@@ -49,12 +55,14 @@ impl Builder {
         })
     }
 
-    /// `(a, b)`; a name may appear only once.
+    /// `(a, b)`; a name may appear only once (a set, so that a very long
+    /// parameter list still takes linear time).
     pub(super) fn params(&self, p: Pair<'_, Rule>) -> PResult<Vec<Decl>> {
         let mut params: Vec<Decl> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for q in self.parts(p).items {
             let ident = self.ident(&q);
-            if params.iter().any(|d| d.ident.name == ident.name) {
+            if !seen.insert(ident.name.clone()) {
                 return Err(SyntaxError::new(
                     format!("duplicate parameter `{}`", ident.name),
                     ident.span,

@@ -7,9 +7,14 @@ use crate::span::{SourceId, Span};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
-/// Frames bigger than this are refused: a corrupt length must not make a
-/// process try to allocate gigabytes.
-const MAX_FRAME: usize = 1 << 30;
+/// Frames bigger than this are refused, by the sender as well (a start
+/// message carries every source and global, so it may be big, but a frame
+/// past this is a corrupt length or a runaway value).
+pub const MAX_FRAME: usize = 1 << 30;
+
+/// A frame's body is read in steps of at most this much, so memory grows
+/// with the bytes that really arrive, never with what a length claims.
+const READ_STEP: usize = 64 * 1024;
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy)]
 pub struct WireSpan {
@@ -150,6 +155,44 @@ pub struct Start {
     pub call_span: WireSpan,
 }
 
+impl Start {
+    /// Whether this can be a start message a conc parent sent: the child
+    /// trusts nothing it was not given in a consistent form.
+    pub fn check(&self) -> Result<(), String> {
+        if self.sources.is_empty() {
+            return Err("no program".into());
+        }
+        if let Some((name, _)) = self
+            .sources
+            .iter()
+            .find(|(_, text)| text.len() > u32::MAX as usize)
+        {
+            return Err(format!("source {name} is too large"));
+        }
+        let span = self.call_span;
+        match self.sources.get(span.src as usize) {
+            Some((_, text)) if span.start <= span.end && span.end as usize <= text.len() => {}
+            _ => return Err("the call's location is not in the program".into()),
+        }
+        // The globals' values, then the callee, then its arguments.
+        if self.payload.values.len() <= self.globals.len() {
+            return Err("no function to call".into());
+        }
+        if let Some(bad) = self.globals.iter().find(|g| !is_name(g)) {
+            return Err(format!("{bad:?} is not a global's name"));
+        }
+        Ok(())
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// An operation on a shared object, performed by the process that owns it.
 /// Timeouts are seconds left when the operation was sent.
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -241,6 +284,13 @@ pub enum Msg {
 
 pub fn write_msg(w: &mut impl Write, msg: &Msg) -> io::Result<()> {
     let body = postcard::to_stdvec(msg).map_err(io::Error::other)?;
+    if body.len() > MAX_FRAME {
+        return Err(io::Error::other(format!(
+            "a message of {} bytes is more than one frame can carry ({} bytes)",
+            body.len(),
+            MAX_FRAME
+        )));
+    }
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
     frame.extend_from_slice(&body);
@@ -260,8 +310,14 @@ pub fn read_msg(r: &mut impl Read) -> io::Result<Option<Msg>> {
     if len > MAX_FRAME {
         return Err(io::Error::other(format!("a frame of {} bytes", len)));
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
+    let mut body = Vec::with_capacity(len.min(READ_STEP));
+    r.take(len as u64).read_to_end(&mut body)?;
+    if body.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("a frame of {} bytes ended after {}", len, body.len()),
+        ));
+    }
     postcard::from_bytes(&body)
         .map(Some)
         .map_err(io::Error::other)
@@ -306,6 +362,47 @@ mod tests {
     fn a_corrupt_length_is_an_error_not_an_allocation() {
         let buf = [0xffu8, 0xff, 0xff, 0xff, 0];
         assert!(read_msg(&mut &buf[..]).is_err());
+    }
+
+    #[test]
+    fn a_length_is_not_trusted_before_its_bytes_arrive() {
+        // Claims 1 GiB, brings 3 bytes: an error, and no 1 GiB buffer.
+        let buf = [0x00u8, 0x00, 0x00, 0x40, 1, 2, 3];
+        let err = read_msg(&mut &buf[..]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn only_a_consistent_start_is_accepted() {
+        let good = Start {
+            sources: vec![("a.conc".into(), "fn f() { }\n".into())],
+            argv: vec![],
+            name: "p".into(),
+            daemon: false,
+            color: false,
+            seed: 1,
+            globals: vec!["x".into()],
+            payload: Packet {
+                table: vec![],
+                values: vec![WireValue::Int(1), WireValue::Nil],
+            },
+            call_span: WireSpan {
+                src: 0,
+                start: 0,
+                end: 4,
+            },
+        };
+        assert!(good.check().is_ok());
+        let mut no_callee = Start {
+            globals: vec!["x".into(), "y".into()],
+            ..good
+        };
+        assert!(no_callee.check().is_err());
+        no_callee.globals = vec!["1x".into()];
+        assert!(no_callee.check().is_err());
+        no_callee.globals = vec![];
+        no_callee.call_span.end = 99;
+        assert!(no_callee.check().is_err());
     }
 
     #[test]
