@@ -59,6 +59,7 @@ builtins! {
     "cpu_count" => cpu_count,
     "argv" => argv,
     "error" => error,
+    "format" => format,
 }
 
 /// `range` is recognised by `for` so it can count without building a list.
@@ -563,4 +564,21 @@ fn error(_: &mut Interp, args: Vec<Value>) -> Res {
         _ => (kind::ERROR.to_string(), args[0].to_display()),
     };
     Ok(Value::Error(Arc::new(RuntimeError::new(&k, msg))))
+}
+
+/// `format(v)` is `str(v)`; `format(v, spec)` applies a format spec
+/// (`format(3.14159, ".2f")`), as in an f-string's `{v:spec}`.
+fn format(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("format", &args, 1, 2)?;
+    let text = match args.get(1) {
+        None => args[0].to_display(),
+        Some(Value::Str(spec)) => super::format::format_text_spec(&args[0], spec)?,
+        Some(other) => {
+            return Err(RuntimeError::new(
+                kind::TYPE,
+                format!("format() needs a spec string, not {}", describe(other)),
+            ))
+        }
+    };
+    Ok(Value::str(&text))
 }

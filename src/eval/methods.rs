@@ -140,6 +140,7 @@ fn str_method(s: &super::value::Str, name: &str, args: &[Value]) -> Res {
                 None => -1,
             }))
         }
+        "format" => Ok(Value::str(&super::format::format_template(s, args)?)),
         _ => Err(no_method(&Value::Str(s.clone()), name)),
     }
 }

@@ -11,6 +11,7 @@
 mod blocking;
 pub mod builtins;
 pub(crate) mod compile;
+pub mod format;
 pub mod globals;
 mod handles;
 mod methods;
