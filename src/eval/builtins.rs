@@ -46,7 +46,7 @@ builtins! {
     "keys" => keys,
     "values" => values,
     "items" => items,
-    "sorted" => sorted,
+    "sorted" => super::seq::sorted,
     "reversed" => reversed,
     "sum" => sum,
     "min" => min,
@@ -60,6 +60,13 @@ builtins! {
     "argv" => argv,
     "error" => error,
     "format" => format,
+    "round" => super::seq::round,
+    "enumerate" => super::seq::enumerate,
+    "zip" => super::seq::zip,
+    "any" => super::seq::any,
+    "all" => super::seq::all,
+    "map" => super::seq::map,
+    "filter" => super::seq::filter,
 }
 
 /// `range` is recognised by `for` so it can count without building a list.
@@ -437,13 +444,6 @@ pub fn sort_values(items: &mut [Value]) -> Result<(), RuntimeError> {
         })
     });
     failure.map_or(Ok(()), Err)
-}
-
-fn sorted(_: &mut Interp, args: Vec<Value>) -> Res {
-    arity("sorted", &args, 1, 1)?;
-    let mut items = iteration_items(&args[0])?;
-    sort_values(&mut items)?;
-    Ok(Value::list(items))
 }
 
 fn reversed(_: &mut Interp, args: Vec<Value>) -> Res {

@@ -22,6 +22,11 @@ impl Interp {
         let name = &*method.name;
         let result = match target {
             Value::Str(s) => str_method(s, name, &args),
+            // With a key function it calls back into the program.
+            Value::List(l) if name == "sort" && !args.is_empty() => {
+                self.builtin_site = span;
+                super::seq::sort_list(self, l, &args)
+            }
             Value::List(l) => list_method(l, name, &args),
             Value::Map(m) => map_method(m, name, &args),
             Value::Handle(h) => return self.handle_method(h, name, args, span),

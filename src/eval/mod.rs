@@ -19,6 +19,7 @@ mod objects;
 pub mod ops;
 mod process_pool;
 mod remote;
+mod seq;
 pub mod value;
 
 pub use compile::Function;
@@ -71,6 +72,9 @@ pub struct Interp {
     depth: u32,
     callees: compile::CalleeCache,
     pending: compile::Pending,
+    /// Where the builtin being called was called: a builtin that calls a
+    /// function (`map`, `sorted` with a key) names it in the call chain.
+    builtin_site: Span,
 }
 
 impl Interp {
@@ -82,6 +86,7 @@ impl Interp {
             depth: 0,
             callees: compile::CalleeCache::default(),
             pending: compile::Pending::default(),
+            builtin_site: Span::default(),
         }
     }
 
@@ -110,7 +115,10 @@ impl Interp {
                 self.stack.extend(args);
                 self.call_closure(closure, base, span)
             }
-            Value::Builtin(b) => (b.call)(self, args).map_err(|e| Box::new(e.at(span))),
+            Value::Builtin(b) => {
+                self.builtin_site = span;
+                (b.call)(self, args).map_err(|e| Box::new(e.at(span)))
+            }
             other => Err(not_callable(other, span)),
         }
     }
