@@ -207,6 +207,8 @@ pub enum ExprKind {
     Int(i64),
     Float(f64),
     Str(Arc<String>),
+    /// `f"..."`: text and fields, in order.
+    FString(Vec<FPiece>),
     List(Vec<Expr>),
     Map(Vec<(Expr, Expr)>),
     Var(VarRef),
@@ -266,6 +268,19 @@ pub enum ExprKind {
         pool: Box<Expr>,
         callee: Box<Expr>,
         args: Vec<Expr>,
+    },
+}
+
+/// A part of an f-string.
+#[derive(Debug, Clone)]
+pub enum FPiece {
+    Text(Arc<str>),
+    /// `{expr!r:spec}`; `spec` is checked by the parser and may be empty.
+    Field {
+        expr: Expr,
+        /// `r` (repr) or `s` (str).
+        conversion: Option<char>,
+        spec: Arc<str>,
     },
 }
 

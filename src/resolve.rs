@@ -322,6 +322,10 @@ impl Resolver<'_> {
             | ExprKind::Int(_)
             | ExprKind::Float(_)
             | ExprKind::Str(_) => Ok(()),
+            ExprKind::FString(pieces) => pieces.iter_mut().try_for_each(|piece| match piece {
+                FPiece::Text(_) => Ok(()),
+                FPiece::Field { expr, .. } => self.expr(expr),
+            }),
             ExprKind::List(items) => self.exprs(items),
             ExprKind::Map(entries) => entries.iter_mut().try_for_each(|(k, v)| {
                 self.expr(k)?;

@@ -26,6 +26,7 @@ const FIELDS_AND_METHODS: &[(&str, &[&str])] = &[
             "startswith",
             "endswith",
             "find",
+            "format",
         ],
     ),
     (

@@ -27,11 +27,13 @@ fn start(script: &str) -> Child {
         .expect("conc starts")
 }
 
-/// Read pid lines until "ready".
+/// Read pid lines until "ready", then keep reading what follows: a reader
+/// that went away would end the run by SIGPIPE at its next `print`.
 fn child_pids(child: &mut Child) -> Vec<i32> {
     let out = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(out).lines();
     let mut pids = Vec::new();
-    for line in BufReader::new(out).lines() {
+    for line in lines.by_ref() {
         let line = line.expect("utf-8 output");
         if line == "ready" {
             break;
@@ -39,6 +41,7 @@ fn child_pids(child: &mut Child) -> Vec<i32> {
         pids.push(line.trim().parse().expect("a pid"));
     }
     assert_eq!(pids.len(), 3, "three children started");
+    std::thread::spawn(move || lines.for_each(drop));
     pids
 }
 

@@ -3,7 +3,9 @@
 //! merely stops too early; every snippet of the language contract parses; the AST has
 //! the documented shapes and spans.
 
-use conc::ast::{BinOp, ExprKind, Pattern, Program, SelectKind, SpawnBody, StmtKind, UnaryOp};
+use conc::ast::{
+    BinOp, ExprKind, FPiece, Pattern, Program, SelectKind, SpawnBody, StmtKind, UnaryOp,
+};
 use conc::diagnostics::SyntaxError;
 use conc::parser::parse;
 use conc::span::SourceId;
@@ -252,6 +254,44 @@ const CASES: &[Case] = &[
     case("fn f", END, false, "expected `(`"),
     case("let [a, 1] = x", Some("1"), false, "a name"),
     case("put q, 1 timeout", END, false, "expected an expression"),
+    // f-strings: the caret is inside the string.
+    case(
+        "print(f\"{x:.2z}\")",
+        Some("z"),
+        false,
+        "unknown format type",
+    ),
+    case("print(f\"{}\")", Some("{}"), false, "needs an expression"),
+    case("print(f\"a } b\")", Some("}"), false, "a single `}`"),
+    case(
+        "print(f\"{x + }\")",
+        Some("}"),
+        false,
+        "expected an expression",
+    ),
+    case("print(f\"{x!z}\")", Some("!z"), false, "conversion"),
+    case("print(f\"{x\" + \"y\")", Some("{"), false, "never closed"),
+    case(
+        "print(f\"{1:{2}}\")",
+        Some("{2"),
+        false,
+        "cannot contain a field",
+    ),
+    case(
+        "print(f\"{x if y else z}\")",
+        Some("if"),
+        false,
+        "conditional expression",
+    ),
+    case(
+        "print(f\"{m[\\\"k\\\"]}\")",
+        Some("\\"),
+        false,
+        "cannot be used inside",
+    ),
+    case("print(f\"{x:10.}\")", Some("."), false, "needs a precision"),
+    case("print(f\"\\q{x}\")", Some("\\q"), false, "unknown escape"),
+    case("let s = f\"abc", Some("\"abc"), true, "unterminated string"),
 ];
 
 #[test]
@@ -488,6 +528,20 @@ fn sexp(e: &Expr) -> String {
         ExprKind::Int(i) => i.to_string(),
         ExprKind::Float(f) => format!("{f:?}"),
         ExprKind::Str(s) => format!("{s:?}"),
+        ExprKind::FString(pieces) => {
+            let parts: Vec<String> = pieces
+                .iter()
+                .map(|p| match p {
+                    FPiece::Text(t) => format!("{t:?}"),
+                    FPiece::Field {
+                        expr,
+                        conversion,
+                        spec,
+                    } => format!("{{{} {conversion:?} {spec:?}}}", sexp(expr)),
+                })
+                .collect();
+            format!("(f {})", parts.join(" "))
+        }
         ExprKind::Var(v) => v.name.to_string(),
         ExprKind::List(items) => format!("[{}]", list(items)),
         ExprKind::Map(entries) => {
@@ -615,6 +669,33 @@ fn strings_decode_escapes() {
     let e = expr(r#""a\tb\n\\ \"q\" \r\0 \u{1F600}""#);
     assert_eq!(sexp(&e), format!("{:?}", "a\tb\n\\ \"q\" \r\0 \u{1F600}"));
     assert_eq!(sexp(&expr("\"# not a comment\"")), "\"# not a comment\"");
+}
+
+#[test]
+fn fstrings_split_into_text_and_fields_with_spans_in_the_source() {
+    for (source, shape) in [
+        (
+            r#"f"{name} took {t:.2f}s""#,
+            r#"(f {name None ""} " took " {t None ".2f"} "s")"#,
+        ),
+        (
+            r#"f"{{a}} {x!r:>5} {n + 1=}\n""#,
+            r#"(f "{a} " {x Some('r') ">5"} " n + 1=" {(+ n 1) Some('r') ""} "\n")"#,
+        ),
+        (r#"f"{m["k"]}""#, r#"(f {(index m "k") None ""})"#),
+        (r#"f"""#, r#"(f "")"#),
+    ] {
+        assert_eq!(sexp(&expr(source)), shape, "{source:?}");
+    }
+    // A field's expression keeps its place in the source.
+    let e = expr(r#"f"ab{xs[0]}""#);
+    let ExprKind::FString(pieces) = &e.node else {
+        panic!("not an f-string: {e:?}");
+    };
+    let Some(FPiece::Field { expr, .. }) = pieces.get(1) else {
+        panic!("no field: {pieces:?}");
+    };
+    assert_eq!((expr.span.start, expr.span.end), (5, 10));
 }
 
 #[test]
@@ -917,12 +998,6 @@ const PYTHON_HABITS: &[(&str, &str, &str, &str)] = &[
         "`queue()`",
     ),
     ("class Counter:", "class", "no classes", "in a map"),
-    (
-        "print(f\"n = {n}\")",
-        "f\"",
-        "no f-strings",
-        "`\"n = \" + str(n)`",
-    ),
     (
         "with m:\n    n += 1",
         "with",

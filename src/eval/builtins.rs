@@ -65,7 +65,7 @@ builtins! {
     "keys" => keys,
     "values" => values,
     "items" => items,
-    "sorted" => sorted,
+    "sorted" => super::seq::sorted,
     "reversed" => reversed,
     "sum" => sum,
     "min" => min,
@@ -78,6 +78,14 @@ builtins! {
     "cpu_count" => cpu_count,
     "argv" => argv,
     "error" => error,
+    "format" => format,
+    "round" => super::seq::round,
+    "enumerate" => super::seq::enumerate,
+    "zip" => super::seq::zip,
+    "any" => super::seq::any,
+    "all" => super::seq::all,
+    "map" => super::seq::map,
+    "filter" => super::seq::filter,
 }
 
 /// `range` is recognised by `for` so it can count without building a list.
@@ -387,13 +395,6 @@ pub fn sort_values(items: &mut [Value]) -> Result<(), RuntimeError> {
     failure.map_or(Ok(()), Err)
 }
 
-fn sorted(_: &mut Interp, args: Vec<Value>) -> Res {
-    arity("sorted", &args, 1, 1)?;
-    let mut items = iteration_items(&args[0])?;
-    sort_values(&mut items)?;
-    Ok(Value::list(items))
-}
-
 fn reversed(_: &mut Interp, args: Vec<Value>) -> Res {
     arity("reversed", &args, 1, 1)?;
     let mut items = iteration_items(&args[0])?;
@@ -512,4 +513,21 @@ fn error(_: &mut Interp, args: Vec<Value>) -> Res {
         _ => (kind::ERROR.to_string(), args[0].to_display()),
     };
     Ok(Value::Error(Arc::new(RuntimeError::new(&k, msg))))
+}
+
+/// `format(v)` is `str(v)`; `format(v, spec)` applies a format spec
+/// (`format(3.14159, ".2f")`), as in an f-string's `{v:spec}`.
+fn format(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("format", &args, 1, 2)?;
+    let text = match args.get(1) {
+        None => args[0].to_display(),
+        Some(Value::Str(spec)) => super::format::format_text_spec(&args[0], spec)?,
+        Some(other) => {
+            return Err(RuntimeError::new(
+                kind::TYPE,
+                format!("format() needs a spec string, not {}", describe(other)),
+            ))
+        }
+    };
+    Ok(Value::str(&text))
 }

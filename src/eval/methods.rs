@@ -22,6 +22,11 @@ impl Interp {
         let name = &*method.name;
         let result = match target {
             Value::Str(s) => str_method(s, name, &args),
+            // With a key function it calls back into the program.
+            Value::List(l) if name == "sort" && !args.is_empty() => {
+                self.builtin_site = span;
+                super::seq::sort_list(self, l, &args)
+            }
             Value::List(l) => list_method(l, name, &args),
             Value::Map(m) => map_method(m, name, &args),
             Value::Handle(h) => return self.handle_method(h, name, args, span),
@@ -140,6 +145,7 @@ fn str_method(s: &super::value::Str, name: &str, args: &[Value]) -> Res {
                 None => -1,
             }))
         }
+        "format" => Ok(Value::str(&super::format::format_template(s, args)?)),
         _ => Err(no_method(&Value::Str(s.clone()), name)),
     }
 }

@@ -11,10 +11,12 @@
 mod blocking;
 pub mod builtins;
 pub(crate) mod compile;
+pub mod format;
 mod handles;
 mod methods;
 mod objects;
 mod process_pool;
+mod seq;
 
 // Values, operators and globals live in the runtime, which both use.
 pub use crate::runtime::value;
@@ -79,6 +81,9 @@ pub struct Interp {
     controlled: bool,
     /// Back-edges since this thread's last back-edge point.
     edges: std::cell::Cell<u32>,
+    /// Where the builtin being called was called: a builtin that calls a
+    /// function (`map`, `sorted` with a key) names it in the call chain.
+    builtin_site: Span,
 }
 
 /// Under control, a loop gives the scheduler a point every this many
@@ -98,6 +103,7 @@ impl Interp {
             pending: compile::Pending::default(),
             controlled,
             edges: std::cell::Cell::new(0),
+            builtin_site: Span::default(),
         }
     }
 
@@ -127,6 +133,7 @@ impl Interp {
                 self.call_closure(closure, base, span)
             }
             Value::Builtin(b) => {
+                self.builtin_site = span;
                 (b.call)(value::function::Erased::new(self), args).map_err(|e| Box::new(e.at(span)))
             }
             other => Err(not_callable(other, span)),

@@ -1,5 +1,5 @@
 //! Python habits. conc's users know Python, so when a parse fails where
-//! Python syntax was written (`def`, `if x:`, `elif`, `&&`, f-strings...),
+//! Python syntax was written (`def`, `if x:`, `elif`, `&&`, `x++`...),
 //! the error names the habit and its help line shows the conc form.
 //!
 //! Each rule looks only at the failing line and the token where pest gave
@@ -229,7 +229,7 @@ fn misplaced_word(site: &Site) -> Option<Habit> {
 }
 
 /// Python operators and punctuation: `:` blocks, `&&`, `||`, `!`, `++`,
-/// keyword arguments, f-strings, annotations.
+/// keyword arguments, annotations.
 fn punctuation(site: &Site) -> Option<Habit> {
     let rest = &site.source[site.pos..];
     let here = (site.pos, site.pos + 1);
@@ -249,17 +249,6 @@ fn punctuation(site: &Site) -> Option<Habit> {
     }
     if rest.starts_with(':') {
         return colon(site);
-    }
-    if rest.starts_with('"')
-        && before.ends_with('f')
-        && leading_word(&before[before.len() - 1..]).is_some()
-        && !before[..before.len() - 1].ends_with(|c: char| c.is_alphanumeric() || c == '_')
-    {
-        return habit(
-            "conc has no f-strings",
-            (site.pos - 1, site.pos + 1),
-            "join the parts with `+` and `str()`: `\"n = \" + str(n)`",
-        );
     }
     if rest.starts_with('=') && !rest.starts_with("==") && keyword_argument(before).is_some() {
         let name = keyword_argument(before).unwrap_or_default();

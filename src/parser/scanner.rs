@@ -4,6 +4,7 @@
 
 use super::PResult;
 use crate::diagnostics::SyntaxError;
+use crate::eval::format::string_end;
 use crate::span::{SourceId, Span};
 
 /// The source with non-terminating newlines blanked, plus what the scanner
@@ -153,16 +154,34 @@ impl Scanner<'_> {
     /// line; one that runs into the end of input is incomplete.
     fn string(&mut self, start: usize) -> PResult<usize> {
         let mut i = start + 1;
+        let fstring = self.after_f(start);
+        // Inside an f-string: how deep in `{ }`, and where the field opened.
+        let (mut depth, mut field) = (0usize, start);
         while let Some(&b) = self.bytes.get(i) {
             match b {
-                b'"' => return Ok(self.token(false, i + 1)),
+                b'"' if depth == 0 => return Ok(self.token(false, i + 1)),
+                b'"' => match string_end(self.bytes, i, true, 1) {
+                    Some(end) => {
+                        i = end;
+                        continue;
+                    }
+                    None => return Err(unclosed_field(self.src, field)),
+                },
                 b'\n' => {
                     self.multiline_string.get_or_insert(start);
-                    i += 1;
                 }
-                b'\\' => i += 2,
-                _ => i += 1,
+                b'\\' => i += 1,
+                b'{' if fstring && depth == 0 && self.bytes.get(i + 1) == Some(&b'{') => i += 1,
+                b'{' if fstring => {
+                    if depth == 0 {
+                        field = i;
+                    }
+                    depth += 1;
+                }
+                b'}' if depth > 0 => depth -= 1,
+                _ => {}
             }
+            i += 1;
         }
         let line_end = (self.bytes[start..].iter())
             .position(|&b| b == b'\n')
@@ -176,6 +195,12 @@ impl Scanner<'_> {
             "close it with `\"`; a string may span lines, and a newline may also be written `\\n`",
         )
         .incomplete())
+    }
+
+    /// The `"` at `quote` opens an f-string: an `f` alone stands before it.
+    fn after_f(&self, quote: usize) -> bool {
+        let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        quote > 0 && self.bytes[quote - 1] == b'f' && !(quote > 1 && ident(self.bytes[quote - 2]))
     }
 
     fn close(&mut self, b: u8, i: usize) -> PResult<usize> {
@@ -202,6 +227,19 @@ impl Scanner<'_> {
             )),
         }
     }
+}
+
+/// A field of an f-string whose string runs to the end of its line: the
+/// field's `}` is missing (`f"{x"`).
+fn unclosed_field(src: SourceId, at: usize) -> SyntaxError {
+    SyntaxError::new(
+        "this `{` in an f-string is never closed",
+        Span::new(src, at, at + 1),
+        "the field starts here",
+    )
+    .with_help(
+        "close the field with `}` before the string's closing `\"`; write `{{` for a literal `{`",
+    )
 }
 
 fn is_op_byte(b: u8) -> bool {

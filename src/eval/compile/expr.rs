@@ -31,6 +31,7 @@ impl Compiler<'_> {
             ExprKind::Int(i) => constant(Value::Int(*i)),
             ExprKind::Float(f) => constant(Value::Float(*f)),
             ExprKind::Str(s) => constant(Value::Str(s.clone())),
+            ExprKind::FString(pieces) => self.fstring(pieces),
             ExprKind::Var(var) => self.read_var(var, e.span),
             ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, e.span),
             ExprKind::Unary { op, operand } => self.unary(*op, operand, e.span),

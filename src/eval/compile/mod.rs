@@ -14,6 +14,7 @@ mod assign;
 mod calls;
 mod concurrency;
 mod expr;
+mod fstring;
 mod fused;
 mod loops;
 mod stmt;

@@ -30,6 +30,7 @@ impl Builder {
             Rule::int => ExprKind::Int(int_literal(p.as_str(), span)?),
             Rule::float => ExprKind::Float(float_literal(p.as_str(), span)?),
             Rule::string => ExprKind::Str(self.string(p)?),
+            Rule::fstring => self.fstring(p)?,
             Rule::ident | Rule::lock_var => {
                 self.note_value(p.as_str(), span);
                 return Ok(var(p.as_str(), span));
@@ -67,7 +68,7 @@ impl Builder {
     /// is reported at the escape itself.
     pub(super) fn string(&self, p: Pair<'_, Rule>) -> PResult<Arc<String>> {
         let body = self.parts(p).next()?;
-        let start = body.as_span().start();
+        let start = self.offset.get() + body.as_span().start();
         decode_escapes(body.as_str(), start, self.src).map(Arc::new)
     }
 }
@@ -90,7 +91,7 @@ fn float_literal(text: &str, span: Span) -> PResult<f64> {
     }
 }
 
-fn decode_escapes(body: &str, start: usize, src: SourceId) -> PResult<String> {
+pub(super) fn decode_escapes(body: &str, start: usize, src: SourceId) -> PResult<String> {
     let mut out = String::with_capacity(body.len());
     let mut chars = body.char_indices().peekable();
     while let Some((i, c)) = chars.next() {

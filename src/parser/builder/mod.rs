@@ -4,6 +4,7 @@
 
 mod concurrency;
 mod expr;
+mod fstring;
 mod literal;
 mod stmt;
 
@@ -91,6 +92,9 @@ pub(super) struct Builder {
     depth: Cell<usize>,
     /// Declarations and Python-looking names, checked once all is built.
     python: PythonNames,
+    /// Where the text being built starts in the source: 0, except while an
+    /// f-string field, parsed on its own, is built.
+    offset: Cell<usize>,
 }
 
 impl Builder {
@@ -99,6 +103,7 @@ impl Builder {
             src,
             depth: Cell::new(0),
             python: PythonNames::default(),
+            offset: Cell::new(0),
         }
     }
 
@@ -123,7 +128,8 @@ impl Builder {
 
     fn span(&self, p: &Pair<'_, Rule>) -> Span {
         let s = p.as_span();
-        Span::new(self.src, s.start(), s.end())
+        let offset = self.offset.get();
+        Span::new(self.src, offset + s.start(), offset + s.end())
     }
 
     fn parts<'i>(&self, p: Pair<'i, Rule>) -> Parts<'i> {
