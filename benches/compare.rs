@@ -32,6 +32,10 @@ struct Benchmark {
     /// Another conc script (`benches/NAME.conc`) doing the same work another
     /// way; the `vs` column shows this row's conc time over its time.
     versus: Option<&'static str>,
+    /// Run conc with `--sched THIS`. Such a row times whole processes (under
+    /// control `time()` is virtual), python's too, and its `vs` column is
+    /// the same script on the OS engine; the old binary is not run.
+    sched: Option<&'static str>,
 }
 
 const BENCHMARKS: &[Benchmark] = &[
@@ -41,6 +45,7 @@ const BENCHMARKS: &[Benchmark] = &[
         target: "<= 0.6x python (aim 0.5x)",
         rust: Some(rust_fib),
         versus: None,
+        sched: None,
     },
     Benchmark {
         name: "loop_sum",
@@ -48,6 +53,7 @@ const BENCHMARKS: &[Benchmark] = &[
         target: "<= 0.25x python",
         rust: Some(rust_loop_sum),
         versus: None,
+        sched: None,
     },
     Benchmark {
         name: "select_loop",
@@ -55,6 +61,7 @@ const BENCHMARKS: &[Benchmark] = &[
         target: "<= 1.2x loop_sum",
         rust: None,
         versus: Some("loop_sum"),
+        sched: None,
     },
     Benchmark {
         name: "cpu_seq",
@@ -62,6 +69,7 @@ const BENCHMARKS: &[Benchmark] = &[
         target: "-",
         rust: None,
         versus: None,
+        sched: None,
     },
     Benchmark {
         name: "cpu_threads",
@@ -69,6 +77,7 @@ const BENCHMARKS: &[Benchmark] = &[
         target: ">= 1.8x faster than cpu_seq",
         rust: None,
         versus: None,
+        sched: None,
     },
     Benchmark {
         name: "sleepers_10k",
@@ -76,6 +85,7 @@ const BENCHMARKS: &[Benchmark] = &[
         target: "<= 1.2x rust",
         rust: Some(rust_sleepers_10k),
         versus: None,
+        sched: None,
     },
     Benchmark {
         name: "spawn_join_10k",
@@ -83,6 +93,7 @@ const BENCHMARKS: &[Benchmark] = &[
         target: "<= 2x rust",
         rust: Some(rust_spawn_join_10k),
         versus: None,
+        sched: None,
     },
     Benchmark {
         name: "queue_1m",
@@ -90,6 +101,7 @@ const BENCHMARKS: &[Benchmark] = &[
         target: "<= 0.1x python",
         rust: Some(rust_queue_1m),
         versus: None,
+        sched: None,
     },
     Benchmark {
         name: "lock_4x250k",
@@ -97,6 +109,7 @@ const BENCHMARKS: &[Benchmark] = &[
         target: "<= 0.2x python",
         rust: Some(rust_lock_4x250k),
         versus: None,
+        sched: None,
     },
     Benchmark {
         name: "proc_spawn_200",
@@ -104,6 +117,7 @@ const BENCHMARKS: &[Benchmark] = &[
         target: "<= 1.5x rust, < python",
         rust: Some(rust_reexec_200),
         versus: None,
+        sched: None,
     },
     Benchmark {
         name: "proc_queue_100k",
@@ -111,6 +125,7 @@ const BENCHMARKS: &[Benchmark] = &[
         target: "<= 0.1x python",
         rust: None,
         versus: None,
+        sched: None,
     },
     Benchmark {
         name: "proc_pipe_10k",
@@ -118,6 +133,7 @@ const BENCHMARKS: &[Benchmark] = &[
         target: "<= 1.5x python",
         rust: None,
         versus: None,
+        sched: None,
     },
     Benchmark {
         name: "proc_lock_2x50k",
@@ -125,6 +141,23 @@ const BENCHMARKS: &[Benchmark] = &[
         target: "recorded",
         rust: None,
         versus: None,
+        sched: None,
+    },
+    Benchmark {
+        name: "sched_pingpong",
+        description: "100,000 round trips of a token between two threads through two queues under `--sched random:1`, at least 200,000 hand-overs of the turn (whole process; vs: the OS engine)",
+        target: "<= 2 s (10 us a hand-over; aim 0.6 s)",
+        rust: None,
+        versus: Some("sched_pingpong"),
+        sched: Some("random:1"),
+    },
+    Benchmark {
+        name: "sched_startup",
+        description: "scripts/01_start_join.conc under `--sched random:1` (whole process; vs: the OS engine)",
+        target: "<= 1.2x vs",
+        rust: None,
+        versus: Some("sched_startup"),
+        sched: Some("random:1"),
     },
 ];
 
@@ -340,20 +373,33 @@ fn measure(bench: &'static Benchmark, crate_root: &Path, runners: &Runners) -> R
         rust: bench.rust.map(|_| f64::INFINITY),
     };
     let conc_script = script(bench.name, "conc");
+    let sched: Vec<&str> = bench.sched.map(|s| vec!["--sched", s]).unwrap_or_default();
+    let wall = bench.sched.is_some();
+    if wall {
+        row.old = None;
+    }
     for _ in 0..RUNS {
         keep_best(&mut row.conc, || {
-            script_time(&runners.conc, &conc_script, crate_root)
+            script_time(&runners.conc, &sched, &conc_script, crate_root, wall)
         });
         if let (Some(old), Some(best)) = (&runners.old, row.old.as_mut()) {
-            keep_best(best, || script_time(old, &conc_script, crate_root));
+            keep_best(best, || {
+                script_time(old, &[], &conc_script, crate_root, false)
+            });
         }
         if let (Some(other), Some(best)) = (bench.versus, row.versus.as_mut()) {
             keep_best(best, || {
-                script_time(&runners.conc, &script(other, "conc"), crate_root)
+                script_time(&runners.conc, &[], &script(other, "conc"), crate_root, wall)
             });
         }
         keep_best(&mut row.python, || {
-            script_time(&runners.python, &script(bench.name, "py"), crate_root)
+            script_time(
+                &runners.python,
+                &[],
+                &script(bench.name, "py"),
+                crate_root,
+                wall,
+            )
         });
         if let (Some(work), Some(best)) = (bench.rust, row.rust.as_mut()) {
             *best = best.min(rust_time(work));
@@ -380,10 +426,17 @@ fn keep_best(best: &mut Timing, run: impl FnOnce() -> Timing) {
     }
 }
 
-/// Runs `interpreter script` once and reads its `elapsed <seconds>` line.
-fn script_time(interpreter: &Path, script: &Path, crate_root: &Path) -> Timing {
+/// Runs `interpreter flags script` once and reads its `elapsed <seconds>`
+/// line, or with `wall` takes the time the whole process took.
+fn script_time(
+    interpreter: &Path,
+    flags: &[&str],
+    script: &Path,
+    crate_root: &Path,
+    wall: bool,
+) -> Timing {
     let mut command = Command::new(interpreter);
-    command.arg(script).current_dir(crate_root);
+    command.args(flags).arg(script).current_dir(crate_root);
     let run = run_captured(&mut command, RUN_TIMEOUT)
         .map_err(|e| format!("cannot run {}: {e}", interpreter.display()))?;
     if run.timed_out {
@@ -393,6 +446,9 @@ fn script_time(interpreter: &Path, script: &Path, crate_root: &Path) -> Timing {
         let first_lines: Vec<&str> = run.stderr.lines().take(5).collect();
         let status = describe_status(&run.status);
         return Err(format!("{status}\n    {}", first_lines.join("\n    ")));
+    }
+    if wall {
+        return Ok(run.duration.as_secs_f64());
     }
     parse_elapsed(&run.stdout)
 }

@@ -67,6 +67,12 @@ struct Cli {
 enum Command {
     /// Run fixtures: .conc files (or folders of them) whose comments state what must happen
     Test {
+        /// Run each fixture under every schedule of SET instead of the OS
+        /// engine, stopping at its first failure: `random:1..50`,
+        /// `pct:2 x 100`, `random:1..20,pct:2:1..20`. A fixture's own
+        /// `# schedule:` directive (or `# schedule: os`) wins.
+        #[arg(long, value_name = "SET")]
+        sched: Option<String>,
         /// Files or folders (default: the `tests` folder of the project, found from here upwards)
         paths: Vec<PathBuf>,
     },
@@ -116,8 +122,8 @@ struct RunOptions {
 fn run(cli: Cli) -> i32 {
     let color =
         !cli.no_color && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    if let Some(Command::Test { paths }) = cli.command {
-        return run_tests(paths);
+    if let Some(Command::Test { paths, sched }) = cli.command {
+        return run_tests(paths, sched);
     }
     let schedule = match cli
         .sched
@@ -228,7 +234,16 @@ fn run_stdin_or_repl(options: RunOptions) -> i32 {
 }
 
 /// `conc test`: each fixture runs in its own `conc` process (this binary).
-fn run_tests(paths: Vec<PathBuf>) -> i32 {
+fn run_tests(paths: Vec<PathBuf>, sched: Option<String>) -> i32 {
+    let sweep = match sched.map(|s| conc::fixture::parse_schedules(&s, false)) {
+        None => None,
+        Some(Ok(conc::fixture::Schedules::Listed(list))) => Some(list),
+        Some(Ok(conc::fixture::Schedules::OsOnly)) => None,
+        Some(Err(e)) => {
+            eprintln!("conc test: --sched: {e}");
+            return 2;
+        }
+    };
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
@@ -243,7 +258,8 @@ fn run_tests(paths: Vec<PathBuf>) -> i32 {
             return 2;
         }
     };
-    let (_, failed) = conc::fixture::run_all(&paths, &exe, &mut std::io::stdout());
+    let (_, failed) =
+        conc::fixture::run_all(&paths, &exe, sweep.as_deref(), &mut std::io::stdout());
     i32::from(failed > 0)
 }
 

@@ -35,11 +35,21 @@ fn fixture_trial(crate_root: &Path, path: PathBuf) -> Trial {
     let name = relative.to_string_lossy().replace('\\', "/");
     Trial::test(name, move || {
         let conc = Path::new(env!("CARGO_BIN_EXE_conc"));
-        let outcome = conc::fixture::run_fixture(&path, conc);
+        let outcome = conc::fixture::run_fixture(&path, conc, sweep().as_deref());
         if outcome.passed {
             Ok(())
         } else {
             Err(Failed::from(outcome.report))
         }
     })
+}
+
+/// `CONC_TEST_SCHED=random:1..20 cargo test --test fixtures`: every fixture
+/// under those schedules (as `conc test --sched`), for a sweep in CI.
+fn sweep() -> Option<Vec<String>> {
+    let set = std::env::var("CONC_TEST_SCHED").ok()?;
+    match conc::fixture::parse_schedules(&set, false) {
+        Ok(conc::fixture::Schedules::Listed(list)) => Some(list),
+        _ => panic!("CONC_TEST_SCHED={set} is not a schedule set"),
+    }
 }

@@ -319,7 +319,17 @@ impl Registry {
         found: Found,
         detector: Option<ThreadId>,
     ) -> RuntimeError {
-        let err = found.error;
+        let mut err = found.error;
+        if let Some(sched) = self.engine.scheduler() {
+            err = err.note(
+                format!(
+                    "under the controlled engine: formed at virtual time {:.3} s, scheduling point {}",
+                    sched.now().as_secs_f64(),
+                    sched.steps()
+                ),
+                None,
+            );
+        }
         let policy = *self.policy.lock();
         if policy == DeadlockPolicy::EndRun {
             let mut ended = self.ended.lock();

@@ -91,6 +91,11 @@ impl Scheduler {
         Time::from_nanos(self.clock.load(Ordering::Acquire))
     }
 
+    /// Scheduling points passed so far.
+    pub fn steps(&self) -> u64 {
+        self.state.lock().steps
+    }
+
     pub fn record(&self) -> Record {
         let st = self.state.lock();
         Record {

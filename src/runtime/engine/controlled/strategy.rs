@@ -80,16 +80,28 @@ impl Strategy for RandomWalk {
 /// runnable thread runs; at `depth - 1` points chosen uniformly among the
 /// first `horizon` steps, the running thread drops below everyone. A bug
 /// of depth `d` is found with probability at least 1 / (n * k^(d-1)).
+///
+/// PCT assumes every thread finishes on its own; a thread that loops until
+/// another one acts (`while running { ... }`) would keep the turn for ever.
+/// So a thread that has run [`PCT_SLICE`] decisions in a row while others
+/// could run also drops below everyone: a long-running loop hands over in
+/// slices, while a bug within a slice keeps PCT's odds.
 pub struct Pct {
     depth: u32,
     seed: u64,
     rng: Rng,
-    /// Higher runs first. Initial priorities are above `depth`; a change
-    /// point lowers the running thread to a value below all of them.
-    priority: std::collections::HashMap<ThreadId, u64>,
+    /// Higher runs first. Initial priorities are positive; a change point
+    /// or a used-up slice lowers a thread below every priority so far.
+    priority: std::collections::HashMap<ThreadId, i64>,
     change_points: Vec<u64>,
-    next_low: u64,
+    next_low: i64,
+    /// The thread chosen last and how many decisions in a row it won.
+    last: Option<ThreadId>,
+    run: u32,
 }
+
+/// Decisions in a row a thread may win under PCT while others could run.
+pub const PCT_SLICE: u32 = 1000;
 
 impl Pct {
     pub fn new(depth: u32, seed: u64, horizon: u64) -> Pct {
@@ -105,20 +117,37 @@ impl Pct {
             rng,
             priority: std::collections::HashMap::new(),
             change_points,
-            next_low: u64::from(depth.max(1)),
+            next_low: 0,
+            last: None,
+            run: 0,
         }
     }
 
-    fn priority_of(&self, t: ThreadId) -> u64 {
+    fn priority_of(&self, t: ThreadId) -> i64 {
         self.priority.get(&t).copied().unwrap_or(0)
+    }
+
+    fn lower(&mut self, t: ThreadId) {
+        self.next_low -= 1;
+        self.priority.insert(t, self.next_low);
+    }
+
+    fn best(&self, runnable: &[ThreadId]) -> usize {
+        let mut best = 0;
+        for (i, t) in runnable.iter().enumerate() {
+            if self.priority_of(*t) > self.priority_of(runnable[best]) {
+                best = i;
+            }
+        }
+        best
     }
 }
 
 impl Strategy for Pct {
     fn thread_created(&mut self, id: ThreadId) {
-        // Distinct with overwhelming likelihood, and always above the
-        // change-point priorities (which count down from `depth`).
-        let p = (self.rng.next() >> 8) + u64::from(self.depth) + 1;
+        // Distinct with overwhelming likelihood, and always above every
+        // lowered priority (which count down from 0).
+        let p = (self.rng.next() >> 2) as i64 + 1;
         self.priority.insert(id, p);
     }
 
@@ -126,15 +155,19 @@ impl Strategy for Pct {
         while self.change_points.first().is_some_and(|&k| k <= c.steps) {
             self.change_points.remove(0);
             if let Some(me) = c.current {
-                self.next_low = self.next_low.saturating_sub(1);
-                self.priority.insert(me, self.next_low);
+                self.lower(me);
             }
         }
-        let mut best = 0;
-        for (i, t) in c.runnable.iter().enumerate() {
-            if self.priority_of(*t) > self.priority_of(c.runnable[best]) {
-                best = i;
-            }
+        let mut best = self.best(c.runnable);
+        if Some(c.runnable[best]) == self.last && self.run >= PCT_SLICE {
+            self.lower(c.runnable[best]);
+            best = self.best(c.runnable);
+        }
+        if Some(c.runnable[best]) == self.last {
+            self.run += 1;
+        } else {
+            self.last = Some(c.runnable[best]);
+            self.run = 1;
         }
         best
     }
@@ -212,5 +245,60 @@ impl Strategy for Replay {
             ));
         }
         self.diverged.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn choose_many(s: &mut dyn Strategy, threads: &[ThreadId], rounds: u64) -> Vec<usize> {
+        let next = vec![None; threads.len()];
+        let mut picks = Vec::new();
+        let mut current = None;
+        for steps in 0..rounds {
+            let i = s.choose(&Choice {
+                runnable: threads,
+                next: &next,
+                current,
+                steps,
+            });
+            current = Some(threads[i]);
+            picks.push(i);
+        }
+        picks
+    }
+
+    #[test]
+    fn pct_runs_the_highest_priority_but_hands_over_a_long_loop() {
+        let threads: Vec<ThreadId> = (1..=3).collect();
+        let mut pct = Pct::new(1, 7, 100);
+        for t in &threads {
+            pct.thread_created(*t);
+        }
+        let picks = choose_many(&mut pct, &threads, u64::from(PCT_SLICE) * 3);
+        let first = picks[0];
+        assert!(picks[..PCT_SLICE as usize].iter().all(|&i| i == first));
+        for i in 0..3 {
+            assert!(picks.contains(&i), "thread {i} never ran");
+        }
+    }
+
+    #[test]
+    fn the_same_seed_makes_the_same_choices() {
+        let threads: Vec<ThreadId> = (1..=4).collect();
+        let run = |seed| {
+            let mut pct = Pct::new(3, seed, 50);
+            for t in &threads {
+                pct.thread_created(*t);
+            }
+            let mut random = RandomWalk::new(seed);
+            (
+                choose_many(&mut pct, &threads, 200),
+                choose_many(&mut random, &threads, 200),
+            )
+        };
+        assert_eq!(run(5), run(5));
+        assert_ne!(run(5).1, run(6).1);
     }
 }
