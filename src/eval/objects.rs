@@ -47,28 +47,32 @@ fn current(it: &mut Interp, args: Vec<Value>) -> Res {
     )))
 }
 
-fn new_lock(_: &mut Interp, args: Vec<Value>) -> Res {
+fn new_lock(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("lock", &args, 0, 0)?;
-    handle(Handle::Lock(Lock::new(LockKind::Plain, 0)))
+    handle(Handle::Lock(Lock::new(&it.ctx, LockKind::Plain, 0)))
 }
 
-fn new_rlock(_: &mut Interp, args: Vec<Value>) -> Res {
+fn new_rlock(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("rlock", &args, 0, 0)?;
-    handle(Handle::Lock(Lock::new(LockKind::Reentrant, 0)))
+    handle(Handle::Lock(Lock::new(&it.ctx, LockKind::Reentrant, 0)))
 }
 
-fn new_semaphore(_: &mut Interp, args: Vec<Value>) -> Res {
+fn new_semaphore(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("semaphore", &args, 0, 1)?;
     let n = positive("semaphore", args.first(), 1, 0)?;
-    handle(Handle::Lock(Lock::new(LockKind::Semaphore, n as u64)))
+    handle(Handle::Lock(Lock::new(
+        &it.ctx,
+        LockKind::Semaphore,
+        n as u64,
+    )))
 }
 
-fn new_event(_: &mut Interp, args: Vec<Value>) -> Res {
+fn new_event(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("event", &args, 0, 0)?;
-    handle(Handle::Event(Event::new()))
+    handle(Handle::Event(Event::new(&it.ctx)))
 }
 
-fn new_condition(_: &mut Interp, args: Vec<Value>) -> Res {
+fn new_condition(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("condition", &args, 0, 1)?;
     let lock = match args.first() {
         None => None,
@@ -83,16 +87,16 @@ fn new_condition(_: &mut Interp, args: Vec<Value>) -> Res {
             ))
         }
     };
-    handle(Handle::Condition(Condition::new(lock)?))
+    handle(Handle::Condition(Condition::new(&it.ctx, lock)?))
 }
 
-fn new_barrier(_: &mut Interp, args: Vec<Value>) -> Res {
+fn new_barrier(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("barrier", &args, 1, 1)?;
     let n = positive("barrier", args.first(), 1, 1)?;
-    handle(Handle::Barrier(Barrier::new(n as usize)))
+    handle(Handle::Barrier(Barrier::new(&it.ctx, n as usize)))
 }
 
-fn make_queue(name: &str, order: Order, args: &[Value]) -> Res {
+fn make_queue(it: &Interp, name: &str, order: Order, args: &[Value]) -> Res {
     arity(name, args, 0, 1)?;
     let capacity = match args.first() {
         None | Some(Value::Nil) => None,
@@ -101,24 +105,24 @@ fn make_queue(name: &str, order: Order, args: &[Value]) -> Res {
             n => Some(n as usize),
         },
     };
-    handle(Handle::Queue(Queue::new(order, capacity)))
+    handle(Handle::Queue(Queue::new(&it.ctx, order, capacity)))
 }
 
-fn new_queue(_: &mut Interp, args: Vec<Value>) -> Res {
-    make_queue("queue", Order::Fifo, &args)
+fn new_queue(it: &mut Interp, args: Vec<Value>) -> Res {
+    make_queue(it, "queue", Order::Fifo, &args)
 }
 
-fn new_lifo(_: &mut Interp, args: Vec<Value>) -> Res {
-    make_queue("lifo", Order::Lifo, &args)
+fn new_lifo(it: &mut Interp, args: Vec<Value>) -> Res {
+    make_queue(it, "lifo", Order::Lifo, &args)
 }
 
-fn new_priority(_: &mut Interp, args: Vec<Value>) -> Res {
-    make_queue("priority", Order::Priority, &args)
+fn new_priority(it: &mut Interp, args: Vec<Value>) -> Res {
+    make_queue(it, "priority", Order::Priority, &args)
 }
 
-fn new_pipe(_: &mut Interp, args: Vec<Value>) -> Res {
+fn new_pipe(it: &mut Interp, args: Vec<Value>) -> Res {
     arity("pipe", &args, 0, 0)?;
-    let (a, b) = PipeEnd::pair();
+    let (a, b) = PipeEnd::pair(&it.ctx);
     Ok(Value::list(vec![
         Value::Handle(Handle::Pipe(a)),
         Value::Handle(Handle::Pipe(b)),
@@ -133,7 +137,7 @@ fn new_thread_pool(it: &mut Interp, args: Vec<Value>) -> Res {
         it.ctx.engine().cpu_count() as i64,
         1,
     )?;
-    let pool = Pool::new(size as usize, "thread-pool");
+    let pool = Pool::new(&it.ctx, size as usize, "thread-pool");
     for i in 0..size {
         start_pool_worker(it, &pool, i + 1)?;
     }
@@ -169,7 +173,7 @@ fn new_timer(it: &mut Interp, args: Vec<Value>) -> Res {
     let delay = expect_seconds("timer()", &args.next().unwrap_or_default())?;
     let callee = args.next().unwrap_or_default();
     let rest: Vec<Value> = args.collect();
-    let cancel = Event::new();
+    let cancel = Event::new(&it.ctx);
     let (ctx, cancel2) = (it.ctx.clone(), cancel.clone());
     let body = Box::new(move |record| {
         let mut runner = Interp::new(ctx.clone(), record);
@@ -183,7 +187,7 @@ fn new_timer(it: &mut Interp, args: Vec<Value>) -> Res {
     });
     let name = it.ctx.next_name("timer");
     let thread = threads::spawn(&it.ctx, name, false, body)?;
-    let id = crate::runtime::next_object_id();
+    let id = it.ctx.registry.next_object_id();
     handle(Handle::Timer(Arc::new(Timer { id, thread, cancel })))
 }
 

@@ -34,7 +34,7 @@ pub fn new_process_pool(it: &mut Interp, args: Vec<Value>) -> Res {
         it.ctx.engine().cpu_count() as i64,
         1,
     )?;
-    let pool = Pool::new(size as usize, "process-pool");
+    let pool = Pool::new(&it.ctx, size as usize, "process-pool");
     for n in 1..=size {
         start_worker(it, &pool, n)?;
     }
@@ -75,8 +75,8 @@ fn start_worker(it: &Interp, pool: &Arc<Pool>, n: i64) -> Result<(), RuntimeErro
 }
 
 fn spawn_child(it: &Interp, name: &str) -> Result<Worker, RuntimeError> {
-    let jobs = Queue::new(Order::Fifo, None);
-    let results = Queue::new(Order::Fifo, None);
+    let jobs = Queue::new(&it.ctx, Order::Fifo, None);
+    let results = Queue::new(&it.ctx, Order::Fifo, None);
     let args = [
         Value::Handle(Handle::Queue(jobs.clone())),
         Value::Handle(Handle::Queue(results.clone())),

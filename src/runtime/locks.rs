@@ -18,12 +18,12 @@ use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res}
 use super::threads::Held;
 use super::value::Value;
 use super::waits::{block_until, BlockOn, WaitQueue};
-use super::{next_object_id, Context, ThreadRef};
+use super::{Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::span::{SourceId, Span};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 /// Set in a lock's word while some thread waits in its queue.
 const PARKED: u64 = 1 << 63;
@@ -81,35 +81,6 @@ impl std::fmt::Debug for Lock {
     }
 }
 
-/// Every lock and rlock alive in this process, so a deadlock report can
-/// say what each thread holds without the hot path keeping a list.
-static LIVE: Mutex<Vec<Weak<Lock>>> = Mutex::new(Vec::new());
-
-fn track(lock: &Arc<Lock>) {
-    let mut live = LIVE.lock();
-    if live.len() >= 64 && live.len().is_power_of_two() {
-        live.retain(|l| l.strong_count() > 0);
-    }
-    live.push(Arc::downgrade(lock));
-}
-
-/// The locks and rlocks `thread` owns, oldest lock first.
-pub fn held_by_thread(thread: u64) -> Vec<Held> {
-    let locks: Vec<Arc<Lock>> = LIVE.lock().iter().filter_map(Weak::upgrade).collect();
-    locks
-        .iter()
-        .filter(|l| l.owner() == thread)
-        .map(|l| Held {
-            kind: l.type_name(),
-            id: l.id,
-            span: unpack_span(
-                l.taken_at[0].load(Ordering::Relaxed),
-                l.taken_at[1].load(Ordering::Relaxed),
-            ),
-        })
-        .collect()
-}
-
 fn pack_span(at: Option<Span>) -> (u64, u64) {
     match at {
         Some(s) => (
@@ -129,9 +100,9 @@ fn unpack_span(a: u64, b: u64) -> Option<Span> {
 }
 
 impl Lock {
-    pub fn new(kind: LockKind, permits: u64) -> Arc<Lock> {
+    pub fn new(ctx: &Context, kind: LockKind, permits: u64) -> Arc<Lock> {
         let lock = Arc::new(Lock {
-            id: next_object_id(),
+            id: ctx.registry.next_object_id(),
             kind,
             state: Mutex::new(LockState {
                 permits: if kind == LockKind::Semaphore {
@@ -149,9 +120,21 @@ impl Lock {
             owner_died: AtomicBool::new(false),
         });
         if kind != LockKind::Semaphore {
-            track(&lock);
+            ctx.registry.track_lock(&lock);
         }
         lock
+    }
+
+    /// What a report says `thread` holds here, if it owns this lock.
+    pub fn holding(&self, thread: u64) -> Option<Held> {
+        (self.owner() == thread).then(|| Held {
+            kind: self.type_name(),
+            id: self.id,
+            span: unpack_span(
+                self.taken_at[0].load(Ordering::Relaxed),
+                self.taken_at[1].load(Ordering::Relaxed),
+            ),
+        })
     }
 
     pub fn type_name(&self) -> &'static str {

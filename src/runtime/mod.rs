@@ -135,13 +135,6 @@ impl Context {
     }
 }
 
-static NEXT_OBJECT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-/// Every shared object gets a number, shown in reports (`lock#3`).
-pub fn next_object_id() -> u64 {
-    NEXT_OBJECT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
 /// A reference to a runtime object, as held by a `Value`.
 #[derive(Clone)]
 pub enum Handle {

@@ -6,7 +6,7 @@ use super::engine::{Op, Time};
 use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
 use super::value::args::{check_callable, iteration_items};
 use super::waits::{block_until, BlockOn, WaitQueue};
-use super::{next_object_id, Context, ThreadRef};
+use super::{Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::value::Value;
 use crate::span::Span;
@@ -26,9 +26,9 @@ pub struct Future {
 }
 
 impl Future {
-    pub fn new() -> Arc<Future> {
+    pub fn new(ctx: &Context) -> Arc<Future> {
         Arc::new(Future {
-            id: next_object_id(),
+            id: ctx.registry.next_object_id(),
             state: Mutex::new(FutureState {
                 outcome: None,
                 waiters: WaitQueue::default(),
@@ -115,9 +115,9 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(size: usize, kind: &'static str) -> Arc<Pool> {
+    pub fn new(ctx: &Context, size: usize, kind: &'static str) -> Arc<Pool> {
         Arc::new(Pool {
-            id: next_object_id(),
+            id: ctx.registry.next_object_id(),
             size,
             kind,
             state: Mutex::new(PoolState {
@@ -235,7 +235,7 @@ impl Pool {
     pub fn submit_call(&self, cx: &Cx, callee: Value, args: Vec<Value>) -> Res<Value> {
         check_callable(&callee)?;
         cx.point(Op::Signal, self.id);
-        let future = Future::new();
+        let future = Future::new(cx.ctx);
         let job = Job {
             future: future.clone(),
             callee,

@@ -3,7 +3,7 @@
 use super::engine::{Op, Step, Time};
 use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
 use super::waits::{BlockOn, WaitQueue};
-use super::{next_object_id, Context, ThreadRef};
+use super::{Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::value::ops::compare;
 use crate::runtime::value::Value;
@@ -36,9 +36,9 @@ pub struct Queue {
 }
 
 impl Queue {
-    pub fn new(order: Order, capacity: Option<usize>) -> Arc<Queue> {
+    pub fn new(ctx: &Context, order: Order, capacity: Option<usize>) -> Arc<Queue> {
         Arc::new(Queue {
-            id: next_object_id(),
+            id: ctx.registry.next_object_id(),
             order,
             capacity,
             state: Mutex::new(QueueState {
@@ -278,15 +278,18 @@ pub struct PipeEnd {
 }
 
 impl PipeEnd {
-    pub fn pair() -> (Arc<PipeEnd>, Arc<PipeEnd>) {
-        let (ab, ba) = (Queue::new(Order::Fifo, None), Queue::new(Order::Fifo, None));
+    pub fn pair(ctx: &Context) -> (Arc<PipeEnd>, Arc<PipeEnd>) {
+        let (ab, ba) = (
+            Queue::new(ctx, Order::Fifo, None),
+            Queue::new(ctx, Order::Fifo, None),
+        );
         let a = Arc::new(PipeEnd {
-            id: next_object_id(),
+            id: ctx.registry.next_object_id(),
             send: ab.clone(),
             recv: ba.clone(),
         });
         let b = Arc::new(PipeEnd {
-            id: next_object_id(),
+            id: ctx.registry.next_object_id(),
             send: ba,
             recv: ab,
         });

@@ -6,7 +6,7 @@ use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res}
 use super::value::args::positive;
 use super::value::Value;
 use super::waits::{block_until, BlockOn, ThreadId, WaitQueue};
-use super::{next_object_id, Context, ThreadRef};
+use super::{Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
 use parking_lot::Mutex;
 use std::collections::HashSet;
@@ -23,9 +23,9 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new() -> Arc<Event> {
+    pub fn new(ctx: &Context) -> Arc<Event> {
         Arc::new(Event {
-            id: next_object_id(),
+            id: ctx.registry.next_object_id(),
             state: Mutex::new(EventState {
                 set: false,
                 waiters: WaitQueue::default(),
@@ -82,8 +82,8 @@ pub struct Condition {
 }
 
 impl Condition {
-    pub fn new(lock: Option<Arc<Lock>>) -> Result<Arc<Condition>, RuntimeError> {
-        let lock = lock.unwrap_or_else(|| Lock::new(LockKind::Reentrant, 0));
+    pub fn new(ctx: &Context, lock: Option<Arc<Lock>>) -> Result<Arc<Condition>, RuntimeError> {
+        let lock = lock.unwrap_or_else(|| Lock::new(ctx, LockKind::Reentrant, 0));
         if lock.kind == LockKind::Semaphore {
             return Err(RuntimeError::new(
                 kind::TYPE,
@@ -91,7 +91,7 @@ impl Condition {
             ));
         }
         Ok(Arc::new(Condition {
-            id: next_object_id(),
+            id: ctx.registry.next_object_id(),
             lock,
             state: Mutex::new(ConditionState {
                 pending: Vec::new(),
@@ -178,9 +178,9 @@ pub struct Barrier {
 }
 
 impl Barrier {
-    pub fn new(parties: usize) -> Arc<Barrier> {
+    pub fn new(ctx: &Context, parties: usize) -> Arc<Barrier> {
         Arc::new(Barrier {
-            id: next_object_id(),
+            id: ctx.registry.next_object_id(),
             parties,
             state: Mutex::new(BarrierState {
                 arrived: 0,

@@ -163,12 +163,11 @@ impl ThreadRecord {
         }
     }
 
-    /// Locks and rlocks it owns (recorded in the locks themselves), then
-    /// semaphore permits and other processes' locks, in the order taken.
-    pub fn held_locks(&self) -> Vec<Held> {
-        let mut held = super::locks::held_by_thread(self.id);
-        held.extend(self.held.lock().iter().cloned());
-        held
+    /// Semaphore permits and other processes' locks it holds, in the order
+    /// taken (its own locks and rlocks are recorded in the locks: see
+    /// `Registry::held_by`).
+    pub fn held_extra(&self) -> Vec<Held> {
+        self.held.lock().clone()
     }
 
     pub fn alive(&self) -> bool {

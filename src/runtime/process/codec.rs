@@ -284,6 +284,7 @@ impl<'a> Decoder<'a> {
                 label,
                 unbounded,
             } => Value::Handle(Handle::Remote(self.link.import(
+                self.ctx,
                 *id,
                 kind,
                 label.clone(),

@@ -15,7 +15,7 @@ use super::wire::{self, Msg, Op, Packet, Request, WireError};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::engine::{Backoff, Spin};
 use crate::runtime::waits::{block_until, BlockOn, WaitQueue};
-use crate::runtime::{next_object_id, Context, Handle, ThreadRef};
+use crate::runtime::{Context, Handle, ThreadRef};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::io::BufReader;
@@ -157,6 +157,7 @@ impl Link {
     /// The one proxy for the other side's object `id` (so `==` holds).
     pub fn import(
         self: &Arc<Link>,
+        ctx: &Context,
         id: u64,
         kind: &str,
         label: String,
@@ -167,7 +168,7 @@ impl Link {
             return r;
         }
         let r = Arc::new(Remote::new(
-            next_object_id(),
+            ctx.registry.next_object_id(),
             id,
             kind,
             label,

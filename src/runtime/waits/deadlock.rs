@@ -39,7 +39,7 @@ pub(super) fn probe_children(threads: &Threads) {
 }
 
 /// Every thread is blocked with no timeout and nothing outside can wake it.
-pub(super) fn all_stuck(threads: &Threads, sources: &SourceMap) -> Option<Found> {
+pub(super) fn all_stuck(threads: &Threads) -> Option<Cycle> {
     if threads.is_empty() {
         return None;
     }
@@ -58,12 +58,12 @@ pub(super) fn all_stuck(threads: &Threads, sources: &SourceMap) -> Option<Found>
             ids.len()
         )
     };
-    Some(report(threads, Cycle { ids, message }, sources))
+    Some(Cycle { ids, message })
 }
 
 /// Follow "waits for a lock owned by" edges from `start`; a path back to it
 /// is a cycle.
-pub(super) fn lock_cycle(threads: &Threads, start: ThreadId, sources: &SourceMap) -> Option<Found> {
+pub(super) fn lock_cycle(threads: &Threads, start: ThreadId) -> Option<Cycle> {
     let mut path = vec![start];
     let mut current = start;
     loop {
@@ -100,8 +100,7 @@ pub(super) fn lock_cycle(threads: &Threads, start: ThreadId, sources: &SourceMap
         .map(|(id, _)| *id)
         .collect();
     path.extend(others);
-    let cycle = Cycle { ids: path, message };
-    Some(report(threads, cycle, sources))
+    Some(Cycle { ids: path, message })
 }
 
 /// What the threads of a quiet child wait for inside it (waits on the
@@ -124,12 +123,8 @@ pub(super) fn inner_waits(threads: &Threads, sources: &SourceMap) -> Vec<String>
 }
 
 /// What `thread` holds, named as in reports.
-pub(super) fn holdings(thread: &ThreadRecord, sources: &SourceMap) -> Vec<String> {
-    thread
-        .held_locks()
-        .iter()
-        .map(|h| describe_held(h, sources))
-        .collect()
+pub(super) fn holdings(held: &[Held], sources: &SourceMap) -> Vec<String> {
+    held.iter().map(|h| describe_held(h, sources)).collect()
 }
 
 /// "lock#3 (forks[i])": the object and the expression that acquired it.
@@ -150,7 +145,14 @@ fn describe_held(h: &Held, sources: &SourceMap) -> String {
     }
 }
 
-fn report(threads: &Threads, cycle: Cycle, sources: &SourceMap) -> Found {
+/// The report of a deadlock: each thread of `cycle`, what it holds (`held`)
+/// and what it waits for, where.
+pub(super) fn report(
+    threads: &Threads,
+    cycle: Cycle,
+    sources: &SourceMap,
+    held: impl Fn(&ThreadRecord) -> Vec<Held>,
+) -> Found {
     let mut error = RuntimeError::new(kind::DEADLOCK, cycle.message).with_help(
         "take locks in one global order, make sure every get has a put, or add a timeout",
     );
@@ -158,7 +160,7 @@ fn report(threads: &Threads, cycle: Cycle, sources: &SourceMap) -> Found {
         let Some(entry) = threads.get(id) else {
             continue;
         };
-        let held = holdings(&entry.thread, sources);
+        let held = holdings(&held(&entry.thread), sources);
         let holds = if held.is_empty() {
             "holds nothing".to_string()
         } else {

@@ -4,12 +4,13 @@ use super::deadlock::{self, Found};
 use super::{BlockOn, ThreadId};
 use crate::diagnostics::RuntimeError;
 use crate::runtime::engine::Engine;
-use crate::runtime::threads::{ThreadRecord, ThreadRef};
+use crate::runtime::locks::Lock;
+use crate::runtime::threads::{Held, ThreadRecord, ThreadRef};
 use crate::span::SourceMap;
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 pub(super) struct Waiting {
     pub(super) on: BlockOn,
@@ -83,6 +84,12 @@ pub struct Registry {
     /// (only ever set in a child: everyone else skips the check cheaply).
     probed: AtomicBool,
     next_thread: AtomicU64,
+    /// Object numbers shown in reports (`lock#3`): per session, so two
+    /// sessions in one process (tests, `:reset`) never see each other's.
+    next_object: AtomicU64,
+    /// Every lock and rlock of this session, so a report can say what each
+    /// thread holds without the hot path keeping a list.
+    live_locks: Mutex<Vec<Weak<Lock>>>,
 }
 
 impl Default for Registry {
@@ -109,6 +116,8 @@ impl Registry {
             quiet_hook: Mutex::new(None),
             probed: AtomicBool::new(false),
             next_thread: AtomicU64::new(1),
+            next_object: AtomicU64::new(1),
+            live_locks: Mutex::new(Vec::new()),
         }
     }
 
@@ -124,6 +133,39 @@ impl Registry {
 
     pub fn next_thread_id(&self) -> ThreadId {
         self.next_thread.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn report(&self, threads: &Threads, cycle: Option<deadlock::Cycle>) -> Option<Found> {
+        let sources = self.sources.lock();
+        cycle.map(|c| deadlock::report(threads, c, &sources, |t| self.held_by(t)))
+    }
+
+    /// The number of the next object made in this session.
+    pub fn next_object_id(&self) -> u64 {
+        self.next_object.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A new lock or rlock, for reports of what threads hold.
+    pub fn track_lock(&self, lock: &Arc<Lock>) {
+        let mut live = self.live_locks.lock();
+        if live.len() >= 64 && live.len().is_power_of_two() {
+            live.retain(|l| l.strong_count() > 0);
+        }
+        live.push(Arc::downgrade(lock));
+    }
+
+    /// Locks and rlocks `thread` owns (recorded in the locks themselves),
+    /// then semaphore permits and other processes' locks, in the order taken.
+    pub fn held_by(&self, thread: &ThreadRecord) -> Vec<Held> {
+        let locks: Vec<Arc<Lock>> = self
+            .live_locks
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let mut held: Vec<Held> = locks.iter().filter_map(|l| l.holding(thread.id)).collect();
+        held.extend(thread.held_extra());
+        held
     }
 
     pub fn set_sources(&self, sources: SourceMap) {
@@ -184,7 +226,7 @@ impl Registry {
     pub fn recheck(&self) {
         let threads = self.threads.lock();
         deadlock::probe_children(&threads);
-        let found = deadlock::all_stuck(&threads, &self.sources.lock());
+        let found = self.report(&threads, deadlock::all_stuck(&threads));
         if let Some(found) = found {
             self.deadlock(threads, found, None);
         }
@@ -207,7 +249,7 @@ impl Registry {
         threads.remove(&id);
         self.update_quiet(&threads);
         deadlock::probe_children(&threads);
-        let found = deadlock::all_stuck(&threads, &self.sources.lock());
+        let found = self.report(&threads, deadlock::all_stuck(&threads));
         if let Some(found) = found {
             self.deadlock(threads, found, None);
         }
@@ -215,7 +257,7 @@ impl Registry {
 
     /// What `thread` holds, named as in deadlock reports ("lock#3 (m)").
     pub fn holdings(&self, thread: &ThreadRecord) -> Vec<String> {
-        deadlock::holdings(thread, &self.sources.lock())
+        deadlock::holdings(&self.held_by(thread), &self.sources.lock())
     }
 
     pub fn snapshot(&self) -> Vec<ThreadInfo> {
@@ -248,11 +290,8 @@ impl Registry {
         if on.deadline.is_some() || on.external {
             return Ok(());
         }
-        let found = {
-            let sources = self.sources.lock();
-            deadlock::lock_cycle(&threads, me.id, &sources)
-                .or_else(|| deadlock::all_stuck(&threads, &sources))
-        };
+        let cycle = deadlock::lock_cycle(&threads, me.id).or_else(|| deadlock::all_stuck(&threads));
+        let found = self.report(&threads, cycle);
         match found {
             Some(found) => {
                 if let Some(entry) = threads.get_mut(&me.id) {
