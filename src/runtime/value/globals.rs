@@ -325,3 +325,82 @@ impl Globals {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undefined_then_defined_then_assigned() {
+        let cell = GlobalCell::new("g".into(), 0);
+        assert!(cell.get().is_none() && !cell.is_defined());
+        assert!(!cell.assign(Value::Int(1)), "assigning an undefined global");
+        cell.set(Value::Int(1));
+        assert!(cell.assign(Value::Float(2.5)));
+        assert!(matches!(cell.get(), Some(Value::Float(f)) if f == 2.5));
+        cell.set(Value::list(vec![Value::Int(3)]));
+        assert!(matches!(cell.get(), Some(Value::List(_))));
+        cell.set(Value::Nil);
+        assert!(matches!(cell.get(), Some(Value::Nil)));
+    }
+
+    /// The sequence lock: readers racing a writer that switches between
+    /// scalar kinds and heap values see one of the values written, whole.
+    #[test]
+    fn racing_readers_never_see_a_torn_value() {
+        let cell = Arc::new(GlobalCell::new("g".into(), 0));
+        cell.set(Value::Int(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (cell, stop) = (cell.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut k: i64 = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    cell.assign(Value::Int(k * 1000));
+                    cell.assign(Value::Float(k as f64 + 0.5));
+                    cell.assign(Value::Bool(k % 2 == 0));
+                    cell.assign(Value::list(vec![Value::Int(k), Value::Int(k)]));
+                    k += 1;
+                }
+            })
+        };
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let cell = cell.clone();
+                std::thread::spawn(move || {
+                    let mut bad = 0;
+                    for _ in 0..200_000 {
+                        match cell.get() {
+                            Some(Value::Int(i)) if i % 1000 == 0 => {}
+                            Some(Value::Float(f)) if f.fract() == 0.5 => {}
+                            Some(Value::Bool(_)) => {}
+                            Some(Value::List(l)) => {
+                                let items = l.lock();
+                                let whole = items.len() == 2
+                                    && matches!((&items[0], &items[1]),
+                                        (Value::Int(a), Value::Int(b)) if a == b);
+                                bad += usize::from(!whole);
+                            }
+                            _ => bad += 1,
+                        }
+                    }
+                    bad
+                })
+            })
+            .collect();
+        let bad: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        assert_eq!(bad, 0);
+    }
+
+    #[test]
+    fn every_assignment_moves_the_version() {
+        let cell = GlobalCell::new("g".into(), 0);
+        cell.set(Value::Int(1));
+        let (_, first) = cell.get_versioned();
+        cell.assign(Value::Int(1));
+        let (_, second) = cell.get_versioned();
+        assert_ne!(first, second);
+    }
+}
