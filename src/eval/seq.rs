@@ -6,7 +6,7 @@
 //! `sorted(xs, f, true)`, and `sorted(xs, nil, true)` without a key;
 //! `xs.sort(f, true)` is the same in place.
 
-use super::builtins::{arity, expect_int, iteration_items};
+use super::value::args::{arity, expect_int, iteration_items};
 use super::value::{List, Value};
 use super::{describe, ops, Interp};
 use crate::diagnostics::{kind, RuntimeError};
