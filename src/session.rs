@@ -84,7 +84,7 @@ impl Session {
                 let rendered =
                     diagnostics::render(&ConcError::Runtime(err.clone()), &reporter_sources, color);
                 reporter_out.report(&format!(
-                    "error in thread {} (never joined):\n{}",
+                    "error in thread {} (no join was waiting for it):\n{}",
                     thread, rendered
                 ));
             }),
@@ -98,8 +98,17 @@ impl Session {
         ctx.registry.set_sources(ctx.sources.clone());
         if options.deadlock_exits {
             ctx.registry.set_deadlock_policy(DeadlockPolicy::EndRun);
+        } else {
+            // The REPL goes on after a deadlock: one among background
+            // threads is shown when it forms, as their errors are.
+            let (out, sources) = (ctx.out.clone(), ctx.sources.clone());
+            ctx.registry.set_deadlock_handler(Some(Box::new(move |err| {
+                let text = diagnostics::render(&ConcError::Runtime(err.clone()), &sources, color);
+                out.report(&format!("deadlock among background threads:\n{}", text));
+            })));
         }
         let main = ctx.registry.new_thread(options.main_name, false);
+        ctx.registry.set_main(main.id);
         ctx.registry.register(main.clone());
         ctx.engine().adopt(&main);
         let interp = Interp::new(ctx.clone(), main.clone());

@@ -135,6 +135,34 @@ fn threads_lists_a_blocked_thread_and_where() -> R {
 }
 
 #[test]
+fn a_background_thread_s_error_appears_when_it_happens() -> R {
+    let mut p = start(&temp_history("thread-error"))?;
+    type_line(&mut p, "let t = spawn { 1 // 0 }")?;
+    p.exp_string("error in thread")?;
+    p.exp_string("ZeroDivisionError")?;
+    type_line(&mut p, "print(40 + 2)")?;
+    p.exp_string("42")?;
+    quit(p)
+}
+
+#[test]
+fn a_background_lock_cycle_is_reported_at_once() -> R {
+    let mut p = start(&temp_history("background-cycle"))?;
+    type_line(&mut p, "let a = lock(); let b = lock()")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, "fn one() { lock a { sleep(0.1); lock b { } } }")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, "fn two() { lock b { sleep(0.1); lock a { } } }")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, "let t1 = spawn one(); let t2 = spawn two()")?;
+    p.exp_string("Deadlock")?;
+    p.exp_string("wait for each other's locks in a cycle")?;
+    type_line(&mut p, "print(6 * 7)")?;
+    p.exp_string("42")?;
+    quit(p)
+}
+
+#[test]
 fn an_error_is_reported_and_the_repl_continues() -> R {
     let mut p = start(&temp_history("error"))?;
     type_line(&mut p, "let n = 1 / 0")?;

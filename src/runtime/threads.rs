@@ -41,6 +41,9 @@ struct Finish {
     waiters: WaitQueue,
     /// Someone took the result (join) or it was already reported.
     claimed: bool,
+    /// Threads in `join` on it now (the end of the script waits too, but
+    /// does not take the result: an error must still be shown).
+    joining: usize,
 }
 
 pub struct ThreadRecord {
@@ -122,6 +125,7 @@ impl ThreadRecord {
                 outcome: Outcome::Running,
                 waiters: WaitQueue::default(),
                 claimed: false,
+                joining: 0,
             }),
             handle: Mutex::new(Weak::new()),
             os_id: AtomicU64::new(0),
@@ -186,14 +190,14 @@ impl ThreadRecord {
         }
     }
 
-    /// Record the result and wake joiners; returns the error if nobody can
-    /// see it any more and it must be reported now.
+    /// Record the result and wake joiners; returns the error if no `join`
+    /// is waiting for it, to be reported now: an error is shown when it
+    /// happens, not when (or if) someone joins. A later join re-raises it;
+    /// it is never reported twice.
     fn finish(&self, result: Result<Value, RuntimeError>, ctx: &Context) -> Option<RuntimeError> {
         let mut finish = self.finish.lock();
         let orphan_error = match &result {
-            // strong_count, not upgrade: a temporary handle dropped here would
-            // re-enter this lock through ThreadHandle::drop.
-            Err(e) if self.handle.lock().strong_count() == 0 => {
+            Err(e) if finish.joining == 0 => {
                 finish.claimed = true;
                 Some(e.clone())
             }
@@ -293,6 +297,7 @@ impl ThreadHandle {
             deadline,
         );
         let mut finish = self.record.finish.lock();
+        finish.joining += 1;
         let done = block_until(
             &ctx.registry,
             me,
@@ -303,7 +308,9 @@ impl ThreadHandle {
                 Outcome::Running => None,
                 Outcome::Done(r) => Some(r.clone()),
             },
-        )?;
+        );
+        finish.joining -= 1;
+        let done = done?;
         match done {
             None => Err(RuntimeError::new(
                 kind::TIMEOUT,
@@ -378,11 +385,15 @@ impl ThreadRecord {
     /// The thread (or process) is over: record its result, wake joiners,
     /// leave the registry, and report an error nobody can join any more.
     pub(crate) fn end(&self, result: Result<Value, RuntimeError>, ctx: &Context) {
-        let orphan = self.finish(result, ctx);
-        ctx.registry.unregister(self.id);
-        if let Some(e) = orphan {
+        // Reported before leaving the registry: if its end leaves the others
+        // stuck, the error that caused it comes first, and the deadlock
+        // report names it.
+        if let Some(e) = self.finish(result, ctx) {
             ctx.report_unjoined(&self.name, &e);
+            ctx.registry
+                .note_failure(format!("{} {}", self.noun(), self.name), &e);
         }
+        ctx.registry.unregister(self.id);
     }
 
     /// Wait until it has ended; false if `on.deadline` came first.

@@ -90,6 +90,11 @@ pub struct Registry {
     /// Every lock and rlock of this session, so a report can say what each
     /// thread holds without the hot path keeping a list.
     live_locks: Mutex<Vec<Weak<Lock>>>,
+    /// Threads that died of an error nobody was waiting to join: a deadlock
+    /// that follows is often its consequence, and its report says so.
+    failures: Mutex<Vec<(String, RuntimeError)>>,
+    /// The session's main thread (0 until `set_main`).
+    main: AtomicU64,
 }
 
 impl Default for Registry {
@@ -118,6 +123,8 @@ impl Registry {
             next_thread: AtomicU64::new(1),
             next_object: AtomicU64::new(1),
             live_locks: Mutex::new(Vec::new()),
+            failures: Mutex::new(Vec::new()),
+            main: AtomicU64::new(0),
         }
     }
 
@@ -138,6 +145,24 @@ impl Registry {
     fn report(&self, threads: &Threads, cycle: Option<deadlock::Cycle>) -> Option<Found> {
         let sources = self.sources.lock();
         cycle.map(|c| deadlock::report(threads, c, &sources, |t| self.held_by(t)))
+    }
+
+    pub fn set_main(&self, id: ThreadId) {
+        self.main.store(id, Ordering::Relaxed);
+    }
+
+    /// `who` died of `err` with nobody waiting to join it.
+    pub fn note_failure(&self, who: String, err: &RuntimeError) {
+        const KEPT: usize = 8;
+        if err.is(crate::diagnostics::kind::DEADLOCK)
+            || err.is(crate::diagnostics::kind::INTERRUPTED)
+        {
+            return;
+        }
+        let mut failures = self.failures.lock();
+        if failures.len() < KEPT {
+            failures.push((who, err.clone()));
+        }
     }
 
     /// The number of the next object made in this session.
@@ -359,6 +384,15 @@ impl Registry {
         detector: Option<ThreadId>,
     ) -> RuntimeError {
         let mut err = found.error;
+        for (who, failure) in self.failures.lock().iter() {
+            err = err.note(
+                format!(
+                    "{} died earlier with {}: {} (reported above)",
+                    who, failure.kind, failure.message
+                ),
+                failure.span,
+            );
+        }
         if let Some(sched) = self.engine.scheduler() {
             err = err.note(
                 format!(
@@ -384,9 +418,16 @@ impl Registry {
             .map(|(_, e)| e.thread.clone())
             .collect();
         drop(threads);
+        // Under `InterruptInvolved` (the REPL) the main thread shows a
+        // deadlock it is part of; one among background threads only alone
+        // would go unseen, so the handler shows it.
+        let main = self.main.load(Ordering::Relaxed);
+        let main_sees_it = detector == Some(main) || found.ids.contains(&main);
         let handler = self.on_deadlock.lock().clone();
         if let Some(handler) = handler {
-            handler(&err);
+            if policy == DeadlockPolicy::EndRun || !main_sees_it {
+                handler(&err);
+            }
         }
         for v in victims {
             self.interrupt(&v, err.clone());
