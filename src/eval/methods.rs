@@ -3,10 +3,12 @@
 //! `t.name`) are in `handles.rs`.
 
 use super::builtins::{arity, expect_int, pop_list, sort_values};
+pub(super) use super::value::args::no_method;
 use super::value::{Key, List, Map, Value};
 use super::{describe, Interp, R};
 use crate::ast::Ident;
 use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::habits;
 use crate::span::Span;
 
 type Res = Result<Value, RuntimeError>;
@@ -29,13 +31,51 @@ impl Interp {
             }
             Value::List(l) => list_method(l, name, &args),
             Value::Map(m) => map_method(m, name, &args),
-            Value::Handle(h) => return self.handle_method(h, name, args, span),
+            Value::Handle(h) => {
+                return self
+                    .handle_method(h, name, args, span)
+                    .map_err(|e| self.python_habit(e, target, method, span))
+            }
             Value::Func(_) | Value::Builtin(_) if name == "call" => {
                 return self.call_value(target, args, span)
             }
             _ => Err(no_method(target, name)),
         };
-        result.map_err(|e| Box::new(e.at(span)))
+        result.map_err(|e| self.python_habit(Box::new(e.at(span)), target, method, span))
+    }
+
+    /// A failed `target.method(...)` whose method is Python's (`q.put(1)`)
+    /// gets the conc form as its help. Such a method exists on no object
+    /// of that kind, so the failure can only be the missing method, here
+    /// or in the process that owns the object.
+    #[cold]
+    fn python_habit(
+        &self,
+        mut e: Box<RuntimeError>,
+        target: &Value,
+        method: &Ident,
+        span: Span,
+    ) -> Box<RuntimeError> {
+        if e.help.is_some() {
+            return e;
+        }
+        let text = |start: u32, end: u32| {
+            self.ctx
+                .source_text(Span::new(span.src, start as usize, end as usize))
+        };
+        // The call is `target . method ( args )`.
+        let before = text(span.start, method.span.start.max(span.start));
+        let after = text(method.span.end.min(span.end), span.end);
+        let written = habits::Written {
+            target: before.trim_end().trim_end_matches('.').trim(),
+            args: after
+                .trim()
+                .strip_prefix('(')
+                .and_then(|a| a.strip_suffix(')'))
+                .unwrap_or_default(),
+        };
+        e.help = habits::method_help(target.type_name(), &method.name, written);
+        e
     }
 }
 
@@ -71,13 +111,6 @@ impl Interp {
             )
         })
     }
-}
-
-pub(super) fn no_method(target: &Value, name: &str) -> RuntimeError {
-    RuntimeError::new(
-        kind::TYPE,
-        format!("{} has no method `{}`", describe(target), name),
-    )
 }
 
 fn expect_str<'a>(what: &str, v: &'a Value) -> Result<&'a str, RuntimeError> {

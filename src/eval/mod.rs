@@ -294,24 +294,61 @@ impl Interp {
 
 /// A read of a name that is not defined (yet).
 #[cold]
-pub(super) fn name_error(name: &str, span: Span) -> Box<RuntimeError> {
+pub(super) fn name_error(it: &Interp, name: &str, span: Span) -> Box<RuntimeError> {
+    let attrs = attributes_after(it, span);
+    let attrs: Vec<&str> = attrs.iter().map(String::as_str).collect();
+    let help = crate::runtime::habits::name_help(name, &attrs).unwrap_or_else(|| {
+        format!(
+            "declare it with `let {} = ...` or define `fn {}(...)` before this line runs",
+            name, name
+        )
+    });
     Box::new(
         RuntimeError::new(kind::NAME, format!("`{}` is not defined", name))
             .at(span)
-            .with_help(format!(
-                "declare it with `let {} = ...` or define `fn {}(...)` before this line runs",
-                name, name
-            )),
+            .with_help(help),
     )
 }
 
-/// An assignment to a global no `let` has defined yet.
+/// `Lock` and `ThreadPoolExecutor` of `threading.Lock` and
+/// `concurrent.futures.ThreadPoolExecutor`: a module the script still names
+/// is told by what it was to give.
+fn attributes_after(it: &Interp, span: Span) -> Vec<String> {
+    let Some(source) = it.ctx.sources.get(span.src) else {
+        return Vec::new();
+    };
+    let mut rest = source.text.get(span.end as usize..).unwrap_or_default();
+    let mut attrs = Vec::new();
+    while let Some(after_dot) = rest.strip_prefix('.') {
+        let len = after_dot
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(after_dot.len());
+        if len == 0 {
+            break;
+        }
+        attrs.push(after_dot[..len].to_string());
+        rest = &after_dot[len..];
+    }
+    attrs
+}
+
+/// An assignment to a global no `let` has defined yet: `total = 0`, as
+/// Python writes a first assignment.
 #[cold]
-pub(super) fn not_declared(name: &str, span: Span) -> Box<RuntimeError> {
+pub(super) fn not_declared(
+    it: &Interp,
+    name: &str,
+    target: Span,
+    value: Span,
+) -> Box<RuntimeError> {
+    let value = it.ctx.source_text(value);
     Box::new(
-        RuntimeError::new(kind::NAME, format!("`{}` is not defined", name))
-            .at(span)
-            .with_help(format!("declare it first: let {} = ...", name)),
+        RuntimeError::new(
+            kind::NAME,
+            format!("`{}` is not defined, so it cannot be assigned", name),
+        )
+        .at(target)
+        .with_help(crate::runtime::habits::undeclared_help(name, &value)),
     )
 }
 

@@ -255,6 +255,11 @@ fn punctuation(site: &Site) -> Option<Habit> {
         let start = site.pos - (before.len() - before.trim_end().len()) - name.len();
         let help = if name == "target" {
             "start a thread with spawn: `let t = spawn worker(1, 2)`, then `join t`".to_string()
+        } else if name == "timeout" {
+            "write the timeout after the operation: `get q timeout 0.5`, `join t timeout 2`"
+                .to_string()
+        } else if name == "max_workers" || name == "processes" {
+            "the size is the only argument: `thread_pool(4)`, `process_pool(4)`".to_string()
         } else if site.line.trim_start().starts_with("fn") {
             format!("conc has no default values: write `{name}` alone and pass it at every call")
         } else {
@@ -346,6 +351,16 @@ fn indented_block(site: &Site) -> Option<Habit> {
         at: (site.pos.saturating_sub(1).max(site.line_start), site.pos),
         help: format!("write `{head} {{ ... }}`, the block's statements between the braces"),
     })
+}
+
+/// `t.daemon = true` and `t.name = "w"`: Python sets them on a thread
+/// before `start()`; conc gives them when it spawns.
+pub(super) fn field_assignment(field: &str) -> Option<&'static str> {
+    match field {
+        "daemon" => Some("a thread is a daemon from its spawn: `let t = spawn daemon worker(1)`"),
+        "name" => Some("a thread is named at its spawn: `let t = spawn worker(1) named \"w\"`"),
+        _ => None,
+    }
 }
 
 /// Python words that parse as conc (a name, a call) but can only be a

@@ -36,9 +36,9 @@ impl Compiler<'_> {
     /// operands are simple (see `fused`): one closure, no intermediate
     /// `Value`.
     fn fused_assign(&self, target: &Expr, op: Option<BinOp>, value: &Expr) -> Option<StmtCode> {
-        let into = match self.var_store(target)? {
+        let into = match self.var_store(target, value.span)? {
             VarStore::Local(slot) => FusedInto::Local(slot),
-            VarStore::Global(cell, name, span) => FusedInto::Global(cell, name, span),
+            VarStore::Global(cell, name, at) => FusedInto::Global(cell, name, at),
             VarStore::Upval(_) | VarStore::Nowhere => return None,
         };
         let (op, lhs, rhs, span) = match (op, &value.node) {
@@ -62,7 +62,7 @@ impl Compiler<'_> {
 
     fn assign_var(&self, var: &VarRef, span: Span, op: Option<BinOp>, value: &Expr) -> StmtCode {
         let value_code = self.expr(value);
-        let store = match self.var_store_of(var, span) {
+        let store = match self.var_store_of(var, Written::new(span, value.span)) {
             VarStore::Local(slot) if op.is_none() => {
                 return Box::new(move |it, f| {
                     let v = tri!(it, value_code(it, f));
@@ -122,19 +122,19 @@ impl Compiler<'_> {
         })
     }
 
-    fn var_store(&self, target: &Expr) -> Option<VarStore> {
+    fn var_store(&self, target: &Expr, value: Span) -> Option<VarStore> {
         match &target.node {
-            ExprKind::Var(var) => Some(self.var_store_of(var, target.span)),
+            ExprKind::Var(var) => Some(self.var_store_of(var, Written::new(target.span, value))),
             _ => None,
         }
     }
 
-    fn var_store_of(&self, var: &VarRef, span: Span) -> VarStore {
+    fn var_store_of(&self, var: &VarRef, at: Written) -> VarStore {
         match &var.res {
             Res::Local(slot) => VarStore::Local(*slot as usize),
             Res::Upval(i) => VarStore::Upval(*i as usize),
             Res::Global(id) => match self.global(*id) {
-                Some(cell) => VarStore::Global(cell, var.name.clone(), span),
+                Some(cell) => VarStore::Global(cell, var.name.clone(), at),
                 None => VarStore::Nowhere,
             },
             Res::Unresolved => VarStore::Nowhere,
@@ -146,8 +146,22 @@ impl Compiler<'_> {
 enum VarStore {
     Local(usize),
     Upval(usize),
-    Global(GlobalRef, Name, Span),
+    Global(GlobalRef, Name, Written),
     Nowhere,
+}
+
+/// An assignment's target and value, for the report when its global was
+/// never declared: the help repeats the value (`let total = 0`).
+#[derive(Clone, Copy)]
+pub(super) struct Written {
+    pub target: Span,
+    pub value: Span,
+}
+
+impl Written {
+    fn new(target: Span, value: Span) -> Written {
+        Written { target, value }
+    }
 }
 
 impl VarStore {
@@ -156,9 +170,9 @@ impl VarStore {
         match self {
             VarStore::Local(slot) => it.store_local(f, *slot, v),
             VarStore::Upval(i) => *f.upvals[*i].lock() = v,
-            VarStore::Global(cell, name, span) => {
+            VarStore::Global(cell, name, at) => {
                 if !it.write_global(cell, v, GlobalWrite::Assign) {
-                    return Err(not_declared(name, *span));
+                    return Err(not_declared(it, name, at.target, at.value));
                 }
             }
             VarStore::Nowhere => {}
@@ -170,7 +184,7 @@ impl VarStore {
 /// Where a fused assignment stores.
 enum FusedInto {
     Local(usize),
-    Global(GlobalRef, Name, Span),
+    Global(GlobalRef, Name, Written),
 }
 
 struct FusedAssign<'c, 'e> {

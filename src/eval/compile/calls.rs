@@ -161,7 +161,7 @@ impl Interp {
     #[cold]
     fn refresh_callee(&mut self, cell: &GlobalCell, span: Span) -> R<Rc<Callee>> {
         let (value, version) = self.read_global(cell, GlobalCell::get_versioned);
-        let value = value.ok_or_else(|| name_error(&cell.name, span))?;
+        let value = value.ok_or_else(|| name_error(self, &cell.name, span))?;
         Ok(self.callees.store(cell.id, value, version))
     }
 

@@ -288,12 +288,12 @@ impl Compiler<'_> {
 #[inline]
 fn read_global_value(it: &Interp, cell: &GlobalCell, span: Span) -> R<Value> {
     it.read_global(cell, GlobalCell::get)
-        .ok_or_else(|| name_error(&cell.name, span))
+        .ok_or_else(|| name_error(it, &cell.name, span))
 }
 
 fn undefined(var: &VarRef, span: Span) -> ExprCode {
     let name = var.name.clone();
-    Box::new(move |_, _| Err(name_error(&name, span)))
+    Box::new(move |it, _| Err(name_error(it, &name, span)))
 }
 
 fn constant(v: Value) -> ExprCode {

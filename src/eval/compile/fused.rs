@@ -82,7 +82,7 @@ impl Operand for Global {
     #[inline]
     fn value(&self, it: &Interp, _: Frame) -> R<Value> {
         it.read_global(&self.cell, GlobalCell::get)
-            .ok_or_else(|| name_error(&self.cell.name, self.span))
+            .ok_or_else(|| name_error(it, &self.cell.name, self.span))
     }
 }
 
@@ -303,7 +303,7 @@ impl<F: IntOp> Build for AssignOf<F> {
 pub(super) struct AssignGlobalOf<F> {
     pub cell: GlobalRef,
     pub name: Name,
-    pub target: Span,
+    pub target: super::assign::Written,
     pub value: ValueOf<F>,
 }
 
@@ -325,7 +325,7 @@ impl<F: IntOp> Build for AssignGlobalOf<F> {
                 _ => tri!(it, full_path(it, f, op, &a, &b, span)),
             };
             if !it.write_global(&cell, v, GlobalWrite::Assign) {
-                return it.fail(not_declared(&name, target));
+                return it.fail(not_declared(it, &name, target.target, target.value));
             }
             Ctl::Normal
         })

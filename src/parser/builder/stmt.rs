@@ -231,6 +231,11 @@ pub(super) fn fn_decl(name: Option<Ident>, params: Vec<Decl>, body: Block, span:
 
 /// Only a name or an index expression can be assigned to.
 fn check_assign_target(target: &Expr) -> PResult<()> {
+    let help = match &target.node {
+        ExprKind::Field { name, .. } => super::super::python::field_assignment(&name.name),
+        _ => None,
+    };
+    let help = help.unwrap_or("only a name (`x = 1`) or an index (`xs[i] = 1`) can be assigned");
     let what = match &target.node {
         ExprKind::Var(_) | ExprKind::Index { .. } => return Ok(()),
         ExprKind::Call { .. } | ExprKind::MethodCall { .. } => "a function call",
@@ -244,5 +249,5 @@ fn check_assign_target(target: &Expr) -> PResult<()> {
         target.span,
         "not assignable",
     )
-    .with_help("only a name (`x = 1`) or an index (`xs[i] = 1`) can be assigned"))
+    .with_help(help))
 }

@@ -288,6 +288,14 @@ pub fn describe(v: &Value) -> String {
             format!("{} {}", v.type_name(), v.to_repr())
         }
         Value::Str(s) if s.chars().count() <= 20 => format!("string {}", v.to_repr()),
-        other => format!("a {}", other.type_name()),
+        other => {
+            let name = other.type_name();
+            let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            format!("{} {}", article, name)
+        }
     }
 }
