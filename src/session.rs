@@ -227,7 +227,16 @@ impl Session {
 
     /// Under a replay: why it stopped matching the script, if it did.
     pub fn replay_divergence(&self) -> Option<String> {
-        self.ctx.engine().scheduler()?.record().divergence
+        let record = self.ctx.engine().scheduler()?.record();
+        let why = record.divergence?;
+        Some(match record.divergence_at {
+            Some(at) => format!(
+                "{} (the run was at {} in the script as it is now)",
+                why,
+                self.ctx.sources.location(at)
+            ),
+            None => why,
+        })
     }
 
     pub fn render(&self, err: &ConcError) -> String {

@@ -69,6 +69,8 @@ pub struct Record {
     pub choices: Vec<(u32, u32)>,
     pub steps: u64,
     pub divergence: Option<String>,
+    /// Where the run was when the replay stopped matching, if known.
+    pub divergence_at: Option<crate::span::Span>,
 }
 
 impl Scheduler {
@@ -103,6 +105,7 @@ impl Scheduler {
             choices: st.choices.clone(),
             steps: st.steps,
             divergence: st.strategy.divergence(),
+            divergence_at: st.strategy.divergence_at(),
         }
     }
 

@@ -10,6 +10,7 @@ use super::super::rng::Rng;
 use super::super::Step;
 use super::schedule::Decisions;
 use crate::runtime::waits::ThreadId;
+use crate::span::Span;
 
 /// One decision to make.
 pub struct Choice<'a> {
@@ -46,6 +47,11 @@ pub trait Strategy: Send {
     /// A replay that no longer matches the script: why, at the first
     /// decision where it stopped matching.
     fn divergence(&self) -> Option<String> {
+        None
+    }
+
+    /// Where the run was in the script when it stopped matching.
+    fn divergence_at(&self) -> Option<Span> {
         None
     }
 }
@@ -183,6 +189,7 @@ pub struct Replay {
     decisions: Decisions,
     made: usize,
     diverged: Option<String>,
+    diverged_at: Option<Span>,
 }
 
 impl Replay {
@@ -192,6 +199,7 @@ impl Replay {
             decisions,
             made: 0,
             diverged: None,
+            diverged_at: None,
         }
     }
 
@@ -208,12 +216,19 @@ impl Strategy for Replay {
             return fallback;
         }
         let n = c.runnable.len() as u32;
+        // Where the run stands, for a message if this decision does not fit:
+        // the thread that reached the point, else any that says.
+        let here = c
+            .current_index()
+            .and_then(|i| c.next[i].and_then(|s| s.at))
+            .or_else(|| c.next.iter().find_map(|s| s.and_then(|s| s.at)));
         match self.decisions.next(n) {
             Some(i) if i < n => {
                 self.made += 1;
                 i as usize
             }
             Some(i) => {
+                self.diverged_at = here;
                 self.diverged = Some(format!(
                     "decision {} of the recorded schedule picks thread {} of {} that can run",
                     self.made + 1,
@@ -223,6 +238,7 @@ impl Strategy for Replay {
                 fallback
             }
             None => {
+                self.diverged_at = here;
                 self.diverged = Some(format!(
                     "the recorded schedule ends after {} decisions, but this run needs more",
                     self.made
@@ -234,6 +250,10 @@ impl Strategy for Replay {
 
     fn describe(&self) -> String {
         self.described.clone()
+    }
+
+    fn divergence_at(&self) -> Option<Span> {
+        self.diverged_at
     }
 
     fn divergence(&self) -> Option<String> {
