@@ -291,11 +291,14 @@ impl ThreadHandle {
             ));
         }
         let noun = self.record.noun();
-        let on = BlockOn::new(
-            format!("{} {} to finish", noun, self.record.name),
-            Some(span),
-            deadline,
-        );
+        let on = BlockOn {
+            joins: Some(self.record.id),
+            ..BlockOn::new(
+                format!("{} {} to finish", noun, self.record.name),
+                Some(span),
+                deadline,
+            )
+        };
         let mut finish = self.record.finish.lock();
         finish.joining += 1;
         let done = block_until(

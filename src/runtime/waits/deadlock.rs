@@ -61,18 +61,29 @@ pub(super) fn all_stuck(threads: &Threads) -> Option<Cycle> {
     Some(Cycle { ids, message })
 }
 
-/// Follow "waits for a lock owned by" edges from `start`; a path back to it
-/// is a cycle.
+/// Follow "waits for a lock owned by" and "joins" edges from `start`; a
+/// path back to it is a cycle, definite whatever other threads do.
 pub(super) fn lock_cycle(threads: &Threads, start: ThreadId) -> Option<Cycle> {
     let mut path = vec![start];
     let mut current = start;
+    let (mut through_join, mut through_lock) = (false, false);
     loop {
         let waiting = threads.get(&current)?.waiting.as_ref()?;
         if !waiting.stuck() {
             return None;
         }
-        let word = waiting.on.owner.as_ref()?.load(Ordering::Acquire);
-        let owner = crate::runtime::locks::owner_of(word);
+        // The thread it waits for: the owner of the lock, or the one joined.
+        let owner = match (&waiting.on.owner, waiting.on.joins) {
+            (Some(word), _) => {
+                through_lock = true;
+                crate::runtime::locks::owner_of(word.load(Ordering::Acquire))
+            }
+            (None, Some(joined)) => {
+                through_join = true;
+                joined
+            }
+            (None, None) => return None,
+        };
         if owner == 0 || path.len() > threads.len() {
             return None;
         }
@@ -87,6 +98,16 @@ pub(super) fn lock_cycle(threads: &Threads, start: ThreadId) -> Option<Cycle> {
     }
     let message = if path.len() == 1 {
         "a thread waits for a lock it already holds".to_string()
+    } else if through_join {
+        let of = if through_lock {
+            "joins and locks"
+        } else {
+            "joins"
+        };
+        format!(
+            "{} threads wait for each other in a cycle of {of}",
+            path.len()
+        )
     } else {
         format!(
             "{} threads wait for each other's locks in a cycle",

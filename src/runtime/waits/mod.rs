@@ -33,6 +33,9 @@ pub struct BlockOn {
     /// The word of the lock waited for (`locks::owner_of` gives its owner),
     /// to follow lock cycles.
     pub owner: Option<Arc<AtomicU64>>,
+    /// The thread a `join` waits for, to follow cycles of joins (and of
+    /// joins and locks): a definite deadlock whatever else runs.
+    pub joins: Option<ThreadId>,
     /// Something outside this process's threads can end the wait (a reply
     /// from another process): never part of a deadlock.
     pub external: bool,
@@ -49,6 +52,7 @@ impl BlockOn {
             span,
             deadline,
             owner: None,
+            joins: None,
             external: false,
             quiet: None,
         }
