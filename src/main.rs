@@ -177,6 +177,9 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
         .run(name, source)
         .map(|_| ())
         .and_then(|_| session.finish());
+    // A partial line `write` left is the program's last output: out before
+    // any report on standard error.
+    session.context().out.flush();
     if let Some(why) = session.replay_divergence() {
         eprintln!(
             "replay: the run no longer follows the recorded schedule: {}",

@@ -197,7 +197,10 @@ impl Repl {
 
     /// Run one entry; echo its value, or report its error, then carry on.
     fn eval(&mut self, name: &str, source: &str) {
-        match self.session.run(name, source) {
+        let result = self.session.run(name, source);
+        // A partial line `write` left is shown before the echo or error.
+        self.out.flush();
+        match result {
             Ok(Some(Value::Nil)) | Ok(None) => {}
             Ok(Some(value)) => self.out.line(&value.to_repr()),
             Err(e) if e.kind() == kind::INTERRUPTED => eprintln!("Interrupted"),

@@ -50,6 +50,7 @@ macro_rules! builtins {
 
 builtins! {
     "print" => print,
+    "write" => write,
     "sleep" => sleep,
     "time" => time,
     "range" => range,
@@ -114,6 +115,21 @@ fn expect_map(name: &str, v: &Value) -> Result<super::value::Map, RuntimeError> 
 }
 
 fn print(it: &mut Interp, args: Vec<Value>) -> Res {
+    let line = output_point(it, &args)?;
+    it.ctx.out.line(&line);
+    Ok(Value::Nil)
+}
+
+/// `print` without the newline (Python's `print(..., end="")`).
+fn write(it: &mut Interp, args: Vec<Value>) -> Res {
+    let text = output_point(it, &args)?;
+    it.ctx.out.text(&text);
+    Ok(Value::Nil)
+}
+
+/// What `print` and `write` share: the interrupt check, the scheduling
+/// point, and the values joined by one space.
+fn output_point(it: &mut Interp, args: &[Value]) -> Result<String, RuntimeError> {
     // A thread told to stop (Ctrl-C, a deadlock that ended the run) prints
     // nothing more.
     if let Some(err) = it.thread.take_interrupt() {
@@ -121,13 +137,11 @@ fn print(it: &mut Interp, args: Vec<Value>) -> Res {
     }
     let step = Step::new(Op::Print, PRINT_OBJECT, None);
     it.ctx.engine().point(&it.thread, step);
-    let line = args
+    Ok(args
         .iter()
         .map(Value::to_display)
         .collect::<Vec<_>>()
-        .join(" ");
-    it.ctx.out.line(&line);
-    Ok(Value::Nil)
+        .join(" "))
 }
 
 fn sleep(it: &mut Interp, args: Vec<Value>) -> Res {
