@@ -1,6 +1,7 @@
 //! The `conc` command: arguments -> Session -> exit status.
 
 use clap::{Parser, Subcommand};
+use conc::diagnostics::ConcError;
 use conc::runtime::engine::controlled::schedule::{script_hash, Schedule, Token};
 use conc::runtime::engine::Rng;
 use conc::session::{Session, SessionOptions};
@@ -188,6 +189,12 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
     }
     match result {
         Ok(()) => 0,
+        // `exit(code)`: the run ends with that status and prints nothing;
+        // child processes are stopped as after an uncaught error.
+        Err(ConcError::Runtime(e)) if e.exit_status().is_some() => {
+            session.abandon_children();
+            e.exit_status().unwrap_or(1)
+        }
         Err(e) => {
             eprint!("{}", session.render(&e));
             if controlled {

@@ -51,6 +51,7 @@ macro_rules! builtins {
 builtins! {
     "print" => print,
     "write" => write,
+    "exit" => exit,
     "sleep" => sleep,
     "time" => time,
     "range" => range,
@@ -142,6 +143,24 @@ fn output_point(it: &mut Interp, args: &[Value]) -> Result<String, RuntimeError>
         .map(Value::to_display)
         .collect::<Vec<_>>()
         .join(" "))
+}
+
+/// `exit(code)`: end the program with that status. An error that `catch`
+/// does not stop carries it out, so the CLI (not this thread) ends the
+/// process, after the usual clean-up of child processes.
+fn exit(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("exit", &args, 0, 1)?;
+    let code = match args.first() {
+        None => 0,
+        Some(v) => expect_int("exit", v)?,
+    };
+    match u8::try_from(code) {
+        Ok(code) => Err(RuntimeError::exit(code)),
+        Err(_) => Err(RuntimeError::new(
+            kind::VALUE,
+            format!("exit() status must be 0 to 255, not {}", code),
+        )),
+    }
 }
 
 fn sleep(it: &mut Interp, args: Vec<Value>) -> Res {

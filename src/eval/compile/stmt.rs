@@ -214,9 +214,10 @@ impl Compiler<'_> {
     }
 }
 
-/// Deadlock and interrupts end the program or entry: `catch` does not stop them.
+/// Deadlock, interrupts and `exit()` end the program or entry: `catch`
+/// does not stop them.
 fn is_catchable(e: &RuntimeError) -> bool {
-    !e.is(kind::DEADLOCK) && !e.is(kind::INTERRUPTED)
+    !e.is(kind::DEADLOCK) && !e.is(kind::INTERRUPTED) && !e.is(kind::EXIT)
 }
 
 /// The error `raise v` raises.
