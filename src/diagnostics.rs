@@ -68,6 +68,8 @@ pub mod kind {
     /// `exit(code)`: not a failure but the end of the run; the status is
     /// in the message (see `RuntimeError::exit`).
     pub const EXIT: &str = "SystemExit";
+    /// A file operation failed (`read_file`, ...): the path and the OS's reason.
+    pub const IO: &str = "IOError";
 }
 
 /// Extra located text under a runtime error: a call-chain step, the place a

@@ -88,6 +88,9 @@ builtins! {
     "all" => super::seq::all,
     "map" => super::seq::map,
     "filter" => super::seq::filter,
+    "read_file" => super::files::read_file,
+    "write_file" => super::files::write_file,
+    "append_file" => super::files::append_file,
 }
 
 /// `range` is recognised by `for` so it can count without building a list.
