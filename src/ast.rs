@@ -154,10 +154,13 @@ pub enum StmtKind {
     Break,
     Continue,
     Return(Option<Expr>),
+    /// `try { } catch e { } finally { }`: at least one of `handler` and
+    /// `finally`; `name` only with a handler.
     Try {
         body: Block,
         name: Option<Decl>,
-        handler: Block,
+        handler: Option<Block>,
+        finally: Option<Block>,
     },
     Raise(Expr),
     Assert {

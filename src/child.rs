@@ -84,7 +84,7 @@ pub fn run() -> i32 {
     let code = match &result {
         Ok(_) => 0,
         Err(e) if e.is(diagnostics::kind::DEADLOCK) => 3,
-        Err(_) => 1,
+        Err(e) => e.exit_status().unwrap_or(1),
     };
     let done = result.and_then(|v| codec::encode(&link, &[v]));
     let _ = link.send(&Msg::Done(done.map_err(|e| WireError::from(&e))));

@@ -65,6 +65,11 @@ pub mod kind {
     pub const PROCESS: &str = "ProcessError";
     pub const DEADLOCK: &str = "Deadlock";
     pub const INTERRUPTED: &str = "Interrupted";
+    /// `exit(code)`: not a failure but the end of the run; the status is
+    /// in the message (see `RuntimeError::exit`).
+    pub const EXIT: &str = "SystemExit";
+    /// A file operation failed (`read_file`, ...): the path and the OS's reason.
+    pub const IO: &str = "IOError";
 }
 
 /// Extra located text under a runtime error: a call-chain step, the place a
@@ -86,6 +91,21 @@ pub struct RuntimeError {
 }
 
 impl RuntimeError {
+    /// The error that carries `exit(code)` out to the CLI. The code lives
+    /// in the message so it crosses to a parent process like any error.
+    pub fn exit(code: u8) -> Self {
+        RuntimeError::new(kind::EXIT, format!("exit({})", code))
+    }
+
+    /// The status an `exit(code)` asked for; None for every other error.
+    pub fn exit_status(&self) -> Option<i32> {
+        if !self.is(kind::EXIT) {
+            return None;
+        }
+        let code = self.message.strip_prefix("exit(")?.strip_suffix(')')?;
+        code.parse::<u8>().ok().map(i32::from)
+    }
+
     pub fn new(kind: &str, message: impl Into<String>) -> Self {
         RuntimeError {
             kind: Arc::from(kind),
@@ -141,7 +161,7 @@ impl ConcError {
         match self {
             ConcError::Syntax(_) => 2,
             ConcError::Runtime(e) if e.is(kind::DEADLOCK) => 3,
-            ConcError::Runtime(_) => 1,
+            ConcError::Runtime(e) => e.exit_status().unwrap_or(1),
         }
     }
 

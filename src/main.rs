@@ -1,6 +1,7 @@
 //! The `conc` command: arguments -> Session -> exit status.
 
 use clap::{Parser, Subcommand};
+use conc::diagnostics::ConcError;
 use conc::runtime::engine::controlled::schedule::{script_hash, Schedule, Token};
 use conc::runtime::engine::Rng;
 use conc::session::{Session, SessionOptions};
@@ -177,6 +178,9 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
         .run(name, source)
         .map(|_| ())
         .and_then(|_| session.finish());
+    // A partial line `write` left is the program's last output: out before
+    // any report on standard error.
+    session.context().out.flush();
     if let Some(why) = session.replay_divergence() {
         eprintln!(
             "replay: the run no longer follows the recorded schedule: {}",
@@ -185,6 +189,12 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
     }
     match result {
         Ok(()) => 0,
+        // `exit(code)`: the run ends with that status and prints nothing;
+        // child processes are stopped as after an uncaught error.
+        Err(ConcError::Runtime(e)) if e.exit_status().is_some() => {
+            session.abandon_children();
+            e.exit_status().unwrap_or(1)
+        }
         Err(e) => {
             eprint!("{}", session.render(&e));
             if controlled {

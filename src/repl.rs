@@ -39,8 +39,14 @@ pub fn run(color: bool) -> i32 {
         "conc {} — :help for commands, Ctrl-D to leave",
         env!("CARGO_PKG_VERSION")
     );
-    repl.main_loop();
-    repl.finish()
+    match repl.main_loop() {
+        // `exit(code)` at the prompt leaves at once, as in a script.
+        Some(code) => {
+            repl.session.abandon_children();
+            code
+        }
+        None => repl.finish(),
+    }
 }
 
 struct Repl {
@@ -104,12 +110,13 @@ impl Repl {
         })
     }
 
-    fn main_loop(&mut self) {
+    /// Until Ctrl-D or `:quit` (None), or an `exit(code)` (its status).
+    fn main_loop(&mut self) -> Option<i32> {
         loop {
             let text = match self.read_entry() {
                 Input::Entry(text) => text,
                 Input::Cleared => continue,
-                Input::Eof => return,
+                Input::Eof => return None,
             };
             if text.trim().is_empty() {
                 continue;
@@ -118,14 +125,20 @@ impl Repl {
             if text.trim_start().starts_with(':') {
                 match meta::command(&text, &self.session) {
                     Meta::Continue => {}
-                    Meta::Run(name, source) => self.eval(&name, &source),
+                    Meta::Run(name, source) => {
+                        if let Some(code) = self.eval(&name, &source) {
+                            return Some(code);
+                        }
+                    }
                     Meta::Reset => self.reset(),
-                    Meta::Quit => return,
+                    Meta::Quit => return None,
                 }
             } else {
                 self.entries += 1;
                 let name = format!("<repl:{}>", self.entries);
-                self.eval(&name, &text);
+                if let Some(code) = self.eval(&name, &text) {
+                    return Some(code);
+                }
             }
         }
     }
@@ -196,13 +209,19 @@ impl Repl {
     }
 
     /// Run one entry; echo its value, or report its error, then carry on.
-    fn eval(&mut self, name: &str, source: &str) {
-        match self.session.run(name, source) {
+    /// Gives the status when the entry called `exit`.
+    fn eval(&mut self, name: &str, source: &str) -> Option<i32> {
+        let result = self.session.run(name, source);
+        // A partial line `write` left is shown before the echo or error.
+        self.out.flush();
+        match result {
             Ok(Some(Value::Nil)) | Ok(None) => {}
             Ok(Some(value)) => self.out.line(&value.to_repr()),
+            Err(e) if e.kind() == kind::EXIT => return Some(e.exit_code()),
             Err(e) if e.kind() == kind::INTERRUPTED => eprintln!("Interrupted"),
             Err(e) => eprint!("{}", self.session.render(&e)),
         }
+        None
     }
 
     /// `:reset`: a fresh session; threads of the old one run on unowned.

@@ -227,14 +227,20 @@ impl Resolver<'_> {
                 body,
                 name,
                 handler,
+                finally,
             } => {
                 self.block(body)?;
-                self.scoped(|r| {
-                    if let Some(decl) = name {
-                        r.declare(decl);
-                    }
-                    r.block(handler)
-                })?;
+                if let Some(handler) = handler {
+                    self.scoped(|r| {
+                        if let Some(decl) = name {
+                            r.declare(decl);
+                        }
+                        r.block(handler)
+                    })?;
+                }
+                if let Some(finally) = finally {
+                    self.block(finally)?;
+                }
             }
             StmtKind::Raise(e) => self.expr(e)?,
             StmtKind::Assert { cond, message } => {
@@ -446,12 +452,18 @@ fn mark_captured_stmts(stmts: &mut [Stmt], captured: &HashSet<u32>) {
                 body,
                 name,
                 handler,
+                finally,
             } => {
                 mark_captured_stmts(&mut body.stmts, captured);
                 if let Some(decl) = name {
                     mark_decl(decl, captured);
                 }
-                mark_captured_stmts(&mut handler.stmts, captured);
+                if let Some(handler) = handler {
+                    mark_captured_stmts(&mut handler.stmts, captured);
+                }
+                if let Some(finally) = finally {
+                    mark_captured_stmts(&mut finally.stmts, captured);
+                }
             }
             StmtKind::Select { cases } => {
                 for case in cases {

@@ -976,12 +976,6 @@ const PYTHON_HABITS: &[(&str, &str, &str, &str)] = &[
         "`except` is Python",
         "catch e {",
     ),
-    (
-        "try { f() } catch e { } finally { }",
-        "finally",
-        "no `finally`",
-        "`lock m { ... }`",
-    ),
     ("print(True)", "True", "`True` is Python", "write `true`"),
     (
         "let done = False",

@@ -50,6 +50,8 @@ macro_rules! builtins {
 
 builtins! {
     "print" => print,
+    "write" => write,
+    "exit" => exit,
     "sleep" => sleep,
     "time" => time,
     "range" => range,
@@ -86,6 +88,9 @@ builtins! {
     "all" => super::seq::all,
     "map" => super::seq::map,
     "filter" => super::seq::filter,
+    "read_file" => super::files::read_file,
+    "write_file" => super::files::write_file,
+    "append_file" => super::files::append_file,
 }
 
 /// `range` is recognised by `for` so it can count without building a list.
@@ -114,6 +119,21 @@ fn expect_map(name: &str, v: &Value) -> Result<super::value::Map, RuntimeError> 
 }
 
 fn print(it: &mut Interp, args: Vec<Value>) -> Res {
+    let line = output_point(it, &args)?;
+    it.ctx.out.line(&line);
+    Ok(Value::Nil)
+}
+
+/// `print` without the newline (Python's `print(..., end="")`).
+fn write(it: &mut Interp, args: Vec<Value>) -> Res {
+    let text = output_point(it, &args)?;
+    it.ctx.out.text(&text);
+    Ok(Value::Nil)
+}
+
+/// What `print` and `write` share: the interrupt check, the scheduling
+/// point, and the values joined by one space.
+fn output_point(it: &mut Interp, args: &[Value]) -> Result<String, RuntimeError> {
     // A thread told to stop (Ctrl-C, a deadlock that ended the run) prints
     // nothing more.
     if let Some(err) = it.thread.take_interrupt() {
@@ -121,13 +141,29 @@ fn print(it: &mut Interp, args: Vec<Value>) -> Res {
     }
     let step = Step::new(Op::Print, PRINT_OBJECT, None);
     it.ctx.engine().point(&it.thread, step);
-    let line = args
+    Ok(args
         .iter()
         .map(Value::to_display)
         .collect::<Vec<_>>()
-        .join(" ");
-    it.ctx.out.line(&line);
-    Ok(Value::Nil)
+        .join(" "))
+}
+
+/// `exit(code)`: end the program with that status. An error that `catch`
+/// does not stop carries it out, so the CLI (not this thread) ends the
+/// process, after the usual clean-up of child processes.
+fn exit(_: &mut Interp, args: Vec<Value>) -> Res {
+    arity("exit", &args, 0, 1)?;
+    let code = match args.first() {
+        None => 0,
+        Some(v) => expect_int("exit", v)?,
+    };
+    match u8::try_from(code) {
+        Ok(code) => Err(RuntimeError::exit(code)),
+        Err(_) => Err(RuntimeError::new(
+            kind::VALUE,
+            format!("exit() status must be 0 to 255, not {}", code),
+        )),
+    }
 }
 
 fn sleep(it: &mut Interp, args: Vec<Value>) -> Res {

@@ -11,6 +11,7 @@
 mod blocking;
 pub mod builtins;
 pub(crate) mod compile;
+mod files;
 pub mod format;
 mod handles;
 mod methods;

@@ -215,7 +215,7 @@ fn misplaced_word(
     }
     let partner = match word {
         "else" => "if",
-        "catch" => "try",
+        "catch" | "finally" => "try",
         _ => return None,
     };
     expected.contains(&Expect::Statement).then(|| {
@@ -255,8 +255,8 @@ fn join_phrases(expected: &[Expect]) -> String {
 
 const HARD_KEYWORDS: &[&str] = &[
     "let", "fn", "if", "else", "while", "for", "in", "break", "continue", "return", "try", "catch",
-    "raise", "assert", "and", "or", "not", "nil", "true", "false", "spawn", "join", "lock", "wait",
-    "put", "get", "select", "submit",
+    "finally", "raise", "assert", "and", "or", "not", "nil", "true", "false", "spawn", "join",
+    "lock", "wait", "put", "get", "select", "submit",
 ];
 
 fn is_hard_keyword(word: &str) -> bool {

@@ -198,12 +198,6 @@ fn misplaced_word(site: &Site) -> Option<Habit> {
             at,
             "write `try { risky() } catch e { print(e.kind, e.message) }`",
         ),
-        "finally" => habit(
-            "conc has no `finally`",
-            at,
-            "put the clean-up after the `try { } catch e { }`; `lock m { ... }` releases its \
-             lock on every way out of the block",
-        ),
         "is" => habit(
             "`is` is Python: conc compares with `==` and `!=`",
             at,

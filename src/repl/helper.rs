@@ -16,8 +16,9 @@ use std::sync::Arc;
 /// The language's keywords, for completion and highlighting.
 pub const KEYWORDS: &[&str] = &[
     "let", "fn", "if", "else", "while", "for", "in", "break", "continue", "return", "try", "catch",
-    "raise", "assert", "and", "or", "not", "nil", "true", "false", "spawn", "join", "lock", "wait",
-    "put", "get", "select", "submit", "thread", "process", "daemon", "named", "timeout", "case",
+    "finally", "raise", "assert", "and", "or", "not", "nil", "true", "false", "spawn", "join",
+    "lock", "wait", "put", "get", "select", "submit", "thread", "process", "daemon", "named",
+    "timeout", "case",
 ];
 
 /// Fields and methods of handles and data values, offered after a `.`.

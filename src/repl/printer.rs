@@ -45,6 +45,17 @@ impl Output for ReplOutput {
         Stdout.line(text);
     }
 
+    fn text(&self, text: &str) {
+        // Partial lines are held with standard output's own; the REPL
+        // flushes them after each entry, and a line completed while the
+        // prompt waits goes above it like any other.
+        Stdout.text(text);
+    }
+
+    fn flush(&self) {
+        Stdout.flush();
+    }
+
     fn report(&self, text: &str) {
         if self.prompt_active.load(Ordering::SeqCst) {
             if let Some(printer) = &self.printer {

@@ -9,6 +9,16 @@ use std::sync::Arc;
 pub trait Output: Send + Sync {
     fn line(&self, text: &str);
 
+    /// Text that need not end a line (`write`). Sinks that can hold a
+    /// partial line keep it until a newline or `flush` completes it, so
+    /// whole lines stay whole; the fallback treats each piece as a line.
+    fn text(&self, text: &str) {
+        self.line(text);
+    }
+
+    /// Emit a partial line still held (the end of a run or REPL entry).
+    fn flush(&self) {}
+
     /// A report no script will see otherwise (a failed thread nobody joins).
     /// Standard error by default; the REPL puts it above the prompt.
     fn report(&self, text: &str) {
@@ -21,18 +31,50 @@ pub trait Output: Send + Sync {
 /// processes sharing the same stdout pipe.
 pub struct Stdout;
 
+/// The partial line `write` left on standard output: held here, not
+/// written, so that a line is still one `write` when another process
+/// shares the pipe. One per process, as standard output is.
+static PENDING: Mutex<String> = Mutex::new(String::new());
+
 impl Output for Stdout {
     fn line(&self, text: &str) {
-        let mut buf = Vec::with_capacity(text.len() + 1);
+        let mut pending = PENDING.lock();
+        let mut buf = Vec::with_capacity(pending.len() + text.len() + 1);
+        buf.extend_from_slice(pending.as_bytes());
+        pending.clear();
         buf.extend_from_slice(text.as_bytes());
         buf.push(b'\n');
-        let mut out = std::io::stdout().lock();
-        if let Err(e) = out.write_all(&buf).and_then(|_| out.flush()) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                reader_gone();
-            }
-            // Other failures (a full disk...) lose the line, as before.
+        // Written under the lock, so lines keep the order they were made in.
+        write_stdout(&buf);
+    }
+
+    fn text(&self, text: &str) {
+        let mut pending = PENDING.lock();
+        pending.push_str(text);
+        // Everything up to the last newline is whole lines: out now.
+        if let Some(end) = pending.rfind('\n') {
+            let rest = pending.split_off(end + 1);
+            write_stdout(pending.as_bytes());
+            *pending = rest;
         }
+    }
+
+    fn flush(&self) {
+        let mut pending = PENDING.lock();
+        if !pending.is_empty() {
+            write_stdout(pending.as_bytes());
+            pending.clear();
+        }
+    }
+}
+
+fn write_stdout(buf: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(buf).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            reader_gone();
+        }
+        // Other failures (a full disk...) lose the line, as before.
     }
 }
 
@@ -58,10 +100,30 @@ pub fn reader_gone() -> ! {
 #[derive(Default, Clone)]
 pub struct Capture {
     pub lines: Arc<Mutex<Vec<String>>>,
+    /// A partial line from `write`, until a newline or `flush` ends it.
+    pub pending: Arc<Mutex<String>>,
 }
 
 impl Output for Capture {
     fn line(&self, text: &str) {
-        self.lines.lock().push(text.to_string());
+        let head = std::mem::take(&mut *self.pending.lock());
+        self.lines.lock().push(head + text);
+    }
+
+    fn text(&self, text: &str) {
+        let mut pending = self.pending.lock();
+        pending.push_str(text);
+        while let Some(end) = pending.find('\n') {
+            let line = pending[..end].to_string();
+            pending.replace_range(..=end, "");
+            self.lines.lock().push(line);
+        }
+    }
+
+    fn flush(&self) {
+        let head = std::mem::take(&mut *self.pending.lock());
+        if !head.is_empty() {
+            self.lines.lock().push(head);
+        }
     }
 }

@@ -380,6 +380,12 @@ fn run_thread(
     let native = ctx.engine().native_id(&record);
     record.os_id.store(native, Ordering::Relaxed);
     let result = body(record.clone());
+    // `exit()` in this thread ends the whole program, not just the thread.
+    if let Err(e) = &result {
+        if e.is(kind::EXIT) {
+            ctx.registry.end_run(&record, e.clone());
+        }
+    }
     record.end(result, &ctx);
     ctx.engine().thread_ended(&record);
 }

@@ -35,7 +35,21 @@ impl Compiler<'_> {
                 body,
                 name,
                 handler,
-            } => self.try_stmt(body, name.as_ref(), handler),
+                finally,
+            } => {
+                let caught: StmtCode = match handler {
+                    Some(handler) => self.try_stmt(body, name.as_ref(), handler),
+                    None => {
+                        let body = self.block(body);
+                        let code: StmtCode = Box::new(move |it, f| body.run(it, f));
+                        code
+                    }
+                };
+                match finally {
+                    Some(finally) => self.finally(caught, finally),
+                    None => caught,
+                }
+            }
             StmtKind::Raise(e) => self.raise(e),
             StmtKind::Assert { cond, message } => self.assert(cond, message.as_ref(), s.span),
             StmtKind::Lock { target, body } => self.lock_stmt(target, body),
@@ -171,6 +185,40 @@ impl Compiler<'_> {
         })
     }
 
+    /// `finally`: runs however `body` ended (normally, an error caught or
+    /// not, `return`, `break`, `continue`), and also for a deadlock, an
+    /// interrupt or `exit()`, as Python's runs for KeyboardInterrupt and
+    /// SystemExit. When the `finally` block itself ends otherwise than
+    /// normally (an error, `return`, `break`), that replaces how the body
+    /// ended, as in Python; else the body's outcome goes on.
+    fn finally(&self, body: StmtCode, finally: &ast::Block) -> StmtCode {
+        let finally = self.block(finally);
+        Box::new(move |it, f| {
+            let ctl = body(it, f);
+            // Set the body's return value or error aside: the block may
+            // return or fail itself, which uses the same slots.
+            let ret = match ctl {
+                Ctl::Return => std::mem::take(&mut it.pending.ret),
+                _ => Value::Nil,
+            };
+            let err = match ctl {
+                Ctl::Error => it.pending.err.take(),
+                _ => None,
+            };
+            match finally.run(it, f) {
+                Ctl::Normal => {
+                    match ctl {
+                        Ctl::Return => it.pending.ret = ret,
+                        Ctl::Error => it.pending.err = err,
+                        _ => {}
+                    }
+                    ctl
+                }
+                other => other,
+            }
+        })
+    }
+
     fn raise(&self, e: &Expr) -> StmtCode {
         let (value, span) = (self.expr(e), e.span);
         Box::new(move |it, f| {
@@ -214,9 +262,10 @@ impl Compiler<'_> {
     }
 }
 
-/// Deadlock and interrupts end the program or entry: `catch` does not stop them.
+/// Deadlock, interrupts and `exit()` end the program or entry: `catch`
+/// does not stop them.
 fn is_catchable(e: &RuntimeError) -> bool {
-    !e.is(kind::DEADLOCK) && !e.is(kind::INTERRUPTED)
+    !e.is(kind::DEADLOCK) && !e.is(kind::INTERRUPTED) && !e.is(kind::EXIT)
 }
 
 /// The error `raise v` raises.

@@ -45,6 +45,7 @@ fn is_token(rule: Rule) -> bool {
             | kw_return
             | kw_try
             | kw_catch
+            | kw_finally
             | kw_raise
             | kw_assert
             | kw_spawn

@@ -118,14 +118,22 @@ impl Builder {
     pub(super) fn try_stmt(&self, p: Pair<'_, Rule>) -> PResult<StmtKind> {
         let mut parts = self.parts(p);
         let body = self.block(parts.next()?)?;
-        let name = parts
-            .next_if(Rule::ident)
-            .map(|q| self.declare(self.ident(&q)));
-        let handler = self.block(parts.next()?)?;
+        let (mut name, mut handler, mut finally) = (None, None, None);
+        if let Some(clause) = parts.next_if(Rule::catch_clause) {
+            let mut inner = self.parts(clause);
+            name = inner
+                .next_if(Rule::ident)
+                .map(|q| self.declare(self.ident(&q)));
+            handler = Some(self.block(inner.next()?)?);
+        }
+        if let Some(clause) = parts.next_if(Rule::finally_clause) {
+            finally = Some(self.block(self.parts(clause).next()?)?);
+        }
         Ok(StmtKind::Try {
             body,
             name,
             handler,
+            finally,
         })
     }
 

@@ -216,6 +216,7 @@ impl Link {
                 }
             }
             Msg::Print(line) => ctx.out.line(&line),
+            Msg::Text(text) => ctx.out.text(&text),
             Msg::Probe => ctx.registry.probe(),
             Msg::Recall { id } => {
                 let proxy = self.imports.lock().get(&id).and_then(Weak::upgrade);

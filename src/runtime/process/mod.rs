@@ -363,6 +363,10 @@ impl Output for LinkOutput {
         let _ = self.0.send(&Msg::Print(text.to_string()));
     }
 
+    fn text(&self, text: &str) {
+        let _ = self.0.send(&Msg::Text(text.to_string()));
+    }
+
     fn report(&self, text: &str) {
         let _ = self.0.send(&Msg::Report(text.to_string()));
     }

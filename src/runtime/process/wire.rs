@@ -280,6 +280,9 @@ pub enum Msg {
     },
     /// The child's function finished (after the child's own threads).
     Done(Result<Packet, WireError>),
+    /// Output that need not end a line (`write`): the parent holds it with
+    /// its own partial line, so what reaches stdout is still whole lines.
+    Text(String),
 }
 
 pub fn write_msg(w: &mut impl Write, msg: &Msg) -> io::Result<()> {

@@ -156,6 +156,7 @@ impl Registry {
         const KEPT: usize = 8;
         if err.is(crate::diagnostics::kind::DEADLOCK)
             || err.is(crate::diagnostics::kind::INTERRUPTED)
+            || err.is(crate::diagnostics::kind::EXIT)
         {
             return;
         }
@@ -205,7 +206,35 @@ impl Registry {
         *self.on_deadlock.lock() = handler.map(Arc::new);
     }
 
-    /// The deadlock that ended this run, if one did.
+    /// `exit()` in a thread other than the main one: the run ends as a
+    /// deadlock ends it (script mode only; the REPL goes on). Every other
+    /// thread is interrupted with `err`, later waits fail with it, and the
+    /// main thread carries it out to the CLI, which turns it into the
+    /// status. The first end wins.
+    pub fn end_run(&self, me: &ThreadRecord, err: RuntimeError) {
+        if *self.policy.lock() != DeadlockPolicy::EndRun {
+            return;
+        }
+        let threads = self.threads.lock();
+        {
+            let mut ended = self.ended.lock();
+            if ended.is_some() {
+                return;
+            }
+            *ended = Some(err.clone());
+        }
+        let victims: Vec<ThreadRef> = threads
+            .iter()
+            .filter(|(id, _)| **id != me.id)
+            .map(|(_, e)| e.thread.clone())
+            .collect();
+        drop(threads);
+        for v in victims {
+            self.interrupt(&v, err.clone());
+        }
+    }
+
+    /// The deadlock (or thread's `exit`) that ended this run, if one did.
     pub fn ended(&self) -> Option<RuntimeError> {
         self.ended.lock().clone()
     }
