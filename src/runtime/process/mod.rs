@@ -161,6 +161,7 @@ pub fn spawn(
     args: &[Value],
     span: Span,
 ) -> Result<Arc<ThreadHandle>, RuntimeError> {
+    crate::runtime::threads::check_thread_name(&name)?;
     if ctx.engine().scheduler().is_some() {
         return Err(RuntimeError::new(
             kind::PROCESS,
