@@ -156,8 +156,11 @@ fn equals_depth(a: &Value, b: &Value, depth: usize) -> bool {
             if Arc::ptr_eq(x, y) {
                 return true;
             }
-            // Snapshot both sides so no lock is held while recursing.
-            let (xs, ys) = (x.lock().clone(), y.lock().clone());
+            // Snapshot both sides so no lock is held while recursing, one
+            // lock at a time (both at once could deadlock with a thread
+            // comparing `b == a`).
+            let xs = x.lock().clone();
+            let ys = y.lock().clone();
             xs.len() == ys.len()
                 && xs
                     .iter()
@@ -168,7 +171,8 @@ fn equals_depth(a: &Value, b: &Value, depth: usize) -> bool {
             if Arc::ptr_eq(x, y) {
                 return true;
             }
-            let (xs, ys) = (x.lock().clone(), y.lock().clone());
+            let xs = x.lock().clone();
+            let ys = y.lock().clone();
             xs.len() == ys.len()
                 && xs
                     .iter()
