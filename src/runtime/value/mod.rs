@@ -2,6 +2,7 @@
 //! mutable and individually locked; handles point at runtime objects.
 
 pub mod args;
+mod deep;
 pub mod function;
 pub mod globals;
 pub mod ops;
@@ -118,7 +119,7 @@ impl Value {
 
     /// `==`: deep equality on data, identity on handles and functions.
     pub fn equals(&self, other: &Value) -> bool {
-        equals_depth(self, other, 0)
+        deep::equals(self, other)
     }
 
     /// Text as `print` and `str()` show it: strings bare.
@@ -137,54 +138,9 @@ impl Value {
     }
 }
 
-/// Containers nested deeper than this print as `[...]` and compare unequal,
-/// so a list that contains itself cannot overflow the stack.
+/// Containers nested deeper than this print as `[...]`, so printing a list
+/// that contains itself ends.
 const MAX_DEPTH: usize = 64;
-
-fn equals_depth(a: &Value, b: &Value, depth: usize) -> bool {
-    if depth > MAX_DEPTH {
-        return false;
-    }
-    match (a, b) {
-        (Value::Nil, Value::Nil) => true,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Int(x), Value::Int(y)) => x == y,
-        (Value::Float(x), Value::Float(y)) => x == y,
-        (Value::Int(x), Value::Float(y)) | (Value::Float(y), Value::Int(x)) => (*x as f64) == *y,
-        (Value::Str(x), Value::Str(y)) => x == y,
-        (Value::List(x), Value::List(y)) => {
-            if Arc::ptr_eq(x, y) {
-                return true;
-            }
-            // Snapshot both sides so no lock is held while recursing, one
-            // lock at a time (both at once could deadlock with a thread
-            // comparing `b == a`).
-            let xs = x.lock().clone();
-            let ys = y.lock().clone();
-            xs.len() == ys.len()
-                && xs
-                    .iter()
-                    .zip(ys.iter())
-                    .all(|(p, q)| equals_depth(p, q, depth + 1))
-        }
-        (Value::Map(x), Value::Map(y)) => {
-            if Arc::ptr_eq(x, y) {
-                return true;
-            }
-            let xs = x.lock().clone();
-            let ys = y.lock().clone();
-            xs.len() == ys.len()
-                && xs
-                    .iter()
-                    .all(|(k, v)| ys.get(k).is_some_and(|w| equals_depth(v, w, depth + 1)))
-        }
-        (Value::Func(x), Value::Func(y)) => Arc::ptr_eq(x, y),
-        (Value::Builtin(x), Value::Builtin(y)) => std::ptr::eq(*x, *y),
-        (Value::Error(x), Value::Error(y)) => x.kind == y.kind && x.message == y.message,
-        (Value::Handle(x), Value::Handle(y)) => x.same(y),
-        _ => false,
-    }
-}
 
 pub fn format_float(f: f64) -> String {
     if f.is_nan() {
