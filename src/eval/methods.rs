@@ -3,7 +3,7 @@
 //! `t.name`) are in `handles.rs`.
 
 use super::builtins::{arity, expect_int, pop_list, sort_values};
-use super::value::{Key, List, Map, Value};
+use super::value::{Items, Key, List, Map, Value};
 use super::{describe, Interp, R};
 use crate::ast::Ident;
 use crate::diagnostics::{kind, RuntimeError};
@@ -216,7 +216,7 @@ fn list_method(l: &List, name: &str, args: &[Value]) -> Res {
             one(0)?;
             let mut items = l.lock().clone();
             sort_values(&mut items)?;
-            *l.lock() = items;
+            *l.lock() = Items(items);
             Ok(Value::Nil)
         }
         "reverse" => one(0).map(|_| {

@@ -3,10 +3,12 @@
 
 pub mod args;
 mod deep;
+mod free;
 pub mod function;
 pub mod globals;
 pub mod ops;
 
+pub use free::{Entries, Items};
 pub use function::{Builtin, Closure, Function};
 
 use crate::diagnostics::{kind, RuntimeError};
@@ -16,9 +18,9 @@ use parking_lot::Mutex;
 use std::fmt::{self, Write};
 use std::sync::Arc;
 
-pub type List = Arc<Mutex<Vec<Value>>>;
+pub type List = Arc<Mutex<Items>>;
 pub type Str = Arc<String>;
-pub type Map = Arc<Mutex<IndexMap<Key, Value>>>;
+pub type Map = Arc<Mutex<Entries>>;
 /// A captured variable shared between a frame and its closures.
 pub type Cell = Arc<Mutex<Value>>;
 
@@ -80,11 +82,11 @@ impl Value {
     }
 
     pub fn list(items: Vec<Value>) -> Value {
-        Value::List(Arc::new(Mutex::new(items)))
+        Value::List(Arc::new(Mutex::new(Items(items))))
     }
 
     pub fn map(entries: IndexMap<Key, Value>) -> Value {
-        Value::Map(Arc::new(Mutex::new(entries)))
+        Value::Map(Arc::new(Mutex::new(Entries(entries))))
     }
 
     /// The name `type(v)` gives.
