@@ -366,6 +366,7 @@ pub fn spawn(
     // Checked again here, not only where `named` is evaluated: the OS
     // thread is named after it, and std panics on a NUL in a thread name.
     check_thread_name(&name)?;
+    let slot = super::thread_slots::reserve()?;
     let record = ctx.registry.new_thread(name, daemon);
     let handle = ThreadHandle::for_record(&record, ctx);
     ctx.registry.register(record.clone());
@@ -373,7 +374,10 @@ pub fn spawn(
     let started = ctx.engine().start_thread(
         &record,
         THREAD_STACK,
-        Box::new(move || run_thread(ctx2, rec2, body)),
+        Box::new(move || {
+            run_thread(ctx2, rec2, body);
+            drop(slot);
+        }),
     );
     if let Err(e) = started {
         ctx.registry.unregister(record.id);
