@@ -4,7 +4,7 @@
 
 use super::builtins::{arity, expect_int, pop_list, sort_values};
 pub(super) use super::value::args::no_method;
-use super::value::{Key, List, Map, Value};
+use super::value::{Items, Key, List, Map, Value};
 use super::{describe, Interp, R};
 use crate::ast::Ident;
 use crate::diagnostics::{kind, RuntimeError};
@@ -249,7 +249,7 @@ fn list_method(l: &List, name: &str, args: &[Value]) -> Res {
             one(0)?;
             let mut items = l.lock().clone();
             sort_values(&mut items)?;
-            *l.lock() = items;
+            *l.lock() = Items(items);
             Ok(Value::Nil)
         }
         "reverse" => one(0).map(|_| {

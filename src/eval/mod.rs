@@ -15,6 +15,7 @@ mod files;
 pub mod format;
 mod handles;
 mod methods;
+mod native_stack;
 mod objects;
 mod process_pool;
 mod seq;
@@ -56,6 +57,8 @@ pub fn all_builtins() -> impl Iterator<Item = &'static builtins::Builtin> {
 
 /// Deeper calls than this raise `RecursionError` instead of overflowing the
 /// OS stack (every interpreter thread is started with a stack sized for it).
+/// So does a call when the native stack is nearly used up, which calls made
+/// inside deeply nested expressions reach sooner (see `native_stack`).
 pub const MAX_CALL_DEPTH: u32 = 2_000;
 
 /// The running function's view of its frame.
@@ -74,6 +77,9 @@ pub struct Interp {
     pub thread: ThreadRef,
     stack: Vec<Value>,
     depth: u32,
+    /// No call starts below this native stack address (set whenever this
+    /// thread starts evaluating at depth 0).
+    stack_floor: usize,
     callees: compile::CalleeCache,
     pending: compile::Pending,
     /// Under the controlled engine: reads and writes of globals and loop
@@ -100,6 +106,7 @@ impl Interp {
             thread,
             stack: Vec::with_capacity(256),
             depth: 0,
+            stack_floor: native_stack::floor(),
             callees: compile::CalleeCache::default(),
             pending: compile::Pending::default(),
             controlled,
@@ -111,6 +118,10 @@ impl Interp {
     /// Run a resolved program (a file, `-c` code or a REPL entry). Gives the
     /// value of a final expression statement, for the REPL to echo.
     pub fn run_program(&mut self, program: &Program) -> R<Option<Value>> {
+        // Under control each entry runs on a fiber of its own.
+        if self.depth == 0 {
+            self.stack_floor = native_stack::floor();
+        }
         let base = self.stack.len();
         self.stack
             .resize(base + program.nslots as usize, Value::Nil);
@@ -127,6 +138,11 @@ impl Interp {
 
     /// Call any callable value with already evaluated arguments.
     pub fn call_value(&mut self, callee: &Value, args: Vec<Value>, span: Span) -> R<Value> {
+        if self.depth == 0 {
+            // A thread's body, a pool job or a callback: this may be
+            // another stack than the one the floor was measured on.
+            self.stack_floor = native_stack::floor();
+        }
         match callee {
             Value::Func(closure) => {
                 let base = self.stack.len();
@@ -160,9 +176,12 @@ impl Interp {
     ) -> R<Value> {
         let decl = &*func.decl;
         let given = self.stack.len() - base;
-        if given != decl.params.len() || self.depth >= MAX_CALL_DEPTH {
+        if given != decl.params.len()
+            || self.depth >= MAX_CALL_DEPTH
+            || native_stack::stack_pointer() < self.stack_floor
+        {
             self.stack.truncate(base);
-            return Err(call_refused(decl, given, span));
+            return Err(call_refused(decl, given, self.depth, span));
         }
         let Some(code) = compile::code_of(func, &self.ctx) else {
             return Err(self.no_code(base));
@@ -357,11 +376,25 @@ fn not_callable(v: &Value, span: Span) -> Box<RuntimeError> {
     Box::new(RuntimeError::new(kind::TYPE, format!("{} is not callable", describe(v))).at(span))
 }
 
-/// Why a call cannot start: the wrong number of arguments, or too deep.
+/// Why a call cannot start: the wrong number of arguments, too many
+/// nested calls, or too little native stack left.
 #[cold]
-fn call_refused(decl: &FnDecl, given: usize, span: Span) -> Box<RuntimeError> {
+fn call_refused(decl: &FnDecl, given: usize, depth: u32, span: Span) -> Box<RuntimeError> {
     if given != decl.params.len() {
         return arity_error(decl, given, span);
+    }
+    if depth < MAX_CALL_DEPTH {
+        return Box::new(
+            RuntimeError::new(
+                "RecursionError",
+                format!("the native stack is nearly used up, {} calls deep", depth),
+            )
+            .at(span)
+            .with_help(
+                "calls made inside deeply nested expressions use more of the stack; \
+                 is a recursive function missing its base case?",
+            ),
+        );
     }
     Box::new(
         RuntimeError::new(

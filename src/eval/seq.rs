@@ -7,7 +7,7 @@
 //! `xs.sort(f, true)` is the same in place.
 
 use super::value::args::{arity, expect_int, iteration_items};
-use super::value::{List, Value};
+use super::value::{Items, List, Value};
 use super::{describe, ops, Interp};
 use crate::diagnostics::{kind, RuntimeError};
 use std::cmp::Ordering;
@@ -146,7 +146,7 @@ pub fn sort_list(it: &mut Interp, list: &List, args: &[Value]) -> Res {
     arity("sort", args, 0, 2)?;
     let mut items = list.lock().clone();
     sort_with(it, &mut items, "sort", args)?;
-    *list.lock() = items;
+    *list.lock() = Items(items);
     Ok(Value::Nil)
 }
 

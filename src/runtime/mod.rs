@@ -12,6 +12,7 @@ pub mod pools;
 pub mod process;
 pub mod queues;
 pub mod signals;
+pub mod thread_slots;
 pub mod threads;
 pub mod value;
 pub mod waits;

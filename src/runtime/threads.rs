@@ -344,6 +344,25 @@ pub fn rejoin_error(mut e: RuntimeError, name: &str, join_span: Span) -> Runtime
     e
 }
 
+/// A thread's (or process's) name becomes its OS thread's name, which is a
+/// C string: a NUL byte cannot be part of it.
+pub fn check_thread_name(name: &str) -> Result<(), RuntimeError> {
+    if !name.contains('\0') {
+        return Ok(());
+    }
+    Err(RuntimeError::new(
+        kind::VALUE,
+        format!("a thread name cannot contain a NUL byte: {}", quoted(name)),
+    )
+    .with_help("remove the \\u{0} from the name"))
+}
+
+fn quoted(name: &str) -> String {
+    let mut out = String::new();
+    crate::runtime::value::quote_str(&mut out, name);
+    out
+}
+
 /// Start `body` on a new OS thread registered with the runtime. The handle
 /// exists before the thread runs, so a quick failure is never mistaken for
 /// an orphan.
@@ -353,6 +372,10 @@ pub fn spawn(
     daemon: bool,
     body: Box<dyn FnOnce(ThreadRef) -> Result<Value, RuntimeError> + Send>,
 ) -> Result<Arc<ThreadHandle>, RuntimeError> {
+    // Checked again here, not only where `named` is evaluated: the OS
+    // thread is named after it, and std panics on a NUL in a thread name.
+    check_thread_name(&name)?;
+    let slot = super::thread_slots::reserve()?;
     let record = ctx.registry.new_thread(name, daemon);
     let handle = ThreadHandle::for_record(&record, ctx);
     ctx.registry.register(record.clone());
@@ -360,7 +383,10 @@ pub fn spawn(
     let started = ctx.engine().start_thread(
         &record,
         THREAD_STACK,
-        Box::new(move || run_thread(ctx2, rec2, body)),
+        Box::new(move || {
+            run_thread(ctx2, rec2, body);
+            drop(slot);
+        }),
     );
     if let Err(e) = started {
         ctx.registry.unregister(record.id);

@@ -12,6 +12,7 @@ use crate::eval::globals::GlobalRef;
 use crate::eval::value::Value;
 use crate::eval::{Frame, Interp, R};
 use crate::runtime::engine::Time;
+use crate::runtime::threads::check_thread_name;
 use crate::runtime::Handle;
 use crate::span::Span;
 
@@ -52,10 +53,14 @@ impl Compiler<'_> {
 
     pub(super) fn spawn(&self, spawn: &Spawn, span: Span) -> ExprCode {
         let how = (spawn.kind, spawn.daemon);
-        let name = spawn.name.as_ref().map(|e| self.expr(e));
+        let name = spawn.name.as_ref().map(|e| (self.expr(e), e.span));
         let thread_name = move |it: &mut Interp, f: Frame, callee: &Value| -> R<String> {
             match &name {
-                Some(e) => Ok(e(it, f)?.to_display()),
+                Some((e, at)) => {
+                    let name = e(it, f)?.to_display();
+                    check_thread_name(&name).map_err(|e| Box::new(e.at(*at)))?;
+                    Ok(name)
+                }
                 None => Ok(it.ctx.next_name(&function_name(callee))),
             }
         };

@@ -6,7 +6,7 @@
 use super::link::Link;
 use super::wire::{Packet, SharedValue, WireError, WireValue};
 use crate::diagnostics::{kind, RuntimeError};
-use crate::runtime::value::{Closure, Key, Value};
+use crate::runtime::value::{Closure, Entries, Items, Key, Value};
 use crate::runtime::{Context, Handle};
 use indexmap::IndexMap;
 use parking_lot::Mutex;
@@ -245,14 +245,14 @@ impl<'a> Decoder<'a> {
                         .iter()
                         .map(|x| self.value(x))
                         .collect::<Result<Vec<_>, _>>()?;
-                    *l.lock() = items;
+                    *l.lock() = Items(items);
                 }
                 (SharedValue::Map(entries), Value::Map(m)) => {
                     let mut out = IndexMap::with_capacity(entries.len());
                     for (k, x) in entries {
                         out.insert(Key::from_value(&self.value(k)?)?, self.value(x)?);
                     }
-                    *m.lock() = out;
+                    *m.lock() = Entries(out);
                 }
                 (SharedValue::Cell(x), Value::Cell(c)) => *c.lock() = self.value(x)?,
                 _ => return Err(corrupt("table")),

@@ -161,6 +161,7 @@ pub fn spawn(
     args: &[Value],
     span: Span,
 ) -> Result<Arc<ThreadHandle>, RuntimeError> {
+    crate::runtime::threads::check_thread_name(&name)?;
     if ctx.engine().scheduler().is_some() {
         return Err(RuntimeError::new(
             kind::PROCESS,
@@ -174,6 +175,9 @@ pub fn spawn(
                 .with_help("spawn the process from the parent, or make this one non-daemon"),
         );
     }
+    // The reaper's slot is taken before the child starts: a child nobody
+    // watches would be left running.
+    let slot = crate::runtime::thread_slots::reserve()?;
     let (mine, theirs) =
         UnixStream::pair().map_err(|e| os_error("cannot connect to a new process", e))?;
     let writer = mine
@@ -201,10 +205,21 @@ pub fn spawn(
     // still records how it ended.
     let _ = link.send(&Msg::Start(Box::new(start)));
     let ctx2 = ctx.clone();
+    let (pid, record_id) = (info.pid, record.id);
     let reaper = std::thread::Builder::new()
         .name(format!("{}-reaper", record.name))
-        .spawn(move || reap(ctx2, record, info, mine, child));
+        .spawn(move || {
+            reap(ctx2, record, info, mine, child);
+            drop(slot);
+        });
     if let Err(e) = reaper {
+        // Nobody would ever wait for it or hear from it: end it now.
+        // SAFETY: kill has no memory-safety preconditions; the child has
+        // not been waited for, so the pid is still this child's.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+        ctx.registry.unregister(record_id);
         return Err(os_error("cannot watch the new process", e));
     }
     Ok(handle)

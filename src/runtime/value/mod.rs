@@ -2,10 +2,13 @@
 //! mutable and individually locked; handles point at runtime objects.
 
 pub mod args;
+mod deep;
+mod free;
 pub mod function;
 pub mod globals;
 pub mod ops;
 
+pub use free::{Entries, Items};
 pub use function::{Builtin, Closure, Function};
 
 use crate::diagnostics::{kind, RuntimeError};
@@ -15,9 +18,9 @@ use parking_lot::Mutex;
 use std::fmt::{self, Write};
 use std::sync::Arc;
 
-pub type List = Arc<Mutex<Vec<Value>>>;
+pub type List = Arc<Mutex<Items>>;
 pub type Str = Arc<String>;
-pub type Map = Arc<Mutex<IndexMap<Key, Value>>>;
+pub type Map = Arc<Mutex<Entries>>;
 /// A captured variable shared between a frame and its closures.
 pub type Cell = Arc<Mutex<Value>>;
 
@@ -79,11 +82,11 @@ impl Value {
     }
 
     pub fn list(items: Vec<Value>) -> Value {
-        Value::List(Arc::new(Mutex::new(items)))
+        Value::List(Arc::new(Mutex::new(Items(items))))
     }
 
     pub fn map(entries: IndexMap<Key, Value>) -> Value {
-        Value::Map(Arc::new(Mutex::new(entries)))
+        Value::Map(Arc::new(Mutex::new(Entries(entries))))
     }
 
     /// The name `type(v)` gives.
@@ -118,7 +121,7 @@ impl Value {
 
     /// `==`: deep equality on data, identity on handles and functions.
     pub fn equals(&self, other: &Value) -> bool {
-        equals_depth(self, other, 0)
+        deep::equals(self, other)
     }
 
     /// Text as `print` and `str()` show it: strings bare.
@@ -137,50 +140,9 @@ impl Value {
     }
 }
 
-/// Containers nested deeper than this print as `[...]` and compare unequal,
-/// so a list that contains itself cannot overflow the stack.
+/// Containers nested deeper than this print as `[...]`, so printing a list
+/// that contains itself ends.
 const MAX_DEPTH: usize = 64;
-
-fn equals_depth(a: &Value, b: &Value, depth: usize) -> bool {
-    if depth > MAX_DEPTH {
-        return false;
-    }
-    match (a, b) {
-        (Value::Nil, Value::Nil) => true,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Int(x), Value::Int(y)) => x == y,
-        (Value::Float(x), Value::Float(y)) => x == y,
-        (Value::Int(x), Value::Float(y)) | (Value::Float(y), Value::Int(x)) => (*x as f64) == *y,
-        (Value::Str(x), Value::Str(y)) => x == y,
-        (Value::List(x), Value::List(y)) => {
-            if Arc::ptr_eq(x, y) {
-                return true;
-            }
-            // Snapshot both sides so no lock is held while recursing.
-            let (xs, ys) = (x.lock().clone(), y.lock().clone());
-            xs.len() == ys.len()
-                && xs
-                    .iter()
-                    .zip(ys.iter())
-                    .all(|(p, q)| equals_depth(p, q, depth + 1))
-        }
-        (Value::Map(x), Value::Map(y)) => {
-            if Arc::ptr_eq(x, y) {
-                return true;
-            }
-            let (xs, ys) = (x.lock().clone(), y.lock().clone());
-            xs.len() == ys.len()
-                && xs
-                    .iter()
-                    .all(|(k, v)| ys.get(k).is_some_and(|w| equals_depth(v, w, depth + 1)))
-        }
-        (Value::Func(x), Value::Func(y)) => Arc::ptr_eq(x, y),
-        (Value::Builtin(x), Value::Builtin(y)) => std::ptr::eq(*x, *y),
-        (Value::Error(x), Value::Error(y)) => x.kind == y.kind && x.message == y.message,
-        (Value::Handle(x), Value::Handle(y)) => x.same(y),
-        _ => false,
-    }
-}
 
 pub fn format_float(f: f64) -> String {
     if f.is_nan() {

@@ -239,16 +239,7 @@ pub fn compare(a: &Value, b: &Value) -> Result<Ordering, RuntimeError> {
         (Value::Int(x), Value::Int(y)) => Ok(x.cmp(y)),
         (Value::Str(x), Value::Str(y)) => Ok(x.cmp(y)),
         (Value::Bool(x), Value::Bool(y)) => Ok(x.cmp(y)),
-        (Value::List(x), Value::List(y)) => {
-            let (xs, ys) = (x.lock().clone(), y.lock().clone());
-            for (p, q) in xs.iter().zip(ys.iter()) {
-                match compare(p, q)? {
-                    Ordering::Equal => continue,
-                    other => return Ok(other),
-                }
-            }
-            Ok(xs.len().cmp(&ys.len()))
-        }
+        (Value::List(x), Value::List(y)) => super::deep::compare_lists(x, y, compare),
         _ => match (as_float(a), as_float(b)) {
             (Some(x), Some(y)) => x
                 .partial_cmp(&y)
