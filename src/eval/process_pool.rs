@@ -34,12 +34,39 @@ pub fn new_process_pool(it: &mut Interp, args: Vec<Value>) -> Res {
         it.ctx.engine().cpu_count() as i64,
         1,
     )?;
+    let most = max_process_pool(it);
+    if size > most {
+        return Err(RuntimeError::new(
+            kind::VALUE,
+            format!(
+                "process_pool({}) is too many processes: at most {} here \
+                 (the larger of {} and 4 x cpu_count())",
+                size, most, MIN_MAX_PROCESSES
+            ),
+        )
+        .with_help(
+            "more processes than cores rarely speeds up work; for many jobs that mostly \
+             wait, use a thread_pool",
+        ));
+    }
     let pool = Pool::new(&it.ctx, size as usize, "process-pool");
     for n in 1..=size {
-        start_worker(it, &pool, n)?;
+        if let Err(e) = start_worker(it, &pool, n) {
+            // The workers already started stop (and stop their children).
+            let _ = pool.shutdown(&it.ctx, &it.thread, None);
+            return Err(e);
+        }
     }
     it.ctx.pools.lock().push(Arc::downgrade(&pool));
     Ok(Value::Handle(Handle::Pool(pool)))
+}
+
+/// A process pool starts all its processes at once: an absurd size would
+/// start thousands (and run into the OS's process and thread limits).
+const MIN_MAX_PROCESSES: i64 = 256;
+
+fn max_process_pool(it: &Interp) -> i64 {
+    MIN_MAX_PROCESSES.max(4 * it.ctx.engine().cpu_count() as i64)
 }
 
 struct Worker {
