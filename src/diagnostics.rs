@@ -140,6 +140,13 @@ impl RuntimeError {
     pub fn is(&self, kind: &str) -> bool {
         &*self.kind == kind
     }
+
+    /// A deadlock, an interrupt or `exit()`: not a failure of the code that
+    /// raised it but the end of the run (or REPL entry). `catch` does not
+    /// stop it and no thread reports it as its own error.
+    pub fn ends_the_run(&self) -> bool {
+        self.is(kind::DEADLOCK) || self.is(kind::INTERRUPTED) || self.is(kind::EXIT)
+    }
 }
 
 impl fmt::Display for RuntimeError {

@@ -128,12 +128,9 @@ impl Context {
     }
 
     pub fn report_unjoined(&self, thread: &str, err: &RuntimeError) {
-        // A deadlock is reported once, by whoever detected it.
-        // An `exit` is no failure: it ends the run silently.
-        if !err.is(crate::diagnostics::kind::DEADLOCK)
-            && !err.is(crate::diagnostics::kind::INTERRUPTED)
-            && !err.is(crate::diagnostics::kind::EXIT)
-        {
+        // A deadlock is reported once, by whoever detected it; an `exit`
+        // ends the run silently.
+        if !err.ends_the_run() {
             (self.reporter)(thread, err);
         }
     }

@@ -265,7 +265,7 @@ impl Compiler<'_> {
 /// Deadlock, interrupts and `exit()` end the program or entry: `catch`
 /// does not stop them.
 fn is_catchable(e: &RuntimeError) -> bool {
-    !e.is(kind::DEADLOCK) && !e.is(kind::INTERRUPTED) && !e.is(kind::EXIT)
+    !e.ends_the_run()
 }
 
 /// The error `raise v` raises.

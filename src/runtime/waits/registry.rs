@@ -154,10 +154,7 @@ impl Registry {
     /// `who` died of `err` with nobody waiting to join it.
     pub fn note_failure(&self, who: String, err: &RuntimeError) {
         const KEPT: usize = 8;
-        if err.is(crate::diagnostics::kind::DEADLOCK)
-            || err.is(crate::diagnostics::kind::INTERRUPTED)
-            || err.is(crate::diagnostics::kind::EXIT)
-        {
+        if err.ends_the_run() {
             return;
         }
         let mut failures = self.failures.lock();
