@@ -46,6 +46,7 @@ pub fn run() -> i32 {
         daemon_process: start.daemon,
         seed: Some(start.seed),
         schedule: None,
+        strategy: None,
     });
     let ctx = session.context().clone();
     link.attach(&ctx);

@@ -20,6 +20,7 @@ pub mod ast;
 pub mod child;
 pub mod diagnostics;
 pub mod eval;
+pub mod explore;
 pub mod fixture;
 pub mod parser;
 pub mod repl;

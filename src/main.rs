@@ -77,6 +77,43 @@ enum Command {
         /// Files or folders (default: the `tests` folder of the project, found from here upwards)
         paths: Vec<PathBuf>,
     },
+    /// Run a script under many schedules on purpose: what can happen, the first failure shrunk, and how much was covered
+    Explore {
+        /// auto (exhaustive if small, else sampling), dpor (every class of
+        /// interleavings once), dfs (every schedule; with --preemptions, every
+        /// schedule with at most K), random, pct:DEPTH, pos
+        #[arg(long, value_name = "STRATEGY", default_value = "auto")]
+        strategy: String,
+        /// With dfs: at most K preemptions per schedule
+        #[arg(long, value_name = "K")]
+        preemptions: Option<u32>,
+        /// Run at most N schedules (sampling: N schedules; default 1000)
+        #[arg(long, value_name = "N")]
+        schedules: Option<u64>,
+        /// Stop after this long (`30s`, `2m`)
+        #[arg(long, value_name = "DURATION")]
+        time: Option<String>,
+        /// Do not stop at the first failure: the whole outcome set
+        #[arg(long)]
+        all: bool,
+        /// Sampling: run schedules on N threads at once
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        jobs: usize,
+        /// A run that passes N scheduling points is stopped (an outcome of its own)
+        #[arg(long, value_name = "N", default_value_t = 20_000)]
+        max_steps: u64,
+        /// Print one fact per line for `conc test` instead of the report
+        #[arg(long, hide = true)]
+        porcelain: bool,
+        /// The script, then the arguments it sees in argv()
+        #[arg(
+            value_name = "FILE",
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            required = true
+        )]
+        script: Vec<String>,
+    },
 }
 
 /// The interpreter recurses on the OS stack; give the main script as much
@@ -123,8 +160,51 @@ struct RunOptions {
 fn run(cli: Cli) -> i32 {
     let color =
         !cli.no_color && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    if let Some(Command::Test { paths, sched }) = cli.command {
-        return run_tests(paths, sched);
+    match cli.command {
+        Some(Command::Test { paths, sched }) => return run_tests(paths, sched),
+        Some(Command::Explore {
+            strategy,
+            preemptions,
+            schedules,
+            time,
+            all,
+            jobs,
+            max_steps,
+            porcelain,
+            script,
+        }) => {
+            let how = match conc::explore::How::parse(&strategy) {
+                Ok(conc::explore::How::Dfs { .. }) => conc::explore::How::Dfs { preemptions },
+                Ok(_) if preemptions.is_some() => {
+                    eprintln!("conc explore: --preemptions goes with --strategy dfs");
+                    return 2;
+                }
+                Ok(how) => how,
+                Err(e) => {
+                    eprintln!("conc explore: --strategy: {}", e);
+                    return 2;
+                }
+            };
+            let time = match time.as_deref().map(parse_duration) {
+                None => None,
+                Some(Ok(d)) => Some(d),
+                Some(Err(e)) => {
+                    eprintln!("conc explore: --time: {}", e);
+                    return 2;
+                }
+            };
+            let options = conc::explore::Options {
+                how,
+                schedules,
+                time,
+                all,
+                jobs: jobs.max(1),
+                max_steps,
+                show_failure: !porcelain,
+            };
+            return explore_command(&script, &options, color, porcelain);
+        }
+        None => {}
     }
     let schedule = match cli
         .sched
@@ -241,6 +321,109 @@ fn run_stdin_or_repl(options: RunOptions) -> i32 {
         return 2;
     }
     run_script("<stdin>", &source, Vec::new(), options)
+}
+
+/// `30s`, `2m`, `1.5s`, `500ms`, or plain seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("`{}`: write it as 30s, 2m, 500ms or 1h", text)),
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 && n * scale < 1e9 => {
+            Ok(std::time::Duration::from_secs_f64(n * scale))
+        }
+        _ => Err(format!("`{}`: write it as 30s, 2m, 500ms or 1h", text)),
+    }
+}
+
+/// `conc explore FILE`: the outcome set, the first failure, the coverage.
+fn explore_command(
+    script: &[String],
+    options: &conc::explore::Options,
+    color: bool,
+    porcelain: bool,
+) -> i32 {
+    let Some((file, argv)) = script.split_first() else {
+        eprintln!("conc explore: name the script to explore");
+        return 2;
+    };
+    let source = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("conc explore: cannot read {}: {}", file, e);
+            return 2;
+        }
+    };
+    // A syntax error is the script's, not a schedule's: say it once.
+    let mut check = Session::new(SessionOptions {
+        color,
+        ..Default::default()
+    });
+    if let Err(e) = check.load(file, &source) {
+        eprint!("{}", check.render(&e));
+        return e.exit_code();
+    }
+    drop(check);
+    if let Err(e) = ctrlc::set_handler(|| {
+        conc::explore::interrupt_flag().store(true, std::sync::atomic::Ordering::Relaxed)
+    }) {
+        eprintln!("conc explore: cannot catch Ctrl-C: {}", e);
+    }
+    let script = conc::explore::Script::new(file.clone(), source, argv.to_vec());
+    let report = conc::explore::explore(&script, options);
+    if porcelain {
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), report.porcelain().as_bytes());
+        return 0;
+    }
+    let mut out = String::new();
+    if let Some(f) = &report.first_failure {
+        out.push_str(&format!(
+            "FAILED: {}
+
+{}",
+            f.outcome.label(),
+            f.report
+        ));
+        if !f.report.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "\nthe shortest schedule found: {} preemption{}, {} shared step{}\n{}",
+            f.preemptions,
+            if f.preemptions == 1 { "" } else { "s" },
+            f.shared_steps,
+            if f.shared_steps == 1 { "" } else { "s" },
+            f.lanes
+        ));
+        let args: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+        out.push_str(&format!(
+            "replay: {}\n\n",
+            format!(
+                "conc --sched {} {} {}",
+                f.schedule,
+                shell_quote(file),
+                args.join(" ")
+            )
+            .trim_end()
+        ));
+    }
+    if report.nondeterministic {
+        out.push_str("the script ran differently under the same decisions (does it read the real time, files or other processes?)\n");
+    }
+    out.push_str(&report.outcome_line());
+    out.push('\n');
+    out.push_str(&report.coverage.line(&report.how));
+    out.push('\n');
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+    i32::from(report.failed())
 }
 
 /// `conc test`: each fixture runs in its own `conc` process (this binary).

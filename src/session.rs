@@ -5,6 +5,7 @@
 use crate::diagnostics::{self, ConcError, RuntimeError};
 use crate::eval::{builtins, Interp};
 use crate::runtime::engine::controlled::schedule::{script_hash, Schedule, Token};
+use crate::runtime::engine::controlled::strategy::Strategy;
 use crate::runtime::engine::Engine;
 use crate::runtime::output::{Output, Stdout};
 use crate::runtime::threads::{self, ThreadRef};
@@ -27,6 +28,9 @@ pub struct SessionOptions {
     pub seed: Option<u64>,
     /// Run under the controlled engine with this schedule (`--sched`).
     pub schedule: Option<Schedule>,
+    /// Run under the controlled engine with this strategy (exploration);
+    /// wins over `schedule`.
+    pub strategy: Option<Box<dyn Strategy>>,
     /// Render reports with colour.
     pub color: bool,
     /// The name of the thread that runs the script ("main"; a child
@@ -44,6 +48,7 @@ impl Default for SessionOptions {
             deadlock_exits: true,
             seed: None,
             schedule: None,
+            strategy: None,
             color: false,
             main_name: "main".to_string(),
             daemon_process: false,
@@ -76,9 +81,12 @@ impl Session {
             sources,
             out: options.out,
             argv: options.argv,
-            registry: Registry::new(match &options.schedule {
-                None => Engine::os(options.seed),
-                Some(s) => Engine::controlled(s.strategy(), options.seed.unwrap_or(s.seed())),
+            registry: Registry::new(match (options.strategy, &options.schedule) {
+                (Some(strategy), _) => Engine::controlled(strategy, options.seed.unwrap_or(0)),
+                (None, None) => Engine::os(options.seed),
+                (None, Some(s)) => {
+                    Engine::controlled(s.strategy(), options.seed.unwrap_or(s.seed()))
+                }
             }),
             reporter: Box::new(move |thread, err| {
                 let rendered =
@@ -132,6 +140,29 @@ impl Session {
     /// entry). Gives the value of a final expression statement.
     pub fn run(&mut self, name: &str, source: &str) -> Result<Option<Value>, ConcError> {
         let program = self.load(name, source)?;
+        self.main.clear_interrupt();
+        let interp = &mut self.interp;
+        let result = entered(&self.ctx, &self.main, || interp.run_program(&program))?;
+        result.map_err(|e| ConcError::Runtime(*e))
+    }
+
+    /// Run a program parsed earlier from `source` as the session's first
+    /// source (an explorer runs one script thousands of times: it parses
+    /// it once). Falls back to parsing when the session has sources.
+    pub fn run_parsed(
+        &mut self,
+        name: &str,
+        source: &str,
+        parsed: &crate::ast::Program,
+    ) -> Result<Option<Value>, ConcError> {
+        if !self.ctx.sources.all().is_empty() {
+            return self.run(name, source);
+        }
+        let id = self.ctx.sources.add(name, source);
+        debug_assert_eq!(id.0, 0);
+        let mut program = parsed.clone();
+        crate::resolve::resolve(&mut program, &self.ctx.globals)?;
+        self.ctx.functions.add(&program.functions);
         self.main.clear_interrupt();
         let interp = &mut self.interp;
         let result = entered(&self.ctx, &self.main, || interp.run_program(&program))?;

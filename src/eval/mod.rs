@@ -27,10 +27,10 @@ pub use crate::runtime::value::{describe, globals, ops, Function};
 use crate::ast::{FnDecl, Program};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::engine::{Op, Step};
+use crate::runtime::footprint::Shared;
 use crate::runtime::{Context, ThreadRef};
 use crate::span::Span;
 use globals::{GlobalCell, GlobalWrite};
-use parking_lot::Mutex;
 use std::sync::Arc;
 use value::{Cell, Closure, Value};
 
@@ -217,7 +217,7 @@ impl Interp {
         }
         for &slot in code.captured_params() {
             let v = std::mem::take(&mut self.stack[base + slot]);
-            self.stack[base + slot] = Value::Cell(Arc::new(Mutex::new(v)));
+            self.stack[base + slot] = Value::Cell(Arc::new(Shared::new(v)));
         }
     }
 
@@ -244,7 +244,7 @@ impl Interp {
         match &self.stack[index] {
             Value::Cell(c) => c.clone(),
             other => {
-                let cell = Arc::new(Mutex::new(other.clone()));
+                let cell = Arc::new(Shared::new(other.clone()));
                 self.stack[index] = Value::Cell(cell.clone());
                 cell
             }
@@ -254,9 +254,14 @@ impl Interp {
     /// Every read of a global goes through here; `read` says what is read
     /// (its value, its int, its version).
     #[inline(always)]
-    fn read_global<T>(&self, cell: &GlobalCell, read: impl FnOnce(&GlobalCell) -> T) -> T {
+    fn read_global<T>(
+        &self,
+        cell: &GlobalCell,
+        at: Span,
+        read: impl FnOnce(&GlobalCell) -> T,
+    ) -> T {
         if self.controlled {
-            self.point(Op::Read, cell.object_id());
+            self.point_at(Op::Read, cell.object_id(), Some(at));
         }
         read(cell)
     }
@@ -264,9 +269,15 @@ impl Interp {
     /// Every write of a global goes through here. `false`: an assignment
     /// to a global not defined yet (nothing was written).
     #[inline(always)]
-    fn write_global(&self, cell: &GlobalCell, v: Value, how: GlobalWrite) -> bool {
+    fn write_global(
+        &self,
+        cell: &GlobalCell,
+        at: Option<Span>,
+        v: Value,
+        how: GlobalWrite,
+    ) -> bool {
         if self.controlled {
-            self.point(Op::Write, cell.object_id());
+            self.point_at(Op::Write, cell.object_id(), at);
         }
         cell.write_as(v, how)
     }
@@ -296,9 +307,16 @@ impl Interp {
     #[cold]
     #[inline(never)]
     fn point(&self, op: Op, object: u64) {
+        self.point_at(op, object, None)
+    }
+
+    /// A scheduling point that says where in the script it is.
+    #[cold]
+    #[inline(never)]
+    fn point_at(&self, op: Op, object: u64, at: Option<Span>) {
         self.ctx
             .engine()
-            .point(&self.thread, Step::new(op, object, None));
+            .point(&self.thread, Step::new(op, object, at));
     }
 
     /// Check whether this thread was asked to stop (Ctrl-C in the REPL, or

@@ -3,6 +3,7 @@
 //! where; time, parking and thread starts go through `engine`.
 
 pub mod engine;
+pub mod footprint;
 pub mod habits;
 pub mod locks;
 pub mod object;

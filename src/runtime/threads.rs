@@ -282,8 +282,13 @@ impl ThreadHandle {
         deadline: Option<Time>,
         span: Span,
     ) -> Result<Value, RuntimeError> {
-        ctx.engine()
-            .point(me, Step::new(Op::Wait, self.record.id, Some(span)));
+        let op = if deadline.is_none() {
+            Op::Join
+        } else {
+            Op::Wait
+        };
+        let object = crate::runtime::footprint::THREAD | self.record.id;
+        ctx.engine().point(me, Step::new(op, object, Some(span)));
         if Arc::ptr_eq(&self.record, me) {
             return Err(RuntimeError::new(
                 kind::VALUE,

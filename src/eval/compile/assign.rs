@@ -169,9 +169,9 @@ impl VarStore {
     fn write(&self, it: &mut Interp, v: Value, f: Frame) -> R<()> {
         match self {
             VarStore::Local(slot) => it.store_local(f, *slot, v),
-            VarStore::Upval(i) => *f.upvals[*i].lock() = v,
+            VarStore::Upval(i) => it.write_cell(&f.upvals[*i], v),
             VarStore::Global(cell, name, at) => {
-                if !it.write_global(cell, v, GlobalWrite::Assign) {
+                if !it.write_global(cell, Some(at.target), v, GlobalWrite::Assign) {
                     return Err(not_declared(it, name, at.target, at.value));
                 }
             }

@@ -91,7 +91,7 @@ impl GlobalCallee {
     #[inline(always)]
     fn known(&self, it: &Interp) -> Option<&Known> {
         let known = self.known.as_ref()?;
-        let version = it.read_global(&self.cell, GlobalCell::version);
+        let version = it.read_global(&self.cell, self.span, GlobalCell::version);
         (version == known.version).then_some(known)
     }
 }
@@ -151,7 +151,7 @@ impl Interp {
     /// are kept; anything else is read afresh).
     #[inline]
     pub(super) fn cached_global(&mut self, cell: &GlobalCell, span: Span) -> R<Rc<Callee>> {
-        let version = self.read_global(cell, GlobalCell::version);
+        let version = self.read_global(cell, span, GlobalCell::version);
         match self.callees.current(cell.id, version) {
             Some(c) => Ok(c),
             None => self.refresh_callee(cell, span),
@@ -160,7 +160,7 @@ impl Interp {
 
     #[cold]
     fn refresh_callee(&mut self, cell: &GlobalCell, span: Span) -> R<Rc<Callee>> {
-        let (value, version) = self.read_global(cell, GlobalCell::get_versioned);
+        let (value, version) = self.read_global(cell, span, GlobalCell::get_versioned);
         let value = value.ok_or_else(|| name_error(self, &cell.name, span))?;
         Ok(self.callees.store(cell.id, value, version))
     }
@@ -226,25 +226,59 @@ impl Interp {
         match &self.stack[frame.base + slot] {
             // Most locals are ints: no call to the general clone.
             Value::Int(i) => Value::Int(*i),
-            v => clone_local(v),
+            v => clone_local(self, v),
         }
     }
 
     #[inline(always)]
     pub(super) fn store_local(&mut self, frame: Frame, slot: usize, v: Value) {
+        let controlled = self.controlled;
         let place = &mut self.stack[frame.base + slot];
         match place {
-            Value::Cell(c) => store_in_cell(c, v),
+            Value::Cell(c) => {
+                let c = c.clone();
+                if controlled {
+                    self.cell_point(&c, true);
+                }
+                store_in_cell(&c, v)
+            }
             _ => super::stmt::put(place, v),
         }
+    }
+
+    /// A variable that closures share is read or written: under control,
+    /// a scheduling point, as for a global (threads may share it).
+    #[inline(never)]
+    pub(super) fn cell_point(&self, cell: &Cell, write: bool) {
+        use crate::runtime::engine::Op;
+        let op = if write { Op::Write } else { Op::Read };
+        self.point(op, cell.key());
+    }
+
+    /// A shared variable's value.
+    #[inline]
+    pub(super) fn read_cell(&self, cell: &Cell) -> Value {
+        if self.controlled {
+            self.cell_point(cell, false);
+        }
+        cell.read().clone()
+    }
+
+    /// A new value for a shared variable.
+    #[inline]
+    pub(super) fn write_cell(&self, cell: &Cell, v: Value) {
+        if self.controlled {
+            self.cell_point(cell, true);
+        }
+        store_in_cell(cell, v)
     }
 }
 
 /// Out of line: the lock would make every closure that reads a local bigger.
 #[inline(never)]
-fn clone_local(v: &Value) -> Value {
+fn clone_local(it: &Interp, v: &Value) -> Value {
     match v {
-        Value::Cell(c) => c.lock().clone(),
+        Value::Cell(c) => it.read_cell(c),
         v => v.clone(),
     }
 }

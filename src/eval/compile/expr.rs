@@ -89,7 +89,7 @@ impl Compiler<'_> {
             }
             Res::Upval(i) => {
                 let i = *i as usize;
-                Box::new(move |_, f| Ok(f.upvals[i].lock().clone()))
+                Box::new(move |it, f| Ok(it.read_cell(&f.upvals[i])))
             }
             Res::Global(id) => match self.global(*id) {
                 Some(cell) => Box::new(move |it, _| read_global_value(it, &cell, span)),
@@ -287,7 +287,7 @@ impl Compiler<'_> {
 /// A global's value; not defined yet is a NameError.
 #[inline]
 fn read_global_value(it: &Interp, cell: &GlobalCell, span: Span) -> R<Value> {
-    it.read_global(cell, GlobalCell::get)
+    it.read_global(cell, span, GlobalCell::get)
         .ok_or_else(|| name_error(it, &cell.name, span))
 }
 

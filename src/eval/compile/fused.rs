@@ -76,12 +76,12 @@ impl Operand for Const {
 impl Operand for Global {
     #[inline(always)]
     fn int(&self, it: &Interp, _: Frame) -> Option<i64> {
-        it.read_global(&self.cell, GlobalCell::get_int)
+        it.read_global(&self.cell, self.span, GlobalCell::get_int)
     }
 
     #[inline]
     fn value(&self, it: &Interp, _: Frame) -> R<Value> {
-        it.read_global(&self.cell, GlobalCell::get)
+        it.read_global(&self.cell, self.span, GlobalCell::get)
             .ok_or_else(|| name_error(it, &self.cell.name, self.span))
     }
 }
@@ -324,7 +324,7 @@ impl<F: IntOp> Build for AssignGlobalOf<F> {
                 },
                 _ => tri!(it, full_path(it, f, op, &a, &b, span)),
             };
-            if !it.write_global(&cell, v, GlobalWrite::Assign) {
+            if !it.write_global(&cell, Some(target.target), v, GlobalWrite::Assign) {
                 return it.fail(not_declared(it, &name, target.target, target.value));
             }
             Ctl::Normal

@@ -11,8 +11,8 @@ use crate::diagnostics::{kind, RuntimeError};
 use crate::eval::globals::{GlobalRef, GlobalWrite};
 use crate::eval::value::Value;
 use crate::eval::{describe, Frame, Interp, R};
+use crate::runtime::footprint::Shared;
 use crate::span::Span;
-use parking_lot::Mutex;
 use std::sync::Arc;
 
 impl Compiler<'_> {
@@ -105,7 +105,7 @@ impl Compiler<'_> {
         let (func, target) = (self.function_object(func), self.declared(decl));
         if let Target::Cell(slot) = target {
             return Box::new(move |it, f| {
-                let cell = Arc::new(Mutex::new(Value::Nil));
+                let cell = Arc::new(Shared::new(Value::Nil));
                 it.stack[f.base + slot] = Value::Cell(cell.clone());
                 let closure = it.make_closure(&func, f);
                 *cell.lock() = closure;
@@ -304,9 +304,9 @@ impl Target {
     pub(super) fn bind(&self, it: &mut Interp, v: Value, f: Frame) -> R<()> {
         match self {
             Target::Slot(slot) => put(&mut it.stack[f.base + slot], v),
-            Target::Cell(slot) => it.stack[f.base + slot] = Value::Cell(Arc::new(Mutex::new(v))),
+            Target::Cell(slot) => it.stack[f.base + slot] = Value::Cell(Arc::new(Shared::new(v))),
             Target::Global(cell) => {
-                it.write_global(cell, v, GlobalWrite::Define);
+                it.write_global(cell, None, v, GlobalWrite::Define);
             }
             Target::List(items, span) => return bind_list(it, items, v, *span, f),
             Target::Nowhere => {}

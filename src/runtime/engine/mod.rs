@@ -75,8 +75,12 @@ pub enum Op {
     Release,
     Put,
     Get,
-    /// `wait` on an event, condition or barrier, `join`, `sleep`, `select`.
+    /// `wait` on an event, condition or barrier, `join` with a timeout,
+    /// `sleep`, `select`.
     Wait,
+    /// `join` without a timeout (object: `footprint::THREAD | id`): it can
+    /// go on only once that thread is over.
+    Join,
     /// `set`, `clear`, `notify`, a pool submit: changes what waiters see.
     Signal,
     /// Asks an object something without changing it (`size()`, `is_set()`).
@@ -93,7 +97,7 @@ impl Op {
     /// Whether two operations on one object can be reordered without
     /// changing anything: only if both merely look.
     pub fn only_reads(self) -> bool {
-        matches!(self, Op::Read | Op::Inspect)
+        matches!(self, Op::Read | Op::Inspect | Op::Join)
     }
 }
 
@@ -325,6 +329,7 @@ impl Engine {
 
     /// A uniformly random 64-bit number from the session's generator.
     pub fn random(&self) -> u64 {
+        super::footprint::touch(super::footprint::RANDOM, true);
         self.rng.next()
     }
 

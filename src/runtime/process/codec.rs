@@ -6,10 +6,10 @@
 use super::link::Link;
 use super::wire::{Packet, SharedValue, WireError, WireValue};
 use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::footprint::Shared;
 use crate::runtime::value::{Closure, Entries, Items, Key, Value};
 use crate::runtime::{Context, Handle};
 use indexmap::IndexMap;
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -231,7 +231,7 @@ impl<'a> Decoder<'a> {
             .map(|s| match s {
                 SharedValue::List(_) => Value::list(Vec::new()),
                 SharedValue::Map(_) => Value::map(IndexMap::new()),
-                SharedValue::Cell(_) => Value::Cell(Arc::new(Mutex::new(Value::Nil))),
+                SharedValue::Cell(_) => Value::Cell(Arc::new(Shared::new(Value::Nil))),
             })
             .collect();
         Decoder { link, ctx, shared }

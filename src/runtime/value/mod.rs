@@ -12,17 +12,17 @@ pub use free::{Entries, Items};
 pub use function::{Builtin, Closure, Function};
 
 use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::footprint::Shared;
 use crate::runtime::Handle;
 use indexmap::IndexMap;
-use parking_lot::Mutex;
 use std::fmt::{self, Write};
 use std::sync::Arc;
 
-pub type List = Arc<Mutex<Items>>;
+pub type List = Arc<Shared<Items>>;
 pub type Str = Arc<String>;
-pub type Map = Arc<Mutex<Entries>>;
+pub type Map = Arc<Shared<Entries>>;
 /// A captured variable shared between a frame and its closures.
-pub type Cell = Arc<Mutex<Value>>;
+pub type Cell = Arc<Shared<Value>>;
 
 #[derive(Clone, Debug, Default)]
 pub enum Value {
@@ -82,11 +82,11 @@ impl Value {
     }
 
     pub fn list(items: Vec<Value>) -> Value {
-        Value::List(Arc::new(Mutex::new(Items(items))))
+        Value::List(Arc::new(Shared::new(Items(items))))
     }
 
     pub fn map(entries: IndexMap<Key, Value>) -> Value {
-        Value::Map(Arc::new(Mutex::new(Entries(entries))))
+        Value::Map(Arc::new(Shared::new(Entries(entries))))
     }
 
     /// The name `type(v)` gives.

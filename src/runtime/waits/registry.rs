@@ -139,6 +139,7 @@ impl Registry {
     }
 
     pub fn next_thread_id(&self) -> ThreadId {
+        crate::runtime::footprint::touch(crate::runtime::footprint::IDS, true);
         self.next_thread.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -165,6 +166,7 @@ impl Registry {
 
     /// The number of the next object made in this session.
     pub fn next_object_id(&self) -> u64 {
+        crate::runtime::footprint::touch(crate::runtime::footprint::IDS, true);
         self.next_object.fetch_add(1, Ordering::Relaxed)
     }
 

@@ -11,7 +11,7 @@
 
 use crate::runtime::waits::ThreadId;
 use corosensei::stack::DefaultStack;
-use corosensei::{Coroutine, CoroutineResult, ScopedCoroutine, Yielder};
+use corosensei::{Coroutine, CoroutineResult, Yielder};
 use parking_lot::Mutex;
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -36,17 +36,15 @@ const SPARE_STACKS: usize = 64;
 pub struct Fibers {
     running: Mutex<HashMap<ThreadId, Held>>,
     waiting: Mutex<HashMap<ThreadId, Job>>,
-    stacks: Mutex<Vec<Held2>>,
     owner: Mutex<Option<std::thread::ThreadId>>,
 }
 
-/// A spare stack (moved between fibers of one driving thread only).
-struct Held2(DefaultStack);
-
-// SAFETY: a stack is plain memory; no fiber is running on a spare one.
-unsafe impl Send for Held2 {}
-
 thread_local! {
+    /// Stacks kept for reuse by the sessions this OS thread drives, with
+    /// their sizes (an explorer runs thousands of sessions one after the
+    /// other: each would map and unmap its stacks otherwise).
+    static SPARE: std::cell::RefCell<Vec<(usize, DefaultStack)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
     /// The yielder of the fiber running on this OS thread (null: none).
     static CURRENT: Cell<*const Yielder<(), ()>> = const { Cell::new(std::ptr::null()) };
 }
@@ -86,17 +84,24 @@ impl Fibers {
     }
 
     fn stack(&self, size: usize) -> std::io::Result<DefaultStack> {
-        match self.stacks.lock().pop() {
-            Some(Held2(stack)) => Ok(stack),
+        let kept = SPARE.with(|s| {
+            let mut s = s.borrow_mut();
+            let i = s.iter().position(|(n, _)| *n == size)?;
+            Some(s.swap_remove(i).1)
+        });
+        match kept {
+            Some(stack) => Ok(stack),
             None => DefaultStack::new(size),
         }
     }
 
-    fn spare(&self, stack: DefaultStack) {
-        let mut stacks = self.stacks.lock();
-        if stacks.len() < SPARE_STACKS {
-            stacks.push(Held2(stack));
-        }
+    fn spare(&self, size: usize, stack: DefaultStack) {
+        SPARE.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < SPARE_STACKS {
+                s.push((size, stack));
+            }
+        });
     }
 
     /// Run `main` in a fiber of its own, and every other fiber whenever
@@ -111,28 +116,38 @@ impl Fibers {
     ) -> std::io::Result<R> {
         self.claim()?;
         let stack = self.stack(stack_size)?;
-        let fiber = ScopedCoroutine::with_stack(stack, |yielder: &Yielder<(), ()>, ()| {
-            enter(yielder);
-            body()
-        });
+        // SAFETY: `body` borrows from this frame, and the coroutine does not
+        // outlive it: it is driven to completion below, or dropped (which
+        // unwinds its stack) before this function returns.
+        let mut fiber: Coroutine<(), (), R, DefaultStack> = unsafe {
+            Coroutine::with_stack_unchecked(stack, |yielder: &Yielder<(), ()>, ()| {
+                enter(yielder);
+                body()
+            })
+        };
         let outer = CURRENT.with(|c| c.replace(std::ptr::null()));
-        let result = fiber.scope(|mut fiber| loop {
-            match next() {
-                Some(id) if id == main => {
-                    if let CoroutineResult::Return(r) = fiber.as_mut().resume(()) {
-                        return Ok(r);
+        let result = loop {
+            let main_turn = match next() {
+                Some(id) if id != main => {
+                    if let Err(e) = self.step(id, stack_size) {
+                        break Err(e);
                     }
+                    false
                 }
-                Some(id) => self.step(id, stack_size)?,
-                // Nobody can run and nothing waits: only `main` can end this.
-                None => {
-                    if let CoroutineResult::Return(r) = fiber.as_mut().resume(()) {
-                        return Ok(r);
-                    }
+                // Its turn, or nobody can run and nothing waits: only
+                // `main` can end this.
+                _ => true,
+            };
+            if main_turn {
+                if let CoroutineResult::Return(r) = fiber.resume(()) {
+                    break Ok(r);
                 }
             }
-        });
+        };
         CURRENT.with(|c| c.set(outer));
+        if fiber.done() {
+            self.spare(stack_size, fiber.into_stack());
+        }
         result
     }
 
@@ -157,7 +172,7 @@ impl Fibers {
             CoroutineResult::Yield(()) => {
                 self.running.lock().insert(id, Held(fiber));
             }
-            CoroutineResult::Return(()) => self.spare(fiber.into_stack()),
+            CoroutineResult::Return(()) => self.spare(stack_size, fiber.into_stack()),
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ pub mod strategy;
 
 use super::{Op, Step, Time};
 use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::footprint::{self, Access};
 use crate::runtime::threads::{ThreadRecord, ThreadRef};
 use crate::runtime::waits::ThreadId;
 use fibers::Fibers;
@@ -22,7 +23,7 @@ pub use fibers::Job;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use strategy::{Choice, Strategy};
+use strategy::{Choice, Strategy, Transition, TransitionEnd};
 
 /// A thread that went round this many loops with nothing but reads in
 /// between is waiting for something (`while not done { }`): when every
@@ -54,6 +55,21 @@ struct State {
     /// The index chosen at every decision with more than one candidate,
     /// and how many candidates there were.
     choices: Vec<(u32, u32)>,
+    /// The transition running now, when the strategy watches transitions.
+    open: Option<Open>,
+    /// Past this many scheduling points the run is stopped (exploration).
+    limit: Option<u64>,
+    limit_hit: bool,
+}
+
+/// A transition under way: who runs, what it announced, where it began.
+struct Open {
+    thread: ThreadId,
+    record: Option<ThreadRef>,
+    step: Option<Step>,
+    runnable: Vec<ThreadId>,
+    next: Vec<Option<Step>>,
+    spawned: Vec<ThreadId>,
 }
 
 pub struct Scheduler {
@@ -82,6 +98,9 @@ impl Scheduler {
                 strategy,
                 steps: 0,
                 choices: Vec::new(),
+                open: None,
+                limit: None,
+                limit_hit: false,
             }),
             clock: AtomicU64::new(0),
             fibers: Fibers::default(),
@@ -109,6 +128,76 @@ impl Scheduler {
         }
     }
 
+    /// Stop the run once it passes `steps` scheduling points: every thread
+    /// is interrupted with an error that says so.
+    pub fn set_step_limit(&self, steps: u64) {
+        self.state.lock().limit = Some(steps);
+    }
+
+    /// The run is over: the transition still under way (the main thread's
+    /// last) ends, so the strategy sees every transition.
+    pub fn close_open(&self) {
+        Self::close(&mut self.state.lock(), TransitionEnd::Ended);
+    }
+
+    /// Whether the step limit stopped the run.
+    pub fn limit_hit(&self) -> bool {
+        self.state.lock().limit_hit
+    }
+
+    /// The transition under way ends: the strategy sees it.
+    fn close(st: &mut State, how: TransitionEnd) {
+        let Some(open) = st.open.take() else { return };
+        let mut footprint: Vec<Access> = Vec::new();
+        if let Some(access) = open.step.and_then(|s| access_of(&s)) {
+            footprint.push(access);
+        }
+        for a in footprint::take() {
+            match footprint.iter_mut().find(|b| b.key == a.key) {
+                Some(b) => b.write |= a.write,
+                None => footprint.push(a),
+            }
+        }
+        if how == TransitionEnd::Ended {
+            footprint.push(Access {
+                key: footprint::THREAD | open.thread,
+                write: true,
+            });
+        }
+        st.strategy.transition(&Transition {
+            thread: open.thread,
+            name: open.record.as_ref().map_or("?", |r| r.name.as_str()),
+            step: open.step,
+            end: how,
+            footprint: &footprint,
+            spawned: &open.spawned,
+            runnable: &open.runnable,
+            next: &open.next,
+        });
+    }
+
+    /// `thread` got the turn: its transition begins.
+    fn open(st: &mut State, thread: ThreadId, runnable: Vec<ThreadId>) {
+        if !st.strategy.wants_transitions() {
+            return;
+        }
+        footprint::take();
+        let next = runnable
+            .iter()
+            .map(|id| st.slots.get(id).and_then(|s| s.next))
+            .collect();
+        let step = st.slots.get(&thread).and_then(|s| s.next);
+        let record = st.slots.get(&thread).map(|s| s.thread.clone());
+        st.open = Some(Open {
+            thread,
+            record,
+            step,
+            runnable,
+            next,
+            spawned: Vec::new(),
+        });
+    }
+
     fn add(st: &mut State, thread: &ThreadRef) {
         st.strategy.thread_created(thread.id);
         st.slots.insert(
@@ -130,12 +219,18 @@ impl Scheduler {
         Self::add(&mut st, me);
         if st.current.is_none() {
             st.current = Some(me.id);
+            Self::open(&mut st, me.id, vec![me.id]);
         }
     }
 
     /// A new thread, with the body it runs once it is chosen.
     pub fn start(&self, thread: &ThreadRef, job: Job) {
-        Self::add(&mut self.state.lock(), thread);
+        let mut st = self.state.lock();
+        Self::add(&mut st, thread);
+        if let Some(open) = &mut st.open {
+            open.spawned.push(thread.id);
+        }
+        drop(st);
         self.fibers.add(thread.id, job);
     }
 
@@ -167,6 +262,7 @@ impl Scheduler {
     pub fn ended(&self, me: &ThreadRecord) {
         let mut st = self.state.lock();
         st.slots.remove(&me.id);
+        Self::close(&mut st, TransitionEnd::Ended);
         st.current = self.decide(&mut st, None);
     }
 
@@ -174,6 +270,16 @@ impl Scheduler {
     pub fn point(&self, me: &ThreadRecord, step: Step) {
         let mut st = self.state.lock();
         st.steps += 1;
+        if !st.limit_hit && st.limit.is_some_and(|l| st.steps > l) {
+            let why = format!(
+                "the run passed {} scheduling points (the step limit)",
+                st.limit.unwrap_or_default()
+            );
+            self.stop_all(&mut st, why);
+        } else if !st.limit_hit && st.strategy.abandon() {
+            self.stop_all(&mut st, "exploration abandoned this run".to_string());
+        }
+        Self::close(&mut st, TransitionEnd::Point);
         let Some(slot) = st.slots.get_mut(&me.id) else {
             return;
         };
@@ -201,6 +307,7 @@ impl Scheduler {
             return;
         }
         slot.status = Status::Blocked(deadline);
+        Self::close(&mut st, TransitionEnd::Blocked);
         let next = self.decide(&mut st, None);
         st.current = next;
         if next != Some(me.id) {
@@ -242,7 +349,9 @@ impl Scheduler {
             return self.stalled(st);
         }
         if runnable.len() == 1 {
-            return Some(runnable[0]);
+            let only = runnable[0];
+            Self::open(st, only, runnable);
+            return Some(only);
         }
         let next: Vec<Option<Step>> = runnable
             .iter()
@@ -256,7 +365,21 @@ impl Scheduler {
         };
         let i = st.strategy.choose(&choice).min(runnable.len() - 1);
         st.choices.push((i as u32, runnable.len() as u32));
-        Some(runnable[i])
+        let chosen = runnable[i];
+        Self::open(st, chosen, runnable);
+        Some(chosen)
+    }
+
+    /// The run went past its step limit (or exploration gave it up): every
+    /// thread stops with an error at its next check (a blocked one is woken
+    /// for it).
+    fn stop_all(&self, st: &mut State, why: String) {
+        st.limit_hit = true;
+        let err = RuntimeError::new(kind::INTERRUPTED, why);
+        for slot in st.slots.values_mut() {
+            slot.thread.set_interrupt(err.clone());
+            slot.status = Status::Runnable;
+        }
     }
 
     /// Nothing else can happen before the earliest deadline: jump to it
@@ -298,6 +421,18 @@ impl Scheduler {
             slot.status = Status::Runnable;
         }
         st.slots.keys().next().copied()
+    }
+}
+
+/// What announcing `step` says the transition touches.
+fn access_of(step: &Step) -> Option<Access> {
+    match step.op {
+        Op::BackEdge | Op::End => None,
+        _ if step.object == 0 => None,
+        op => Some(Access {
+            key: step.object,
+            write: !op.only_reads(),
+        }),
     }
 }
 

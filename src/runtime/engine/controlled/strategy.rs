@@ -9,6 +9,7 @@
 use super::super::rng::Rng;
 use super::super::Step;
 use super::schedule::Decisions;
+use crate::runtime::footprint::Access;
 use crate::runtime::waits::ThreadId;
 use crate::span::Span;
 
@@ -34,9 +35,52 @@ impl Choice<'_> {
     }
 }
 
+/// What one thread did between two scheduling points (exploration's unit).
+pub struct Transition<'a> {
+    pub thread: ThreadId,
+    pub name: &'a str,
+    /// The operation announced at the point it started from (`None`: the
+    /// thread's first stretch, which touches nothing shared by itself).
+    pub step: Option<Step>,
+    pub end: TransitionEnd,
+    /// Everything it read or changed.
+    pub footprint: &'a [Access],
+    /// Threads it started.
+    pub spawned: &'a [ThreadId],
+    /// The threads that could run where it started, sorted by id, with the
+    /// operation each had announced.
+    pub runnable: &'a [ThreadId],
+    pub next: &'a [Option<Step>],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransitionEnd {
+    /// It reached its next scheduling point.
+    Point,
+    /// It blocked (it goes on from there when it is woken and chosen).
+    Blocked,
+    /// The thread is over.
+    Ended,
+}
+
 pub trait Strategy: Send {
     /// Which of `c.runnable` runs next (an index into it).
     fn choose(&mut self, c: &Choice) -> usize;
+
+    /// Whether it wants to see every transition (`transition`): costs a
+    /// footprint per step, so only explorers ask.
+    fn wants_transitions(&self) -> bool {
+        false
+    }
+
+    /// A transition is over (only if `wants_transitions`).
+    fn transition(&mut self, _t: &Transition) {}
+
+    /// The rest of the run is of no interest: stop it (exploration, when a
+    /// run can only repeat one explored already).
+    fn abandon(&self) -> bool {
+        false
+    }
 
     /// A thread came into being (PCT gives it a priority).
     fn thread_created(&mut self, _id: ThreadId) {}

@@ -1,0 +1,243 @@
+//! What a run did, transition by transition, as exploration sees it, and
+//! the strategy that writes it down while it steers the run.
+
+use crate::runtime::engine::controlled::strategy::{Choice, Strategy, Transition, TransitionEnd};
+use crate::runtime::engine::{Op, Step};
+use crate::runtime::footprint::{Access, THREAD};
+use crate::runtime::waits::ThreadId;
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+pub type Footprint = Vec<Access>;
+
+/// Whether two footprints conflict (the transitions cannot be swapped).
+pub fn dependent(a: &[Access], b: &[Access]) -> bool {
+    a.iter().any(|x| b.iter().any(|y| x.conflicts(*y)))
+}
+
+/// One transition of a run.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub thread: ThreadId,
+    pub step: Option<Step>,
+    pub end: TransitionEnd,
+    pub footprint: Footprint,
+    pub spawned: Vec<ThreadId>,
+    /// Of those, the ones exploration may pick (not a `join` of a thread
+    /// still alive, which can only block).
+    pub enabled: Vec<ThreadId>,
+}
+
+impl Event {
+    /// The thread a `join` without timeout waits for.
+    pub fn joins(&self) -> Option<ThreadId> {
+        join_target(self.step.as_ref())
+    }
+}
+
+fn join_target(step: Option<&Step>) -> Option<ThreadId> {
+    match step {
+        Some(s) if s.op == Op::Join => Some(s.object & !THREAD),
+        _ => None,
+    }
+}
+
+/// A thread and the footprint of its transition at some state: what a
+/// sleep set holds.
+pub type Sleeper = (ThreadId, Footprint);
+
+/// A run's transitions, and where it stopped being of interest.
+#[derive(Default)]
+pub struct Log {
+    pub events: Vec<Event>,
+    /// The sleep set at each state from the branch on (index: state).
+    pub sleep: Vec<Vec<Sleeper>>,
+    /// The first state where every thread that could run was asleep: the
+    /// run can only repeat an explored one from there.
+    pub blocked_at: Option<usize>,
+    /// Thread names, for showing the run.
+    pub names: std::collections::HashMap<ThreadId, String>,
+}
+
+/// How a guided run picks once its prefix is used up.
+pub struct Guide {
+    /// The thread to run at each state, from the start.
+    pub prefix: Vec<ThreadId>,
+    /// The sleep set at the last state of the prefix (DPOR), applied once
+    /// that state's transition is known.
+    pub branch_sleep: Vec<Sleeper>,
+    pub use_sleep: bool,
+}
+
+/// Follows a prefix of choices, then prefers the thread that ran last (no
+/// preemption), then the lowest id not asleep; logs every transition.
+pub struct Guided {
+    guide: Guide,
+    sleep: Vec<Sleeper>,
+    alive: HashSet<ThreadId>,
+    last: Option<ThreadId>,
+    log: Arc<Mutex<Log>>,
+    /// Transitions seen: the index of the state being decided.
+    state: usize,
+}
+
+impl Guided {
+    pub fn new(guide: Guide, log: Arc<Mutex<Log>>) -> Guided {
+        Guided {
+            guide,
+            sleep: Vec::new(),
+            alive: HashSet::new(),
+            last: None,
+            log,
+            state: 0,
+        }
+    }
+
+    /// The runnable threads exploration may pick: a `join` of a thread
+    /// still alive is left out, unless nothing else can run.
+    fn enabled(&self, runnable: &[ThreadId], next: &[Option<Step>]) -> Vec<ThreadId> {
+        let picked: Vec<ThreadId> = runnable
+            .iter()
+            .zip(next)
+            .filter(|(_, s)| join_target(s.as_ref()).is_none_or(|t| !self.alive.contains(&t)))
+            .map(|(t, _)| *t)
+            .collect();
+        if picked.is_empty() {
+            runnable.to_vec()
+        } else {
+            picked
+        }
+    }
+
+    fn asleep(&self, t: ThreadId) -> bool {
+        self.sleep.iter().any(|(s, _)| *s == t)
+    }
+}
+
+impl Strategy for Guided {
+    fn choose(&mut self, c: &Choice) -> usize {
+        let index = |t: ThreadId| c.runnable.iter().position(|r| *r == t);
+        if let Some(&t) = self.guide.prefix.get(self.state) {
+            // A prefix that no longer fits (the script is not deterministic
+            // under control) is noticed by the explorer from the log.
+            return index(t).unwrap_or(0);
+        }
+        let enabled = self.enabled(c.runnable, c.next);
+        let awake: Vec<ThreadId> = enabled
+            .iter()
+            .copied()
+            .filter(|t| !self.asleep(*t))
+            .collect();
+        let pick = match self.last {
+            Some(l) if awake.contains(&l) => Some(l),
+            _ => awake.first().copied(),
+        };
+        pick.or(self.last.filter(|l| enabled.contains(l)))
+            .or(enabled.first().copied())
+            .and_then(index)
+            .unwrap_or(0)
+    }
+
+    fn wants_transitions(&self) -> bool {
+        true
+    }
+
+    fn transition(&mut self, t: &Transition) {
+        let enabled = self.enabled(t.runnable, t.next);
+        let k = self.state;
+        let b = self.guide.prefix.len();
+        let mut log = self.log.lock();
+        if k >= b {
+            log.sleep.push(self.sleep.clone());
+            if self.guide.use_sleep && log.blocked_at.is_none() && self.asleep(t.thread) {
+                log.blocked_at = Some(k);
+            }
+        }
+        let fp = t.footprint.to_vec();
+        if self.guide.use_sleep {
+            if k + 1 == b {
+                self.sleep = std::mem::take(&mut self.guide.branch_sleep);
+            }
+            if k + 1 >= b {
+                self.sleep
+                    .retain(|(s, sfp)| *s != t.thread && !dependent(sfp, &fp));
+            }
+        }
+        log.names
+            .entry(t.thread)
+            .or_insert_with(|| t.name.to_string());
+        self.alive.insert(t.thread);
+        self.alive.extend(t.spawned.iter().copied());
+        if t.end == TransitionEnd::Ended {
+            self.alive.remove(&t.thread);
+        }
+        self.last = match t.end {
+            TransitionEnd::Point => Some(t.thread),
+            _ => None,
+        };
+        log.events.push(Event {
+            thread: t.thread,
+            step: t.step,
+            end: t.end,
+            footprint: fp,
+            spawned: t.spawned.to_vec(),
+            enabled,
+        });
+        self.state += 1;
+    }
+
+    fn abandon(&self) -> bool {
+        self.log.lock().blocked_at.is_some()
+    }
+
+    fn describe(&self) -> String {
+        "explore".to_string()
+    }
+}
+
+/// Any strategy, with its transitions logged (to show a sampled run).
+pub struct Logged {
+    pub inner: Box<dyn Strategy>,
+    pub guided: Guided,
+}
+
+impl Logged {
+    pub fn new(inner: Box<dyn Strategy>, log: Arc<Mutex<Log>>) -> Logged {
+        let guide = Guide {
+            prefix: Vec::new(),
+            branch_sleep: Vec::new(),
+            use_sleep: false,
+        };
+        Logged {
+            inner,
+            guided: Guided::new(guide, log),
+        }
+    }
+}
+
+impl Strategy for Logged {
+    fn choose(&mut self, c: &Choice) -> usize {
+        self.inner.choose(c)
+    }
+
+    fn thread_created(&mut self, id: ThreadId) {
+        self.inner.thread_created(id)
+    }
+
+    fn wants_transitions(&self) -> bool {
+        true
+    }
+
+    fn transition(&mut self, t: &Transition) {
+        self.guided.transition(t)
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn divergence(&self) -> Option<String> {
+        self.inner.divergence()
+    }
+}

@@ -1,0 +1,682 @@
+//! `conc explore`: run one script under many schedules on purpose, and say
+//! what can happen: the set of outcomes, the first failure (shrunk, with
+//! its replay line and swim lanes), and exactly how much was covered.
+//!
+//! Every run is a fresh session in this process under the controlled
+//! engine (`run.rs`). Exhaustive strategies walk the tree of schedules
+//! (`tree.rs`); sampling strategies draw schedules (`sample.rs`).
+
+mod lanes;
+mod log;
+mod pos;
+mod run;
+mod tree;
+
+pub use run::{Outcome, Script};
+
+use crate::runtime::engine::controlled::schedule::{Schedule, PCT_HORIZON};
+use crate::runtime::engine::controlled::strategy::{Pct, RandomWalk, Strategy};
+use log::{Guide, Guided, Log, Logged};
+use parking_lot::Mutex;
+use run::{run_once, Ran};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tree::{Mode, Next, Tree};
+
+/// How schedules are chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum How {
+    /// Exhaustive if small enough, else sampling.
+    Auto,
+    Dpor,
+    Dfs {
+        preemptions: Option<u32>,
+    },
+    Random,
+    Pct {
+        depth: u32,
+    },
+    Pos,
+}
+
+impl How {
+    pub fn parse(text: &str) -> Result<How, String> {
+        match text {
+            "auto" => Ok(How::Auto),
+            "dpor" => Ok(How::Dpor),
+            "dfs" => Ok(How::Dfs { preemptions: None }),
+            "random" => Ok(How::Random),
+            "pos" => Ok(How::Pos),
+            _ => match text.strip_prefix("pct:").map(str::parse::<u32>) {
+                Some(Ok(depth)) if (1..=64).contains(&depth) => Ok(How::Pct { depth }),
+                Some(_) => Err(format!("`{}`: the PCT depth must be 1 to 64", text)),
+                None => Err(format!(
+                    "unknown strategy `{}`: use auto, dpor, dfs, random, pct:DEPTH or pos",
+                    text
+                )),
+            },
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            How::Auto => "auto".into(),
+            How::Dpor => "dpor".into(),
+            How::Dfs { preemptions: None } => "dfs".into(),
+            How::Dfs {
+                preemptions: Some(k),
+            } => format!("dfs, at most {} preemption{}", k, plural(*k as u64)),
+            How::Random => "random".into(),
+            How::Pct { depth } => format!("pct:{}", depth),
+            How::Pos => "pos".into(),
+        }
+    }
+}
+
+pub struct Options {
+    pub how: How,
+    /// At most this many schedules (sampling: exactly this many).
+    pub schedules: Option<u64>,
+    pub time: Option<Duration>,
+    /// Go on after a failure: the whole outcome set.
+    pub all: bool,
+    pub jobs: usize,
+    /// A run that passes this many scheduling points is stopped (an
+    /// outcome of its own).
+    pub max_steps: u64,
+    /// Print the swim lanes and replay line of a failure.
+    pub show_failure: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            how: How::Auto,
+            schedules: None,
+            time: None,
+            all: false,
+            jobs: 1,
+            max_steps: 20_000,
+            show_failure: true,
+        }
+    }
+}
+
+/// Sampling takes this many schedules unless told otherwise.
+const DEFAULT_SAMPLES: u64 = 1_000;
+/// `auto` tries DPOR for this many runs before it samples instead.
+const AUTO_DPOR_RUNS: u64 = 10_000;
+
+/// How far exploration got.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Coverage {
+    /// Every class (DPOR) or every schedule (dfs) was run.
+    Exhaustive { classes: u64, redundant: u64 },
+    /// dfs with a preemption bound ran every schedule within it.
+    Bounded {
+        bound: u32,
+        schedules: u64,
+        cut: u64,
+    },
+    Sampled {
+        schedules: u64,
+        estimate: Option<f64>,
+    },
+    /// It stopped early: why.
+    Stopped { schedules: u64, why: String },
+}
+
+impl Coverage {
+    pub fn exhaustive(&self) -> bool {
+        matches!(self, Coverage::Exhaustive { .. })
+            || matches!(self, Coverage::Bounded { cut: 0, .. })
+    }
+
+    /// The last line of the output.
+    pub fn line(&self, how: &How) -> String {
+        match self {
+            Coverage::Exhaustive { classes, redundant } => {
+                let extra = if *redundant > 0 {
+                    format!(
+                        ", {} redundant run{} cut short",
+                        redundant,
+                        plural(*redundant)
+                    )
+                } else {
+                    String::new()
+                };
+                let unit = if *how == How::Dpor || *how == How::Auto {
+                    "class"
+                } else {
+                    "schedule"
+                };
+                format!(
+                    "exhaustive: all {} ({}{})",
+                    count(*classes, unit),
+                    how.name(),
+                    extra
+                )
+            }
+            Coverage::Bounded {
+                bound,
+                schedules,
+                cut: 0,
+            } => format!(
+                "exhaustive: all {} schedule{} (the preemption bound {} cut nothing)",
+                schedules,
+                plural(*schedules),
+                bound
+            ),
+            Coverage::Bounded {
+                bound,
+                schedules,
+                cut,
+            } => format!(
+                "NOT exhaustive: preemption bound {}, {} branch{} cut ({} schedule{} run)",
+                bound,
+                cut,
+                if *cut == 1 { "" } else { "es" },
+                schedules,
+                plural(*schedules)
+            ),
+            Coverage::Sampled {
+                schedules,
+                estimate,
+            } => match estimate {
+                Some(e) => format!(
+                    "NOT exhaustive: sampled {} schedule{} ({}) of an estimated {} interleavings",
+                    schedules,
+                    plural(*schedules),
+                    how.name(),
+                    approx(*e)
+                ),
+                None => format!(
+                    "NOT exhaustive: sampled {} schedule{} ({})",
+                    schedules,
+                    plural(*schedules),
+                    how.name()
+                ),
+            },
+            Coverage::Stopped { schedules, why } => format!(
+                "NOT exhaustive: {} after {} schedule{} ({})",
+                why,
+                schedules,
+                plural(*schedules),
+                how.name()
+            ),
+        }
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// "1 class", "4 classes", "1 schedule", "6 schedules".
+fn count(n: u64, unit: &str) -> String {
+    let s = if n == 1 {
+        ""
+    } else if unit.ends_with('s') {
+        "es"
+    } else {
+        "s"
+    };
+    format!("{} {}{}", n, unit, s)
+}
+
+fn approx(x: f64) -> String {
+    if x < 1e6 {
+        format!("{:.0}", x)
+    } else {
+        format!("{:.1e}", x)
+    }
+}
+
+/// A failure and how to see it again.
+pub struct Failure {
+    pub outcome: Outcome,
+    pub report: String,
+    /// `replay:TOKEN`.
+    pub schedule: String,
+    pub preemptions: u32,
+    pub shared_steps: usize,
+    pub lanes: String,
+}
+
+/// What exploration found.
+pub struct Report {
+    pub outcomes: BTreeMap<Outcome, u64>,
+    pub coverage: Coverage,
+    pub first_failure: Option<Failure>,
+    pub how: How,
+    /// The script ran differently under the same decisions.
+    pub nondeterministic: bool,
+}
+
+impl Report {
+    /// `outcomes over 4 classes: "2" x3, "1" x1`.
+    pub fn outcome_line(&self) -> String {
+        let total: u64 = self.outcomes.values().sum();
+        let mut sorted: Vec<(&Outcome, &u64)> = self.outcomes.iter().collect();
+        sorted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let list: Vec<String> = sorted
+            .iter()
+            .map(|(o, n)| format!("{} x{}", o.label(), n))
+            .collect();
+        let unit = match (&self.how, &self.coverage) {
+            (How::Dpor | How::Auto, Coverage::Exhaustive { .. }) => "class",
+            _ => "schedule",
+        };
+        let head = format!("outcomes over {}:", count(total, unit));
+        let one_line = format!("{} {}", head, list.join(", "));
+        if one_line.chars().count() <= 80 {
+            return one_line;
+        }
+        let rows: Vec<String> = sorted
+            .iter()
+            .map(|(o, n)| format!("  x{:<6} {}", n, o.label()))
+            .collect();
+        format!("{}\n{}", head, rows.join("\n"))
+    }
+
+    pub fn failed(&self) -> bool {
+        self.outcomes.keys().any(Outcome::failed)
+    }
+
+    /// For `conc test`: one fact per line (`exhaustive yes`, `classes 4`,
+    /// `outcome COUNT SHORT`).
+    pub fn porcelain(&self) -> String {
+        let mut out = String::new();
+        let yes = if self.coverage.exhaustive() {
+            "yes"
+        } else {
+            "no"
+        };
+        out.push_str(&format!("exhaustive {}\n", yes));
+        if let Coverage::Exhaustive { classes, .. } = &self.coverage {
+            out.push_str(&format!("classes {}\n", classes));
+        }
+        let mut short: BTreeMap<String, u64> = BTreeMap::new();
+        for (o, n) in &self.outcomes {
+            *short.entry(o.short()).or_default() += n;
+        }
+        for (label, n) in short {
+            out.push_str(&format!("outcome {} {}\n", n, label));
+        }
+        out.push_str(&format!("coverage {}\n", self.coverage.line(&self.how)));
+        out
+    }
+}
+
+/// Set by Ctrl-C: stop after the run under way.
+pub fn interrupt_flag() -> &'static AtomicBool {
+    static FLAG: AtomicBool = AtomicBool::new(false);
+    &FLAG
+}
+
+struct Budget {
+    started: Instant,
+    time: Option<Duration>,
+    schedules: Option<u64>,
+}
+
+impl Budget {
+    /// Why exploration must stop now, if it must.
+    fn over(&self, runs: u64) -> Option<String> {
+        if interrupt_flag().load(Ordering::Relaxed) {
+            return Some("interrupted (Ctrl-C)".into());
+        }
+        if self.schedules.is_some_and(|n| runs >= n) {
+            return Some(format!("the budget of {} schedules was used up", runs));
+        }
+        if self.time.is_some_and(|t| self.started.elapsed() >= t) {
+            return Some(format!(
+                "the time limit ({} s) ran out",
+                self.time.map_or(0, |t| t.as_secs())
+            ));
+        }
+        None
+    }
+}
+
+/// Explore `script` as `options` say.
+pub fn explore(script: &Script, options: &Options) -> Report {
+    let budget = Budget {
+        started: Instant::now(),
+        time: options.time,
+        schedules: options.schedules,
+    };
+    let mut state = Found::default();
+    let coverage = match &options.how {
+        How::Dpor => exhaustive(script, options, Mode::Dpor, &budget, &mut state),
+        How::Dfs { preemptions } => exhaustive(
+            script,
+            options,
+            Mode::Dfs {
+                preemptions: *preemptions,
+            },
+            &budget,
+            &mut state,
+        ),
+        How::Auto => {
+            let first = Budget {
+                schedules: Some(options.schedules.unwrap_or(u64::MAX).min(AUTO_DPOR_RUNS)),
+                ..budget
+            };
+            let c = exhaustive(script, options, Mode::Dpor, &first, &mut state);
+            let done = c.exhaustive() || state.stop_now(options) || state.nondeterministic;
+            if done {
+                c
+            } else {
+                // Too many classes to run them all: sample the rest.
+                let rest = Budget {
+                    schedules: options.schedules.map(|n| n.saturating_sub(state.runs)),
+                    ..first
+                };
+                let mut rest = rest;
+                rest.schedules = Some(rest.schedules.unwrap_or(AUTO_DPOR_RUNS));
+                state.outcomes.clear();
+                state.runs = 0;
+                sample(script, options, &How::Pct { depth: 3 }, &rest, &mut state)
+            }
+        }
+        how => sample(script, options, how, &budget, &mut state),
+    };
+    let how = match (&options.how, &coverage) {
+        (How::Auto, Coverage::Exhaustive { .. }) => How::Dpor,
+        (How::Auto, Coverage::Sampled { .. }) => How::Pct { depth: 3 },
+        (h, _) => h.clone(),
+    };
+    let first_failure = state.failure.take().map(|f| {
+        if options.show_failure {
+            shrink(script, options, f)
+        } else {
+            f
+        }
+    });
+    Report {
+        outcomes: state.outcomes,
+        coverage,
+        first_failure,
+        how,
+        nondeterministic: state.nondeterministic,
+    }
+}
+
+/// What the runs so far found.
+#[derive(Default)]
+struct Found {
+    outcomes: BTreeMap<Outcome, u64>,
+    failure: Option<Failure>,
+    runs: u64,
+    nondeterministic: bool,
+}
+
+impl Found {
+    fn stop_now(&self, options: &Options) -> bool {
+        self.failure.is_some() && !options.all
+    }
+
+    fn record(&mut self, ran: &Ran, preemptions: u32, log: Option<&Log>) {
+        *self.outcomes.entry(ran.outcome.clone()).or_default() += 1;
+        if ran.outcome.failed() && self.failure.is_none() {
+            self.failure = Some(failure_of(ran, preemptions, log));
+        }
+    }
+}
+
+fn failure_of(ran: &Ran, preemptions: u32, log: Option<&Log>) -> Failure {
+    let schedule = ran
+        .token
+        .as_ref()
+        .map(|t| format!("replay:{}", t))
+        .unwrap_or_default();
+    let shared_steps = log.map_or(0, lanes::shared_steps);
+    Failure {
+        outcome: ran.outcome.clone(),
+        report: ran.report.clone(),
+        schedule,
+        preemptions,
+        shared_steps,
+        lanes: String::new(),
+    }
+}
+
+fn exhaustive(
+    script: &Script,
+    options: &Options,
+    mode: Mode,
+    budget: &Budget,
+    found: &mut Found,
+) -> Coverage {
+    let mut tree = Tree::new(mode);
+    let mut guide = tree.first();
+    loop {
+        if let Some(why) = budget.over(found.runs) {
+            return Coverage::Stopped {
+                schedules: found.runs,
+                why,
+            };
+        }
+        let log = Arc::new(Mutex::new(Log::default()));
+        let len = guide.prefix.len();
+        let ran = run_once(
+            script,
+            Box::new(Guided::new(guide, log.clone())),
+            options.max_steps,
+        );
+        found.runs += 1;
+        let log = std::mem::take(&mut *log.lock());
+        if !tree.absorb(len, &log) {
+            found.nondeterministic = true;
+            return Coverage::Stopped {
+                schedules: found.runs,
+                why: "the script does not repeat itself under the same decisions".into(),
+            };
+        }
+        if log.blocked_at.is_none() {
+            found.record(&ran, tree.preemptions(), Some(&log));
+        }
+        if found.stop_now(options) {
+            return Coverage::Stopped {
+                schedules: found.runs,
+                why: "stopped at the first failure".into(),
+            };
+        }
+        match tree.next() {
+            Next::Run(g) => guide = g,
+            Next::Exhausted => {
+                return match mode {
+                    Mode::Dfs {
+                        preemptions: Some(bound),
+                    } => Coverage::Bounded {
+                        bound,
+                        schedules: tree.complete,
+                        cut: tree.cut,
+                    },
+                    _ => Coverage::Exhaustive {
+                        classes: tree.complete,
+                        redundant: tree.redundant,
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// The strategy of the `n`th sample.
+fn sampler(how: &How, n: u64, horizon: u64) -> Box<dyn Strategy> {
+    match how {
+        How::Pct { depth } => Box::new(Pct::new(*depth, n, horizon)),
+        How::Pos => Box::new(pos::Pos::new(n)),
+        _ => Box::new(RandomWalk::new(n)),
+    }
+}
+
+fn sample(
+    script: &Script,
+    options: &Options,
+    how: &How,
+    budget: &Budget,
+    found: &mut Found,
+) -> Coverage {
+    let total = budget.schedules.unwrap_or(DEFAULT_SAMPLES);
+    // PCT spreads its change points over the run's length: measure it.
+    let probe = run_once(script, Box::new(RandomWalk::new(0)), options.max_steps);
+    let horizon = probe.steps.clamp(1, 100 * PCT_HORIZON);
+    let jobs = options.jobs.max(1) as u64;
+    let next = std::sync::atomic::AtomicU64::new(1);
+    let shared = Mutex::new(std::mem::take(found));
+    let stop = AtomicBool::new(false);
+    let why = Mutex::new(None::<String>);
+    let work = || loop {
+        crate::parser::mark_big_stack();
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        if n > total {
+            return;
+        }
+        if let Some(w) = budget.over(n - 1) {
+            if !w.starts_with("the budget") {
+                *why.lock() = Some(w);
+            }
+            stop.store(true, Ordering::Relaxed);
+            return;
+        }
+        let ran = run_once(script, sampler(how, n, horizon), options.max_steps);
+        let mut f = shared.lock();
+        f.runs += 1;
+        f.record(&ran, 0, None);
+        if f.stop_now(options) {
+            stop.store(true, Ordering::Relaxed);
+        }
+    };
+    std::thread::scope(|scope| {
+        let work = &work;
+        for _ in 0..jobs {
+            // Each worker drives its own sessions on its own OS thread,
+            // with a stack as big as the main script gets.
+            let started = std::thread::Builder::new()
+                .stack_size(crate::runtime::threads::THREAD_STACK)
+                .spawn_scoped(scope, work);
+            if started.is_err() {
+                // No thread to be had: this one does the work.
+                work();
+            }
+        }
+    });
+    *found = shared.into_inner();
+    let schedules = found.runs;
+    if found.stop_now(options) {
+        return Coverage::Stopped {
+            schedules,
+            why: "stopped at the first failure".into(),
+        };
+    }
+    if let Some(why) = why.into_inner() {
+        return Coverage::Stopped { schedules, why };
+    }
+    Coverage::Sampled {
+        schedules,
+        estimate: None,
+    }
+}
+
+/// Make a failure as small as it gets: the fewest preemptions (bounded
+/// search from 0 up), then the fewest steps among those found; then run it
+/// once more with every transition logged, for the swim lanes.
+fn shrink(script: &Script, options: &Options, failure: Failure) -> Failure {
+    let wanted = failure.outcome.clone();
+    let mut best: Option<(u32, usize, Vec<u64>)> = None;
+    for bound in 0..=failure.preemptions.min(3) {
+        let mut tree = Tree::new(Mode::Dfs {
+            preemptions: Some(bound),
+        });
+        let mut guide = tree.first();
+        for _ in 0..SHRINK_RUNS {
+            let log = Arc::new(Mutex::new(Log::default()));
+            let len = guide.prefix.len();
+            let ran = run_once(
+                script,
+                Box::new(Guided::new(guide, log.clone())),
+                options.max_steps,
+            );
+            let log = std::mem::take(&mut *log.lock());
+            if !tree.absorb(len, &log) {
+                break;
+            }
+            if ran.outcome == wanted {
+                let steps = lanes::shared_steps(&log);
+                let path: Vec<u64> = log.events.iter().map(|e| e.thread).collect();
+                let p = tree.preemptions();
+                if best
+                    .as_ref()
+                    .is_none_or(|(bp, bs, _)| (p, steps) < (*bp, *bs))
+                {
+                    best = Some((p, steps, path));
+                }
+            }
+            match tree.next() {
+                Next::Run(g) => guide = g,
+                Next::Exhausted => break,
+            }
+        }
+        if best.is_some() {
+            break;
+        }
+    }
+    let prefix = match best {
+        Some((_, _, path)) => path,
+        None => return show(script, options, failure, None),
+    };
+    show(script, options, failure, Some(prefix))
+}
+
+/// Runs a bounded search may take per bound while shrinking.
+const SHRINK_RUNS: usize = 2_000;
+
+/// Run the failure (or the shrunk schedule `prefix`) once more, logged,
+/// and draw it.
+fn show(script: &Script, options: &Options, failure: Failure, prefix: Option<Vec<u64>>) -> Failure {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let strategy: Box<dyn Strategy> = match &prefix {
+        Some(p) => Box::new(Guided::new(
+            Guide {
+                prefix: p.clone(),
+                branch_sleep: Vec::new(),
+                use_sleep: false,
+            },
+            log.clone(),
+        )),
+        None => match Schedule::parse(&failure.schedule, || 0) {
+            Ok(s) => Box::new(Logged::new(s.strategy(), log.clone())),
+            Err(_) => return failure,
+        },
+    };
+    let ran = run_once(script, strategy, options.max_steps);
+    let log = std::mem::take(&mut *log.lock());
+    if ran.outcome != failure.outcome {
+        return failure;
+    }
+    let sources = &script.source;
+    Failure {
+        outcome: ran.outcome.clone(),
+        report: ran.report.clone(),
+        schedule: ran
+            .token
+            .as_ref()
+            .map(|t| format!("replay:{}", t))
+            .unwrap_or(failure.schedule),
+        preemptions: lanes::preemptions(&log),
+        shared_steps: lanes::shared_steps(&log),
+        lanes: lanes::draw(&log, sources, 80),
+    }
+}
