@@ -283,6 +283,14 @@ impl Session {
     }
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(s) = self.ctx.engine().scheduler() {
+            s.shut_down();
+        }
+    }
+}
+
 /// Sendable handle that interrupts the session's main thread.
 #[derive(Clone)]
 pub struct Interrupter {

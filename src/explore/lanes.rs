@@ -121,6 +121,9 @@ fn fit(text: &str, width: usize) -> String {
     }
 }
 
+/// Rows a drawing shows at most.
+const MAX_ROWS: usize = 40;
+
 /// The lanes, at most `width` columns wide.
 pub fn draw(log: &Log, source: &str, width: usize) -> String {
     let racing = super::tree::racing(&log.events);
@@ -150,12 +153,27 @@ pub fn draw(log: &Log, source: &str, width: usize) -> String {
     }
     out = out.trim_end().to_string();
     out.push('\n');
-    let mut row = 0;
-    for (k, e) in log.events.iter().enumerate() {
-        if !racing[k] && !worth_showing(e, &shared) {
+    let shown: Vec<usize> = (0..log.events.len())
+        .filter(|&k| racing[k] || worth_showing(&log.events[k], &shared))
+        .collect();
+    // A long run shows its start and its end.
+    let (head, tail) = if shown.len() > MAX_ROWS {
+        (MAX_ROWS / 4, MAX_ROWS - MAX_ROWS / 4)
+    } else {
+        (shown.len(), 0)
+    };
+    for (row, &k) in shown.iter().enumerate() {
+        let e = &log.events[k];
+        if row == head && tail > 0 {
+            out.push_str(&format!(
+                "  ... {} more steps ...\n",
+                shown.len() - head - tail
+            ));
+        }
+        if row >= head && row < shown.len() - tail {
             continue;
         }
-        row += 1;
+        let row = row + 1;
         let col = threads.iter().position(|t| *t == e.thread).unwrap_or(0);
         let mut line = format!("{:>3}  ", row);
         for c in 0..threads.len() {

@@ -43,6 +43,13 @@ fn join_target(step: Option<&Step>) -> Option<ThreadId> {
     }
 }
 
+/// A thread that reads the same unchanged data this many times in a row
+/// and is about to read it again is taken to be busy-waiting: exploration
+/// treats the next read as a yield (it runs only once another thread has
+/// changed what it reads, or when no other thread can run), so
+/// `while not flag { }` does not branch at every turn of the loop.
+pub const SPIN_READS: u32 = 3;
+
 /// A thread and the footprint of its transition at some state: what a
 /// sleep set holds.
 pub type Sleeper = (ThreadId, Footprint);
@@ -56,6 +63,8 @@ pub struct Log {
     /// The first state where every thread that could run was asleep: the
     /// run can only repeat an explored one from there.
     pub blocked_at: Option<usize>,
+    /// States where a busy-waiting thread was held back.
+    pub yields: u64,
     /// Thread names, for showing the run.
     pub names: std::collections::HashMap<ThreadId, String>,
 }
@@ -76,6 +85,9 @@ pub struct Guided {
     guide: Guide,
     sleep: Vec<Sleeper>,
     alive: HashSet<ThreadId>,
+    /// For each thread, how often it read each key since the key last
+    /// changed (or since the thread last wrote anything).
+    reads: std::collections::HashMap<ThreadId, std::collections::HashMap<u64, u32>>,
     last: Option<ThreadId>,
     log: Arc<Mutex<Log>>,
     /// Transitions seen: the index of the state being decided.
@@ -88,6 +100,7 @@ impl Guided {
             guide,
             sleep: Vec::new(),
             alive: HashSet::new(),
+            reads: Default::default(),
             last: None,
             log,
             state: 0,
@@ -100,13 +113,46 @@ impl Guided {
         let picked: Vec<ThreadId> = runnable
             .iter()
             .zip(next)
-            .filter(|(_, s)| join_target(s.as_ref()).is_none_or(|t| !self.alive.contains(&t)))
+            .filter(|(t, s)| {
+                join_target(s.as_ref()).is_none_or(|j| !self.alive.contains(&j))
+                    && !self.spinning(**t, s.as_ref())
+            })
             .map(|(t, _)| *t)
             .collect();
         if picked.is_empty() {
             runnable.to_vec()
         } else {
             picked
+        }
+    }
+
+    /// Whether `t` is about to read, once more, data it has read
+    /// [`SPIN_READS`] times since it last changed.
+    fn spinning(&self, t: ThreadId, next: Option<&Step>) -> bool {
+        let Some(step) = next.filter(|s| s.op == Op::Read) else {
+            return false;
+        };
+        self.reads
+            .get(&t)
+            .and_then(|r| r.get(&step.object))
+            .is_some_and(|n| *n >= SPIN_READS)
+    }
+
+    /// Keep count of re-reads of unchanged data.
+    fn count_reads(&mut self, thread: ThreadId, footprint: &[crate::runtime::footprint::Access]) {
+        let writes = footprint.iter().any(|a| a.write);
+        for a in footprint.iter().filter(|a| a.write) {
+            for r in self.reads.values_mut() {
+                r.remove(&a.key);
+            }
+        }
+        let mine = self.reads.entry(thread).or_default();
+        if writes {
+            mine.clear();
+            return;
+        }
+        for a in footprint {
+            *mine.entry(a.key).or_default() += 1;
         }
     }
 
@@ -145,9 +191,16 @@ impl Strategy for Guided {
 
     fn transition(&mut self, t: &Transition) {
         let enabled = self.enabled(t.runnable, t.next);
+        let held = t
+            .runnable
+            .iter()
+            .zip(t.next)
+            .any(|(r, s)| self.spinning(*r, s.as_ref()));
+        self.count_reads(t.thread, t.footprint);
         let k = self.state;
         let b = self.guide.prefix.len();
         let mut log = self.log.lock();
+        log.yields += u64::from(held && enabled.len() < t.runnable.len());
         if k >= b {
             log.sleep.push(self.sleep.clone());
             if self.guide.use_sleep && log.blocked_at.is_none() && self.asleep(t.thread) {

@@ -113,7 +113,12 @@ const AUTO_DPOR_RUNS: u64 = 10_000;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Coverage {
     /// Every class (DPOR) or every schedule (dfs) was run.
-    Exhaustive { classes: u64, redundant: u64 },
+    Exhaustive {
+        classes: u64,
+        redundant: u64,
+        /// Busy-wait re-reads taken as yields.
+        yields: u64,
+    },
     /// dfs with a preemption bound ran every schedule within it.
     Bounded {
         bound: u32,
@@ -137,16 +142,26 @@ impl Coverage {
     /// The last line of the output.
     pub fn line(&self, how: &How) -> String {
         match self {
-            Coverage::Exhaustive { classes, redundant } => {
-                let extra = if *redundant > 0 {
-                    format!(
+            Coverage::Exhaustive {
+                classes,
+                redundant,
+                yields,
+            } => {
+                let mut extra = String::new();
+                if *redundant > 0 {
+                    extra += &format!(
                         ", {} redundant run{} cut short",
                         redundant,
                         plural(*redundant)
-                    )
-                } else {
-                    String::new()
-                };
+                    );
+                }
+                if *yields > 0 {
+                    extra += &format!(
+                        ", busy-waits taken as yields {} time{}",
+                        yields,
+                        plural(*yields)
+                    );
+                }
                 let unit = if *how == How::Dpor || *how == How::Auto {
                     "class"
                 } else {
@@ -503,6 +518,7 @@ fn exhaustive(
                     _ => Coverage::Exhaustive {
                         classes: tree.complete,
                         redundant: tree.redundant,
+                        yields: tree.yields,
                     },
                 }
             }
@@ -596,7 +612,8 @@ fn sample(
 fn shrink(script: &Script, options: &Options, failure: Failure) -> Failure {
     let wanted = failure.outcome.clone();
     let mut best: Option<(u32, usize, Vec<u64>)> = None;
-    for bound in 0..=failure.preemptions.min(3) {
+    // A sampled failure does not know its preemptions: try up to 3.
+    for bound in 0..=failure.preemptions.clamp(1, 3) {
         let mut tree = Tree::new(Mode::Dfs {
             preemptions: Some(bound),
         });

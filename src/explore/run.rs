@@ -160,6 +160,7 @@ pub fn run_once(script: &Script, strategy: Box<dyn Strategy>, step_limit: u64) -
     if watch {
         footprint::stop();
     }
+    let limit_hit = scheduler.as_ref().is_some_and(|s| s.limit_hit());
     let (status, failure, mut report) = match &result {
         Ok(()) => (0, None, String::new()),
         Err(ConcError::Runtime(e)) if e.exit_status().is_some() => {
@@ -173,7 +174,9 @@ pub fn run_once(script: &Script, strategy: Box<dyn Strategy>, step_limit: u64) -
                         .map(|s| format!(" at {}", session.context().sources.location(s)))
                         .unwrap_or_default();
                     let first = r.message.lines().next().unwrap_or_default();
-                    if r.is(kind::DEADLOCK) {
+                    if limit_hit {
+                        format!("StepLimit: {}", first)
+                    } else if r.is(kind::DEADLOCK) {
                         format!("{}: {}", r.kind, first)
                     } else {
                         format!("{}{}: {}", r.kind, at, first)

@@ -56,6 +56,8 @@ pub struct Tree {
     pub redundant: u64,
     /// Runs that reached their end.
     pub complete: u64,
+    /// States where a busy-waiting thread was held back (see `SPIN_READS`).
+    pub yields: u64,
 }
 
 /// What the tree says after a run.
@@ -72,6 +74,7 @@ impl Tree {
             cut: 0,
             redundant: 0,
             complete: 0,
+            yields: 0,
         }
     }
 
@@ -93,6 +96,7 @@ impl Tree {
             return false;
         }
         let end = log.blocked_at.unwrap_or(events.len());
+        self.yields += log.yields;
         if log.blocked_at.is_some() {
             self.redundant += 1;
         } else {

@@ -14,6 +14,10 @@ use std::sync::Arc;
 
 struct EventState {
     set: bool,
+    /// How many times `set` was called: a thread waiting when it was
+    /// returns even if a `clear` came before it got to run (as Python's
+    /// `Event.wait` does).
+    sets: u64,
     waiters: WaitQueue,
 }
 
@@ -28,6 +32,7 @@ impl Event {
             id: ctx.registry.next_object_id(),
             state: Mutex::new(EventState {
                 set: false,
+                sets: 0,
                 waiters: WaitQueue::default(),
             }),
         })
@@ -42,13 +47,14 @@ impl Event {
         ctx.engine()
             .point(me, Step::new(Op::Wait, self.id, on.span));
         let mut s = self.state.lock();
+        let sets = s.sets;
         let done = block_until(
             &ctx.registry,
             me,
             &mut s,
             &on,
             |s| &mut s.waiters,
-            |s| s.set.then_some(()),
+            |s| (s.set || s.sets != sets).then_some(()),
         )?;
         Ok(done.is_some())
     }
@@ -56,6 +62,7 @@ impl Event {
     pub fn set(&self, ctx: &Context) {
         let mut s = self.state.lock();
         s.set = true;
+        s.sets += 1;
         s.waiters.wake_all(&ctx.registry);
     }
 

@@ -78,6 +78,17 @@ impl Fibers {
         self.waiting.lock().insert(id, job);
     }
 
+    /// Drop every fiber still held (its stack is unwound, so whatever it
+    /// holds is let go). A run that ended in a deadlock leaves its threads
+    /// suspended, and their stacks hold the session: without this, the
+    /// session and its threads would never be freed.
+    pub fn clear(&self) {
+        let running = std::mem::take(&mut *self.running.lock());
+        let waiting = std::mem::take(&mut *self.waiting.lock());
+        drop(waiting);
+        drop(running);
+    }
+
     /// A thread that never got to run (its creation failed on the way).
     pub fn forget(&self, id: ThreadId) {
         self.waiting.lock().remove(&id);

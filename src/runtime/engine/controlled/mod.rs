@@ -134,6 +134,14 @@ impl Scheduler {
         self.state.lock().limit = Some(steps);
     }
 
+    /// The session is over: every thread still suspended is let go (see
+    /// `Fibers::clear`), and with it what it holds.
+    pub fn shut_down(&self) {
+        let slots = std::mem::take(&mut self.state.lock().slots);
+        self.fibers.clear();
+        drop(slots);
+    }
+
     /// The run is over: the transition still under way (the main thread's
     /// last) ends, so the strategy sees every transition.
     pub fn close_open(&self) {

@@ -1,0 +1,139 @@
+//! Exploration against plain enumeration: on small scripts, DPOR's outcome
+//! set must equal the outcome set of enumerating schedules (dfs: every
+//! schedule where that is small, else every schedule with at most three
+//! preemptions, which reaches every outcome of these scripts), and random
+//! sampling must never find an outcome DPOR missed.
+
+use conc::explore::{explore, How, Options, Outcome, Script};
+use std::collections::BTreeSet;
+
+const SCRIPTS: &[(&str, &str)] = &[
+    (
+        "lost update",
+        "let x = 0\nfn inc() { x += 1 }\nlet a = spawn inc()\nlet b = spawn inc()\njoin a\njoin b\nprint(x)",
+    ),
+    (
+        "locked update",
+        "let x = 0\nlet m = lock()\nfn inc() { lock m { x += 1 } }\nlet a = spawn inc()\nlet b = spawn inc()\njoin a\njoin b\nprint(x)",
+    ),
+    (
+        "prints from two threads",
+        "fn say(w) { print(w) }\nlet a = spawn say(\"a\")\nlet b = spawn say(\"b\")\njoin a\njoin b",
+    ),
+    (
+        "lock order deadlock",
+        "let a = lock()\nlet b = lock()\nfn ab() { lock a { lock b { } } }\nfn ba() { lock b { lock a { } } }\nlet t = spawn ab()\nlet u = spawn ba()\njoin t\njoin u\nprint(\"done\")",
+    ),
+    (
+        "queue hand-off",
+        "let q = queue()\nfn producer() { put q, 1; put q, 2 }\nfn consumer() { return (get q) * 10 + (get q) }\nlet p = spawn producer()\nlet c = spawn consumer()\njoin p\nprint(join c)",
+    ),
+    (
+        "event before or after the check",
+        "let e = event()\nlet seen = nil\nfn setter() { e.set() }\nfn looker() { seen = e.is_set() }\nlet s = spawn setter()\nlet l = spawn looker()\njoin s\njoin l\nprint(seen)",
+    ),
+    (
+        "shared list appends",
+        "fn add(items, v) { items.append(v) }\nlet items = []\nlet a = spawn add(items, 1)\nlet b = spawn add(items, 2)\njoin a\njoin b\nprint(items)",
+    ),
+    (
+        "captured variable",
+        "fn main() {\n  let n = 0\n  let inc = fn() { n = n + 1 }\n  let a = spawn inc()\n  let b = spawn inc()\n  join a\n  join b\n  print(n)\n}\nmain()",
+    ),
+    (
+        "check then act",
+        "let made = 0\nlet ready = false\nfn init() { if not ready { made += 1; ready = true } }\nlet a = spawn init()\nlet b = spawn init()\njoin a\njoin b\nprint(made)",
+    ),
+    (
+        "semaphore of one",
+        "let s = semaphore(1)\nlet inside = 0\nlet most = 0\nfn work() { s.acquire(); inside += 1; if inside > most { most = inside }; inside -= 1; s.release() }\nlet a = spawn work()\nlet b = spawn work()\njoin a\njoin b\nprint(most)",
+    ),
+    (
+        "two writers, one reader",
+        "let x = 0\nfn w(v) { x = v }\nfn r() { return x }\nlet a = spawn w(1)\nlet b = spawn w(2)\nlet c = spawn r()\njoin a\njoin b\nprint(join c, x)",
+    ),
+    (
+        "condition notify",
+        "let c = condition()\nlet ready = false\nfn waiter() { lock c { while not ready { wait c } }; return \"woke\" }\nfn notifier() { lock c { ready = true; c.notify() } }\nlet w = spawn waiter()\nlet n = spawn notifier()\njoin n\nprint(join w)",
+    ),
+];
+
+/// Scripts whose every schedule can be run in a test.
+const SMALL: &[&str] = &[
+    "lost update",
+    "shared list appends",
+    "captured variable",
+    "event before or after the check",
+];
+
+fn outcomes(script: &Script, how: How) -> (BTreeSet<Outcome>, bool, u64) {
+    let options = Options {
+        how,
+        all: true,
+        show_failure: false,
+        ..Options::default()
+    };
+    let report = explore(script, &options);
+    let total = report.outcomes.values().sum();
+    (
+        report.outcomes.into_keys().collect(),
+        report.coverage.exhaustive(),
+        total,
+    )
+}
+
+#[test]
+fn dpor_finds_every_outcome_that_plain_enumeration_finds() {
+    // Sessions recurse on the OS stack: run them on a thread as big as the
+    // CLI's main thread.
+    let ran = std::thread::Builder::new()
+        .stack_size(conc::runtime::threads::THREAD_STACK)
+        .spawn(|| {
+            conc::parser::mark_big_stack();
+            for (name, text) in SCRIPTS {
+                let script = Script::new(format!("{name}.conc"), text.to_string(), Vec::new());
+                let (dpor, dpor_done, classes) = outcomes(&script, How::Dpor);
+                assert!(dpor_done, "{name}: DPOR not exhaustive");
+                let bound = if SMALL.contains(name) { None } else { Some(3) };
+                let (all, _, schedules) = outcomes(&script, How::Dfs { preemptions: bound });
+                let labels = |s: &BTreeSet<Outcome>| s.iter().map(Outcome::label).collect::<Vec<_>>();
+                assert_eq!(labels(&dpor), labels(&all), "{name}: DPOR against dfs");
+                assert!(classes <= schedules, "{name}: {classes} classes, {schedules} schedules");
+                assert!(!dpor.iter().any(|o| o.label().contains("StepLimit")), "{name}");
+                let options = Options {
+                    how: How::Random,
+                    schedules: Some(300),
+                    all: true,
+                    show_failure: false,
+                    ..Options::default()
+                };
+                let sampled = explore(&script, &options);
+                for o in sampled.outcomes.keys() {
+                    assert!(dpor.contains(o), "{name}: random found {} that DPOR did not", o.label());
+                }
+            }
+        })
+        .expect("a thread for the sessions");
+    assert!(ran.join().is_ok());
+}
+
+#[test]
+fn a_failure_is_shrunk_to_one_preemption_and_replays() {
+    let ran = std::thread::Builder::new()
+        .stack_size(conc::runtime::threads::THREAD_STACK)
+        .spawn(|| {
+            conc::parser::mark_big_stack();
+            let text = "let x = 0\nfn inc() { x += 1 }\nlet a = spawn inc()\nlet b = spawn inc()\njoin a\njoin b\nassert x == 2, \"lost\"";
+            let script = Script::new("lost.conc".into(), text.into(), Vec::new());
+            for how in [How::Dpor, How::Random, How::Pct { depth: 2 }, How::Pos] {
+                let report = explore(&script, &Options { how: how.clone(), ..Options::default() });
+                let f = report.first_failure.unwrap_or_else(|| panic!("{how:?} found nothing"));
+                assert_eq!(f.preemptions, 1, "{how:?}");
+                assert!(f.shared_steps <= 4, "{how:?}: {} shared steps", f.shared_steps);
+                assert!(f.schedule.starts_with("replay:"), "{}", f.schedule);
+                assert!(f.lanes.lines().all(|l| l.chars().count() <= 80), "{}", f.lanes);
+            }
+        })
+        .expect("a thread for the sessions");
+    assert!(ran.join().is_ok());
+}
