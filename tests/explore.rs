@@ -96,10 +96,17 @@ fn dpor_finds_every_outcome_that_plain_enumeration_finds() {
                 assert!(dpor_done, "{name}: DPOR not exhaustive");
                 let bound = if SMALL.contains(name) { None } else { Some(3) };
                 let (all, _, schedules) = outcomes(&script, How::Dfs { preemptions: bound });
-                let labels = |s: &BTreeSet<Outcome>| s.iter().map(Outcome::label).collect::<Vec<_>>();
+                let labels =
+                    |s: &BTreeSet<Outcome>| s.iter().map(Outcome::label).collect::<Vec<_>>();
                 assert_eq!(labels(&dpor), labels(&all), "{name}: DPOR against dfs");
-                assert!(classes <= schedules, "{name}: {classes} classes, {schedules} schedules");
-                assert!(!dpor.iter().any(|o| o.label().contains("StepLimit")), "{name}");
+                assert!(
+                    classes <= schedules,
+                    "{name}: {classes} classes, {schedules} schedules"
+                );
+                assert!(
+                    !dpor.iter().any(|o| o.label().contains("StepLimit")),
+                    "{name}"
+                );
                 let options = Options {
                     how: How::Random,
                     schedules: Some(300),
@@ -109,7 +116,11 @@ fn dpor_finds_every_outcome_that_plain_enumeration_finds() {
                 };
                 let sampled = explore(&script, &options);
                 for o in sampled.outcomes.keys() {
-                    assert!(dpor.contains(o), "{name}: random found {} that DPOR did not", o.label());
+                    assert!(
+                        dpor.contains(o),
+                        "{name}: random found {} that DPOR did not",
+                        o.label()
+                    );
                 }
             }
         })

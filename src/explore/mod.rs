@@ -272,6 +272,8 @@ pub struct Report {
     pub how: How,
     /// The script ran differently under the same decisions.
     pub nondeterministic: bool,
+    /// Schedules run (with DPOR, also the ones cut short as redundant).
+    pub runs: u64,
 }
 
 impl Report {
@@ -314,6 +316,7 @@ impl Report {
             "no"
         };
         out.push_str(&format!("exhaustive {}\n", yes));
+        out.push_str(&format!("runs {}\n", self.runs));
         if let Coverage::Exhaustive { classes, .. } = &self.coverage {
             out.push_str(&format!("classes {}\n", classes));
         }
@@ -397,8 +400,10 @@ pub fn explore(script: &Script, options: &Options) -> Report {
                 let mut rest = rest;
                 rest.schedules = Some(rest.schedules.unwrap_or(AUTO_DPOR_RUNS));
                 state.outcomes.clear();
-                state.runs = 0;
-                sample(script, options, &How::Pct { depth: 3 }, &rest, &mut state)
+                let tried = std::mem::take(&mut state.runs);
+                let c = sample(script, options, &How::Pct { depth: 3 }, &rest, &mut state);
+                state.runs += tried;
+                c
             }
         }
         how => sample(script, options, how, &budget, &mut state),
@@ -421,6 +426,7 @@ pub fn explore(script: &Script, options: &Options) -> Report {
         first_failure,
         how,
         nondeterministic: state.nondeterministic,
+        runs: state.runs,
     }
 }
 

@@ -1,0 +1,158 @@
+//! Exploration, measured: how fast schedules run, and how soon each
+//! strategy finds each bug of `benches/bugs/`.
+//!
+//! `cargo bench --bench explore` (build conc first with `cargo build
+//! --release`; `CONC_BIN=path` picks another binary; `OS_RUNS=N` sets the
+//! real runs per bug, default 1000). Tables go to stdout and
+//! `target/explore-table.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn conc_bin(root: &Path) -> PathBuf {
+    std::env::var_os("CONC_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/release/conc"))
+}
+
+/// `conc explore --porcelain` on `file`: (schedules run, a failure found).
+fn explore(conc: &Path, file: &Path, strategy: &str, schedules: u64, jobs: u32) -> (u64, bool) {
+    let out = Command::new(conc)
+        .args(["explore", "--porcelain", "--strategy", strategy])
+        .args([
+            "--schedules",
+            &schedules.to_string(),
+            "--jobs",
+            &jobs.to_string(),
+        ])
+        .arg(file)
+        .output()
+        .expect("conc runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut runs = 0;
+    let mut failed = false;
+    for line in text.lines() {
+        if let Some(n) = line.strip_prefix("runs ") {
+            runs = n.parse().unwrap_or(0);
+        }
+        if let Some(rest) = line.strip_prefix("outcome ") {
+            let label = rest.split_once(' ').map_or("", |(_, l)| l);
+            if label.ends_with("Error") || label == "Deadlock" || label == "StepLimit" {
+                failed = true;
+            }
+        }
+    }
+    (runs, failed)
+}
+
+/// Real runs of `file` on the OS engine that failed, of `n`.
+fn os_failures(conc: &Path, file: &Path, n: u32) -> u32 {
+    (0..n)
+        .filter(|_| {
+            let status = Command::new(conc)
+                .arg(file)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("conc runs");
+            !status.success()
+        })
+        .count() as u32
+}
+
+fn found(r: (u64, bool)) -> String {
+    match r {
+        (n, true) => n.to_string(),
+        (n, false) => format!("not in {}", n),
+    }
+}
+
+/// Schedules per second on a script, as `conc explore` runs them.
+fn rate(conc: &Path, file: &Path, strategy: &str, schedules: u64, jobs: u32) -> f64 {
+    let start = Instant::now();
+    let out = Command::new(conc)
+        .args(["explore", "--porcelain", "--all", "--strategy", strategy])
+        .args([
+            "--schedules",
+            &schedules.to_string(),
+            "--jobs",
+            &jobs.to_string(),
+        ])
+        .arg(file)
+        .output()
+        .expect("conc runs");
+    let elapsed = start.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let runs: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("runs ")?.parse().ok())
+        .unwrap_or(0.0);
+    runs / elapsed
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let conc = conc_bin(root);
+    let os_runs: u32 = std::env::var("OS_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    let mut md = String::new();
+
+    let lost = root.join("tests/fixtures/explore/lost_update_2x1.conc");
+    let one = rate(&conc, &lost, "random", 20_000, 1);
+    let two = rate(&conc, &lost, "random", 40_000, 2);
+    let dpor = rate(
+        &conc,
+        &root.join("tests/fixtures/explore/readers_8.conc"),
+        "dpor",
+        1_000_000,
+        1,
+    );
+    md.push_str("| explore speed | measured | target |\n|---|---|---|\n");
+    md.push_str(&format!(
+        "| lost update (2 x 1), random, --jobs 1 | {:.0} schedules/s | >= 10,000 per core |\n",
+        one
+    ));
+    md.push_str(&format!(
+        "| the same, --jobs 2 | {:.0} schedules/s ({:.2}x) | >= 1.7x |\n",
+        two,
+        two / one
+    ));
+    md.push_str(&format!(
+        "| readers(8), dpor (256 classes) | {:.0} schedules/s | |\n\n",
+        dpor
+    ));
+
+    let mut bugs: Vec<PathBuf> = std::fs::read_dir(root.join("benches/bugs"))
+        .expect("benches/bugs")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "conc"))
+        .collect();
+    bugs.sort();
+    md.push_str(&format!(
+        "| bug | dpor | pct:3 | random | pos | auto | OS runs that failed, of {} |\n|---|---|---|---|---|---|---|\n",
+        os_runs
+    ));
+    for bug in &bugs {
+        let name = bug
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let row = format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            name,
+            found(explore(&conc, bug, "dpor", 1000, 1)),
+            found(explore(&conc, bug, "pct:3", 1000, 1)),
+            found(explore(&conc, bug, "random", 1000, 1)),
+            found(explore(&conc, bug, "pos", 1000, 1)),
+            found(explore(&conc, bug, "auto", 10_000, 1)),
+            os_failures(&conc, bug, os_runs),
+        );
+        print!("{}", row);
+        md.push_str(&row);
+    }
+    println!("\n{}", md);
+    let _ = std::fs::write(root.join("target/explore-table.md"), &md);
+}
