@@ -43,11 +43,13 @@ fn join_target(step: Option<&Step>) -> Option<ThreadId> {
     }
 }
 
-/// A thread that reads the same unchanged data this many times in a row
-/// and is about to read it again is taken to be busy-waiting: exploration
-/// treats the next read as a yield (it runs only once another thread has
-/// changed what it reads, or when no other thread can run), so
-/// `while not flag { }` does not branch at every turn of the loop.
+/// A thread that has read only data it had already read, unchanged, in
+/// this many steps in a row, and is about to read such data again, is taken
+/// to be busy-waiting: exploration treats the next read as a yield (it runs
+/// only once another thread has changed what it reads, or when no other
+/// thread can run), so `while not flag { }` does not branch at every turn
+/// of the loop. A loop that reads something new at every turn (a scan over
+/// `a0`, `a1`, ...) is not waiting.
 pub const SPIN_READS: u32 = 3;
 
 /// A thread and the footprint of its transition at some state: what a
@@ -88,6 +90,8 @@ pub struct Guided {
     /// For each thread, how often it read each key since the key last
     /// changed (or since the thread last wrote anything).
     reads: std::collections::HashMap<ThreadId, std::collections::HashMap<u64, u32>>,
+    /// For each thread, its steps in a row that only re-read unchanged data.
+    stale: std::collections::HashMap<ThreadId, u32>,
     last: Option<ThreadId>,
     log: Arc<Mutex<Log>>,
     /// Transitions seen: the index of the state being decided.
@@ -101,6 +105,7 @@ impl Guided {
             sleep: Vec::new(),
             alive: HashSet::new(),
             reads: Default::default(),
+            stale: Default::default(),
             last: None,
             log,
             state: 0,
@@ -132,10 +137,12 @@ impl Guided {
         let Some(step) = next.filter(|s| s.op == Op::Read) else {
             return false;
         };
-        self.reads
-            .get(&t)
-            .and_then(|r| r.get(&step.object))
-            .is_some_and(|n| *n >= SPIN_READS)
+        self.stale.get(&t).is_some_and(|n| *n >= SPIN_READS)
+            && self
+                .reads
+                .get(&t)
+                .and_then(|r| r.get(&step.object))
+                .is_some_and(|n| *n >= SPIN_READS)
     }
 
     /// Keep count of re-reads of unchanged data.
@@ -147,13 +154,23 @@ impl Guided {
             }
         }
         let mine = self.reads.entry(thread).or_default();
+        let stale = self.stale.entry(thread).or_default();
         if writes {
             mine.clear();
+            *stale = 0;
             return;
         }
-        for a in footprint {
-            *mine.entry(a.key).or_default() += 1;
+        if footprint.is_empty() {
+            // A loop turn with nothing shared: neither new nor stale.
+            return;
         }
+        let mut fresh = false;
+        for a in footprint {
+            let n = mine.entry(a.key).or_default();
+            fresh |= *n == 0;
+            *n += 1;
+        }
+        *stale = if fresh { 0 } else { *stale + 1 };
     }
 
     fn asleep(&self, t: ThreadId) -> bool {
