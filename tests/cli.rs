@@ -357,3 +357,61 @@ fn rustc_host() -> String {
         .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
         .expect("rustc -vV names the host")
 }
+
+#[test]
+fn explore_exit_codes_and_the_last_line_is_the_coverage() {
+    let dir = std::env::temp_dir().join(format!("conc-explore-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let write = |name: &str, body: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, body).expect("write script");
+        path.to_string_lossy().into_owned()
+    };
+    let race = "let x = 0\nfn inc() { x += 1 }\nlet a = spawn inc()\nlet b = spawn inc()\njoin a\njoin b\n";
+    let lost = write("lost.conc", &format!("{race}assert x == 2, \"lost\"\n"));
+    let fine = write("fine.conc", &format!("{race}print(x)\n"));
+    let bad = write("bad.conc", "let = 1\n");
+
+    let out = conc(&["explore", &lost]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("FAILED: AssertionError"), "{stdout}");
+    assert!(stdout.contains("replay: conc --sched replay:"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("NOT exhaustive")),
+        "{stdout}"
+    );
+
+    let out = conc(&["explore", "--strategy", "dpor", "--all", &fine]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout.lines().last(),
+        Some("exhaustive: all 4 classes (dpor)"),
+        "{stdout}"
+    );
+
+    let out = conc(&[
+        "explore",
+        "--strategy",
+        "dfs",
+        "--preemptions",
+        "0",
+        "--all",
+        &fine,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("NOT exhaustive: preemption bound 0"));
+
+    let out = conc(&["explore", "--strategy", "nope", &fine]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = conc(&["explore", "--time", "soon", &fine]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = conc(&["explore", &bad]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("SyntaxError"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

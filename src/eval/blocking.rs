@@ -132,6 +132,7 @@ impl Interp {
 
     /// Take `lock` for the block of `lock X { }` (`at`: a reference, as
     /// the hot `lock m { }` node passes it without copying).
+    #[inline]
     pub(super) fn acquire_for_block(&mut self, lock: &Lock, at: &Span) -> R<()> {
         let cx = self.cx(lock_site(*at));
         let describe = || cx.block_on(lock.label(), None);

@@ -232,17 +232,19 @@ impl Interp {
 
     #[inline(always)]
     pub(super) fn store_local(&mut self, frame: Frame, slot: usize, v: Value) {
-        let controlled = self.controlled;
         let place = &mut self.stack[frame.base + slot];
         match place {
-            Value::Cell(c) => {
-                let c = c.clone();
-                if controlled {
-                    self.cell_point(&c, true);
-                }
-                store_in_cell(&c, v)
-            }
+            Value::Cell(_) => self.store_captured(frame.base + slot, v),
             _ => super::stmt::put(place, v),
+        }
+    }
+
+    /// Out of line: a store into a variable closures share.
+    #[inline(never)]
+    fn store_captured(&mut self, index: usize, v: Value) {
+        if let Value::Cell(c) = &self.stack[index] {
+            let c = c.clone();
+            self.write_cell(&c, v);
         }
     }
 

@@ -63,6 +63,7 @@ struct ForLoop {
 
 impl ForLoop {
     /// `for i in range(..)`: counts without building a list.
+    #[inline]
     fn range(&self, it: &mut Interp, args: &[Value], f: Frame) -> Ctl {
         let range = tri!(it, Range::new(args).map_err(|e| self.at_iter(e)));
         match self.target {
