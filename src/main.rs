@@ -55,6 +55,15 @@ struct Cli {
     #[arg(long, value_name = "SCHEDULE")]
     sched: Option<String>,
 
+    /// With --sched: write the run as Chrome Trace Event JSON (Perfetto,
+    /// chrome://tracing) to FILE
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+
+    /// With --sched: draw the run as swim lanes on stderr when it ends
+    #[arg(long)]
+    lanes: bool,
+
     /// The script to run, then the arguments it sees in argv()
     #[arg(
         value_name = "FILE",
@@ -102,6 +111,9 @@ enum Command {
         /// A run that passes N scheduling points is stopped (an outcome of its own)
         #[arg(long, value_name = "N", default_value_t = 20_000)]
         max_steps: u64,
+        /// Write the first failure's run (as shown) as Chrome Trace Event JSON to FILE
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
         /// Print one fact per line for `conc test` instead of the report
         #[arg(long, hide = true)]
         porcelain: bool,
@@ -155,6 +167,8 @@ struct RunOptions {
     color: bool,
     seed: Option<u64>,
     schedule: Option<Schedule>,
+    trace: Option<PathBuf>,
+    lanes: bool,
 }
 
 fn run(cli: Cli) -> i32 {
@@ -170,6 +184,7 @@ fn run(cli: Cli) -> i32 {
             all,
             jobs,
             max_steps,
+            trace,
             porcelain,
             script,
         }) => {
@@ -201,8 +216,9 @@ fn run(cli: Cli) -> i32 {
                 jobs: jobs.max(1),
                 max_steps,
                 show_failure: !porcelain,
+                trace: trace.is_some(),
             };
-            return explore_command(&script, &options, color, porcelain);
+            return explore_command(&script, &options, color, porcelain, trace.as_deref());
         }
         None => {}
     }
@@ -218,10 +234,18 @@ fn run(cli: Cli) -> i32 {
             return 2;
         }
     };
+    if (cli.trace.is_some() || cli.lanes) && schedule.is_none() {
+        eprintln!(
+            "conc: --trace and --lanes need --sched for now (a trace of the OS engine is not built yet)"
+        );
+        return 2;
+    }
     let options = RunOptions {
         color,
         seed: cli.seed,
         schedule,
+        trace: cli.trace,
+        lanes: cli.lanes,
     };
     let (name, source, argv) = match (cli.code, cli.script.split_first()) {
         (Some(code), _) => ("<-c>".to_string(), code, cli.script.clone()),
@@ -247,11 +271,23 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
         }
     }
     let controlled = options.schedule.is_some();
+    let watching = options.trace.is_some() || options.lanes;
+    let (watched, strategy) = match (&options.schedule, watching) {
+        (Some(s), true) => {
+            let (w, strategy) = conc::explore::Watched::new(s.strategy());
+            (Some(w), Some(strategy))
+        }
+        _ => (None, None),
+    };
+    let seed = options
+        .seed
+        .or_else(|| options.schedule.as_ref().map(Schedule::seed));
     let mut session = Session::new(SessionOptions {
         argv: argv.clone(),
         color: options.color,
-        seed: options.seed,
+        seed,
         schedule: options.schedule,
+        strategy,
         ..Default::default()
     });
     let result = session
@@ -261,6 +297,19 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
     // A partial line `write` left is the program's last output: out before
     // any report on standard error.
     session.context().out.flush();
+    if let Some(w) = &watched {
+        if let Some(s) = session.context().engine().scheduler() {
+            s.close_open();
+        }
+        if let Some(path) = &options.trace {
+            if let Err(e) = std::fs::write(path, w.chrome_json(name, source)) {
+                eprintln!("conc: cannot write the trace to {}: {}", path.display(), e);
+            }
+        }
+        if options.lanes {
+            eprint!("{}", w.lanes(source, 80));
+        }
+    }
     if let Some(why) = session.replay_divergence() {
         eprintln!(
             "replay: the run no longer follows the recorded schedule: {}",
@@ -350,6 +399,7 @@ fn explore_command(
     options: &conc::explore::Options,
     color: bool,
     porcelain: bool,
+    trace: Option<&std::path::Path>,
 ) -> i32 {
     let Some((file, argv)) = script.split_first() else {
         eprintln!("conc explore: name the script to explore");
@@ -403,6 +453,12 @@ fn explore_command(
             if f.shared_steps == 1 { "" } else { "s" },
             f.lanes
         ));
+        if let (Some(path), Some(json)) = (trace, &f.trace) {
+            match std::fs::write(path, json) {
+                Ok(()) => out.push_str(&format!("trace: {}\n", path.display())),
+                Err(e) => eprintln!("conc explore: cannot write {}: {}", path.display(), e),
+            }
+        }
         let args: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
         out.push_str(&format!(
             "replay: {}\n\n",

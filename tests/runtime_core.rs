@@ -115,10 +115,12 @@ fn queues_give_items_in_their_order() {
     ] {
         let q = Queue::new(&ctx, order, None);
         for i in [3, 1, 2] {
-            assert!(q.put(&ctx, &main, Value::Int(i), waits("put")).unwrap());
+            assert!(q
+                .put(&ctx, &main, Value::Int(i), None, waits("put"))
+                .unwrap());
         }
         let got: Vec<Value> = (0..3)
-            .map(|_| q.get(&ctx, &main, waits("get")).unwrap().unwrap())
+            .map(|_| q.get(&ctx, &main, None, waits("get")).unwrap().unwrap())
             .collect();
         assert_eq!(ints(&got), want);
         assert_eq!(q.size(), 0);
@@ -133,12 +135,14 @@ fn a_bounded_queue_refuses_past_its_capacity_and_a_getter_wakes_on_put() {
     let q = Queue::new(&ctx, Order::Fifo, Some(1));
     assert!(q.put_now(&ctx, Value::Int(1)));
     assert!(!q.put_now(&ctx, Value::Int(2)) && q.is_full());
-    q.get(&ctx, &main, waits("get")).unwrap();
+    q.get(&ctx, &main, None, waits("get")).unwrap();
     let getter = thread(&ctx, "getter");
     let (ctx2, q2) = (ctx.clone(), q.clone());
-    let got = std::thread::spawn(move || q2.get(&ctx2, &getter, waits("get")).unwrap());
+    let got = std::thread::spawn(move || q2.get(&ctx2, &getter, None, waits("get")).unwrap());
     std::thread::sleep(Duration::from_millis(20));
-    assert!(q.put(&ctx, &main, Value::Int(7), waits("put")).unwrap());
+    assert!(q
+        .put(&ctx, &main, Value::Int(7), None, waits("put"))
+        .unwrap());
     assert_eq!(ints(&[got.join().unwrap().unwrap()]), [7]);
 }
 
@@ -148,9 +152,11 @@ fn the_only_thread_waiting_for_ever_is_a_deadlock_and_a_timeout_is_not() {
     let ctx = s.context().clone();
     let main = s.main_thread().clone();
     let q = Queue::new(&ctx, Order::Fifo, None);
-    let timed = q.get(&ctx, &main, || BlockOn::new("an item", None, soon(&ctx)));
+    let timed = q.get(&ctx, &main, None, || {
+        BlockOn::new("an item", None, soon(&ctx))
+    });
     assert!(matches!(timed, Ok(None)), "a timed get times out");
-    let err = q.get(&ctx, &main, waits("an item")).unwrap_err();
+    let err = q.get(&ctx, &main, None, waits("an item")).unwrap_err();
     assert!(err.is(kind::DEADLOCK), "{}", err.message);
     assert!(err.message.contains("the only thread"), "{}", err.message);
 }

@@ -89,7 +89,7 @@ fn start_worker(it: &Interp, pool: &Arc<Pool>, n: i64) -> Result<(), RuntimeErro
             pool2.job_done(&ctx);
         }
         // Shut down: tell the child to stop, and wait for it.
-        let _ = worker.jobs.put(&ctx, &interp.thread, Value::Nil, || {
+        let _ = worker.jobs.put(&ctx, &interp.thread, Value::Nil, None, || {
             BlockOn::new("room for the stop signal", None, None)
         });
         let _ = worker
@@ -151,13 +151,13 @@ impl Interp {
             Value::list(job.args.clone()),
             span,
         ]);
-        w.jobs.put(&ctx, &me, item, || {
+        w.jobs.put(&ctx, &me, item, None, || {
             BlockOn::new("room for a job", None, None)
         })?;
         // No timeout: the child's death puts `nil` here (see `spawn_child`),
         // and a job stuck on this process's objects is a deadlock like any other.
         let on = || BlockOn::new(format!("{} to finish a job", name), Some(job.span), None);
-        match w.results.get(&ctx, &me, on)? {
+        match w.results.get(&ctx, &me, None, on)? {
             Some(Value::Nil) | None => {
                 let died = w
                     .child

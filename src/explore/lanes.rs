@@ -59,7 +59,7 @@ fn worth_showing(e: &Event, shared: &std::collections::HashSet<u64>) -> bool {
     }
 }
 
-fn op_word(op: Op) -> &'static str {
+pub(super) fn op_word(op: Op) -> &'static str {
     match op {
         Op::Read => "read",
         Op::Write => "write",

@@ -27,6 +27,8 @@ pub struct Event {
     /// Of those, the ones exploration may pick (not a `join` of a thread
     /// still alive, which can only block).
     pub enabled: Vec<ThreadId>,
+    /// Virtual time when it began, in nanoseconds.
+    pub began: u64,
 }
 
 impl Event {
@@ -253,6 +255,7 @@ impl Strategy for Guided {
             footprint: fp,
             spawned: t.spawned.to_vec(),
             enabled,
+            began: t.began,
         });
         self.state += 1;
     }

@@ -10,6 +10,7 @@ mod lanes;
 mod log;
 mod pos;
 mod run;
+mod trace;
 mod tree;
 
 pub use run::{Outcome, Script};
@@ -24,6 +25,31 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tree::{Mode, Next, Tree};
+
+/// A strategy whose run is logged, transition by transition, to be shown
+/// afterwards (`--trace`, `--lanes`).
+pub struct Watched {
+    log: Arc<Mutex<Log>>,
+}
+
+impl Watched {
+    /// Wrap `strategy`; the wrapped one goes to the session.
+    pub fn new(strategy: Box<dyn Strategy>) -> (Watched, Box<dyn Strategy>) {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let logged = Box::new(Logged::new(strategy, log.clone()));
+        (Watched { log }, logged)
+    }
+
+    /// The run as Chrome Trace Event JSON.
+    pub fn chrome_json(&self, file: &str, source: &str) -> String {
+        trace::chrome_json(&self.log.lock(), file, source)
+    }
+
+    /// The run as swim lanes, `width` columns wide at most.
+    pub fn lanes(&self, source: &str, width: usize) -> String {
+        lanes::draw(&self.log.lock(), source, width)
+    }
+}
 
 /// How schedules are chosen.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +114,8 @@ pub struct Options {
     pub max_steps: u64,
     /// Print the swim lanes and replay line of a failure.
     pub show_failure: bool,
+    /// Keep the failure's run as Chrome Trace Event JSON (`Failure::trace`).
+    pub trace: bool,
 }
 
 impl Default for Options {
@@ -100,6 +128,7 @@ impl Default for Options {
             jobs: 1,
             max_steps: 20_000,
             show_failure: true,
+            trace: false,
         }
     }
 }
@@ -262,6 +291,8 @@ pub struct Failure {
     pub preemptions: u32,
     pub shared_steps: usize,
     pub lanes: String,
+    /// The shown run as Chrome Trace Event JSON, when asked for.
+    pub trace: Option<String>,
 }
 
 /// What exploration found.
@@ -466,6 +497,7 @@ fn failure_of(ran: &Ran, preemptions: u32, log: Option<&Log>) -> Failure {
         preemptions,
         shared_steps,
         lanes: String::new(),
+        trace: None,
     }
 }
 
@@ -701,5 +733,8 @@ fn show(script: &Script, options: &Options, failure: Failure, prefix: Option<Vec
         preemptions: lanes::preemptions(&log),
         shared_steps: lanes::shared_steps(&log),
         lanes: lanes::draw(&log, sources, 80),
+        trace: options
+            .trace
+            .then(|| trace::chrome_json(&log, &script.name, sources)),
     }
 }

@@ -242,21 +242,38 @@ pub fn is_data(key: u64) -> bool {
 /// that another thread's event touches too, one of them writes, and
 /// nothing but the order of those accesses themselves orders them (no
 /// lock, queue, join or other synchronisation).
+///
+/// As race detectors do (FastTrack's epochs), each access is checked
+/// against the last write of the data and the reads since, per thread:
+/// linear in the length of the run.
 pub fn racing(events: &[Event]) -> Vec<bool> {
     let clocks = Clocks::with_edges(events, |k| !is_data(k));
     let mut racing = vec![false; events.len()];
-    for j in 0..events.len() {
-        for i in 0..j {
-            if events[i].thread == events[j].thread || clocks.before(i, j) {
-                continue;
+    let mut last_write: HashMap<u64, usize> = HashMap::new();
+    let mut reads: HashMap<u64, HashMap<ThreadId, usize>> = HashMap::new();
+    for (j, e) in events.iter().enumerate() {
+        for a in e.footprint.iter().filter(|a| is_data(a.key)) {
+            let mut against: Vec<usize> = last_write.get(&a.key).copied().into_iter().collect();
+            if a.write {
+                against.extend(
+                    reads
+                        .get(&a.key)
+                        .into_iter()
+                        .flat_map(|r| r.values().copied()),
+                );
             }
-            let clash = events[i]
-                .footprint
-                .iter()
-                .any(|a| is_data(a.key) && events[j].footprint.iter().any(|b| a.conflicts(*b)));
-            if clash {
-                racing[i] = true;
-                racing[j] = true;
+            for i in against {
+                if events[i].thread != e.thread && !clocks.before(i, j) {
+                    racing[i] = true;
+                    racing[j] = true;
+                }
+            }
+            // Each thread's latest read stays to be checked against later
+            // writes (a write of its own orders it only for itself).
+            if a.write {
+                last_write.insert(a.key, j);
+            } else {
+                reads.entry(a.key).or_default().insert(e.thread, j);
             }
         }
     }

@@ -7,6 +7,7 @@ use super::{Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::value::ops::compare;
 use crate::runtime::value::Value;
+use crate::span::Span;
 use parking_lot::{Mutex, MutexGuard};
 use std::cmp::Ordering;
 use std::collections::VecDeque;
@@ -135,9 +136,10 @@ impl Queue {
         ctx: &Context,
         me: &ThreadRef,
         v: Value,
+        at: Option<Span>,
         describe: impl FnOnce() -> BlockOn,
     ) -> Result<bool, RuntimeError> {
-        ctx.engine().point(me, Step::new(Op::Put, self.id, None));
+        ctx.engine().point(me, Step::new(Op::Put, self.id, at));
         self.check_item(&v)?;
         if let Some(prio) = self.order.eq(&Order::Priority).then(|| priority_of(&v)) {
             self.check_comparable(&prio)?;
@@ -178,9 +180,10 @@ impl Queue {
         &self,
         ctx: &Context,
         me: &ThreadRef,
+        at: Option<Span>,
         describe: impl FnOnce() -> BlockOn,
     ) -> Result<Option<Value>, RuntimeError> {
-        ctx.engine().point(me, Step::new(Op::Get, self.id, None));
+        ctx.engine().point(me, Step::new(Op::Get, self.id, at));
         let mut s = self.state.lock();
         if let Some(v) = self.try_get(&mut s, ctx) {
             return Ok(Some(v));
@@ -434,13 +437,13 @@ static METHODS: &[Method<Queue>] = &[
 impl Queue {
     /// `get` as a statement does it: the item, or `None` at the deadline.
     fn get_op(&self, cx: &Cx, label: String, deadline: Option<Time>) -> Res<Option<Value>> {
-        self.get(cx.ctx, cx.me, || {
+        self.get(cx.ctx, cx.me, Some(cx.at), || {
             cx.block_on(format!("an item from {}", label), deadline)
         })
     }
 
     fn put_op(&self, cx: &Cx, label: String, v: Value, deadline: Option<Time>) -> Res<bool> {
-        self.put(cx.ctx, cx.me, v, || {
+        self.put(cx.ctx, cx.me, v, Some(cx.at), || {
             cx.block_on(format!("room in {}", label), deadline)
         })
     }

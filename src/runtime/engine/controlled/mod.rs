@@ -70,6 +70,7 @@ struct Open {
     runnable: Vec<ThreadId>,
     next: Vec<Option<Step>>,
     spawned: Vec<ThreadId>,
+    began: u64,
 }
 
 pub struct Scheduler {
@@ -181,11 +182,12 @@ impl Scheduler {
             spawned: &open.spawned,
             runnable: &open.runnable,
             next: &open.next,
+            began: open.began,
         });
     }
 
     /// `thread` got the turn: its transition begins.
-    fn open(st: &mut State, thread: ThreadId, runnable: Vec<ThreadId>) {
+    fn open(st: &mut State, thread: ThreadId, runnable: Vec<ThreadId>, now: Time) {
         if !st.strategy.wants_transitions() {
             return;
         }
@@ -203,6 +205,7 @@ impl Scheduler {
             runnable,
             next,
             spawned: Vec::new(),
+            began: now.as_nanos(),
         });
     }
 
@@ -227,7 +230,7 @@ impl Scheduler {
         Self::add(&mut st, me);
         if st.current.is_none() {
             st.current = Some(me.id);
-            Self::open(&mut st, me.id, vec![me.id]);
+            Self::open(&mut st, me.id, vec![me.id], self.now());
         }
     }
 
@@ -358,7 +361,7 @@ impl Scheduler {
         }
         if runnable.len() == 1 {
             let only = runnable[0];
-            Self::open(st, only, runnable);
+            Self::open(st, only, runnable, self.now());
             return Some(only);
         }
         let next: Vec<Option<Step>> = runnable
@@ -374,7 +377,7 @@ impl Scheduler {
         let i = st.strategy.choose(&choice).min(runnable.len() - 1);
         st.choices.push((i as u32, runnable.len() as u32));
         let chosen = runnable[i];
-        Self::open(st, chosen, runnable);
+        Self::open(st, chosen, runnable, self.now());
         Some(chosen)
     }
 

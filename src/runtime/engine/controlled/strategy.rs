@@ -51,6 +51,8 @@ pub struct Transition<'a> {
     /// operation each had announced.
     pub runnable: &'a [ThreadId],
     pub next: &'a [Option<Step>],
+    /// The virtual time it began at, in nanoseconds.
+    pub began: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

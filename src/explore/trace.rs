@@ -1,0 +1,224 @@
+//! A logged run as Chrome Trace Event JSON (Perfetto and chrome://tracing
+//! load it): a track per conc thread, a slice per step and per blocked
+//! wait, instants for prints and signals, and flow arrows for spawn -> start,
+//! end -> join, release -> the next acquire, and put -> the get that took
+//! the item (in the order of the puts).
+//!
+//! Under the controlled engine time is virtual and stands still while
+//! threads run, so a step's timestamp is the virtual time in microseconds
+//! plus its index: steps at one virtual instant keep their order.
+
+use super::log::{Event, Log};
+use crate::runtime::engine::controlled::strategy::TransitionEnd;
+use crate::runtime::engine::Op;
+use crate::runtime::footprint::THREAD;
+use crate::runtime::waits::ThreadId;
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write;
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The timestamp of step `k`, in microseconds.
+fn ts(e: &Event, k: usize) -> u64 {
+    e.began / 1000 + k as u64
+}
+
+/// Where a step is in the script, and that line.
+fn place(e: &Event, file: &str, source: &str) -> Option<(String, String)> {
+    let at = e.step?.at?;
+    let offset = (at.start as usize).min(source.len());
+    let start = source[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = source[offset..]
+        .find('\n')
+        .map_or(source.len(), |i| offset + i);
+    let line = source[..start].matches('\n').count() + 1;
+    let col = source[start..offset].chars().count() + 1;
+    Some((
+        format!("{}:{}:{}", file, line, col),
+        source[start..end].trim().to_string(),
+    ))
+}
+
+/// What the object of a step is, as a label.
+fn object_label(e: &Event) -> Option<String> {
+    let s = e.step?;
+    match s.object {
+        0 => None,
+        o if o >> 32 == 1 << 31 => Some(format!("global#{}", o & 0xffff_ffff)),
+        o if o & THREAD != 0 && o >> 61 == 2 => Some(format!("thread#{}", o & !THREAD)),
+        o if o < 1 << 32 => Some(format!("object#{}", o)),
+        _ => None,
+    }
+}
+
+fn name_of(e: &Event) -> &'static str {
+    match e.step.map(|s| s.op) {
+        None => "start",
+        Some(op) => super::lanes::op_word(op),
+    }
+}
+
+struct Writer {
+    out: String,
+    first: bool,
+}
+
+impl Writer {
+    fn event(&mut self, fields: &str) {
+        if !self.first {
+            self.out.push_str(",\n");
+        }
+        self.first = false;
+        self.out.push('{');
+        self.out.push_str(fields);
+        self.out.push('}');
+    }
+}
+
+/// The run in `log` as a trace file's text.
+pub fn chrome_json(log: &Log, file: &str, source: &str) -> String {
+    let mut w = Writer {
+        out: String::from("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n"),
+        first: true,
+    };
+    let pid = 1;
+    w.event(&format!(
+        "\"name\":\"process_name\",\"ph\":\"M\",\"pid\":{pid},\"tid\":0,\"args\":{{\"name\":{}}}",
+        escape(&format!("conc {}", file))
+    ));
+    let mut named: Vec<ThreadId> = Vec::new();
+    for e in &log.events {
+        if !named.contains(&e.thread) {
+            named.push(e.thread);
+            let name = log.names.get(&e.thread).cloned().unwrap_or_default();
+            w.event(&format!(
+                "\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{pid},\"tid\":{},\"args\":{{\"name\":{}}}",
+                e.thread,
+                escape(&name)
+            ));
+        }
+    }
+    // The next step of each thread after step k, for the length of a wait.
+    let mut next_of: Vec<Option<usize>> = vec![None; log.events.len()];
+    let mut last: HashMap<ThreadId, usize> = HashMap::new();
+    for (k, e) in log.events.iter().enumerate() {
+        if let Some(p) = last.insert(e.thread, k) {
+            next_of[p] = Some(k);
+        }
+    }
+    let mut flow = 0u64;
+    let mut spawned_by: HashMap<ThreadId, usize> = HashMap::new();
+    let mut ended_at: HashMap<ThreadId, usize> = HashMap::new();
+    let mut released: HashMap<u64, usize> = HashMap::new();
+    let mut puts: HashMap<u64, VecDeque<usize>> = HashMap::new();
+    let mut started: Vec<ThreadId> = Vec::new();
+    for (k, e) in log.events.iter().enumerate() {
+        let t = ts(e, k);
+        let tid = e.thread;
+        let mut args = String::new();
+        if let Some((at, code)) = place(e, file, source) {
+            let _ = write!(args, "\"at\":{},\"code\":{}", escape(&at), escape(&code));
+        }
+        if let Some(label) = object_label(e) {
+            if !args.is_empty() {
+                args.push(',');
+            }
+            let _ = write!(args, "\"object\":{}", escape(&label));
+        }
+        w.event(&format!(
+            "\"name\":{},\"cat\":\"step\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{t},\"dur\":1,\"args\":{{{args}}}",
+            escape(name_of(e))
+        ));
+        if e.end == TransitionEnd::Blocked {
+            let until = next_of[k].map_or(t + 1, |n| ts(&log.events[n], n));
+            let what = format!("blocked: {}", name_of(e));
+            w.event(&format!(
+                "\"name\":{},\"cat\":\"wait\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{},\"dur\":{},\"args\":{{{args}}}",
+                escape(&what),
+                t + 1,
+                until.saturating_sub(t + 1)
+            ));
+        }
+        let op = e.step.map(|s| s.op);
+        if matches!(op, Some(Op::Print | Op::Signal | Op::Put | Op::Get))
+            && e.end != TransitionEnd::Blocked
+        {
+            w.event(&format!(
+                "\"name\":{},\"cat\":\"event\",\"ph\":\"i\",\"s\":\"t\",\"pid\":{pid},\"tid\":{tid},\"ts\":{t}",
+                escape(name_of(e))
+            ));
+        }
+        // Flows: each arrow starts at an earlier step and ends here.
+        let mut arrow = |w: &mut Writer, from: usize, name: &str| {
+            flow += 1;
+            let f = &log.events[from];
+            w.event(&format!(
+                "\"name\":{},\"cat\":\"flow\",\"ph\":\"s\",\"id\":{flow},\"pid\":{pid},\"tid\":{},\"ts\":{}",
+                escape(name),
+                f.thread,
+                ts(f, from)
+            ));
+            w.event(&format!(
+                "\"name\":{},\"cat\":\"flow\",\"ph\":\"f\",\"bp\":\"e\",\"id\":{flow},\"pid\":{pid},\"tid\":{tid},\"ts\":{t}",
+                escape(name)
+            ));
+        };
+        if !started.contains(&tid) {
+            started.push(tid);
+            if let Some(&from) = spawned_by.get(&tid) {
+                arrow(&mut w, from, "spawn");
+            }
+        }
+        let object = e.step.map(|s| s.object).unwrap_or(0);
+        if e.end != TransitionEnd::Blocked {
+            match op {
+                Some(Op::Join) => {
+                    if let Some(&from) = ended_at.get(&(object & !THREAD)) {
+                        arrow(&mut w, from, "end -> join");
+                    }
+                }
+                Some(Op::Acquire) => {
+                    if let Some(from) = released.remove(&object) {
+                        if log.events[from].thread != tid {
+                            arrow(&mut w, from, "release -> acquire");
+                        }
+                    }
+                }
+                Some(Op::Get) => {
+                    if let Some(from) = puts.get_mut(&object).and_then(VecDeque::pop_front) {
+                        arrow(&mut w, from, "put -> get");
+                    }
+                }
+                Some(Op::Put) => puts.entry(object).or_default().push_back(k),
+                Some(Op::Release) => {
+                    released.insert(object, k);
+                }
+                _ => {}
+            }
+        }
+        for s in &e.spawned {
+            spawned_by.insert(*s, k);
+        }
+        if e.end == TransitionEnd::Ended {
+            ended_at.insert(tid, k);
+        }
+    }
+    w.out.push_str("\n]}\n");
+    w.out
+}

@@ -1,0 +1,151 @@
+//! `--trace FILE.json` writes Chrome Trace Event JSON: every file it writes
+//! is checked against the format (required fields, named threads, flow
+//! arrows that pair up, slices that nest), for a script of each kind.
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+fn trace_of(script: &str, schedule: &str) -> (Vec<Value>, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out_file = std::env::temp_dir().join(format!(
+        "conc-trace-{}-{}.json",
+        std::process::id(),
+        script.replace('/', "_")
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_conc"))
+        .args(["--sched", schedule, "--lanes", "--trace"])
+        .arg(&out_file)
+        .arg(root.join(script))
+        .output()
+        .expect("conc runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&out_file).expect("the trace was written");
+    let _ = std::fs::remove_file(&out_file);
+    let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{script}: {e}"));
+    let events = doc["traceEvents"].as_array().cloned().expect("traceEvents");
+    (events, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn check(script: &str, want_flows: &[&str]) {
+    let (events, lanes) = trace_of(script, "random:3");
+    let mut named: Vec<u64> = Vec::new();
+    let mut process_named = false;
+    let mut flows: HashMap<u64, (u32, u32, f64, f64)> = HashMap::new();
+    let mut slices: HashMap<u64, Vec<(f64, f64)>> = HashMap::new();
+    let mut flow_names: Vec<String> = Vec::new();
+    for e in &events {
+        let ph = e["ph"].as_str().expect("ph");
+        let name = e["name"].as_str().expect("name");
+        let tid = e["tid"].as_u64().expect("tid");
+        assert!(e["pid"].as_u64().is_some(), "pid in {e}");
+        if ph == "M" {
+            match name {
+                "thread_name" => named.push(tid),
+                "process_name" => process_named = true,
+                other => panic!("unknown metadata {other}"),
+            }
+            assert!(e["args"]["name"].as_str().is_some(), "{e}");
+            continue;
+        }
+        let ts = e["ts"].as_f64().expect("ts");
+        assert!(ts >= 0.0);
+        match ph {
+            "X" => {
+                let dur = e["dur"].as_f64().expect("dur");
+                assert!(dur >= 0.0);
+                slices.entry(tid).or_default().push((ts, ts + dur));
+            }
+            "i" => assert_eq!(e["s"].as_str(), Some("t")),
+            "s" | "f" => {
+                let id = e["id"].as_u64().expect("flow id");
+                let entry = flows.entry(id).or_insert((0, 0, 0.0, 0.0));
+                if ph == "s" {
+                    entry.0 += 1;
+                    entry.2 = ts;
+                    flow_names.push(name.to_string());
+                } else {
+                    entry.1 += 1;
+                    entry.3 = ts;
+                }
+            }
+            other => panic!("unexpected phase {other}"),
+        }
+        assert!(
+            named.contains(&tid),
+            "{script}: thread {tid} used before it is named"
+        );
+    }
+    assert!(process_named, "{script}: no process_name");
+    for (id, (s, f, from, to)) in &flows {
+        assert_eq!((*s, *f), (1, 1), "{script}: flow {id} does not pair up");
+        assert!(from <= to, "{script}: flow {id} goes back in time");
+    }
+    for (tid, mut spans) in slices {
+        spans.sort_by(|a, b| a.partial_cmp(b).expect("numbers"));
+        let mut open: Vec<f64> = Vec::new();
+        for (start, end) in spans {
+            while open.last().is_some_and(|e| *e <= start) {
+                open.pop();
+            }
+            if let Some(outer) = open.last() {
+                assert!(
+                    end <= *outer,
+                    "{script}: slices on thread {tid} overlap without nesting"
+                );
+            }
+            open.push(end);
+        }
+    }
+    for want in want_flows {
+        assert!(
+            flow_names.iter().any(|n| n == want),
+            "{script}: no `{want}` flow in {flow_names:?}"
+        );
+    }
+    assert!(
+        lanes.lines().count() > 2,
+        "{script}: no lanes drawn:\n{lanes}"
+    );
+}
+
+#[test]
+fn queues_locks_threads_and_conditions_give_valid_traces() {
+    check(
+        "scripts/15_producer_consumer.conc",
+        &["spawn", "end -> join", "put -> get"],
+    );
+    check(
+        "scripts/03_mutex_fix.conc",
+        &["spawn", "end -> join", "release -> acquire"],
+    );
+    check("scripts/01_start_join.conc", &["spawn", "end -> join"]);
+    check("scripts/17_condition.conc", &["spawn"]);
+}
+
+#[test]
+fn lanes_fit_80_columns_for_four_threads() {
+    let (_, lanes) = trace_of("tests/fixtures/explore/lost_update_3x1.conc", "random:1");
+    for line in lanes.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+}
+
+#[test]
+fn trace_without_sched_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_conc"))
+        .args(["--trace", "/tmp/never.json", "-c", "print(1)"])
+        .output()
+        .expect("conc runs");
+    assert_eq!(out.status.code(), Some(2));
+}
