@@ -5,7 +5,7 @@ use crate::diagnostics::{kind, ConcError};
 use crate::runtime::engine::controlled::schedule::Token;
 use crate::runtime::engine::controlled::strategy::Strategy;
 use crate::runtime::footprint;
-use crate::runtime::output::Output;
+use crate::runtime::output::{Capture, Output};
 use crate::session::{Session, SessionOptions};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -95,35 +95,24 @@ impl Script {
     }
 }
 
-/// Standard output and every report, kept.
+/// Standard output (as `Capture` keeps it) and every report, kept.
 #[derive(Default)]
 struct Kept {
-    lines: Mutex<Vec<String>>,
-    pending: Mutex<String>,
+    capture: Capture,
     reports: Mutex<String>,
 }
 
 impl Output for Kept {
     fn line(&self, text: &str) {
-        let head = std::mem::take(&mut *self.pending.lock());
-        self.lines.lock().push(head + text);
+        self.capture.line(text)
     }
 
     fn text(&self, text: &str) {
-        let mut pending = self.pending.lock();
-        pending.push_str(text);
-        while let Some(end) = pending.find('\n') {
-            let line = pending[..end].to_string();
-            pending.replace_range(..=end, "");
-            self.lines.lock().push(line);
-        }
+        self.capture.text(text)
     }
 
     fn flush(&self) {
-        let head = std::mem::take(&mut *self.pending.lock());
-        if !head.is_empty() {
-            self.lines.lock().push(head);
-        }
+        self.capture.flush()
     }
 
     fn report(&self, text: &str) {
@@ -197,7 +186,7 @@ pub fn run_once(script: &Script, strategy: Box<dyn Strategy>, step_limit: u64) -
     }
     let token = session.replay_token();
     let steps = scheduler.map(|s| s.steps()).unwrap_or(0);
-    let stdout = std::mem::take(&mut *out.lines.lock());
+    let stdout = std::mem::take(&mut *out.capture.lines.lock());
     Ran {
         outcome: Outcome {
             status,
