@@ -501,6 +501,14 @@ fn failure_of(ran: &Ran, preemptions: u32, log: Option<&Log>) -> Failure {
     }
 }
 
+/// One run steered by `guide`, and its log.
+fn guided_run(script: &Script, guide: Guide, max_steps: u64) -> (Ran, Log) {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let ran = run_once(script, Box::new(Guided::new(guide, log.clone())), max_steps);
+    let log = std::mem::take(&mut *log.lock());
+    (ran, log)
+}
+
 fn exhaustive(
     script: &Script,
     options: &Options,
@@ -517,15 +525,9 @@ fn exhaustive(
                 why,
             };
         }
-        let log = Arc::new(Mutex::new(Log::default()));
         let len = guide.prefix.len();
-        let ran = run_once(
-            script,
-            Box::new(Guided::new(guide, log.clone())),
-            options.max_steps,
-        );
+        let (ran, log) = guided_run(script, guide, options.max_steps);
         found.runs += 1;
-        let log = std::mem::take(&mut *log.lock());
         if !tree.absorb(len, &log) {
             found.nondeterministic = true;
             return Coverage::Stopped {
@@ -657,14 +659,8 @@ fn shrink(script: &Script, options: &Options, failure: Failure) -> Failure {
         });
         let mut guide = tree.first();
         for _ in 0..SHRINK_RUNS {
-            let log = Arc::new(Mutex::new(Log::default()));
             let len = guide.prefix.len();
-            let ran = run_once(
-                script,
-                Box::new(Guided::new(guide, log.clone())),
-                options.max_steps,
-            );
-            let log = std::mem::take(&mut *log.lock());
+            let (ran, log) = guided_run(script, guide, options.max_steps);
             if !tree.absorb(len, &log) {
                 break;
             }
