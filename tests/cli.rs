@@ -406,6 +406,22 @@ fn explore_exit_codes_and_the_last_line_is_the_coverage() {
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("NOT exhaustive: preemption bound 0"));
 
+    let out = conc(&[
+        "explore",
+        "--strategy",
+        "random",
+        "--schedules",
+        "50",
+        "--all",
+        &fine,
+    ]);
+    let stdout = text(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("NOT exhaustive: sampled 50 schedules (random) of an estimated"),
+        "{stdout}"
+    );
+
     let out = conc(&["explore", "--strategy", "nope", &fine]);
     assert_eq!(out.status.code(), Some(2));
     let out = conc(&["explore", "--time", "soon", &fine]);

@@ -589,6 +589,7 @@ fn sample(
     let jobs = options.jobs.max(1) as u64;
     let next = std::sync::atomic::AtomicU64::new(1);
     let shared = Mutex::new(std::mem::take(found));
+    let sizes = Mutex::new((0.0f64, 0u64));
     let stop = AtomicBool::new(false);
     let why = Mutex::new(None::<String>);
     let work = || loop {
@@ -608,6 +609,11 @@ fn sample(
             return;
         }
         let ran = run_once(script, sampler(how, n, horizon), options.max_steps);
+        {
+            let mut s = sizes.lock();
+            s.0 += ran.tree_size;
+            s.1 += 1;
+        }
         let mut f = shared.lock();
         f.runs += 1;
         f.record(&ran, 0, None);
@@ -640,9 +646,12 @@ fn sample(
     if let Some(why) = why.into_inner() {
         return Coverage::Stopped { schedules, why };
     }
+    // Only a uniform walk makes the product of choices an estimate.
+    let (sum, count) = sizes.into_inner();
+    let estimate = (*how == How::Random && count > 0).then(|| sum / count as f64);
     Coverage::Sampled {
         schedules,
-        estimate: None,
+        estimate,
     }
 }
 
