@@ -16,34 +16,51 @@ fn conc_bin(root: &Path) -> PathBuf {
         .unwrap_or_else(|| root.join("target/release/conc"))
 }
 
-/// `conc explore --porcelain` on `file`: (schedules run, a failure found).
-fn explore(conc: &Path, file: &Path, strategy: &str, schedules: u64, jobs: u32) -> (u64, bool) {
-    let out = Command::new(conc)
-        .args(["explore", "--porcelain", "--strategy", strategy])
-        .args([
+/// What `conc explore --porcelain` said, one fact per line.
+struct Porcelain(String);
+
+impl Porcelain {
+    /// Run it on `file` (`all`: do not stop at the first failure).
+    fn run(conc: &Path, file: &Path, strategy: &str, schedules: u64, jobs: u32, all: bool) -> Self {
+        let mut command = Command::new(conc);
+        command.args(["explore", "--porcelain", "--strategy", strategy]);
+        command.args([
             "--schedules",
             &schedules.to_string(),
             "--jobs",
             &jobs.to_string(),
-        ])
-        .arg(file)
-        .output()
-        .expect("conc runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut runs = 0;
-    let mut failed = false;
-    for line in text.lines() {
-        if let Some(n) = line.strip_prefix("runs ") {
-            runs = n.parse().unwrap_or(0);
+        ]);
+        if all {
+            command.arg("--all");
         }
-        if let Some(rest) = line.strip_prefix("outcome ") {
-            let label = rest.split_once(' ').map_or("", |(_, l)| l);
-            if label.ends_with("Error") || label == "Deadlock" || label == "StepLimit" {
-                failed = true;
-            }
-        }
+        let out = command.arg(file).output().expect("conc runs");
+        Porcelain(String::from_utf8_lossy(&out.stdout).into_owned())
     }
-    (runs, failed)
+
+    /// Schedules run.
+    fn runs(&self) -> u64 {
+        self.0
+            .lines()
+            .find_map(|l| l.strip_prefix("runs ")?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Whether some outcome is a failure.
+    fn failed(&self) -> bool {
+        self.0
+            .lines()
+            .filter_map(|l| l.strip_prefix("outcome "))
+            .any(|rest| {
+                let label = rest.split_once(' ').map_or("", |(_, l)| l);
+                label.ends_with("Error") || label == "Deadlock" || label == "StepLimit"
+            })
+    }
+}
+
+/// (schedules run, a failure found) when exploring `file` until the first failure.
+fn explore(conc: &Path, file: &Path, strategy: &str, schedules: u64, jobs: u32) -> (u64, bool) {
+    let p = Porcelain::run(conc, file, strategy, schedules, jobs, false);
+    (p.runs(), p.failed())
 }
 
 /// Real runs of `file` on the OS engine that failed, of `n`.
@@ -71,24 +88,8 @@ fn found(r: (u64, bool)) -> String {
 /// Schedules per second on a script, as `conc explore` runs them.
 fn rate(conc: &Path, file: &Path, strategy: &str, schedules: u64, jobs: u32) -> f64 {
     let start = Instant::now();
-    let out = Command::new(conc)
-        .args(["explore", "--porcelain", "--all", "--strategy", strategy])
-        .args([
-            "--schedules",
-            &schedules.to_string(),
-            "--jobs",
-            &jobs.to_string(),
-        ])
-        .arg(file)
-        .output()
-        .expect("conc runs");
-    let elapsed = start.elapsed().as_secs_f64();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let runs: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("runs ")?.parse().ok())
-        .unwrap_or(0.0);
-    runs / elapsed
+    let p = Porcelain::run(conc, file, strategy, schedules, jobs, true);
+    p.runs() as f64 / start.elapsed().as_secs_f64()
 }
 
 fn main() {

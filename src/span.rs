@@ -64,13 +64,22 @@ pub struct Source {
 impl Source {
     /// 1-based line and column (in chars) of a byte offset.
     pub fn line_col(&self, offset: u32) -> (usize, usize) {
-        let offset = (offset as usize).min(self.text.len());
-        let before = &self.text[..floor_char_boundary(&self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
+        let (line, col, _) = line_at(&self.text, offset);
         (line, col)
     }
+}
+
+/// The 1-based line and column (in chars) of byte `offset` in `text`, and
+/// that whole line (without its newline).
+pub fn line_at(text: &str, offset: u32) -> (usize, usize, &str) {
+    let offset = (offset as usize).min(text.len());
+    let before = &text[..floor_char_boundary(text, offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    let rest = &text[line_start..];
+    let line_text = rest.find('\n').map_or(rest, |end| &rest[..end]);
+    (line, col, line_text)
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {

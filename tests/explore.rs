@@ -82,69 +82,85 @@ fn outcomes(script: &Script, how: How) -> (BTreeSet<Outcome>, bool, u64) {
     )
 }
 
-#[test]
-fn dpor_finds_every_outcome_that_plain_enumeration_finds() {
-    // Sessions recurse on the OS stack: run them on a thread as big as the
-    // CLI's main thread.
+/// Sessions recurse on the OS stack: run `body` on a thread as big as the
+/// CLI's main thread (a failed assertion in it fails the test).
+fn on_a_big_stack(body: impl FnOnce() + Send + 'static) {
     let ran = std::thread::Builder::new()
         .stack_size(conc::runtime::threads::THREAD_STACK)
         .spawn(|| {
             conc::parser::mark_big_stack();
-            for (name, text) in SCRIPTS {
-                let script = Script::new(format!("{name}.conc"), text.to_string(), Vec::new());
-                let (dpor, dpor_done, classes) = outcomes(&script, How::Dpor);
-                assert!(dpor_done, "{name}: DPOR not exhaustive");
-                let bound = if SMALL.contains(name) { None } else { Some(3) };
-                let (all, _, schedules) = outcomes(&script, How::Dfs { preemptions: bound });
-                let labels =
-                    |s: &BTreeSet<Outcome>| s.iter().map(Outcome::label).collect::<Vec<_>>();
-                assert_eq!(labels(&dpor), labels(&all), "{name}: DPOR against dfs");
-                assert!(
-                    classes <= schedules,
-                    "{name}: {classes} classes, {schedules} schedules"
-                );
-                assert!(
-                    !dpor.iter().any(|o| o.label().contains("StepLimit")),
-                    "{name}"
-                );
-                let options = Options {
-                    how: How::Random,
-                    schedules: Some(300),
-                    all: true,
-                    show_failure: false,
-                    ..Options::default()
-                };
-                let sampled = explore(&script, &options);
-                for o in sampled.outcomes.keys() {
-                    assert!(
-                        dpor.contains(o),
-                        "{name}: random found {} that DPOR did not",
-                        o.label()
-                    );
-                }
-            }
+            body()
         })
         .expect("a thread for the sessions");
     assert!(ran.join().is_ok());
 }
 
 #[test]
-fn a_failure_is_shrunk_to_one_preemption_and_replays() {
-    let ran = std::thread::Builder::new()
-        .stack_size(conc::runtime::threads::THREAD_STACK)
-        .spawn(|| {
-            conc::parser::mark_big_stack();
-            let text = "let x = 0\nfn inc() { x += 1 }\nlet a = spawn inc()\nlet b = spawn inc()\njoin a\njoin b\nassert x == 2, \"lost\"";
-            let script = Script::new("lost.conc".into(), text.into(), Vec::new());
-            for how in [How::Dpor, How::Random, How::Pct { depth: 2 }, How::Pos] {
-                let report = explore(&script, &Options { how: how.clone(), ..Options::default() });
-                let f = report.first_failure.unwrap_or_else(|| panic!("{how:?} found nothing"));
-                assert_eq!(f.preemptions, 1, "{how:?}");
-                assert!(f.shared_steps <= 4, "{how:?}: {} shared steps", f.shared_steps);
-                assert!(f.schedule.starts_with("replay:"), "{}", f.schedule);
-                assert!(f.lanes.lines().all(|l| l.chars().count() <= 80), "{}", f.lanes);
+fn dpor_finds_every_outcome_that_plain_enumeration_finds() {
+    on_a_big_stack(|| {
+        for (name, text) in SCRIPTS {
+            let script = Script::new(format!("{name}.conc"), text.to_string(), Vec::new());
+            let (dpor, dpor_done, classes) = outcomes(&script, How::Dpor);
+            assert!(dpor_done, "{name}: DPOR not exhaustive");
+            let bound = if SMALL.contains(name) { None } else { Some(3) };
+            let (all, _, schedules) = outcomes(&script, How::Dfs { preemptions: bound });
+            let labels = |s: &BTreeSet<Outcome>| s.iter().map(Outcome::label).collect::<Vec<_>>();
+            assert_eq!(labels(&dpor), labels(&all), "{name}: DPOR against dfs");
+            assert!(
+                classes <= schedules,
+                "{name}: {classes} classes, {schedules} schedules"
+            );
+            assert!(
+                !dpor.iter().any(|o| o.label().contains("StepLimit")),
+                "{name}"
+            );
+            let options = Options {
+                how: How::Random,
+                schedules: Some(300),
+                all: true,
+                show_failure: false,
+                ..Options::default()
+            };
+            let sampled = explore(&script, &options);
+            for o in sampled.outcomes.keys() {
+                assert!(
+                    dpor.contains(o),
+                    "{name}: random found {} that DPOR did not",
+                    o.label()
+                );
             }
-        })
-        .expect("a thread for the sessions");
-    assert!(ran.join().is_ok());
+        }
+    });
+}
+
+#[test]
+fn a_failure_is_shrunk_to_one_preemption_and_replays() {
+    on_a_big_stack(|| {
+        let text = "let x = 0\nfn inc() { x += 1 }\nlet a = spawn inc()\nlet b = spawn inc()\njoin a\njoin b\nassert x == 2, \"lost\"";
+        let script = Script::new("lost.conc".into(), text.into(), Vec::new());
+        for how in [How::Dpor, How::Random, How::Pct { depth: 2 }, How::Pos] {
+            let report = explore(
+                &script,
+                &Options {
+                    how: how.clone(),
+                    ..Options::default()
+                },
+            );
+            let f = report
+                .first_failure
+                .unwrap_or_else(|| panic!("{how:?} found nothing"));
+            assert_eq!(f.preemptions, 1, "{how:?}");
+            assert!(
+                f.shared_steps <= 4,
+                "{how:?}: {} shared steps",
+                f.shared_steps
+            );
+            assert!(f.schedule.starts_with("replay:"), "{}", f.schedule);
+            assert!(
+                f.lanes.lines().all(|l| l.chars().count() <= 80),
+                "{}",
+                f.lanes
+            );
+        }
+    });
 }

@@ -18,14 +18,10 @@ pub fn shared_steps(log: &Log) -> usize {
 
 /// Preemptions in the run: a switch away from a thread that could go on.
 pub fn preemptions(log: &Log) -> u32 {
-    let mut n = 0;
-    for pair in log.events.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if a.end == TransitionEnd::Point && b.thread != a.thread && b.enabled.contains(&a.thread) {
-            n += 1;
-        }
-    }
-    n
+    let switches = log.events.windows(2).filter(|pair| {
+        super::log::could_go_on(&pair[0], &pair[1]).is_some_and(|t| t != pair[1].thread)
+    });
+    switches.count() as u32
 }
 
 /// Data keys more than one thread touches.
@@ -80,11 +76,8 @@ pub(super) fn op_word(op: Op) -> &'static str {
 
 /// The line number of byte `offset` in `text`, and that line trimmed.
 fn line_of(text: &str, offset: u32) -> (usize, &str) {
-    let offset = (offset as usize).min(text.len());
-    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
-    let number = text[..start].matches('\n').count() + 1;
-    (number, text[start..end].trim())
+    let (line, _, code) = crate::span::line_at(text, offset);
+    (line, code.trim())
 }
 
 fn cell(e: &Event, source: &str, racing: bool) -> String {

@@ -54,6 +54,12 @@ fn join_target(step: Option<&Step>) -> Option<ThreadId> {
 /// `a0`, `a1`, ...) is not waiting.
 pub const SPIN_READS: u32 = 3;
 
+/// The thread of `prev` if it could have gone on where `next` began:
+/// running another thread there is a preemption.
+pub fn could_go_on(prev: &Event, next: &Event) -> Option<ThreadId> {
+    (prev.end == TransitionEnd::Point && next.enabled.contains(&prev.thread)).then_some(prev.thread)
+}
+
 /// A thread and the footprint of its transition at some state: what a
 /// sleep set holds.
 pub type Sleeper = (ThreadId, Footprint);

@@ -584,8 +584,12 @@ fn sample(
 ) -> Coverage {
     let total = budget.schedules.unwrap_or(DEFAULT_SAMPLES);
     // PCT spreads its change points over the run's length: measure it.
-    let probe = run_once(script, Box::new(RandomWalk::new(0)), options.max_steps);
-    let horizon = probe.steps.clamp(1, 100 * PCT_HORIZON);
+    let horizon = match how {
+        How::Pct { .. } => run_once(script, Box::new(RandomWalk::new(0)), options.max_steps)
+            .steps
+            .clamp(1, 100 * PCT_HORIZON),
+        _ => PCT_HORIZON,
+    };
     let jobs = options.jobs.max(1) as u64;
     let next = std::sync::atomic::AtomicU64::new(1);
     let shared = Mutex::new(std::mem::take(found));

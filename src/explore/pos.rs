@@ -27,10 +27,8 @@ impl Pos {
 }
 
 fn conflict(a: &Option<Step>, b: &Option<Step>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => {
-            a.object != 0 && a.object == b.object && !(a.op.only_reads() && b.op.only_reads())
-        }
+    match (a.and_then(|s| s.access()), b.and_then(|s| s.access())) {
+        (Some(a), Some(b)) => a.conflicts(b),
         _ => false,
     }
 }

@@ -42,16 +42,10 @@ fn ts(e: &Event, k: usize) -> u64 {
 /// Where a step is in the script, and that line.
 fn place(e: &Event, file: &str, source: &str) -> Option<(String, String)> {
     let at = e.step?.at?;
-    let offset = (at.start as usize).min(source.len());
-    let start = source[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let end = source[offset..]
-        .find('\n')
-        .map_or(source.len(), |i| offset + i);
-    let line = source[..start].matches('\n').count() + 1;
-    let col = source[start..offset].chars().count() + 1;
+    let (line, col, code) = crate::span::line_at(source, at.start);
     Some((
         format!("{}:{}:{}", file, line, col),
-        source[start..end].trim().to_string(),
+        code.trim().to_string(),
     ))
 }
 
@@ -61,7 +55,7 @@ fn object_label(e: &Event) -> Option<String> {
     match s.object {
         0 => None,
         o if o >> 32 == 1 << 31 => Some(format!("global#{}", o & 0xffff_ffff)),
-        o if o & THREAD != 0 && o >> 61 == 2 => Some(format!("thread#{}", o & !THREAD)),
+        o if o >> 61 == THREAD >> 61 => Some(format!("thread#{}", o & !THREAD)),
         o if o < 1 << 32 => Some(format!("object#{}", o)),
         _ => None,
     }

@@ -10,7 +10,7 @@
 //! (`done`, which with the footprint of its transition is the sleep set of
 //! the later branches).
 
-use super::log::{Event, Guide, Log, Sleeper};
+use super::log::{could_go_on, Event, Guide, Log, Sleeper};
 use crate::runtime::engine::controlled::strategy::TransitionEnd;
 use crate::runtime::waits::ThreadId;
 use std::collections::{BTreeSet, HashMap};
@@ -108,11 +108,7 @@ impl Tree {
             node.done.push((node.chosen, fp));
         }
         for (k, e) in events.iter().enumerate().take(end).skip(b) {
-            let previous = k
-                .checked_sub(1)
-                .map(|p| &events[p])
-                .filter(|p| p.end == TransitionEnd::Point && e.enabled.contains(&p.thread))
-                .map(|p| p.thread);
+            let previous = k.checked_sub(1).and_then(|p| could_go_on(&events[p], e));
             let preemptions = match k.checked_sub(1) {
                 None => 0,
                 Some(p) => {

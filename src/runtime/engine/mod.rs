@@ -114,6 +114,18 @@ impl Step {
     pub fn new(op: Op, object: u64, at: Option<Span>) -> Step {
         Step { op, object, at }
     }
+
+    /// What announcing this step says its transition touches.
+    pub fn access(&self) -> Option<super::footprint::Access> {
+        match self.op {
+            Op::BackEdge | Op::End => None,
+            _ if self.object == 0 => None,
+            op => Some(super::footprint::Access {
+                key: self.object,
+                write: !op.only_reads(),
+            }),
+        }
+    }
 }
 
 /// What a bounded busy-wait sees on each look.

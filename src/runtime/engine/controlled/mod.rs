@@ -158,7 +158,7 @@ impl Scheduler {
     fn close(st: &mut State, how: TransitionEnd) {
         let Some(open) = st.open.take() else { return };
         let mut footprint: Vec<Access> = Vec::new();
-        if let Some(access) = open.step.and_then(|s| access_of(&s)) {
+        if let Some(access) = open.step.and_then(|s| s.access()) {
             footprint.push(access);
         }
         for a in footprint::take() {
@@ -432,18 +432,6 @@ impl Scheduler {
             slot.status = Status::Runnable;
         }
         st.slots.keys().next().copied()
-    }
-}
-
-/// What announcing `step` says the transition touches.
-fn access_of(step: &Step) -> Option<Access> {
-    match step.op {
-        Op::BackEdge | Op::End => None,
-        _ if step.object == 0 => None,
-        op => Some(Access {
-            key: step.object,
-            write: !op.only_reads(),
-        }),
     }
 }
 
