@@ -114,6 +114,9 @@ fn work(session: &mut Session, link: &Arc<Link>, start: Start) -> Result<Value, 
     for name in &start.globals {
         ctx.globals.define(name, values.next().unwrap_or_default());
     }
+    for (name, why) in start.left_out {
+        ctx.globals.leave_out(&name, why);
+    }
     let callee = values.next().unwrap_or_default();
     let result = session.call(&callee, values.collect(), start.call_span.into())?;
     session.finish().map_err(|e| match e {

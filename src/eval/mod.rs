@@ -333,6 +333,19 @@ impl Interp {
 /// A read of a name that is not defined (yet).
 #[cold]
 pub(super) fn name_error(it: &Interp, name: &str, span: Span) -> Box<RuntimeError> {
+    if let Some(why) = it.ctx.globals.left_out(name) {
+        return Box::new(
+            RuntimeError::new(
+                kind::TYPE,
+                format!("`{}` is not in this process: {}", name, why),
+            )
+            .at(span)
+            .with_help(
+                "processes share queues, locks, events, conditions, barriers and pipes; \
+                 pass data or one of those instead",
+            ),
+        );
+    }
     let attrs = attributes_after(it, span);
     let attrs: Vec<&str> = attrs.iter().map(String::as_str).collect();
     let help = crate::runtime::habits::name_help(name, &attrs).unwrap_or_else(|| {

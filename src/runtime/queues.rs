@@ -67,8 +67,9 @@ impl Queue {
         self.capacity.is_some_and(|c| s.items.len() >= c)
     }
 
-    /// Priority items are `[priority, item]` lists (or any comparable value);
-    /// equal priorities keep their arrival order.
+    /// Priority items are `[priority, item]` lists (or any comparable value),
+    /// compared whole as Python's `PriorityQueue` compares tuples; items
+    /// that compare equal keep their arrival order.
     fn check_item(&self, v: &Value) -> Result<(), RuntimeError> {
         if self.order == Order::Priority {
             if let Value::List(l) = v {
@@ -88,13 +89,10 @@ impl Queue {
             s.items.push_back(v);
             return;
         }
-        let key = priority_of(&v);
         let pos = s
             .items
             .iter()
-            .position(|x| {
-                compare(&key, &priority_of(x)).unwrap_or(Ordering::Greater) == Ordering::Less
-            })
+            .position(|x| compare(&v, x).unwrap_or(Ordering::Greater) == Ordering::Less)
             .unwrap_or(s.items.len());
         s.items.insert(pos, v);
     }
@@ -141,8 +139,8 @@ impl Queue {
     ) -> Result<bool, RuntimeError> {
         ctx.engine().point(me, Step::new(Op::Put, self.id, at));
         self.check_item(&v)?;
-        if let Some(prio) = self.order.eq(&Order::Priority).then(|| priority_of(&v)) {
-            self.check_comparable(&prio)?;
+        if self.order == Order::Priority {
+            self.check_comparable(&v)?;
         }
         let mut slot = Some(v);
         let mut s = self.state.lock();
@@ -162,10 +160,12 @@ impl Queue {
         Ok(done.is_some())
     }
 
-    fn check_comparable(&self, prio: &Value) -> Result<(), RuntimeError> {
+    /// A priority item must order against every item waiting (the insert
+    /// compares it with them): a TypeError at the `put`, as in Python.
+    fn check_comparable(&self, item: &Value) -> Result<(), RuntimeError> {
         let s = self.state.lock();
-        if let Some(first) = s.items.front() {
-            compare(prio, &priority_of(first)).map_err(|e| {
+        for waiting in &s.items {
+            compare(item, waiting).map_err(|e| {
                 RuntimeError::new(
                     kind::TYPE,
                     format!("priority items must be comparable: {}", e.message),
@@ -263,13 +263,6 @@ fn recall_leases(s: &mut QueueState, id: u64) {
     s.lessees.retain(|l| l.strong_count() > 0);
     for lessee in s.lessees.iter().filter_map(std::sync::Weak::upgrade) {
         lessee.recall(id);
-    }
-}
-
-fn priority_of(v: &Value) -> Value {
-    match v {
-        Value::List(l) => l.lock().first().cloned().unwrap_or(Value::Nil),
-        other => other.clone(),
     }
 }
 

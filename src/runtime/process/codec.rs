@@ -54,16 +54,12 @@ impl<'a> Encoder<'a> {
 
     /// Encode `v`, or leave the encoder as it was if it cannot cross (so a
     /// half-copied list is never reused by a later value naming it).
-    pub fn value_or_nothing(&mut self, v: &Value) -> Option<WireValue> {
+    pub fn value_or_undo(&mut self, v: &Value) -> Result<WireValue, RuntimeError> {
         let mark = self.table.len();
-        match self.value(v) {
-            Ok(w) => Some(w),
-            Err(_) => {
-                self.table.truncate(mark);
-                self.seen.retain(|_, i| (*i as usize) < mark);
-                None
-            }
-        }
+        self.value(v).inspect_err(|_| {
+            self.table.truncate(mark);
+            self.seen.retain(|_, i| (*i as usize) < mark);
+        })
     }
 
     /// A table slot for the object at `ptr`, and whether it is new (to fill).

@@ -102,15 +102,20 @@ fn start_message(
     let mut enc = codec::Encoder::new(link);
     let mut names = Vec::new();
     let mut values = Vec::new();
+    let mut left_out = Vec::new();
     for (global, value) in ctx.globals.defined() {
         if matches!(&value, Value::Builtin(b) if b.name == &*global) {
             continue;
         }
         // Globals that cannot cross (thread handles, pools ...) are left
-        // out; the child gets every other global as it is now.
-        if let Some(v) = enc.value_or_nothing(&value) {
-            names.push(global.to_string());
-            values.push(v);
+        // out (reading one there says why); the child gets every other
+        // global as it is now.
+        match enc.value_or_undo(&value) {
+            Ok(v) => {
+                names.push(global.to_string());
+                values.push(v);
+            }
+            Err(e) => left_out.push((global.to_string(), e.message)),
         }
     }
     values.push(enc.value(callee)?);
@@ -130,6 +135,7 @@ fn start_message(
         color: ctx.color,
         seed: ctx.engine().random(),
         globals: names,
+        left_out,
         payload: enc.finish(values),
         call_span: span.into(),
     })

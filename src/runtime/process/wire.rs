@@ -150,6 +150,8 @@ pub struct Start {
     /// Names of the first `globals.len()` values of `payload`; then the
     /// callee, then its arguments.
     pub globals: Vec<String>,
+    /// Globals that could not be copied, with why (a thread handle ...).
+    pub left_out: Vec<(String, String)>,
     pub payload: Packet,
     /// The `spawn` in the parent: the call chain of an error starts there.
     pub call_span: WireSpan,
@@ -385,6 +387,7 @@ mod tests {
             color: false,
             seed: 1,
             globals: vec!["x".into()],
+            left_out: vec![],
             payload: Packet {
                 table: vec![],
                 values: vec![WireValue::Int(1), WireValue::Nil],

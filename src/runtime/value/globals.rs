@@ -277,6 +277,9 @@ pub struct Globals {
 struct Table {
     ids: HashMap<Name, GlobalId>,
     cells: Vec<GlobalRef>,
+    /// In a child process: globals of the parent that could not be copied
+    /// (a thread handle, a pool ...), with why, so reading one says so.
+    left_out: HashMap<Name, String>,
 }
 
 impl Table {
@@ -312,6 +315,16 @@ impl Globals {
         if let Some(cell) = cell {
             cell.set(value);
         }
+    }
+
+    /// `name` was not copied into this process: why (see `left_out`).
+    pub fn leave_out(&self, name: &str, why: String) {
+        self.table.lock().left_out.insert(Name::from(name), why);
+    }
+
+    /// Why the parent's global `name` is missing here, if it was left out.
+    pub fn left_out(&self, name: &str) -> Option<String> {
+        self.table.lock().left_out.get(name).cloned()
     }
 
     /// Every defined global, sorted by name (REPL completion, process copies).
