@@ -5,6 +5,7 @@
 
 use crate::diagnostics::{self, ConcError, RuntimeError};
 use crate::runtime::process::wire::{self, Msg, Start, WireError};
+use crate::runtime::process::lease::Board;
 use crate::runtime::process::{codec, Link, LinkOutput};
 use crate::runtime::value::Value;
 use crate::runtime::waits::DeadlockPolicy;
@@ -26,7 +27,13 @@ pub fn run() -> i32 {
     };
     // Only a socket pair from a conc parent carries a start message; a
     // terminal, file or pipe on standard input is a person trying the flag.
-    let start = match is_socket(&stream).then(|| wire::read_msg(&mut reader)) {
+    // The parent's lease board comes first, on one byte of its own.
+    let mut board = None;
+    let opening = is_socket(&stream).then(|| {
+        board = Board::receive(&stream).ok().flatten();
+        wire::read_msg(&mut reader)
+    });
+    let start = match opening {
         Some(Ok(Some(Msg::Start(start)))) if start.check().is_ok() => *start,
         _ => {
             let _ = std::io::Write::write_all(
@@ -36,7 +43,7 @@ pub fn run() -> i32 {
             return 2;
         }
     };
-    let link = Link::new("the parent process".to_string(), stream, true);
+    let link = Link::new("the parent process".to_string(), stream, true, board);
     let mut session = Session::new(SessionOptions {
         argv: start.argv.clone(),
         out: Arc::new(LinkOutput(link.clone())),
@@ -59,9 +66,6 @@ pub fn run() -> i32 {
     })));
     let quiet_link = link.clone();
     ctx.registry.set_quiet_hook(Box::new(move |waits| {
-        // Nobody here can use items taken ahead now: let others have them
-        // (before the parent hears we are quiet).
-        quiet_link.return_all_ahead();
         let _ = quiet_link.send(&Msg::Quiet {
             replies_seen: quiet_link.replies_in.load(Ordering::Acquire),
             waits,
@@ -81,7 +85,6 @@ pub fn run() -> i32 {
         return 2;
     }
     let result = work(&mut session, &link, start);
-    link.return_all_ahead();
     let code = match &result {
         Ok(_) => 0,
         Err(e) if e.is(diagnostics::kind::DEADLOCK) => 3,

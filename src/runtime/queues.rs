@@ -1,6 +1,7 @@
 //! `queue(n)`, `lifo()`, `priority()`, `pipe()` and `select`.
 
 use super::engine::{Op, Step, Time};
+use super::process::lease::{Board, Ticket};
 use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
 use super::waits::{BlockOn, WaitQueue};
 use super::{Context, ThreadRef};
@@ -24,9 +25,32 @@ pub struct QueueState {
     items: VecDeque<Value>,
     getters: WaitQueue,
     putters: WaitQueue,
-    /// Processes that took items ahead of use (see `take_more`); asked to
-    /// hand back what they have not used before a getter here waits.
-    lessees: Vec<std::sync::Weak<super::process::Link>>,
+    /// Items a consumer in another process took ahead of use and may not
+    /// all have used: still this queue's, ahead of `items` (see
+    /// `process::lease`). At most one at a time: any get ends it first.
+    lease: Option<Lease>,
+}
+
+struct Lease {
+    board: Arc<Board>,
+    ticket: Ticket,
+    /// Its items, the first (used at once by the consumer) included.
+    items: Vec<Value>,
+}
+
+impl Lease {
+    fn unused(&self) -> usize {
+        self.items
+            .len()
+            .saturating_sub(self.board.used(self.ticket))
+    }
+}
+
+/// What a consumer in another process gets: an item, and, when it may keep
+/// using them, the lease of the items waiting behind it.
+pub struct Leased {
+    pub ticket: Option<Ticket>,
+    pub items: Vec<Value>,
 }
 
 pub struct Queue {
@@ -46,7 +70,7 @@ impl Queue {
                 items: VecDeque::new(),
                 getters: WaitQueue::default(),
                 putters: WaitQueue::default(),
-                lessees: Vec::new(),
+                lease: None,
             }),
         })
     }
@@ -115,6 +139,7 @@ impl Queue {
     }
 
     fn try_get(&self, s: &mut QueueState, ctx: &Context) -> Option<Value> {
+        self.settle(s, ctx);
         let v = self.take(s)?;
         s.putters.wake_one(&ctx.registry);
         Some(v)
@@ -188,7 +213,6 @@ impl Queue {
         if let Some(v) = self.try_get(&mut s, ctx) {
             return Ok(Some(v));
         }
-        recall_leases(&mut s, self.id);
         let on = describe();
         super::waits::block_until(
             &ctx.registry,
@@ -200,49 +224,90 @@ impl Queue {
         )
     }
 
+    /// Exact at the moment it answers: items leased to another process
+    /// and not used yet are still in the queue.
     pub fn size(&self) -> usize {
-        self.state.lock().items.len()
+        let s = self.state.lock();
+        s.items.len() + s.lease.as_ref().map_or(0, Lease::unused)
     }
 
-    /// Whether a consumer in another process may take several items per
-    /// request: only for unbounded FIFO queues, where that changes neither
-    /// the order a consumer sees nor how producers are held back.
+    /// Whether a consumer in another process may take the waiting items
+    /// on a lease: only for unbounded FIFO queues, where that changes
+    /// neither the order anyone sees nor how producers are held back.
     pub fn can_lease(&self) -> bool {
         self.order == Order::Fifo && self.capacity.is_none()
     }
 
-    /// Up to `max` more items that are already waiting, for a consumer in
-    /// another process (`lessee`) to use next, saving a round trip each.
-    pub fn take_more(
+    /// A get for a consumer in another process whose connection has a
+    /// lease board: with the item, up to `max - 1` more waiting behind it,
+    /// leased. `None` if still empty at the deadline.
+    pub fn get_leasing(
         &self,
-        ctx: &Context,
+        cx: &Cx,
+        label: String,
+        deadline: Option<Time>,
         max: usize,
-        lessee: &Arc<super::process::Link>,
-    ) -> Vec<Value> {
-        if !self.can_lease() || max == 0 {
-            return Vec::new();
-        }
+        board: Option<&Arc<Board>>,
+    ) -> Result<Option<Leased>, RuntimeError> {
+        let ctx = cx.ctx;
+        ctx.engine().point(cx.me, Step::new(Op::Get, self.id, Some(cx.at)));
         let mut s = self.state.lock();
-        let n = max.min(s.items.len());
-        let items: Vec<Value> = s.items.drain(..n).collect();
-        if !items.is_empty() {
-            s.putters.wake_all(&ctx.registry);
-            if !s
-                .lessees
-                .iter()
-                .any(|l| std::ptr::eq(l.as_ptr(), Arc::as_ptr(lessee)))
-            {
-                s.lessees.push(Arc::downgrade(lessee));
-            }
+        if let Some(got) = self.try_lease(&mut s, ctx, max, board) {
+            return Ok(Some(got));
         }
-        items
+        let on = cx.block_on(format!("an item from {}", label), deadline);
+        super::waits::block_until(
+            &ctx.registry,
+            cx.me,
+            &mut s,
+            &on,
+            |s| &mut s.getters,
+            |s| self.try_lease(s, ctx, max, board),
+        )
     }
 
-    /// Items a consumer process took ahead and did not use: back to the
-    /// front, in their order.
-    pub fn put_back(&self, ctx: &Context, items: Vec<Value>) {
-        let mut s = self.state.lock();
-        for v in items.into_iter().rev() {
+    fn try_lease(
+        &self,
+        s: &mut QueueState,
+        ctx: &Context,
+        max: usize,
+        board: Option<&Arc<Board>>,
+    ) -> Option<Leased> {
+        let first = self.try_get(s, ctx)?;
+        let alone = |first| Leased {
+            ticket: None,
+            items: vec![first],
+        };
+        let Some(board) = board.filter(|_| self.can_lease() && max > 1 && !s.items.is_empty())
+        else {
+            return Some(alone(first));
+        };
+        let Some(ticket) = board.grant() else {
+            return Some(alone(first));
+        };
+        let n = (max - 1).min(s.items.len());
+        let mut items = Vec::with_capacity(n + 1);
+        items.push(first);
+        items.extend(s.items.drain(..n));
+        s.lease = Some(Lease {
+            board: board.clone(),
+            ticket,
+            items: items.clone(),
+        });
+        Some(Leased {
+            ticket: Some(ticket),
+            items,
+        })
+    }
+
+    /// End the lease, if there is one: the items its consumer has not used
+    /// go back to the front, in their order, for whoever gets next.
+    fn settle(&self, s: &mut QueueState, ctx: &Context) {
+        let Some(lease) = s.lease.take() else {
+            return;
+        };
+        let used = lease.board.revoke(lease.ticket);
+        for v in lease.items.into_iter().skip(used).rev() {
             s.items.push_front(v);
             s.getters.wake_one(&ctx.registry);
         }
@@ -254,15 +319,6 @@ impl Queue {
 
     pub fn describe(&self) -> String {
         format!("<{} #{} size {}>", self.type_name(), self.id, self.size())
-    }
-}
-
-/// A getter is about to wait: ask every process holding items of this
-/// queue to hand back what it has not used.
-fn recall_leases(s: &mut QueueState, id: u64) {
-    s.lessees.retain(|l| l.strong_count() > 0);
-    for lessee in s.lessees.iter().filter_map(std::sync::Weak::upgrade) {
-        lessee.recall(id);
     }
 }
 
@@ -375,14 +431,6 @@ impl super::waits::WaitSite for Select<'_> {
             }
             if !q.full(&s) {
                 s.putters.wake_one(&self.ctx.registry);
-            }
-        }
-    }
-
-    fn before_park(&mut self) {
-        for arm in self.arms.iter() {
-            if let Arm::Get(q) = arm {
-                recall_leases(&mut q.state.lock(), q.id);
             }
         }
     }

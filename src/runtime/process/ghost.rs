@@ -203,7 +203,6 @@ fn right_now(op: &Op, handle: &Handle) -> Option<Op> {
             timeout: now,
             max: *max,
         }),
-        Op::Return { .. } => Some(op.clone()),
         Op::Wait { .. } if matches!(handle, Handle::Event(_)) => Some(Op::Wait { timeout: now }),
         Op::Release | Op::Method { .. } => Some(op.clone()),
         _ => None,

@@ -10,6 +10,7 @@
 //! objects at once and the owner's registry sees every waiter.
 
 use super::ghost::Ghost;
+use super::lease::Board;
 use super::proxy::Remote;
 use super::wire::{self, Msg, Op, Packet, Request, WireError};
 use crate::diagnostics::{kind, RuntimeError};
@@ -62,10 +63,18 @@ pub struct Link {
     pub quiet: Arc<AtomicBool>,
     /// A probe is on its way to the child, or its answer back.
     probing: AtomicBool,
+    /// The counters of items the child took ahead (`lease.rs`), mapped in
+    /// both processes; none if the OS gave no shared memory.
+    board: Option<Arc<Board>>,
 }
 
 impl Link {
-    pub fn new(peer: String, stream: UnixStream, to_parent: bool) -> Arc<Link> {
+    pub fn new(
+        peer: String,
+        stream: UnixStream,
+        to_parent: bool,
+        board: Option<Board>,
+    ) -> Arc<Link> {
         Arc::new(Link {
             peer,
             to_parent,
@@ -82,7 +91,12 @@ impl Link {
             replies_out: Mutex::new(0),
             quiet: Arc::new(AtomicBool::new(false)),
             probing: AtomicBool::new(false),
+            board: board.map(Arc::new),
         })
+    }
+
+    pub fn board(&self) -> Option<&Arc<Board>> {
+        self.board.as_ref()
     }
 
     pub fn attach(&self, ctx: &Arc<Context>) {
@@ -108,25 +122,6 @@ impl Link {
             kind::PROCESS,
             format!("the connection to {} is lost ({})", self.peer, reason),
         )
-    }
-
-    /// Ask the process holding items of our queue `id` to hand back the
-    /// ones it has not used.
-    pub fn recall(&self, id: u64) {
-        let _ = self.send(&Msg::Recall { id });
-    }
-
-    /// Hand back every item taken ahead (this process is quiet, or ending).
-    pub fn return_all_ahead(&self) {
-        let proxies: Vec<_> = self
-            .imports
-            .lock()
-            .values()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for r in proxies {
-            r.hand_back();
-        }
     }
 
     /// Ask the child to say when it is quiet (once; see `Registry::probe`).
@@ -218,12 +213,6 @@ impl Link {
             Msg::Print(line) => ctx.out.line(&line),
             Msg::Text(text) => ctx.out.text(&text),
             Msg::Probe => ctx.registry.probe(),
-            Msg::Recall { id } => {
-                let proxy = self.imports.lock().get(&id).and_then(Weak::upgrade);
-                if let Some(r) = proxy {
-                    r.recall();
-                }
-            }
             Msg::Report(text) => ctx.out.report(&text),
             other_msg => other(other_msg),
         }

@@ -12,6 +12,7 @@
 
 pub mod codec;
 mod ghost;
+pub mod lease;
 pub mod link;
 pub mod proxy;
 mod serve;
@@ -35,6 +36,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use lease::Board;
 use wire::{Msg, Start};
 
 /// The hidden first argument that starts `conc` as a child process.
@@ -189,7 +191,9 @@ pub fn spawn(
     let writer = mine
         .try_clone()
         .map_err(|e| os_error("cannot connect to a new process", e))?;
-    let link = Link::new(format!("process {}", name), writer, false);
+    // Without shared memory a child's gets are one item per round trip.
+    let board = Board::create().ok();
+    let link = Link::new(format!("process {}", name), writer, false, board);
     link.attach(ctx);
     let start = start_message(ctx, &link, &name, daemon, callee, args, span)?;
     let child = Command::new(child_exe()?)
@@ -209,6 +213,7 @@ pub fn spawn(
     ctx.registry.register(record.clone());
     // A child that cannot read its start message dies of EOF; its reaper
     // still records how it ended.
+    let _ = Board::send(link.board().map(|b| &**b), &mine);
     let _ = link.send(&Msg::Start(Box::new(start)));
     let ctx2 = ctx.clone();
     let (pid, record_id) = (info.pid, record.id);

@@ -1,11 +1,13 @@
 //! Proxies: a script's handle on an object another process owns. Every
 //! operation on one becomes a request over the link to the owner, who
 //! performs it on the real object (`serve.rs`); a `get` on an unbounded
-//! FIFO queue may take the items already waiting, to save round trips.
+//! FIFO queue may lease the items already waiting, to save round trips
+//! (`lease.rs`).
 
 use super::codec;
+use super::lease::Ticket;
 use super::link::Link;
-use super::wire::{Msg, Op as WireOp, Request};
+use super::wire::Op as WireOp;
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::engine::{Op, Time};
 use crate::runtime::object::{Cx, Members, Object, Reply, Res};
@@ -16,10 +18,9 @@ use crate::runtime::waits::BlockOn;
 use crate::runtime::{Context, ThreadRef};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// How many items a get on another process's queue takes at most, when
+/// How many items a get on another process's queue leases at most, when
 /// they are already waiting: one round trip then serves the next ones.
 const TAKE_AHEAD: u32 = 1024;
 
@@ -35,10 +36,17 @@ pub struct Remote {
     /// A queue or pipe end that never blocks a put.
     pub unbounded: bool,
     pub link: Arc<Link>,
-    /// Items taken ahead of use (`Op::Take`), used by the next gets here.
-    pub ahead: Mutex<VecDeque<Value>>,
-    /// The owner asked for them back while more were on their way.
-    recalled: AtomicBool,
+    /// Copies of items leased to this process (`Op::Take`), used by the
+    /// next gets here as long as the owner has not ended the lease.
+    ahead: Mutex<Ahead>,
+}
+
+#[derive(Default)]
+struct Ahead {
+    ticket: Option<Ticket>,
+    /// The index in the lease of the front item.
+    next: u32,
+    items: VecDeque<Value>,
 }
 
 impl Remote {
@@ -57,60 +65,47 @@ impl Remote {
             label,
             unbounded,
             link,
-            ahead: Mutex::new(VecDeque::new()),
-            recalled: AtomicBool::new(false),
+            ahead: Mutex::new(Ahead::default()),
         }
     }
 
-    /// Whether gets may take several items at a time: FIFO, unbounded.
-    pub fn can_take_ahead(&self) -> bool {
-        self.unbounded && matches!(self.kind, "queue" | "pipe")
+    /// Whether gets may lease several items at a time: FIFO, unbounded,
+    /// with a board shared with the owner.
+    fn can_take_ahead(&self) -> bool {
+        self.unbounded && matches!(self.kind, "queue" | "pipe") && self.link.board().is_some()
     }
 
-    /// Keep items taken ahead, unless the owner has asked for them back.
-    pub fn keep_ahead(&self, items: Vec<Value>) {
-        if items.is_empty() {
-            return;
+    /// The next leased item, if the lease still holds: using it is one
+    /// compare-and-swap on the board, which the owner's ending the lease
+    /// may beat (then the copies here are stale and dropped).
+    fn use_ahead(&self) -> Option<Value> {
+        let mut ahead = self.ahead.lock();
+        let ticket = ahead.ticket?;
+        let board = self.link.board()?;
+        if !ahead.items.is_empty() && board.claim(ticket, ahead.next) {
+            ahead.next += 1;
+            return ahead.items.pop_front();
         }
-        if self.recalled.swap(false, Ordering::AcqRel) {
-            self.give_back(items);
-        } else {
-            self.ahead.lock().extend(items);
-        }
+        *ahead = Ahead::default();
+        None
     }
 
-    /// The owner has a getter about to wait: hand back what is unused (or,
-    /// if nothing is here yet, what arrives next).
-    pub(super) fn recall(&self) {
-        let items: Vec<Value> = self.ahead.lock().drain(..).collect();
-        if items.is_empty() {
-            self.recalled.store(true, Ordering::Release);
-        } else {
-            self.give_back(items);
-        }
-    }
-
-    pub fn hand_back(&self) {
-        let items: Vec<Value> = self.ahead.lock().drain(..).collect();
-        if !items.is_empty() {
-            self.give_back(items);
-        }
-    }
-
-    fn give_back(&self, items: Vec<Value>) {
-        let Ok(packet) = super::codec::encode(&self.link, &items) else {
-            return;
+    /// A `Take`'s reply: the item got, and the lease's other items kept.
+    fn taken(&self, got: Vec<Value>) -> Option<Value> {
+        let mut got = got.into_iter();
+        let ticket = match got.next()? {
+            Value::Int(n) => Ticket::from_int(n),
+            _ => None,
         };
-        let request = Request {
-            req: 0,
-            tid: 0,
-            thread: "items taken ahead".to_string(),
-            target: self.remote_id,
-            op: WireOp::Return { items: packet },
-            what: String::new(),
-            span: None,
-        };
-        let _ = self.link.send(&Msg::Request(Box::new(request)));
+        let first = got.next();
+        if let Some(ticket) = ticket {
+            *self.ahead.lock() = Ahead {
+                ticket: Some(ticket),
+                next: 1,
+                items: got.collect(),
+            };
+        }
+        first
     }
 
     pub fn call(
@@ -251,25 +246,20 @@ impl Object for Remote {
 
     fn get(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<Option<Value>>> {
         cx.point(Op::Get, self.id);
-        if let Some(v) = self.ahead.lock().pop_front() {
+        if let Some(v) = self.use_ahead() {
             return Some(Ok(Some(v)));
         }
         let on = cx.block_on(format!("an item from {}", self.label), deadline);
         let timeout = cx.ctx.seconds_left(deadline);
-        let op = if self.can_take_ahead() {
-            WireOp::Take {
-                timeout,
-                max: TAKE_AHEAD,
-            }
-        } else {
-            WireOp::Get { timeout }
+        if !self.can_take_ahead() {
+            let got = self.call_op(cx, WireOp::Get { timeout }, &on);
+            return Some(got.map(|got| got.into_iter().next()));
+        }
+        let op = WireOp::Take {
+            timeout,
+            max: TAKE_AHEAD,
         };
-        Some(self.call_op(cx, op, &on).map(|got| {
-            let mut got = got.into_iter();
-            let first = got.next();
-            self.keep_ahead(got.collect());
-            first
-        }))
+        Some(self.call_op(cx, op, &on).map(|got| self.taken(got)))
     }
 
     fn put(&self, cx: &Cx, v: Value, deadline: Option<Time>) -> Option<Res<bool>> {
@@ -329,10 +319,10 @@ pub fn select(
     let Some(link) = arms.first().map(|(r, _)| r.link.clone()) else {
         return Ok(None);
     };
-    // An item already taken ahead settles it at once.
+    // An item leased here settles it at once.
     for (i, (r, put)) in arms.iter().enumerate() {
         if put.is_none() {
-            if let Some(v) = r.ahead.lock().pop_front() {
+            if let Some(v) = r.use_ahead() {
                 return Ok(Some((i, Some(v))));
             }
         }

@@ -33,19 +33,17 @@ pub fn serve(cx: &Cx, from: &Arc<Link>, h: &Handle, op: Op) -> Res<Vec<Value>> {
             .map(|got| got.into_iter().collect()),
         Op::Take { timeout, max } => {
             let q = queue_end(h, true).ok_or_else(|| unsupported("get from"))?;
-            let Some(first) = obj
-                .get(cx, deadline(timeout))
-                .ok_or_else(|| unsupported("get from"))??
-            else {
-                return Ok(Vec::new());
-            };
-            let more = q.take_more(cx.ctx, max.saturating_sub(1) as usize, from);
-            Ok(std::iter::once(first).chain(more).collect())
-        }
-        Op::Return { items } => {
-            let q = queue_end(h, true).ok_or_else(|| unsupported("get from"))?;
-            q.put_back(cx.ctx, codec::decode(from, cx.ctx, items)?);
-            Ok(Vec::new())
+            let got = q.get_leasing(
+                cx,
+                obj.label(),
+                deadline(timeout),
+                max as usize,
+                from.board(),
+            )?;
+            Ok(got.map_or_else(Vec::new, |got| {
+                let ticket = got.ticket.map_or(Value::Nil, |t| Value::Int(t.to_int()));
+                std::iter::once(ticket).chain(got.items).collect()
+            }))
         }
         Op::Put { item, timeout } => {
             let item = codec::decode(from, cx.ctx, item)?
@@ -157,13 +155,11 @@ fn forward(cx: &Cx, from: &Arc<Link>, r: &Remote, op: Op) -> Res<Vec<Value>> {
         let values = codec::decode(from, cx.ctx, p)?;
         codec::encode(&r.link, &values)
     };
+    let take = matches!(op, Op::Take { .. });
     let op = match op {
-        // Items taken ahead stay with the process that asked for them,
+        // A lease is between an owner and its direct child (their board),
         // so a grandchild's gets are passed on one at a time.
         Op::Take { timeout, .. } => Op::Get { timeout },
-        Op::Return { items } => Op::Return {
-            items: relink(items)?,
-        },
         Op::Put { item, timeout } => Op::Put {
             item: relink(item)?,
             timeout,
@@ -181,7 +177,12 @@ fn forward(cx: &Cx, from: &Arc<Link>, r: &Remote, op: Op) -> Res<Vec<Value>> {
         other => other,
     };
     let on = cx.block_on(String::new(), None);
-    r.call(cx.ctx, cx.me, op, &on)
+    let mut got = r.call(cx.ctx, cx.me, op, &on)?;
+    if take && !got.is_empty() {
+        // Answered as a take without a lease.
+        got.insert(0, Value::Nil);
+    }
+    Ok(got)
 }
 
 /// The queue a get (or a put) on `h` works on: a pipe end reads from one

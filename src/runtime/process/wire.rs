@@ -202,16 +202,14 @@ pub enum Op {
     Get {
         timeout: Option<f64>,
     },
-    /// A get that also takes up to `max - 1` more items already waiting,
-    /// which the caller's process keeps and uses next (unbounded FIFO
-    /// queues and pipe ends only).
+    /// A get that may also lease up to `max - 1` more items already
+    /// waiting, for the caller's process to use next (unbounded FIFO
+    /// queues and pipe ends only; see `lease.rs`). The reply is the lease's
+    /// ticket (an int, or nil for no lease) and the items, or nothing at
+    /// the timeout.
     Take {
         timeout: Option<f64>,
         max: u32,
-    },
-    /// Items taken ahead with `Take` and not used: back to the front.
-    Return {
-        items: Packet,
     },
     Put {
         item: Packet,
@@ -261,10 +259,6 @@ pub enum Msg {
     /// The requesting thread gave up (interrupted): stop waiting for it.
     Cancel {
         req: u64,
-    },
-    /// A getter of queue `id` is about to wait: hand back unused items.
-    Recall {
-        id: u64,
     },
     /// A whole line of output (`print`), or a report for standard error.
     Print(String),

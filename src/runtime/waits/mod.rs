@@ -112,9 +112,6 @@ pub trait WaitSite {
     /// Stop being woken by this site (after a park, or when giving up).
     fn leave(&mut self, me: &ThreadRecord);
 
-    /// About to park: a last word to whoever holds what we wait for.
-    fn before_park(&mut self) {}
-
     /// Run `park` with every guard this site holds released.
     fn parked(&mut self, park: &mut dyn FnMut()) {
         park()
@@ -144,7 +141,6 @@ pub fn block<S: WaitSite>(
             site.leave(me);
             return Ok(None);
         }
-        site.before_park();
         if let Err(e) = registry.begin_wait(me, on) {
             site.leave(me);
             return Err(e);
