@@ -4,8 +4,8 @@
 //! it ended. If the parent goes away, the child ends at once: no orphans.
 
 use crate::diagnostics::{self, ConcError, RuntimeError};
-use crate::runtime::process::wire::{self, Msg, Start, WireError};
 use crate::runtime::process::lease::Board;
+use crate::runtime::process::wire::{self, Msg, Start, WireError};
 use crate::runtime::process::{codec, Link, LinkOutput};
 use crate::runtime::value::Value;
 use crate::runtime::waits::DeadlockPolicy;

@@ -165,6 +165,7 @@ pub fn wire_seeds() -> Vec<Vec<u8>> {
             color: false,
             seed: 42,
             globals: vec!["g".into()],
+            left_out: vec![("t".into(), "a thread handle cannot cross".into())],
             payload: packet.clone(),
             call_span: span,
         })),
@@ -172,9 +173,6 @@ pub fn wire_seeds() -> Vec<Vec<u8>> {
         request(Op::Take {
             timeout: None,
             max: 1024,
-        }),
-        request(Op::Return {
-            items: packet.clone(),
         }),
         request(Op::Put {
             item: packet.clone(),
@@ -200,7 +198,6 @@ pub fn wire_seeds() -> Vec<Vec<u8>> {
             result: Err(error.clone()),
         },
         Msg::Cancel { req: 7 },
-        Msg::Recall { id: 3 },
         Msg::Print("hello".into()),
         Msg::Report("error in thread w".into()),
         Msg::Deadlock(error.clone()),

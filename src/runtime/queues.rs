@@ -1,8 +1,8 @@
 //! `queue(n)`, `lifo()`, `priority()`, `pipe()` and `select`.
 
 use super::engine::{Op, Step, Time};
-use super::process::lease::{Board, Ticket};
 use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
+use super::process::lease::{Board, Ticket};
 use super::waits::{BlockOn, WaitQueue};
 use super::{Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
@@ -250,7 +250,8 @@ impl Queue {
         board: Option<&Arc<Board>>,
     ) -> Result<Option<Leased>, RuntimeError> {
         let ctx = cx.ctx;
-        ctx.engine().point(cx.me, Step::new(Op::Get, self.id, Some(cx.at)));
+        ctx.engine()
+            .point(cx.me, Step::new(Op::Get, self.id, Some(cx.at)));
         let mut s = self.state.lock();
         if let Some(got) = self.try_lease(&mut s, ctx, max, board) {
             return Ok(Some(got));

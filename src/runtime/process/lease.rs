@@ -124,10 +124,7 @@ impl Board {
         let slot = self.free.lock().pop()?;
         let word = self.word(slot);
         let generation = ((word.load(Ordering::Acquire) >> GEN_SHIFT) as u32 + 1) & (u32::MAX >> 1);
-        word.store(
-            (u64::from(generation) << GEN_SHIFT) | 1,
-            Ordering::Release,
-        );
+        word.store((u64::from(generation) << GEN_SHIFT) | 1, Ordering::Release);
         Some(Ticket { slot, generation })
     }
 

@@ -28,6 +28,7 @@ use crate::runtime::value::Value;
 use crate::runtime::waits::BlockOn;
 use crate::runtime::Context;
 use crate::span::Span;
+use lease::Board;
 use parking_lot::Mutex;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -36,7 +37,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use lease::Board;
 use wire::{Msg, Start};
 
 /// The hidden first argument that starts `conc` as a child process.
