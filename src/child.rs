@@ -4,7 +4,7 @@
 //! it ended. If the parent goes away, the child ends at once: no orphans.
 
 use crate::diagnostics::{self, ConcError, RuntimeError};
-use crate::runtime::process::lease::Board;
+use crate::runtime::arena::Arena;
 use crate::runtime::process::wire::{self, Msg, Start, WireError};
 use crate::runtime::process::{codec, Link, LinkOutput};
 use crate::runtime::value::Value;
@@ -27,10 +27,10 @@ pub fn run() -> i32 {
     };
     // Only a socket pair from a conc parent carries a start message; a
     // terminal, file or pipe on standard input is a person trying the flag.
-    // The parent's lease board comes first, on one byte of its own.
-    let mut board = None;
+    // The parent's arena comes first, on one byte of its own.
+    let mut arena = None;
     let opening = is_socket(&stream).then(|| {
-        board = Board::receive(&stream).ok().flatten();
+        arena = Arena::receive(&stream).ok().flatten();
         wire::read_msg(&mut reader)
     });
     let start = match opening {
@@ -43,7 +43,7 @@ pub fn run() -> i32 {
             return 2;
         }
     };
-    let link = Link::new("the parent process".to_string(), stream, true, board);
+    let link = Link::new("the parent process".to_string(), stream, true, arena);
     let mut session = Session::new(SessionOptions {
         argv: start.argv.clone(),
         out: Arc::new(LinkOutput(link.clone())),

@@ -102,6 +102,7 @@ impl Session {
             builtins: crate::eval::all_builtins().collect(),
             daemon_process: options.daemon_process,
             color,
+            arena: Default::default(),
         });
         ctx.registry.set_sources(ctx.sources.clone());
         if options.deadlock_exits {

@@ -2,6 +2,7 @@
 //! operation goes through `waits`, which records who waits for what and
 //! where; time, parking and thread starts go through `engine`.
 
+pub mod arena;
 pub mod engine;
 pub mod footprint;
 pub mod habits;
@@ -51,6 +52,9 @@ pub struct Context {
     pub daemon_process: bool,
     /// Reports are coloured (children render the way their parent does).
     pub color: bool,
+    /// Memory shared with the processes this one spawns (`arena.rs`),
+    /// mapped on first use.
+    pub arena: std::sync::OnceLock<Option<Arc<arena::Arena>>>,
 }
 
 /// Function objects by where they are declared: the same in every process
@@ -90,6 +94,20 @@ impl Context {
     #[inline]
     pub fn engine(&self) -> &engine::Engine {
         self.registry.engine()
+    }
+
+    /// This process's arena; none under the controlled engine (which
+    /// starts no OS processes) or if the OS refused one.
+    pub fn arena(&self) -> Option<&Arc<arena::Arena>> {
+        self.arena
+            .get_or_init(|| {
+                self.engine()
+                    .scheduler()
+                    .is_none()
+                    .then(|| arena::Arena::create().ok())
+                    .flatten()
+            })
+            .as_ref()
     }
 
     /// The moment `d` from now on the session's clock.

@@ -2,7 +2,8 @@
 
 use super::engine::{Op, Step, Time};
 use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
-use super::process::lease::{Board, Ticket};
+use super::arena::Arena;
+use super::process::lease::{self, Ticket};
 use super::waits::{BlockOn, WaitQueue};
 use super::{Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
@@ -32,7 +33,7 @@ pub struct QueueState {
 }
 
 struct Lease {
-    board: Arc<Board>,
+    arena: Arc<Arena>,
     ticket: Ticket,
     /// Its items, the first (used at once by the consumer) included.
     items: Vec<Value>,
@@ -42,7 +43,7 @@ impl Lease {
     fn unused(&self) -> usize {
         self.items
             .len()
-            .saturating_sub(self.board.used(self.ticket))
+            .saturating_sub(lease::used(&self.arena, self.ticket))
     }
 }
 
@@ -238,8 +239,8 @@ impl Queue {
         self.order == Order::Fifo && self.capacity.is_none()
     }
 
-    /// A get for a consumer in another process whose connection has a
-    /// lease board: with the item, up to `max - 1` more waiting behind it,
+    /// A get for a consumer in another process (our child, which maps our
+    /// arena): with the item, up to `max - 1` more waiting behind it,
     /// leased. `None` if still empty at the deadline.
     pub fn get_leasing(
         &self,
@@ -247,13 +248,13 @@ impl Queue {
         label: String,
         deadline: Option<Time>,
         max: usize,
-        board: Option<&Arc<Board>>,
+        arena: Option<&Arc<Arena>>,
     ) -> Result<Option<Leased>, RuntimeError> {
         let ctx = cx.ctx;
         ctx.engine()
             .point(cx.me, Step::new(Op::Get, self.id, Some(cx.at)));
         let mut s = self.state.lock();
-        if let Some(got) = self.try_lease(&mut s, ctx, max, board) {
+        if let Some(got) = self.try_lease(&mut s, ctx, max, arena) {
             return Ok(Some(got));
         }
         let on = cx.block_on(format!("an item from {}", label), deadline);
@@ -263,7 +264,7 @@ impl Queue {
             &mut s,
             &on,
             |s| &mut s.getters,
-            |s| self.try_lease(s, ctx, max, board),
+            |s| self.try_lease(s, ctx, max, arena),
         )
     }
 
@@ -272,18 +273,18 @@ impl Queue {
         s: &mut QueueState,
         ctx: &Context,
         max: usize,
-        board: Option<&Arc<Board>>,
+        arena: Option<&Arc<Arena>>,
     ) -> Option<Leased> {
         let first = self.try_get(s, ctx)?;
         let alone = |first| Leased {
             ticket: None,
             items: vec![first],
         };
-        let Some(board) = board.filter(|_| self.can_lease() && max > 1 && !s.items.is_empty())
+        let Some(arena) = arena.filter(|_| self.can_lease() && max > 1 && !s.items.is_empty())
         else {
             return Some(alone(first));
         };
-        let Some(ticket) = board.grant() else {
+        let Some(ticket) = lease::grant(arena) else {
             return Some(alone(first));
         };
         let n = (max - 1).min(s.items.len());
@@ -291,7 +292,7 @@ impl Queue {
         items.push(first);
         items.extend(s.items.drain(..n));
         s.lease = Some(Lease {
-            board: board.clone(),
+            arena: arena.clone(),
             ticket,
             items: items.clone(),
         });
@@ -307,7 +308,7 @@ impl Queue {
         let Some(lease) = s.lease.take() else {
             return;
         };
-        let used = lease.board.revoke(lease.ticket);
+        let used = lease::revoke(&lease.arena, lease.ticket);
         for v in lease.items.into_iter().skip(used).rev() {
             s.items.push_front(v);
             s.getters.wake_one(&ctx.registry);

@@ -10,10 +10,10 @@
 //! objects at once and the owner's registry sees every waiter.
 
 use super::ghost::Ghost;
-use super::lease::Board;
 use super::proxy::Remote;
 use super::wire::{self, Msg, Op, Packet, Request, WireError};
 use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::arena::Arena;
 use crate::runtime::engine::{Backoff, Spin};
 use crate::runtime::waits::{block_until, BlockOn, WaitQueue};
 use crate::runtime::{Context, Handle, ThreadRef};
@@ -63,9 +63,9 @@ pub struct Link {
     pub quiet: Arc<AtomicBool>,
     /// A probe is on its way to the child, or its answer back.
     probing: AtomicBool,
-    /// The counters of items the child took ahead (`lease.rs`), mapped in
-    /// both processes; none if the OS gave no shared memory.
-    board: Option<Arc<Board>>,
+    /// The parent's arena (ours on the parent's side, the parent's on the
+    /// child's), mapped by both: lock words and lease counters live there.
+    arena: Option<Arc<Arena>>,
 }
 
 impl Link {
@@ -73,7 +73,7 @@ impl Link {
         peer: String,
         stream: UnixStream,
         to_parent: bool,
-        board: Option<Board>,
+        arena: Option<Arc<Arena>>,
     ) -> Arc<Link> {
         Arc::new(Link {
             peer,
@@ -91,12 +91,12 @@ impl Link {
             replies_out: Mutex::new(0),
             quiet: Arc::new(AtomicBool::new(false)),
             probing: AtomicBool::new(false),
-            board: board.map(Arc::new),
+            arena,
         })
     }
 
-    pub fn board(&self) -> Option<&Arc<Board>> {
-        self.board.as_ref()
+    pub fn arena(&self) -> Option<&Arc<Arena>> {
+        self.arena.as_ref()
     }
 
     pub fn attach(&self, ctx: &Arc<Context>) {

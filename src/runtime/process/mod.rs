@@ -28,7 +28,7 @@ use crate::runtime::value::Value;
 use crate::runtime::waits::BlockOn;
 use crate::runtime::Context;
 use crate::span::Span;
-use lease::Board;
+use crate::runtime::arena::Arena;
 use parking_lot::Mutex;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -191,9 +191,7 @@ pub fn spawn(
     let writer = mine
         .try_clone()
         .map_err(|e| os_error("cannot connect to a new process", e))?;
-    // Without shared memory a child's gets are one item per round trip.
-    let board = Board::create().ok();
-    let link = Link::new(format!("process {}", name), writer, false, board);
+    let link = Link::new(format!("process {}", name), writer, false, ctx.arena().cloned());
     link.attach(ctx);
     let start = start_message(ctx, &link, &name, daemon, callee, args, span)?;
     let child = Command::new(child_exe()?)
@@ -213,7 +211,7 @@ pub fn spawn(
     ctx.registry.register(record.clone());
     // A child that cannot read its start message dies of EOF; its reaper
     // still records how it ended.
-    let _ = Board::send(link.board().map(|b| &**b), &mine);
+    let _ = Arena::send(link.arena().map(|a| &**a), &mine);
     let _ = link.send(&Msg::Start(Box::new(start)));
     let ctx2 = ctx.clone();
     let (pid, record_id) = (info.pid, record.id);

@@ -5,7 +5,7 @@
 //! (`lease.rs`).
 
 use super::codec;
-use super::lease::Ticket;
+use super::lease::{self, Ticket};
 use super::link::Link;
 use super::wire::Op as WireOp;
 use crate::diagnostics::{kind, RuntimeError};
@@ -70,9 +70,9 @@ impl Remote {
     }
 
     /// Whether gets may lease several items at a time: FIFO, unbounded,
-    /// with a board shared with the owner.
+    /// with the owner's arena mapped here.
     fn can_take_ahead(&self) -> bool {
-        self.unbounded && matches!(self.kind, "queue" | "pipe") && self.link.board().is_some()
+        self.unbounded && matches!(self.kind, "queue" | "pipe") && self.link.arena().is_some()
     }
 
     /// The next leased item, if the lease still holds: using it is one
@@ -81,8 +81,8 @@ impl Remote {
     fn use_ahead(&self) -> Option<Value> {
         let mut ahead = self.ahead.lock();
         let ticket = ahead.ticket?;
-        let board = self.link.board()?;
-        if !ahead.items.is_empty() && board.claim(ticket, ahead.next) {
+        let arena = self.link.arena()?;
+        if !ahead.items.is_empty() && lease::claim(arena, ticket, ahead.next) {
             ahead.next += 1;
             return ahead.items.pop_front();
         }

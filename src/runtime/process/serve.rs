@@ -38,7 +38,7 @@ pub fn serve(cx: &Cx, from: &Arc<Link>, h: &Handle, op: Op) -> Res<Vec<Value>> {
                 obj.label(),
                 deadline(timeout),
                 max as usize,
-                from.board(),
+                from.arena(),
             )?;
             Ok(got.map_or_else(Vec::new, |got| {
                 let ticket = got.ticket.map_or(Value::Nil, |t| Value::Int(t.to_int()));
