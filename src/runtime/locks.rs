@@ -12,7 +12,15 @@
 //! registry: deadlock detection sees every wait as before, and follows the
 //! same word to find lock cycles. Semaphores (many holders) use the state
 //! mutex throughout.
+//!
+//! A lock's words live in the process's arena (`arena.rs`), which its
+//! child processes map too: a child's thread takes a free plain lock by
+//! writing its stand-in's id into the word (`process/proxy.rs`), and frees
+//! it the same way unless a flag is set; anything else is a request to
+//! this process, served by the stand-in with the code below. So every
+//! waiter still waits here, where deadlocks are seen.
 
+use super::arena::Words;
 use super::engine::{Backoff, Op, Spin, Step, Time};
 use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
 use super::threads::Held;
@@ -30,10 +38,16 @@ const PARKED: u64 = 1 << 63;
 /// Set while a woken waiter is on its way to try again: releases meanwhile
 /// wake nobody else (a barging owner would only send them back to sleep).
 const WOKEN: u64 = 1 << 62;
+/// Set from the death of a holder (a process) until the next acquirer has
+/// been told: a child's quick take, which expects a zero word, leaves it
+/// to this process.
+const DIED: u64 = 1 << 61;
+/// Any of them: a word with one set is only changed by this process.
+pub const FLAGS: u64 = PARKED | WOKEN | DIED;
 
 /// The owning thread's id in a lock word (0 = free).
 pub fn owner_of(word: u64) -> u64 {
-    word & !(PARKED | WOKEN)
+    word & !FLAGS
 }
 
 /// A contended acquire first spins (2, 4, 8 pauses), then yields a few
@@ -65,12 +79,12 @@ pub struct Lock {
     pub id: u64,
     pub kind: LockKind,
     state: Mutex<LockState>,
-    /// Lock/rlock: owner thread id | PARKED. Shared with `BlockOn::owner`.
-    word: Arc<AtomicU64>,
+    /// Word 0: lock/rlock owner thread id | flags; words 1 and 2: where
+    /// the owner took it, for reports (`pack_span`). Shared with
+    /// `BlockOn::owner`, and with child processes.
+    words: Arc<Words>,
     /// Rlock recursion depth; only the owner touches it.
     depth: AtomicU64,
-    /// Where the owner took it, for deadlock reports (see `pack_span`).
-    taken_at: [AtomicU64; 2],
     /// `dead_owner` is set: checked after every take, without the mutex.
     owner_died: AtomicBool,
 }
@@ -79,6 +93,13 @@ impl std::fmt::Debug for Lock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.label())
     }
+}
+
+/// Record where a lock whose words these are was taken.
+pub fn note_taken(words: &Words, at: Option<Span>) {
+    let (a, b) = pack_span(at);
+    words.get(1).store(a, Ordering::Relaxed);
+    words.get(2).store(b, Ordering::Relaxed);
 }
 
 fn pack_span(at: Option<Span>) -> (u64, u64) {
@@ -114,9 +135,12 @@ impl Lock {
                 dead_owner: None,
                 woken: None,
             }),
-            word: Arc::new(AtomicU64::new(0)),
+            words: Arc::new(Words::new(if kind == LockKind::Semaphore {
+                None
+            } else {
+                ctx.arena()
+            })),
             depth: AtomicU64::new(0),
-            taken_at: [AtomicU64::new(0), AtomicU64::new(0)],
             owner_died: AtomicBool::new(false),
         });
         if kind != LockKind::Semaphore {
@@ -131,8 +155,8 @@ impl Lock {
             kind: self.type_name(),
             id: self.id,
             span: unpack_span(
-                self.taken_at[0].load(Ordering::Relaxed),
-                self.taken_at[1].load(Ordering::Relaxed),
+                self.words.get(1).load(Ordering::Relaxed),
+                self.words.get(2).load(Ordering::Relaxed),
             ),
         })
     }
@@ -149,9 +173,22 @@ impl Lock {
         format!("{}#{}", self.type_name(), self.id)
     }
 
+    #[inline]
+    fn word(&self) -> &AtomicU64 {
+        self.words.get(0)
+    }
+
+    /// Its words in this process's arena, for a child to use: plain locks
+    /// only (an rlock's depth and a semaphore's permits stay here).
+    pub fn shared_block(&self) -> Option<u32> {
+        (self.kind == LockKind::Plain)
+            .then(|| self.words.block())
+            .flatten()
+    }
+
     /// The owning thread (0 = free; always 0 for a semaphore).
     fn owner(&self) -> u64 {
-        owner_of(self.word.load(Ordering::Acquire))
+        owner_of(self.word().load(Ordering::Acquire))
     }
 
     /// Lock/rlock: take it if it is free (or already ours, for an rlock).
@@ -167,9 +204,9 @@ impl Lock {
                 }
                 return false;
             }
-            match self.word.compare_exchange_weak(
+            match self.word().compare_exchange_weak(
                 seen,
-                me | (seen & (PARKED | WOKEN)),
+                me | (seen & FLAGS),
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
@@ -186,7 +223,7 @@ impl Lock {
     /// up at once when others are already parked (join them in the queue).
     fn spin_then_take(&self, ctx: &Context, me: u64) -> bool {
         ctx.engine().spin(BACKOFF, || {
-            let word = self.word.load(Ordering::Relaxed);
+            let word = self.word().load(Ordering::Relaxed);
             if word & PARKED != 0 {
                 Spin::Stop
             } else if owner_of(word) == 0 && self.try_take(me) {
@@ -207,18 +244,20 @@ impl Lock {
         } else {
             WOKEN
         };
-        let mut seen = self.word.load(Ordering::Relaxed);
+        let mut seen = self.word().load(Ordering::Relaxed);
         loop {
             let (next, taken) = if owner_of(seen) == 0 {
                 let others = if s.waiters.is_empty() { 0 } else { PARKED };
-                (me | others | (seen & woken), true)
+                (me | others | (seen & woken) | (seen & DIED), true)
             } else {
                 ((seen & !WOKEN) | (seen & woken) | PARKED, false)
             };
-            match self
-                .word
-                .compare_exchange_weak(seen, next, Ordering::Acquire, Ordering::Relaxed)
-            {
+            match self.word().compare_exchange_weak(
+                seen,
+                next,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => {
                     if taken {
                         self.depth.store(1, Ordering::Relaxed);
@@ -267,9 +306,7 @@ impl Lock {
             self.check_dead_owner(ctx, me)?;
         }
         if self.depth.load(Ordering::Relaxed) == 1 {
-            let (a, b) = pack_span(at);
-            self.taken_at[0].store(a, Ordering::Relaxed);
-            self.taken_at[1].store(b, Ordering::Relaxed);
+            note_taken(&self.words, at);
         }
         Ok(true)
     }
@@ -291,7 +328,7 @@ impl Lock {
         }
         let on = BlockOn {
             deadline,
-            owner: Some(self.word.clone()),
+            owner: Some(self.words.clone()),
             ..describe()
         };
         let mut s = self.state.lock();
@@ -356,6 +393,7 @@ impl Lock {
         let who = {
             let mut s = self.state.lock();
             self.owner_died.store(false, Ordering::Relaxed);
+            self.word().fetch_and(!DIED, Ordering::AcqRel);
             s.dead_owner.take()
         };
         match who {
@@ -402,10 +440,10 @@ impl Lock {
             } else if seen & PARKED == 0 {
                 0
             } else {
-                return self.free_and_wake(&mut self.state.lock(), ctx);
+                return self.free_and_wake(&mut self.state.lock(), ctx, 0);
             };
             match self
-                .word
+                .word()
                 .compare_exchange(seen, next, Ordering::Release, Ordering::Relaxed)
             {
                 Ok(_) => return,
@@ -414,23 +452,23 @@ impl Lock {
         }
     }
 
-    /// Free the lock and wake the oldest waiter (it takes the lock unless
-    /// another thread gets there first, and then waits again), unless a
-    /// woken one is still on its way.
+    /// Free the lock (with the flags `extra`) and wake the oldest waiter
+    /// (it takes the lock unless another thread gets there first, and then
+    /// waits again), unless a woken one is still on its way.
     #[cold]
-    fn free_and_wake(&self, s: &mut LockState, ctx: &Context) {
+    fn free_and_wake(&self, s: &mut LockState, ctx: &Context, extra: u64) {
         if s.woken.is_some() {
-            let bits = self.word.load(Ordering::Relaxed) & (PARKED | WOKEN);
-            self.word.store(bits, Ordering::Release);
+            let bits = self.word().load(Ordering::Relaxed) & (PARKED | WOKEN);
+            self.word().store(bits | extra, Ordering::Release);
             return;
         }
         let others = if s.waiters.len() > 1 { PARKED } else { 0 };
         match s.waiters.wake_one_id(&ctx.registry) {
             Some(id) => {
                 s.woken = Some(id);
-                self.word.store(others | WOKEN, Ordering::Release);
+                self.word().store(others | WOKEN | extra, Ordering::Release);
             }
-            None => self.word.store(0, Ordering::Release),
+            None => self.word().store(extra, Ordering::Release),
         }
     }
 
@@ -464,7 +502,7 @@ impl Lock {
             Self::give_permit(&mut s, ctx);
         } else {
             self.depth.store(0, Ordering::Relaxed);
-            self.free_and_wake(&mut s, ctx);
+            self.free_and_wake(&mut s, ctx, DIED);
         }
     }
 

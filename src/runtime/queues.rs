@@ -1,8 +1,8 @@
 //! `queue(n)`, `lifo()`, `priority()`, `pipe()` and `select`.
 
+use super::arena::Arena;
 use super::engine::{Op, Step, Time};
 use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
-use super::arena::Arena;
 use super::process::lease::{self, Ticket};
 use super::waits::{BlockOn, WaitQueue};
 use super::{Context, ThreadRef};

@@ -181,11 +181,17 @@ impl<'a> Encoder<'a> {
             .with_help("make shared objects in the parent and pass them down"));
         }
         self.link.export(id, h.clone());
+        // A plain lock of ours: a child may take and free it in our arena.
+        let words = match h {
+            Handle::Lock(l) if self.link.arena().is_some() => l.shared_block(),
+            _ => None,
+        };
         Ok(WireValue::Object {
             id,
             kind: h.kind().to_string(),
             label,
             unbounded,
+            words,
         })
     }
 }
@@ -279,12 +285,14 @@ impl<'a> Decoder<'a> {
                 kind,
                 label,
                 unbounded,
+                words,
             } => Value::Handle(Handle::Remote(self.link.import(
                 self.ctx,
                 *id,
                 kind,
                 label.clone(),
                 *unbounded,
+                *words,
             ))),
             WireValue::Yours(id) => match self.link.exported(*id) {
                 Some(h) => Value::Handle(h),

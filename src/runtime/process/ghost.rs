@@ -223,5 +223,12 @@ fn would_block(op: &Op, outcome: &Result<Vec<Value>, RuntimeError>) -> bool {
     if timeout == Some(0.0) {
         return false;
     }
-    matches!(outcome, Ok(values) if matches!(values.as_slice(), [] | [Value::Bool(false)]))
+    let Ok(values) = outcome else {
+        return false;
+    };
+    match op {
+        // An item got is final, whatever it is (`false` too).
+        Op::Get { .. } | Op::Take { .. } => values.is_empty(),
+        _ => matches!(values.first(), Some(Value::Bool(false))),
+    }
 }

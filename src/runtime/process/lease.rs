@@ -56,7 +56,8 @@ fn counter(arena: &Arena, t: Ticket) -> Option<&AtomicU64> {
 pub fn grant(arena: &std::sync::Arc<Arena>) -> Option<Ticket> {
     let block = arena.alloc(Use::Lease)?;
     let word = arena.word(block, 0)?;
-    let generation = ((word.load(Ordering::Acquire) >> GEN_SHIFT) as u32).wrapping_add(1) & GEN_MASK;
+    let generation =
+        ((word.load(Ordering::Acquire) >> GEN_SHIFT) as u32).wrapping_add(1) & GEN_MASK;
     word.store((u64::from(generation) << GEN_SHIFT) | 1, Ordering::Release);
     Some(Ticket { block, generation })
 }

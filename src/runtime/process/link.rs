@@ -13,7 +13,7 @@ use super::ghost::Ghost;
 use super::proxy::Remote;
 use super::wire::{self, Msg, Op, Packet, Request, WireError};
 use crate::diagnostics::{kind, RuntimeError};
-use crate::runtime::arena::Arena;
+use crate::runtime::arena::{Arena, Words};
 use crate::runtime::engine::{Backoff, Spin};
 use crate::runtime::waits::{block_until, BlockOn, WaitQueue};
 use crate::runtime::{Context, Handle, ThreadRef};
@@ -66,6 +66,9 @@ pub struct Link {
     /// The parent's arena (ours on the parent's side, the parent's on the
     /// child's), mapped by both: lock words and lease counters live there.
     arena: Option<Arc<Arena>>,
+    /// On a child's side: the id of each of our threads' stand-in at the
+    /// parent, which that thread writes into a lock word it takes.
+    stand_ins: Mutex<HashMap<u64, u64>>,
 }
 
 impl Link {
@@ -92,11 +95,21 @@ impl Link {
             quiet: Arc::new(AtomicBool::new(false)),
             probing: AtomicBool::new(false),
             arena,
+            stand_ins: Mutex::new(HashMap::new()),
         })
     }
 
     pub fn arena(&self) -> Option<&Arc<Arena>> {
         self.arena.as_ref()
+    }
+
+    /// Our thread `thread`'s stand-in at the other end, once known.
+    pub fn stand_in(&self, thread: u64) -> Option<u64> {
+        self.stand_ins.lock().get(&thread).copied()
+    }
+
+    pub fn learn_stand_in(&self, thread: u64, stand_in: u64) {
+        self.stand_ins.lock().insert(thread, stand_in);
     }
 
     pub fn attach(&self, ctx: &Arc<Context>) {
@@ -157,17 +170,23 @@ impl Link {
         kind: &str,
         label: String,
         unbounded: bool,
+        words: Option<u32>,
     ) -> Arc<Remote> {
         let mut imports = self.imports.lock();
         if let Some(r) = imports.get(&id).and_then(Weak::upgrade) {
             return r;
         }
+        // Only a child maps its parent's arena, where the words are.
+        let words = words
+            .zip(self.arena.as_ref().filter(|_| self.to_parent))
+            .and_then(|(block, arena)| Words::view(arena, block));
         let r = Arc::new(Remote::new(
             ctx.registry.next_object_id(),
             id,
             kind,
             label,
             unbounded,
+            words,
             self.clone(),
         ));
         imports.insert(id, Arc::downgrade(&r));
@@ -306,8 +325,19 @@ impl Link {
             }
         }
         drop(all);
+        // Plain locks its threads took in our arena without asking are
+        // held in their stand-ins' names too.
+        let quick: Vec<_> = self
+            .exports
+            .lock()
+            .values()
+            .filter_map(|h| match h {
+                Handle::Lock(l) if l.shared_block().is_some() => Some(l.clone()),
+                _ => None,
+            })
+            .collect();
         for g in ghosts {
-            for lock in g.locks.lock().drain(..) {
+            for lock in g.locks.lock().drain(..).chain(quick.iter().cloned()) {
                 lock.release_dead(&ctx, &g.record, &self.peer);
             }
         }

@@ -22,13 +22,13 @@ pub use link::Link;
 pub use proxy::Remote;
 
 use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::arena::Arena;
 use crate::runtime::output::Output;
 use crate::runtime::threads::{ThreadHandle, ThreadRecord, ThreadRef};
 use crate::runtime::value::Value;
 use crate::runtime::waits::BlockOn;
 use crate::runtime::Context;
 use crate::span::Span;
-use crate::runtime::arena::Arena;
 use parking_lot::Mutex;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -191,7 +191,12 @@ pub fn spawn(
     let writer = mine
         .try_clone()
         .map_err(|e| os_error("cannot connect to a new process", e))?;
-    let link = Link::new(format!("process {}", name), writer, false, ctx.arena().cloned());
+    let link = Link::new(
+        format!("process {}", name),
+        writer,
+        false,
+        ctx.arena().cloned(),
+    );
     link.attach(ctx);
     let start = start_message(ctx, &link, &name, daemon, callee, args, span)?;
     let child = Command::new(child_exe()?)

@@ -9,7 +9,9 @@ use super::lease::{self, Ticket};
 use super::link::Link;
 use super::wire::Op as WireOp;
 use crate::diagnostics::{kind, RuntimeError};
-use crate::runtime::engine::{Op, Time};
+use crate::runtime::arena::Words;
+use crate::runtime::engine::{Backoff, Op, Spin, Time};
+use crate::runtime::locks::{note_taken, FLAGS};
 use crate::runtime::object::{Cx, Members, Object, Reply, Res};
 use crate::runtime::threads::Held;
 use crate::runtime::value::args::expect_seconds;
@@ -18,6 +20,7 @@ use crate::runtime::waits::BlockOn;
 use crate::runtime::{Context, ThreadRef};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// How many items a get on another process's queue leases at most, when
@@ -39,7 +42,17 @@ pub struct Remote {
     /// Copies of items leased to this process (`Op::Take`), used by the
     /// next gets here as long as the owner has not ended the lease.
     ahead: Mutex<Ahead>,
+    /// A plain lock's words in the owner's arena: taken and freed here
+    /// with a compare-and-swap while no flag is set.
+    words: Option<Arc<Words>>,
 }
+
+/// A child's quick take of a free lock spins this long first: a lock is
+/// mostly held for a few statements, and a request costs a round trip.
+const QUICK_TAKE: Backoff = Backoff {
+    spins: 4,
+    yields: 6,
+};
 
 #[derive(Default)]
 struct Ahead {
@@ -56,6 +69,7 @@ impl Remote {
         kind: &str,
         label: String,
         unbounded: bool,
+        words: Option<Arc<Words>>,
         link: Arc<Link>,
     ) -> Remote {
         Remote {
@@ -66,6 +80,7 @@ impl Remote {
             unbounded,
             link,
             ahead: Mutex::new(Ahead::default()),
+            words,
         }
     }
 
@@ -142,12 +157,56 @@ impl Remote {
         self.call(cx.ctx, cx.me, op, on)
     }
 
-    fn acquire_op(&self, cx: &Cx, deadline: Option<Time>) -> Res<bool> {
-        let on = cx.block_on(self.label.clone(), deadline);
-        let op = WireOp::Acquire {
-            timeout: cx.ctx.seconds_left(deadline),
+    /// Take the lock in the owner's arena as our stand-in there, if it is
+    /// free and no flag asks for the owner (a waiter parked there, a dead
+    /// holder to report).
+    fn quick_take(&self, cx: &Cx) -> bool {
+        let (Some(words), Some(me)) = (&self.words, self.link.stand_in(cx.me.id)) else {
+            return false;
         };
-        let got = matches!(self.call_op(cx, op, &on)?.first(), Some(Value::Bool(true)));
+        let word = words.get(0);
+        let take = || {
+            word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        };
+        let taken = take()
+            || cx
+                .ctx
+                .engine()
+                .spin(QUICK_TAKE, || match word.load(Ordering::Relaxed) {
+                    0 if take() => Spin::Done,
+                    w if w & FLAGS != 0 => Spin::Stop,
+                    _ => Spin::Again,
+                });
+        if taken {
+            note_taken(words, Some(cx.at));
+        }
+        taken
+    }
+
+    /// Free the lock in the owner's arena if we hold it and no flag is set.
+    fn quick_release(&self, cx: &Cx) -> bool {
+        let (Some(words), Some(me)) = (&self.words, self.link.stand_in(cx.me.id)) else {
+            return false;
+        };
+        words
+            .get(0)
+            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    fn acquire_op(&self, cx: &Cx, deadline: Option<Time>) -> Res<bool> {
+        let got = self.quick_take(cx) || {
+            let on = cx.block_on(self.label.clone(), deadline);
+            let op = WireOp::Acquire {
+                timeout: cx.ctx.seconds_left(deadline),
+            };
+            let reply = self.call_op(cx, op, &on)?;
+            if let Some(Value::Int(stand_in)) = reply.get(1) {
+                self.link.learn_stand_in(cx.me.id, *stand_in as u64);
+            }
+            matches!(reply.first(), Some(Value::Bool(true)))
+        };
         if got {
             cx.me.add_held(Held {
                 kind: self.kind,
@@ -161,6 +220,10 @@ impl Remote {
     /// `held`: the caller knows it holds the lock (the end of `lock m { }`),
     /// so the release cannot fail and is sent without waiting for a reply.
     fn release_op(&self, cx: &Cx, held: bool) -> Res<()> {
+        if self.quick_release(cx) {
+            cx.me.remove_held(self.id);
+            return Ok(());
+        }
         let on = BlockOn::new(format!("{} to be released", self.label), Some(cx.at), None);
         if held {
             self.link

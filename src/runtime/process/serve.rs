@@ -59,7 +59,9 @@ pub fn serve(cx: &Cx, from: &Arc<Link>, h: &Handle, op: Op) -> Res<Vec<Value>> {
             let taken = obj
                 .acquire(cx, deadline(timeout))
                 .ok_or_else(|| unsupported("acquire"))??;
-            Ok(vec![Value::Bool(taken)])
+            // Who holds it for the caller's thread: the id it writes into
+            // the lock's word when it takes the lock itself next time.
+            Ok(vec![Value::Bool(taken), Value::Int(cx.me.id as i64)])
         }
         Op::Release => {
             obj.release(cx, false)

@@ -115,6 +115,9 @@ pub enum WireValue {
         /// A queue or pipe end without a capacity: a put never blocks, so
         /// it is sent without waiting for a reply.
         unbounded: bool,
+        /// A plain lock's block in the sender's arena (`arena.rs`): the
+        /// receiver, its child, may take and free it there directly.
+        words: Option<u32>,
     },
     /// One of the receiver's own objects, coming back through a proxy.
     Yours(u64),

@@ -76,7 +76,7 @@ pub(super) fn lock_cycle(threads: &Threads, start: ThreadId) -> Option<Cycle> {
         let owner = match (&waiting.on.owner, waiting.on.joins) {
             (Some(word), _) => {
                 through_lock = true;
-                crate::runtime::locks::owner_of(word.load(Ordering::Acquire))
+                crate::runtime::locks::owner_of(word.get(0).load(Ordering::Acquire))
             }
             (None, Some(joined)) => {
                 through_join = true;

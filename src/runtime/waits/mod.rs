@@ -19,7 +19,7 @@ use crate::diagnostics::RuntimeError;
 use crate::span::Span;
 use parking_lot::MutexGuard;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 pub type ThreadId = u64;
@@ -32,7 +32,7 @@ pub struct BlockOn {
     pub deadline: Option<Time>,
     /// The word of the lock waited for (`locks::owner_of` gives its owner),
     /// to follow lock cycles.
-    pub owner: Option<Arc<AtomicU64>>,
+    pub owner: Option<Arc<crate::runtime::arena::Words>>,
     /// The thread a `join` waits for, to follow cycles of joins (and of
     /// joins and locks): a definite deadlock whatever else runs.
     pub joins: Option<ThreadId>,
