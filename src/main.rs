@@ -60,6 +60,11 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
 
+    /// With --sched: write the run as swim lanes in one self-contained
+    /// HTML page (zoom, hover for the source line) to FILE
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<PathBuf>,
+
     /// With --sched: draw the run as swim lanes on stderr when it ends
     #[arg(long)]
     lanes: bool,
@@ -168,6 +173,7 @@ struct RunOptions {
     seed: Option<u64>,
     schedule: Option<Schedule>,
     trace: Option<PathBuf>,
+    timeline: Option<PathBuf>,
     lanes: bool,
 }
 
@@ -234,9 +240,9 @@ fn run(cli: Cli) -> i32 {
             return 2;
         }
     };
-    if (cli.trace.is_some() || cli.lanes) && schedule.is_none() {
+    if (cli.trace.is_some() || cli.timeline.is_some() || cli.lanes) && schedule.is_none() {
         eprintln!(
-            "conc: --trace and --lanes need --sched for now (a trace of the OS engine is not built yet)"
+            "conc: --trace, --timeline and --lanes need --sched for now (a trace of the OS engine is not built yet)"
         );
         return 2;
     }
@@ -245,6 +251,7 @@ fn run(cli: Cli) -> i32 {
         seed: cli.seed,
         schedule,
         trace: cli.trace,
+        timeline: cli.timeline,
         lanes: cli.lanes,
     };
     let (name, source, argv) = match (cli.code, cli.script.split_first()) {
@@ -271,7 +278,7 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
         }
     }
     let controlled = options.schedule.is_some();
-    let watching = options.trace.is_some() || options.lanes;
+    let watching = options.trace.is_some() || options.timeline.is_some() || options.lanes;
     let (watched, strategy) = match (&options.schedule, watching) {
         (Some(s), true) => {
             let (w, strategy) = conc::explore::Watched::new(s.strategy());
@@ -304,6 +311,15 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
         if let Some(path) = &options.trace {
             if let Err(e) = std::fs::write(path, w.chrome_json(name, source)) {
                 eprintln!("conc: cannot write the trace to {}: {}", path.display(), e);
+            }
+        }
+        if let Some(path) = &options.timeline {
+            if let Err(e) = std::fs::write(path, w.timeline(name, source)) {
+                eprintln!(
+                    "conc: cannot write the timeline to {}: {}",
+                    path.display(),
+                    e
+                );
             }
         }
         if options.lanes {

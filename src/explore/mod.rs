@@ -10,6 +10,7 @@ mod lanes;
 mod log;
 mod pos;
 mod run;
+mod timeline;
 mod trace;
 mod tree;
 
@@ -43,6 +44,11 @@ impl Watched {
     /// The run as Chrome Trace Event JSON.
     pub fn chrome_json(&self, file: &str, source: &str) -> String {
         trace::chrome_json(&self.log.lock(), file, source)
+    }
+
+    /// The run as a self-contained HTML page of swim lanes.
+    pub fn timeline(&self, file: &str, source: &str) -> String {
+        timeline::html(&self.chrome_json(file, source), file)
     }
 
     /// The run as swim lanes, `width` columns wide at most.
