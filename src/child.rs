@@ -54,6 +54,7 @@ pub fn run() -> i32 {
         seed: Some(start.seed),
         schedule: None,
         strategy: None,
+        record: false,
     });
     let ctx = session.context().clone();
     link.attach(&ctx);

@@ -55,13 +55,13 @@ struct Cli {
     #[arg(long, value_name = "SCHEDULE")]
     sched: Option<String>,
 
-    /// With --sched: write the run as Chrome Trace Event JSON (Perfetto,
-    /// chrome://tracing) to FILE
+    /// Write the run as Chrome Trace Event JSON (Perfetto,
+    /// chrome://tracing) to FILE: real time, or virtual with --sched
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
 
-    /// With --sched: write the run as swim lanes in one self-contained
-    /// HTML page (zoom, hover for the source line) to FILE
+    /// Write the run as swim lanes in one self-contained HTML page (zoom,
+    /// hover for the source line) to FILE
     #[arg(long, value_name = "FILE")]
     timeline: Option<PathBuf>,
 
@@ -240,10 +240,8 @@ fn run(cli: Cli) -> i32 {
             return 2;
         }
     };
-    if (cli.trace.is_some() || cli.timeline.is_some() || cli.lanes) && schedule.is_none() {
-        eprintln!(
-            "conc: --trace, --timeline and --lanes need --sched for now (a trace of the OS engine is not built yet)"
-        );
+    if cli.lanes && schedule.is_none() {
+        eprintln!("conc: --lanes needs --sched (one step at a time is what it draws)");
         return 2;
     }
     let options = RunOptions {
@@ -268,6 +266,28 @@ fn run(cli: Cli) -> i32 {
     run_script(&name, &source, argv, options)
 }
 
+/// Write the run's trace and timeline where the options ask for them.
+fn write_traces(
+    (trace, timeline): (Option<&PathBuf>, Option<&PathBuf>),
+    json: impl FnOnce() -> String,
+    page: impl FnOnce() -> String,
+) {
+    if let Some(path) = trace {
+        if let Err(e) = std::fs::write(path, json()) {
+            eprintln!("conc: cannot write the trace to {}: {}", path.display(), e);
+        }
+    }
+    if let Some(path) = timeline {
+        if let Err(e) = std::fs::write(path, page()) {
+            eprintln!(
+                "conc: cannot write the timeline to {}: {}",
+                path.display(),
+                e
+            );
+        }
+    }
+}
+
 fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) -> i32 {
     if let Some(Schedule::Replay(token)) = &options.schedule {
         if token.script_hash != script_hash(source) {
@@ -289,12 +309,14 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
     let seed = options
         .seed
         .or_else(|| options.schedule.as_ref().map(Schedule::seed));
+    let record = !controlled && (options.trace.is_some() || options.timeline.is_some());
     let mut session = Session::new(SessionOptions {
         argv: argv.clone(),
         color: options.color,
         seed,
         schedule: options.schedule,
         strategy,
+        record,
         ..Default::default()
     });
     let result = session
@@ -308,23 +330,22 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
         if let Some(s) = session.context().engine().scheduler() {
             s.close_open();
         }
-        if let Some(path) = &options.trace {
-            if let Err(e) = std::fs::write(path, w.chrome_json(name, source)) {
-                eprintln!("conc: cannot write the trace to {}: {}", path.display(), e);
-            }
-        }
-        if let Some(path) = &options.timeline {
-            if let Err(e) = std::fs::write(path, w.timeline(name, source)) {
-                eprintln!(
-                    "conc: cannot write the timeline to {}: {}",
-                    path.display(),
-                    e
-                );
-            }
-        }
+        write_traces(
+            (options.trace.as_ref(), options.timeline.as_ref()),
+            || w.chrome_json(name, source),
+            || w.timeline(name, source),
+        );
         if options.lanes {
             eprint!("{}", w.lanes(source, 80));
         }
+    }
+    if let Some(r) = session.context().engine().recorder() {
+        let recorded = conc::explore::Recorded::new(r.tracks(&[session.main_thread()]));
+        write_traces(
+            (options.trace.as_ref(), options.timeline.as_ref()),
+            || recorded.chrome_json(name, source),
+            || recorded.timeline(name, source),
+        );
     }
     if let Some(why) = session.replay_divergence() {
         eprintln!(

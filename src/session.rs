@@ -38,6 +38,8 @@ pub struct SessionOptions {
     pub main_name: String,
     /// This is a daemon process (it may not spawn processes).
     pub daemon_process: bool,
+    /// On the OS engine: note every thread's steps for a trace.
+    pub record: bool,
 }
 
 impl Default for SessionOptions {
@@ -52,6 +54,7 @@ impl Default for SessionOptions {
             color: false,
             main_name: "main".to_string(),
             daemon_process: false,
+            record: false,
         }
     }
 }
@@ -83,6 +86,7 @@ impl Session {
             argv: options.argv,
             registry: Registry::new(match (options.strategy, &options.schedule) {
                 (Some(strategy), _) => Engine::controlled(strategy, options.seed.unwrap_or(0)),
+                (None, None) if options.record => Engine::os_recording(options.seed),
                 (None, None) => Engine::os(options.seed),
                 (None, Some(s)) => {
                     Engine::controlled(s.strategy(), options.seed.unwrap_or(s.seed()))

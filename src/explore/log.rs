@@ -27,8 +27,12 @@ pub struct Event {
     /// Of those, the ones exploration may pick (not a `join` of a thread
     /// still alive, which can only block).
     pub enabled: Vec<ThreadId>,
-    /// Virtual time when it began, in nanoseconds.
+    /// Virtual time when it began, in nanoseconds (real time in a trace of
+    /// the OS engine).
     pub began: u64,
+    /// On the OS engine: when it first parked in this step, and when it
+    /// last woke.
+    pub parked: Option<(u64, u64)>,
 }
 
 impl Event {
@@ -262,6 +266,7 @@ impl Strategy for Guided {
             spawned: t.spawned.to_vec(),
             enabled,
             began: t.began,
+            parked: None,
         });
         self.state += 1;
     }

@@ -17,11 +17,13 @@ mod tree;
 pub use run::{Outcome, Script};
 
 use crate::runtime::engine::controlled::schedule::{Schedule, PCT_HORIZON};
-use crate::runtime::engine::controlled::strategy::{Pct, RandomWalk, Strategy};
+use crate::runtime::engine::controlled::strategy::{Pct, RandomWalk, Strategy, TransitionEnd};
+use crate::runtime::engine::recorder::Track;
+use crate::runtime::waits::ThreadId;
 use log::{Guide, Guided, Log, Logged};
 use parking_lot::Mutex;
 use run::{run_once, Ran};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,7 +45,7 @@ impl Watched {
 
     /// The run as Chrome Trace Event JSON.
     pub fn chrome_json(&self, file: &str, source: &str) -> String {
-        trace::chrome_json(&self.log.lock(), file, source)
+        trace::chrome_json(&self.log.lock(), file, source, trace::Clock::Virtual)
     }
 
     /// The run as a self-contained HTML page of swim lanes.
@@ -54,6 +56,60 @@ impl Watched {
     /// The run as swim lanes, `width` columns wide at most.
     pub fn lanes(&self, source: &str, width: usize) -> String {
         lanes::draw(&self.log.lock(), source, width)
+    }
+}
+
+/// A traced run on the OS engine (`--trace` or `--timeline` without
+/// `--sched`): what its threads' marks say, on the real clock.
+pub struct Recorded {
+    log: Log,
+}
+
+impl Recorded {
+    pub fn new(tracks: Vec<Track>) -> Recorded {
+        let mut log = Log::default();
+        let mut marks = Vec::new();
+        for t in tracks {
+            log.names.insert(t.thread, t.name);
+            for (i, m) in t.marks.into_iter().enumerate() {
+                marks.push((m.at, t.thread, i, m));
+            }
+        }
+        marks.sort_by_key(|(at, thread, i, _)| (*at, *thread, *i));
+        // A thread's start names its spawner: the spawner's step at that
+        // moment (its `spawn`) is where the arrow starts.
+        let mut last_of: HashMap<ThreadId, usize> = HashMap::new();
+        for (at, thread, _, m) in marks {
+            if let Some(k) = m.spawned_by.and_then(|p| last_of.get(&p)) {
+                log.events[*k].spawned.push(thread);
+            }
+            last_of.insert(thread, log.events.len());
+            log.events.push(log::Event {
+                thread,
+                step: m.step,
+                end: if m.ended {
+                    TransitionEnd::Ended
+                } else {
+                    TransitionEnd::Point
+                },
+                footprint: Default::default(),
+                spawned: Vec::new(),
+                enabled: Vec::new(),
+                began: at,
+                parked: m.parked,
+            });
+        }
+        Recorded { log }
+    }
+
+    /// The run as Chrome Trace Event JSON.
+    pub fn chrome_json(&self, file: &str, source: &str) -> String {
+        trace::chrome_json(&self.log, file, source, trace::Clock::Real)
+    }
+
+    /// The run as a self-contained HTML page of swim lanes.
+    pub fn timeline(&self, file: &str, source: &str) -> String {
+        timeline::html(&self.chrome_json(file, source), file)
     }
 }
 
@@ -750,6 +806,6 @@ fn show(script: &Script, options: &Options, failure: Failure, prefix: Option<Vec
         lanes: lanes::draw(&log, sources, 80),
         trace: options
             .trace
-            .then(|| trace::chrome_json(&log, &script.name, sources)),
+            .then(|| trace::chrome_json(&log, &script.name, sources, trace::Clock::Virtual)),
     }
 }

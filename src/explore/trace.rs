@@ -6,7 +6,10 @@
 //!
 //! Under the controlled engine time is virtual and stands still while
 //! threads run, so a step's timestamp is the virtual time in microseconds
-//! plus its index: steps at one virtual instant keep their order.
+//! plus its index: steps at one virtual instant keep their order. On the
+//! OS engine timestamps are real (microseconds, to the nanosecond), a
+//! step's slice lasts until the thread's next step, and a wait's slice
+//! from its first park to its last wake-up.
 
 use super::log::{Event, Log};
 use crate::runtime::engine::controlled::strategy::TransitionEnd;
@@ -34,9 +37,29 @@ fn escape(s: &str) -> String {
     out
 }
 
-/// The timestamp of step `k`, in microseconds.
-fn ts(e: &Event, k: usize) -> u64 {
-    e.began / 1000 + k as u64
+/// Which clock the log's times are on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    Virtual,
+    Real,
+}
+
+/// The timestamp of step `k`, in nanoseconds (whole microseconds under
+/// control).
+fn ts(clock: Clock, e: &Event, k: usize) -> u64 {
+    match clock {
+        Clock::Virtual => (e.began / 1000 + k as u64) * 1000,
+        Clock::Real => e.began,
+    }
+}
+
+/// Nanoseconds as a trace writes them: in microseconds, whole under
+/// control, to the nanosecond on the OS engine.
+fn us(clock: Clock, ns: u64) -> String {
+    match clock {
+        Clock::Virtual => format!("{}", ns / 1000),
+        Clock::Real => format!("{}.{:03}", ns / 1000, ns % 1000),
+    }
 }
 
 /// Where a step is in the script, and that line.
@@ -86,7 +109,7 @@ impl Writer {
 }
 
 /// The run in `log` as a trace file's text.
-pub fn chrome_json(log: &Log, file: &str, source: &str) -> String {
+pub fn chrome_json(log: &Log, file: &str, source: &str, clock: Clock) -> String {
     let mut w = Writer {
         out: String::from("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n"),
         first: true,
@@ -123,7 +146,8 @@ pub fn chrome_json(log: &Log, file: &str, source: &str) -> String {
     let mut puts: HashMap<u64, VecDeque<usize>> = HashMap::new();
     let mut started: Vec<ThreadId> = Vec::new();
     for (k, e) in log.events.iter().enumerate() {
-        let t = ts(e, k);
+        let t = ts(clock, e, k);
+        let at = us(clock, t);
         let tid = e.thread;
         let mut args = String::new();
         if let Some((at, code)) = place(e, file, source) {
@@ -135,18 +159,31 @@ pub fn chrome_json(log: &Log, file: &str, source: &str) -> String {
             }
             let _ = write!(args, "\"object\":{}", escape(&label));
         }
+        let next = next_of[k].map(|n| ts(clock, &log.events[n], n));
+        let (dur, wait) = match clock {
+            Clock::Virtual => {
+                let until = next.unwrap_or(t + 1000);
+                let wait = (e.end == TransitionEnd::Blocked)
+                    .then(|| (t + 1000, until.saturating_sub(t + 1000)));
+                (1000, wait)
+            }
+            Clock::Real => match e.parked {
+                Some((p, woke)) => (p.saturating_sub(t), Some((p, woke.saturating_sub(p)))),
+                None => (next.unwrap_or(t).saturating_sub(t), None),
+            },
+        };
         w.event(&format!(
-            "\"name\":{},\"cat\":\"step\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{t},\"dur\":1,\"args\":{{{args}}}",
-            escape(name_of(e))
+            "\"name\":{},\"cat\":\"step\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{at},\"dur\":{},\"args\":{{{args}}}",
+            escape(name_of(e)),
+            us(clock, dur)
         ));
-        if e.end == TransitionEnd::Blocked {
-            let until = next_of[k].map_or(t + 1, |n| ts(&log.events[n], n));
+        if let Some((from, dur)) = wait {
             let what = format!("blocked: {}", name_of(e));
             w.event(&format!(
                 "\"name\":{},\"cat\":\"wait\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{},\"dur\":{},\"args\":{{{args}}}",
                 escape(&what),
-                t + 1,
-                until.saturating_sub(t + 1)
+                us(clock, from),
+                us(clock, dur)
             ));
         }
         let op = e.step.map(|s| s.op);
@@ -154,23 +191,33 @@ pub fn chrome_json(log: &Log, file: &str, source: &str) -> String {
             && e.end != TransitionEnd::Blocked
         {
             w.event(&format!(
-                "\"name\":{},\"cat\":\"event\",\"ph\":\"i\",\"s\":\"t\",\"pid\":{pid},\"tid\":{tid},\"ts\":{t}",
+                "\"name\":{},\"cat\":\"event\",\"ph\":\"i\",\"s\":\"t\",\"pid\":{pid},\"tid\":{tid},\"ts\":{at}",
                 escape(name_of(e))
             ));
         }
         // Flows: each arrow starts at an earlier step and ends here.
+        // On the real clock a step is noted when it is announced, before it
+        // takes its object: the arrow ends where it completed (its last
+        // wake-up), and never before it starts.
+        let done = e.parked.map_or(t, |(_, woke)| woke);
         let mut arrow = |w: &mut Writer, from: usize, name: &str| {
             flow += 1;
             let f = &log.events[from];
+            let start = ts(clock, f, from);
+            let end = match clock {
+                Clock::Virtual => t,
+                Clock::Real => done.max(start),
+            };
             w.event(&format!(
                 "\"name\":{},\"cat\":\"flow\",\"ph\":\"s\",\"id\":{flow},\"pid\":{pid},\"tid\":{},\"ts\":{}",
                 escape(name),
                 f.thread,
-                ts(f, from)
+                us(clock, start)
             ));
             w.event(&format!(
-                "\"name\":{},\"cat\":\"flow\",\"ph\":\"f\",\"bp\":\"e\",\"id\":{flow},\"pid\":{pid},\"tid\":{tid},\"ts\":{t}",
-                escape(name)
+                "\"name\":{},\"cat\":\"flow\",\"ph\":\"f\",\"bp\":\"e\",\"id\":{flow},\"pid\":{pid},\"tid\":{tid},\"ts\":{}",
+                escape(name),
+                us(clock, end)
             ));
         };
         if !started.contains(&tid) {

@@ -61,6 +61,8 @@ pub struct ThreadRecord {
     pub process: Option<Arc<super::process::ProcessInfo>>,
     /// A stand-in doing another process's thread's operations here.
     pub stand_in: bool,
+    /// Its steps, when a run on the OS engine is traced (`engine::recorder`).
+    pub(crate) marks: Mutex<Vec<super::engine::recorder::Mark>>,
 }
 
 impl std::fmt::Debug for ThreadRecord {
@@ -131,6 +133,7 @@ impl ThreadRecord {
             os_id: AtomicU64::new(0),
             process,
             stand_in,
+            marks: Mutex::new(Vec::new()),
         })
     }
 

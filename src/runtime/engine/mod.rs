@@ -16,6 +16,7 @@
 pub mod controlled;
 mod os_threads;
 mod parker;
+pub mod recorder;
 mod rng;
 
 pub use parker::Parker;
@@ -152,6 +153,10 @@ pub struct Engine {
     seed: u64,
     /// Set for the controlled engine.
     sched: Option<Arc<Scheduler>>,
+    /// Set for a traced run on the OS engine.
+    recorder: Option<Arc<recorder::Recorder>>,
+    /// Controlled or recording: `point` has work to do.
+    watched: bool,
 }
 
 /// What `cpu_count()` says under control: a fixed number, so a script that
@@ -175,7 +180,23 @@ impl Engine {
             rng: Rng::seeded(seed),
             seed,
             sched: None,
+            recorder: None,
+            watched: false,
         }
+    }
+
+    /// The OS engine, noting every thread's steps for a trace.
+    pub fn os_recording(seed: Option<u64>) -> Engine {
+        Engine {
+            recorder: Some(Arc::default()),
+            watched: true,
+            ..Engine::os(seed)
+        }
+    }
+
+    /// What a traced OS run noted (`os_recording`).
+    pub fn recorder(&self) -> Option<&Arc<recorder::Recorder>> {
+        self.recorder.as_ref()
     }
 
     /// The controlled engine: one thread at a time, chosen by `strategy`,
@@ -183,6 +204,7 @@ impl Engine {
     pub fn controlled(strategy: Box<dyn Strategy>, seed: u64) -> Engine {
         Engine {
             sched: Some(Arc::new(Scheduler::new(strategy))),
+            watched: true,
             ..Engine::os(Some(seed))
         }
     }
@@ -237,8 +259,17 @@ impl Engine {
     /// under control another thread may run first.
     #[inline(always)]
     pub fn point(&self, me: &ThreadRecord, step: Step) {
+        if self.watched {
+            self.watched_point(me, step)
+        }
+    }
+
+    #[inline(never)]
+    fn watched_point(&self, me: &ThreadRecord, step: Step) {
         if let Some(s) = &self.sched {
             s.point(me, step)
+        } else if let Some(r) = &self.recorder {
+            r.point(me, step, self.now())
         }
     }
 
@@ -252,9 +283,14 @@ impl Engine {
     /// Park `me` until it is unparked or `deadline` passes. Callers
     /// re-check what they wait for: a stale permit may end this early.
     pub fn park(&self, me: &ThreadRecord, deadline: Option<Time>) {
-        match &self.sched {
-            None => me.parker.park(deadline.map(|d| self.instant(d))),
-            Some(s) => s.park(me, deadline),
+        match (&self.sched, &self.recorder) {
+            (None, None) => me.parker.park(deadline.map(|d| self.instant(d))),
+            (None, Some(r)) => {
+                r.parked(me, self.now());
+                me.parker.park(deadline.map(|d| self.instant(d)));
+                r.woke(me, self.now());
+            }
+            (Some(s), _) => s.park(me, deadline),
         }
     }
 
@@ -297,7 +333,12 @@ impl Engine {
         job: Box<dyn FnOnce() + Send>,
     ) -> std::io::Result<()> {
         match &self.sched {
-            None => os_threads::run(&thread.name, stack, job),
+            None => {
+                if let Some(r) = &self.recorder {
+                    r.starting(thread, self.now());
+                }
+                os_threads::run(&thread.name, stack, job)
+            }
             Some(s) => {
                 s.start(thread, job);
                 Ok(())
@@ -325,6 +366,8 @@ impl Engine {
     pub fn thread_ended(&self, me: &ThreadRecord) {
         if let Some(s) = &self.sched {
             s.ended(me)
+        } else if let Some(r) = &self.recorder {
+            r.ended(me, self.now())
         }
     }
 
