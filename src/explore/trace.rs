@@ -195,19 +195,29 @@ pub fn chrome_json(log: &Log, file: &str, source: &str, clock: Clock) -> String 
                 escape(name_of(e))
             ));
         }
-        // Flows: each arrow starts at an earlier step and ends here.
-        // On the real clock a step is noted when it is announced, before it
-        // takes its object: the arrow ends where it completed (its last
-        // wake-up), and never before it starts.
-        let done = e.parked.map_or(t, |(_, woke)| woke);
+    }
+    // Flows, each from an earlier step to this one, in the order steps completed: on the real clock a step is
+    // noted when it is announced, before it takes its object, and a step
+    // that waited completed at its last wake-up.
+    let done = |k: usize| {
+        let e = &log.events[k];
+        match (clock, e.parked) {
+            (Clock::Real, Some((_, woke))) => woke,
+            _ => ts(clock, e, k),
+        }
+    };
+    let mut order: Vec<usize> = (0..log.events.len()).collect();
+    if clock == Clock::Real {
+        order.sort_by_key(|&k| (done(k), k));
+    }
+    for k in order {
+        let e = &log.events[k];
+        let tid = e.thread;
+        let op = e.step.map(|s| s.op);
         let mut arrow = |w: &mut Writer, from: usize, name: &str| {
             flow += 1;
             let f = &log.events[from];
             let start = ts(clock, f, from);
-            let end = match clock {
-                Clock::Virtual => t,
-                Clock::Real => done.max(start),
-            };
             w.event(&format!(
                 "\"name\":{},\"cat\":\"flow\",\"ph\":\"s\",\"id\":{flow},\"pid\":{pid},\"tid\":{},\"ts\":{}",
                 escape(name),
@@ -217,7 +227,7 @@ pub fn chrome_json(log: &Log, file: &str, source: &str, clock: Clock) -> String 
             w.event(&format!(
                 "\"name\":{},\"cat\":\"flow\",\"ph\":\"f\",\"bp\":\"e\",\"id\":{flow},\"pid\":{pid},\"tid\":{tid},\"ts\":{}",
                 escape(name),
-                us(clock, end)
+                us(clock, done(k).max(start))
             ));
         };
         if !started.contains(&tid) {
