@@ -6,7 +6,7 @@
 use crate::diagnostics::{self, ConcError, RuntimeError};
 use crate::runtime::arena::Arena;
 use crate::runtime::process::wire::{self, Msg, Start, WireError};
-use crate::runtime::process::{codec, Link, LinkOutput};
+use crate::runtime::process::{codec, traced, Link, LinkOutput};
 use crate::runtime::value::Value;
 use crate::runtime::waits::DeadlockPolicy;
 use crate::session::{Session, SessionOptions};
@@ -54,7 +54,7 @@ pub fn run() -> i32 {
         seed: Some(start.seed),
         schedule: None,
         strategy: None,
-        record: false,
+        record: start.record,
     });
     let ctx = session.context().clone();
     link.attach(&ctx);
@@ -85,7 +85,9 @@ pub fn run() -> i32 {
     if served.is_err() {
         return 2;
     }
+    let name = start.name.clone();
     let result = work(&mut session, &link, start);
+    send_trace(&session, &link, name);
     let code = match &result {
         Ok(_) => 0,
         Err(e) if e.is(diagnostics::kind::DEADLOCK) => 3,
@@ -94,6 +96,22 @@ pub fn run() -> i32 {
     let done = result.and_then(|v| codec::encode(&link, &[v]));
     let _ = link.send(&Msg::Done(done.map_err(|e| WireError::from(&e))));
     code
+}
+
+/// A traced run: this process's steps, and its children's, to the parent.
+fn send_trace(session: &Session, link: &Link, name: String) {
+    let engine = session.context().engine();
+    let Some(r) = engine.recorder() else { return };
+    let own = r.tracks(&[session.main_thread()]);
+    let name = format!("process {} (pid {})", name, engine.pid());
+    let trace = traced::to_wire(
+        engine.pid(),
+        name,
+        own,
+        r.processes(),
+        engine.epoch_monotonic(),
+    );
+    let _ = link.send(&Msg::Trace(Box::new(trace)));
 }
 
 fn is_socket(stream: &UnixStream) -> bool {

@@ -340,7 +340,13 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
         }
     }
     if let Some(r) = session.context().engine().recorder() {
-        let recorded = conc::explore::Recorded::new(r.tracks(&[session.main_thread()]));
+        let engine = session.context().engine();
+        let recorded = conc::explore::Recorded::new(
+            engine.pid(),
+            format!("conc {} (pid {})", name, engine.pid()),
+            r.tracks(&[session.main_thread()]),
+            r.processes(),
+        );
         write_traces(
             (options.trace.as_ref(), options.timeline.as_ref()),
             || recorded.chrome_json(name, source),

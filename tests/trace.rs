@@ -159,6 +159,30 @@ fn lanes_fit_80_columns_for_four_threads() {
 }
 
 #[test]
+fn os_traces_merge_the_processes() {
+    let script = "scripts/29_process_producer_consumer.conc";
+    check_on(script, None, &[]);
+    let (events, _) = trace_of(script, None);
+    let mut processes = Vec::new();
+    let mut thread_pids = Vec::new();
+    for e in &events {
+        match (e["ph"].as_str(), e["name"].as_str()) {
+            (Some("M"), Some("process_name")) => processes.push(e["pid"].as_u64()),
+            (Some("M"), Some("thread_name")) => thread_pids.push(e["pid"].as_u64()),
+            _ => {}
+        }
+    }
+    // The parent, two producers and three consumers, each with its steps.
+    assert_eq!(processes.len(), 6, "{processes:?}");
+    for pid in &processes {
+        assert!(thread_pids.contains(pid), "process {pid:?} has no thread");
+    }
+    for pid in &thread_pids {
+        assert!(processes.contains(pid), "a thread of an unnamed process");
+    }
+}
+
+#[test]
 fn lanes_without_sched_is_a_usage_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_conc"))
         .args(["--lanes", "-c", "print(1)"])

@@ -107,7 +107,10 @@ pub fn wire(data: &[u8]) {
 
 /// One encoded frame of every kind of message (the wire target's seeds).
 pub fn wire_seeds() -> Vec<Vec<u8>> {
-    use wire::{Msg, Op, Packet, Request, SharedValue, Start, WireError, WireSpan, WireValue};
+    use wire::{
+        Msg, Op, Packet, Request, SharedValue, Start, WireError, WireMark, WireProcess, WireSpan,
+        WireTrace, WireTrack, WireValue,
+    };
     let span = WireSpan {
         src: 0,
         start: 0,
@@ -172,6 +175,7 @@ pub fn wire_seeds() -> Vec<Vec<u8>> {
             daemon: false,
             color: false,
             seed: 42,
+            record: true,
             globals: vec!["g".into()],
             left_out: vec![("t".into(), "a thread handle cannot cross".into())],
             payload: packet.clone(),
@@ -210,6 +214,25 @@ pub fn wire_seeds() -> Vec<Vec<u8>> {
         Msg::Report("error in thread w".into()),
         Msg::Deadlock(error.clone()),
         Msg::Probe,
+        Msg::Trace(Box::new(WireTrace {
+            processes: vec![WireProcess {
+                pid: 42,
+                name: "process w-1 (pid 42)".into(),
+                threads: vec![WireTrack {
+                    thread: 1,
+                    name: "w-1".into(),
+                    marks: vec![WireMark {
+                        op: Some(conc::runtime::engine::Op::Get),
+                        object: 3,
+                        span: Some(span),
+                        at: 1_000,
+                        parked: Some((1_500, 9_000)),
+                        spawned_by: None,
+                        ended: true,
+                    }],
+                }],
+            }],
+        })),
         Msg::Quiet {
             replies_seen: 3,
             waits: vec!["main waits".into()],

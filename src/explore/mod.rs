@@ -18,7 +18,7 @@ pub use run::{Outcome, Script};
 
 use crate::runtime::engine::controlled::schedule::{Schedule, PCT_HORIZON};
 use crate::runtime::engine::controlled::strategy::{Pct, RandomWalk, Strategy, TransitionEnd};
-use crate::runtime::engine::recorder::Track;
+use crate::runtime::engine::recorder::{ProcessTracks, Track};
 use crate::runtime::waits::ThreadId;
 use log::{Guide, Guided, Log, Logged};
 use parking_lot::Mutex;
@@ -66,13 +66,29 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    pub fn new(tracks: Vec<Track>) -> Recorded {
+    /// This process's threads (`own`, of process `pid` named `name`) and
+    /// the other processes' that its children sent.
+    pub fn new(pid: u32, name: String, own: Vec<Track>, others: Vec<ProcessTracks>) -> Recorded {
         let mut log = Log::default();
         let mut marks = Vec::new();
-        for t in tracks {
-            log.names.insert(t.thread, t.name);
-            for (i, m) in t.marks.into_iter().enumerate() {
-                marks.push((m.at, t.thread, i, m));
+        let parts = std::iter::once(ProcessTracks {
+            pid,
+            name,
+            tracks: own,
+        })
+        .chain(others);
+        for (i, p) in parts.enumerate() {
+            // Thread ids are each process's own: the index keeps them apart.
+            let space = (i as u64) << 32;
+            log.processes.push((p.pid, p.name));
+            for t in p.tracks {
+                let thread = space | t.thread;
+                log.names.insert(thread, t.name);
+                log.pids.insert(thread, p.pid);
+                for (k, mut m) in t.marks.into_iter().enumerate() {
+                    m.spawned_by = m.spawned_by.map(|s| space | s);
+                    marks.push((m.at, thread, k, m));
+                }
             }
         }
         marks.sort_by_key(|(at, thread, i, _)| (*at, *thread, *i));

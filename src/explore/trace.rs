@@ -114,16 +114,26 @@ pub fn chrome_json(log: &Log, file: &str, source: &str, clock: Clock) -> String 
         out: String::from("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n"),
         first: true,
     };
-    let pid = 1;
-    w.event(&format!(
-        "\"name\":\"process_name\",\"ph\":\"M\",\"pid\":{pid},\"tid\":0,\"args\":{{\"name\":{}}}",
-        escape(&format!("conc {}", file))
-    ));
+    let pid_of = |tid: ThreadId| log.pids.get(&tid).copied().unwrap_or(1);
+    // Object and thread ids are a process's own: flows never cross.
+    let space = |tid: ThreadId| tid & !0xffff_ffff;
+    let processes = if log.processes.is_empty() {
+        vec![(1, format!("conc {}", file))]
+    } else {
+        log.processes.clone()
+    };
+    for (pid, name) in &processes {
+        w.event(&format!(
+            "\"name\":\"process_name\",\"ph\":\"M\",\"pid\":{pid},\"tid\":0,\"args\":{{\"name\":{}}}",
+            escape(name)
+        ));
+    }
     let mut named: Vec<ThreadId> = Vec::new();
     for e in &log.events {
         if !named.contains(&e.thread) {
             named.push(e.thread);
             let name = log.names.get(&e.thread).cloned().unwrap_or_default();
+            let pid = pid_of(e.thread);
             w.event(&format!(
                 "\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{pid},\"tid\":{},\"args\":{{\"name\":{}}}",
                 e.thread,
@@ -142,13 +152,14 @@ pub fn chrome_json(log: &Log, file: &str, source: &str, clock: Clock) -> String 
     let mut flow = 0u64;
     let mut spawned_by: HashMap<ThreadId, usize> = HashMap::new();
     let mut ended_at: HashMap<ThreadId, usize> = HashMap::new();
-    let mut released: HashMap<u64, usize> = HashMap::new();
-    let mut puts: HashMap<u64, VecDeque<usize>> = HashMap::new();
+    let mut released: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut puts: HashMap<(u64, u64), VecDeque<usize>> = HashMap::new();
     let mut started: Vec<ThreadId> = Vec::new();
     for (k, e) in log.events.iter().enumerate() {
         let t = ts(clock, e, k);
         let at = us(clock, t);
         let tid = e.thread;
+        let pid = pid_of(tid);
         let mut args = String::new();
         if let Some((at, code)) = place(e, file, source) {
             let _ = write!(args, "\"at\":{},\"code\":{}", escape(&at), escape(&code));
@@ -213,14 +224,16 @@ pub fn chrome_json(log: &Log, file: &str, source: &str, clock: Clock) -> String 
     for k in order {
         let e = &log.events[k];
         let tid = e.thread;
+        let pid = pid_of(tid);
         let op = e.step.map(|s| s.op);
         let mut arrow = |w: &mut Writer, from: usize, name: &str| {
             flow += 1;
             let f = &log.events[from];
             let start = ts(clock, f, from);
             w.event(&format!(
-                "\"name\":{},\"cat\":\"flow\",\"ph\":\"s\",\"id\":{flow},\"pid\":{pid},\"tid\":{},\"ts\":{}",
+                "\"name\":{},\"cat\":\"flow\",\"ph\":\"s\",\"id\":{flow},\"pid\":{},\"tid\":{},\"ts\":{}",
                 escape(name),
+                pid_of(f.thread),
                 f.thread,
                 us(clock, start)
             ));
@@ -236,11 +249,11 @@ pub fn chrome_json(log: &Log, file: &str, source: &str, clock: Clock) -> String 
                 arrow(&mut w, from, "spawn");
             }
         }
-        let object = e.step.map(|s| s.object).unwrap_or(0);
+        let object = (space(tid), e.step.map(|s| s.object).unwrap_or(0));
         if e.end != TransitionEnd::Blocked {
             match op {
                 Some(Op::Join) => {
-                    if let Some(&from) = ended_at.get(&(object & !THREAD)) {
+                    if let Some(&from) = ended_at.get(&(space(tid) | (object.1 & !THREAD))) {
                         arrow(&mut w, from, "end -> join");
                     }
                 }

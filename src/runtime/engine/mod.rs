@@ -67,7 +67,7 @@ impl Time {
 }
 
 /// What kind of visible operation a thread is about to perform.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     /// A global variable is read / assigned.
     Read,
@@ -192,6 +192,20 @@ impl Engine {
             watched: true,
             ..Engine::os(seed)
         }
+    }
+
+    /// Where this session's clock starts, in nanoseconds of the machine's
+    /// monotonic clock (the same in every process): to line up the traces
+    /// of processes.
+    pub fn epoch_monotonic(&self) -> u64 {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes the timespec it is given.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+        let mono = now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64;
+        mono.saturating_sub(self.epoch.elapsed().as_nanos() as u64)
     }
 
     /// What a traced OS run noted (`os_recording`).

@@ -32,9 +32,18 @@ pub struct Track {
     pub marks: Vec<Mark>,
 }
 
+/// Another process's threads (a child's, or a grandchild's), on this
+/// process's clock.
+pub struct ProcessTracks {
+    pub pid: u32,
+    pub name: String,
+    pub tracks: Vec<Track>,
+}
+
 #[derive(Default)]
 pub struct Recorder {
     done: Mutex<Vec<Track>>,
+    others: Mutex<Vec<ProcessTracks>>,
 }
 
 thread_local! {
@@ -93,6 +102,16 @@ impl Recorder {
             name: me.name.clone(),
             marks,
         });
+    }
+
+    /// A child's part of the trace arrived (with its own children's).
+    pub fn add_process(&self, p: ProcessTracks) {
+        self.others.lock().push(p);
+    }
+
+    /// The other processes' tracks, taken out of the recorder.
+    pub fn processes(&self) -> Vec<ProcessTracks> {
+        std::mem::take(&mut *self.others.lock())
     }
 
     /// Every ended thread's track, and those of `still` (threads not

@@ -16,6 +16,7 @@ pub mod lease;
 pub mod link;
 pub mod proxy;
 mod serve;
+pub mod traced;
 pub mod wire;
 
 pub use link::Link;
@@ -136,6 +137,7 @@ fn start_message(
         daemon,
         color: ctx.color,
         seed: ctx.engine().random(),
+        record: ctx.engine().recorder().is_some(),
         globals: names,
         left_out,
         payload: enc.finish(values),
@@ -264,6 +266,14 @@ fn reap(
             replies_seen,
             waits,
         } => quiet(&ctx, &record, &link, replies_seen, waits),
+        Msg::Trace(trace) => {
+            if let Some(r) = ctx.engine().recorder() {
+                let epoch = ctx.engine().epoch_monotonic();
+                for p in traced::from_wire(*trace, epoch) {
+                    r.add_process(p);
+                }
+            }
+        }
         _ => {}
     });
     let code = {

@@ -150,6 +150,8 @@ pub struct Start {
     /// Seeds the child's `random()`: drawn from the parent's generator, so
     /// a seeded run seeds its children too.
     pub seed: u64,
+    /// The run is traced: the child notes its steps and sends them back.
+    pub record: bool,
     /// Names of the first `globals.len()` values of `payload`; then the
     /// callee, then its arguments.
     pub globals: Vec<String>,
@@ -196,6 +198,38 @@ fn is_name(s: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The steps of a traced process and of its own children, on the machine's
+/// monotonic clock (nanoseconds).
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct WireTrace {
+    pub processes: Vec<WireProcess>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct WireProcess {
+    pub pid: u32,
+    pub name: String,
+    pub threads: Vec<WireTrack>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct WireTrack {
+    pub thread: u64,
+    pub name: String,
+    pub marks: Vec<WireMark>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct WireMark {
+    pub op: Option<crate::runtime::engine::Op>,
+    pub object: u64,
+    pub span: Option<WireSpan>,
+    pub at: u64,
+    pub parked: Option<(u64, u64)>,
+    pub spawned_by: Option<u64>,
+    pub ended: bool,
 }
 
 /// An operation on a shared object, performed by the process that owns it.
@@ -279,6 +313,8 @@ pub enum Msg {
     },
     /// The child's function finished (after the child's own threads).
     Done(Result<Packet, WireError>),
+    /// A traced child's part of the trace, sent just before `Done`.
+    Trace(Box<WireTrace>),
     /// Output that need not end a line (`write`): the parent holds it with
     /// its own partial line, so what reaches stdout is still whole lines.
     Text(String),
@@ -383,6 +419,7 @@ mod tests {
             daemon: false,
             color: false,
             seed: 1,
+            record: false,
             globals: vec!["x".into()],
             left_out: vec![],
             payload: Packet {
