@@ -6,7 +6,7 @@
 //! lives there is what must be exact in both processes without a round
 //! trip: the owner word of each lock (so a child takes a free lock with
 //! one compare-and-swap, see `locks.rs`) and the counter of each lease of
-//! queue items (`process/lease.rs`). Everything else about an object stays
+//! queue items (`lease.rs`). Everything else about an object stays
 //! with its owner.
 //!
 //! The arena is cut into blocks of `BLOCK` words. A lock's block and a

@@ -2,8 +2,8 @@
 
 use super::arena::Arena;
 use super::engine::{Op, Step, Time};
+use super::lease::{self, Ticket};
 use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
-use super::process::lease::{self, Ticket};
 use super::waits::{BlockOn, WaitQueue};
 use super::{Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
@@ -28,7 +28,7 @@ pub struct QueueState {
     putters: WaitQueue,
     /// Items a consumer in another process took ahead of use and may not
     /// all have used: still this queue's, ahead of `items` (see
-    /// `process::lease`). At most one at a time: any get ends it first.
+    /// `lease.rs`). At most one at a time: any get ends it first.
     lease: Option<Lease>,
 }
 

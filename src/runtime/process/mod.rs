@@ -12,7 +12,6 @@
 
 pub mod codec;
 mod ghost;
-pub mod lease;
 pub mod link;
 pub mod proxy;
 mod serve;

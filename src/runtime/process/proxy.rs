@@ -5,12 +5,12 @@
 //! (`lease.rs`).
 
 use super::codec;
-use super::lease::{self, Ticket};
 use super::link::Link;
 use super::wire::Op as WireOp;
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::arena::Words;
 use crate::runtime::engine::{Backoff, Op, Spin, Time};
+use crate::runtime::lease::{self, Ticket};
 use crate::runtime::locks::{note_taken, FLAGS};
 use crate::runtime::object::{Cx, Members, Object, Reply, Res};
 use crate::runtime::threads::Held;
