@@ -206,6 +206,11 @@ impl ThreadRecord {
             }
             _ => None,
         };
+        // Out before anyone waiting learns that the thread is over: the
+        // end of the script waits for it, then the process may exit.
+        if let Some(e) = &orphan_error {
+            ctx.report_unjoined(&self.name, e);
+        }
         finish.outcome = Outcome::Done(result);
         finish.waiters.wake_all(&ctx.registry);
         orphan_error
@@ -428,11 +433,10 @@ impl ThreadRecord {
     /// The thread (or process) is over: record its result, wake joiners,
     /// leave the registry, and report an error nobody can join any more.
     pub(crate) fn end(&self, result: Result<Value, RuntimeError>, ctx: &Context) {
-        // Reported before leaving the registry: if its end leaves the others
-        // stuck, the error that caused it comes first, and the deadlock
-        // report names it.
+        // An error nobody joins is reported by `finish`, before leaving the
+        // registry: if its end leaves the others stuck, the error that
+        // caused it comes first, and the deadlock report names it.
         if let Some(e) = self.finish(result, ctx) {
-            ctx.report_unjoined(&self.name, &e);
             ctx.registry
                 .note_failure(format!("{} {}", self.noun(), self.name), &e);
         }
