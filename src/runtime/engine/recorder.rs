@@ -25,6 +25,41 @@ pub struct Mark {
     pub ended: bool,
 }
 
+/// A thread's marks while it runs, in chunks that grow to `CHUNK`: a
+/// long run never copies what it noted to grow, and a short thread never
+/// holds a big buffer.
+#[derive(Default)]
+pub struct Marks {
+    chunks: Vec<Vec<Mark>>,
+}
+
+const CHUNK: usize = 4096;
+
+impl Marks {
+    fn push(&mut self, m: Mark) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < c.capacity() => c.push(m),
+            last => {
+                let size = last.map_or(16, |c| (c.capacity() * 2).min(CHUNK));
+                let mut c = Vec::with_capacity(size);
+                c.push(m);
+                self.chunks.push(c);
+            }
+        }
+    }
+
+    fn last_mut(&mut self) -> Option<&mut Mark> {
+        self.chunks.last_mut().and_then(|c| c.last_mut())
+    }
+
+    fn take(&mut self) -> Vec<Mark> {
+        std::mem::take(&mut self.chunks)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
 /// A thread's marks, with its name.
 pub struct Track {
     pub thread: ThreadId,
@@ -88,7 +123,7 @@ impl Recorder {
 
     /// `me` is over: its marks join the recorder's.
     pub fn ended(&self, me: &ThreadRecord, now: Time) {
-        let mut marks = std::mem::take(&mut *me.marks.lock());
+        let mut marks = me.marks.lock().take();
         match marks.last_mut() {
             Some(last) if last.at <= now.as_nanos() => last.ended = true,
             _ => marks.push(Mark {
@@ -119,7 +154,7 @@ impl Recorder {
     pub fn tracks(&self, still: &[&ThreadRecord]) -> Vec<Track> {
         let mut tracks = std::mem::take(&mut *self.done.lock());
         for t in still {
-            let marks = std::mem::take(&mut *t.marks.lock());
+            let marks = t.marks.lock().take();
             if !marks.is_empty() {
                 tracks.push(Track {
                     thread: t.id,
