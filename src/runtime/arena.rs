@@ -229,6 +229,21 @@ impl Drop for Words {
     }
 }
 
+/// A header for a message of the one byte `iov` points at, with `room`
+/// bytes of `control` for an fd (0: none). The pointers it holds are into
+/// the caller's `iov` and `control`, which outlive the call using it.
+fn header(iov: &mut libc::iovec, control: &mut [u64; 4], room: usize) -> libc::msghdr {
+    // SAFETY: msghdr is plain data; all zeroes is an empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    if room > 0 {
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = room.min(std::mem::size_of_val(control)) as _;
+    }
+    msg
+}
+
 /// One byte, carrying `fd` (SCM_RIGHTS) when there is one.
 fn send_byte(stream: &UnixStream, fd: Option<RawFd>) -> io::Result<()> {
     let mut byte = [u8::from(fd.is_some())];
@@ -237,17 +252,14 @@ fn send_byte(stream: &UnixStream, fd: Option<RawFd>) -> io::Result<()> {
         iov_len: 1,
     };
     let mut control = [0u64; 4];
-    // SAFETY: msghdr is plain data; every pointer set below outlives the
-    // sendmsg call, and the control buffer (32 bytes) has room for one
-    // fd's header (CMSG_SPACE(4) is 24 bytes on Linux).
+    // SAFETY: CMSG_SPACE(4) is 24 bytes on Linux, within the 32 of the
+    // control buffer; every pointer in the header outlives sendmsg.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
+        let room = fd.map_or(0, |_| {
+            libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize
+        });
+        let msg = header(&mut iov, &mut control, room);
         if let Some(fd) = fd {
-            let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = space as _;
             let cmsg = libc::CMSG_FIRSTHDR(&msg);
             (*cmsg).cmsg_level = libc::SOL_SOCKET;
             (*cmsg).cmsg_type = libc::SCM_RIGHTS;
@@ -268,14 +280,12 @@ fn receive_byte(stream: &UnixStream) -> io::Result<Option<OwnedFd>> {
         iov_len: 1,
     };
     let mut control = [0u64; 4];
-    // SAFETY: as in `send_byte`; the kernel writes at most msg_controllen
-    // bytes of control data, and an fd it passes is ours from then on.
+    let room = std::mem::size_of_val(&control);
+    let mut msg = header(&mut iov, &mut control, room);
+    // SAFETY: the kernel writes at most msg_controllen bytes of control
+    // data into the header's buffers, and an fd it passes is ours from
+    // then on.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
         let n = libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
         if n != 1 {
             return Err(if n < 0 {

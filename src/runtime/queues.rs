@@ -209,20 +209,26 @@ impl Queue {
         at: Option<Span>,
         describe: impl FnOnce() -> BlockOn,
     ) -> Result<Option<Value>, RuntimeError> {
+        self.get_with(ctx, me, at, describe, |s| self.try_get(s, ctx))
+    }
+
+    /// A get: take what `attempt` takes, waiting (as `describe` says) until
+    /// it can or the deadline passes.
+    fn get_with<T>(
+        &self,
+        ctx: &Context,
+        me: &ThreadRef,
+        at: Option<Span>,
+        describe: impl FnOnce() -> BlockOn,
+        mut attempt: impl FnMut(&mut QueueState) -> Option<T>,
+    ) -> Result<Option<T>, RuntimeError> {
         ctx.engine().point(me, Step::new(Op::Get, self.id, at));
         let mut s = self.state.lock();
-        if let Some(v) = self.try_get(&mut s, ctx) {
-            return Ok(Some(v));
+        if let Some(got) = attempt(&mut s) {
+            return Ok(Some(got));
         }
         let on = describe();
-        super::waits::block_until(
-            &ctx.registry,
-            me,
-            &mut s,
-            &on,
-            |s| &mut s.getters,
-            |s| self.try_get(s, ctx),
-        )
+        super::waits::block_until(&ctx.registry, me, &mut s, &on, |s| &mut s.getters, attempt)
     }
 
     /// Exact at the moment it answers: items leased to another process
@@ -251,19 +257,11 @@ impl Queue {
         arena: Option<&Arc<Arena>>,
     ) -> Result<Option<Leased>, RuntimeError> {
         let ctx = cx.ctx;
-        ctx.engine()
-            .point(cx.me, Step::new(Op::Get, self.id, Some(cx.at)));
-        let mut s = self.state.lock();
-        if let Some(got) = self.try_lease(&mut s, ctx, max, arena) {
-            return Ok(Some(got));
-        }
-        let on = cx.block_on(format!("an item from {}", label), deadline);
-        super::waits::block_until(
-            &ctx.registry,
+        self.get_with(
+            ctx,
             cx.me,
-            &mut s,
-            &on,
-            |s| &mut s.getters,
+            Some(cx.at),
+            || cx.block_on(format!("an item from {}", label), deadline),
             |s| self.try_lease(s, ctx, max, arena),
         )
     }

@@ -91,8 +91,9 @@ impl Remote {
     }
 
     /// The next leased item, if the lease still holds: using it is one
-    /// compare-and-swap on the board, which the owner's ending the lease
-    /// may beat (then the copies here are stale and dropped).
+    /// compare-and-swap on its counter in the owner's arena, which the
+    /// owner's ending the lease may beat (then the copies here are stale
+    /// and dropped).
     fn use_ahead(&self) -> Option<Value> {
         let mut ahead = self.ahead.lock();
         let ticket = ahead.ticket?;

@@ -159,8 +159,8 @@ fn forward(cx: &Cx, from: &Arc<Link>, r: &Remote, op: Op) -> Res<Vec<Value>> {
     };
     let take = matches!(op, Op::Take { .. });
     let op = match op {
-        // A lease is between an owner and its direct child (their board),
-        // so a grandchild's gets are passed on one at a time.
+        // A lease's counter is in the owner's arena, which only its own
+        // children map: a grandchild's gets are passed on one at a time.
         Op::Take { timeout, .. } => Op::Get { timeout },
         Op::Put { item, timeout } => Op::Put {
             item: relink(item)?,
