@@ -152,6 +152,14 @@ const BENCHMARKS: &[Benchmark] = &[
         sched: Some("random:1"),
     },
     Benchmark {
+        name: "sched_proc_spawn_200",
+        description: "proc_spawn_200 under `--sched random:1`: 200 simulated processes spawned and joined (whole process; vs: the OS engine, real processes)",
+        target: "<= 0.05x vs",
+        rust: None,
+        versus: Some("sched_proc_spawn_200"),
+        sched: Some("random:1"),
+    },
+    Benchmark {
         name: "sched_startup",
         description: "scripts/01_start_join.conc under `--sched random:1` (whole process; vs: the OS engine)",
         target: "<= 1.2x vs",

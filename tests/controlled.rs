@@ -129,17 +129,28 @@ fn a_bad_schedule_is_a_usage_error() {
 }
 
 #[test]
-fn processes_are_refused_under_control_for_now() {
-    let out = conc(&[
+fn processes_are_simulated_and_deterministic() {
+    // Under control a child is simulated in this process: no binary is
+    // started (a binary that does not exist changes nothing), and one seed
+    // gives one run, pids included.
+    let run = |seed: &str| {
+        Command::new(env!("CARGO_BIN_EXE_conc"))
+            .args(["--sched", seed, &script("29_process_producer_consumer.conc")])
+            .env("NO_COLOR", "1")
+            .env("CONC_EXE", "/nonexistent/conc")
+            .stdin(Stdio::null())
+            .output()
+            .expect("conc runs")
+    };
+    let first = shown(&run("random:7"));
+    assert_eq!(first.2, Some(0), "{first:?}");
+    assert_eq!(first, shown(&run("random:7")));
+    let pids = conc(&[
         "--sched",
-        "random:1",
+        "random:2",
         "-c",
-        "fn f() { return 1 }\nlet p = spawn process f()\nprint(join p)",
+        "fn f() { return [getpid(), getppid()] }\nlet p = spawn process f()\n\
+         let q = spawn process f()\nprint(join p, join q, p.pid, getpid(), p.exitcode)",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("ProcessError") && err.contains("--sched"),
-        "{err}"
-    );
+    assert_eq!(text(&pids.stdout), "[1001, 1000] [1002, 1000] 1001 1000 0\n");
 }

@@ -160,9 +160,18 @@ fn lanes_fit_80_columns_for_four_threads() {
 
 #[test]
 fn os_traces_merge_the_processes() {
+    six_processes_named(None);
+}
+
+#[test]
+fn controlled_traces_show_the_simulated_processes() {
+    six_processes_named(Some("random:3"));
+}
+
+fn six_processes_named(schedule: Option<&str>) {
     let script = "scripts/29_process_producer_consumer.conc";
-    check_on(script, None, &[]);
-    let (events, _) = trace_of(script, None);
+    check_on(script, schedule, &[]);
+    let (events, _) = trace_of(script, schedule);
     let mut processes = Vec::new();
     let mut thread_pids = Vec::new();
     for e in &events {

@@ -217,8 +217,9 @@ fn pool_worker(it: &mut Interp, args: Vec<Value>) -> Res {
                 Some(Value::List(job)) => run_job(it, &job.lock().clone()),
                 _ => return Ok(Value::Nil),
             },
-            // The connection is gone: nothing more to do.
-            Err(e) if e.is(kind::PROCESS) => return Err(e),
+            // The connection is gone, or the program is over (a deadlock
+            // ended it): nothing more to do.
+            Err(e) if e.is(kind::PROCESS) || e.ends_the_run() => return Err(e),
             // The job could not be copied here (say, a thread handle in it).
             Err(e) => Err(e),
         };

@@ -77,9 +77,9 @@ fn object_label(e: &Event) -> Option<String> {
     let s = e.step?;
     match s.object {
         0 => None,
-        o if o >> 32 == 1 << 31 => Some(format!("global#{}", o & 0xffff_ffff)),
+        o if crate::runtime::footprint::is_global(o) => Some(format!("global#{}", o & 0xffff_ffff)),
         o if o >> 61 == THREAD >> 61 => Some(format!("thread#{}", o & !THREAD)),
-        o if o < 1 << 32 => Some(format!("object#{}", o)),
+        o if o >> 60 == 0 => Some(format!("object#{}", o & 0xffff_ffff)),
         _ => None,
     }
 }
@@ -108,19 +108,47 @@ impl Writer {
     }
 }
 
+/// The processes of a controlled run that simulated some: each named after
+/// its first thread (its main thread is named like the process).
+fn simulated_processes(log: &Log, file: &str) -> Vec<(u32, String)> {
+    let pid = crate::runtime::engine::CONTROLLED_PID;
+    let mut out = vec![(pid, format!("conc {} (pid {})", file, pid))];
+    let mut spaces: Vec<u64> = log.events.iter().map(|e| e.thread >> 32).collect();
+    spaces.sort_unstable();
+    spaces.dedup();
+    for k in spaces.into_iter().filter(|k| *k != 0) {
+        let name = log
+            .names
+            .get(&((k << 32) | 1))
+            .cloned()
+            .unwrap_or_else(|| "?".to_string());
+        let pid = pid + k as u32;
+        out.push((pid, format!("process {} (pid {})", name, pid)));
+    }
+    out
+}
+
 /// The run in `log` as a trace file's text.
 pub fn chrome_json(log: &Log, file: &str, source: &str, clock: Clock) -> String {
     let mut w = Writer {
         out: String::from("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n"),
         first: true,
     };
-    let pid_of = |tid: ThreadId| log.pids.get(&tid).copied().unwrap_or(1);
     // Object and thread ids are a process's own: flows never cross.
     let space = |tid: ThreadId| tid & !0xffff_ffff;
-    let processes = if log.processes.is_empty() {
-        vec![(1, format!("conc {}", file))]
-    } else {
+    let simulated = log.processes.is_empty() && log.events.iter().any(|e| space(e.thread) != 0);
+    let pid_of = |tid: ThreadId| match log.pids.get(&tid) {
+        Some(pid) => *pid,
+        // A controlled run's simulated processes: the n-th has pid 1000 + n.
+        None if simulated => crate::runtime::engine::CONTROLLED_PID + (tid >> 32) as u32,
+        None => 1,
+    };
+    let processes = if !log.processes.is_empty() {
         log.processes.clone()
+    } else if simulated {
+        simulated_processes(log, file)
+    } else {
+        vec![(1, format!("conc {}", file))]
     };
     for (pid, name) in &processes {
         w.event(&format!(

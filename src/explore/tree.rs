@@ -231,7 +231,7 @@ impl Tree {
 /// Whether a key names plain data (a global, a list, a map, a shared
 /// variable) rather than a synchronising object.
 pub fn is_data(key: u64) -> bool {
-    key >> 32 == 1 << 31 || key >> 61 == 1
+    crate::runtime::footprint::is_global(key) || key >> 61 == 1
 }
 
 /// For each event of a run, whether it is in a data race: it touches data

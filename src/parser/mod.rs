@@ -41,13 +41,26 @@ type PResult<T> = Result<T, SyntaxError>;
 const PARSER_STACK: usize = 64 * 1024 * 1024;
 
 thread_local! {
-    static ON_BIG_STACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Where the big stack of this OS thread begins (0: it has none).
+    static BIG_STACK_TOP: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// The calling thread was started with at least `PARSER_STACK` of stack:
 /// parsing on it needs no thread of its own (which costs a process start).
 pub fn mark_big_stack() {
-    ON_BIG_STACK.with(|b| b.set(true));
+    let here = 0u8;
+    let top = std::hint::black_box(&here) as *const u8 as usize;
+    BIG_STACK_TOP.with(|b| b.set(top));
+}
+
+/// Whether the caller runs on the big stack its thread marked (a fiber of
+/// the controlled engine runs on a stack of its own, on the same thread).
+fn on_big_stack() -> bool {
+    let here = 0u8;
+    let sp = std::hint::black_box(&here) as *const u8 as usize;
+    let top = BIG_STACK_TOP.with(|b| b.get());
+    // Most of it must be left: the marker is near the top.
+    top != 0 && sp <= top && top - sp < PARSER_STACK / 4
 }
 
 /// Parse a whole file, `-c` string or REPL entry.
@@ -60,24 +73,60 @@ pub fn parse(source: &str, src: SourceId) -> Result<Program, SyntaxError> {
             "here",
         ));
     }
-    if ON_BIG_STACK.with(|b| b.get()) {
+    if let Some(program) = cached(source, src) {
+        return Ok(program);
+    }
+    let parsed = parse_on_a_big_stack(source, src);
+    match &parsed {
+        Ok(program) if source.len() <= KEPT_TEXT => remember(source, src, program),
+        _ => {}
+    }
+    parsed
+}
+
+thread_local! {
+    /// The last few programs parsed on this OS thread, by their text: a
+    /// simulated child process loads its parent's sources, which the same
+    /// OS thread has just parsed (a parse is a function of text and id).
+    static PARSED: std::cell::RefCell<Vec<(SourceId, String, Program)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+const KEPT_PARSES: usize = 4;
+/// Longer texts are not kept (a copy of a huge text would double it).
+const KEPT_TEXT: usize = 1 << 20;
+
+fn cached(source: &str, src: SourceId) -> Option<Program> {
+    PARSED.with(|p| {
+        p.borrow()
+            .iter()
+            .find(|(id, text, _)| *id == src && text == source)
+            .map(|(_, _, program)| program.clone())
+    })
+}
+
+fn remember(source: &str, src: SourceId, program: &Program) {
+    PARSED.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() == KEPT_PARSES {
+            p.remove(0);
+        }
+        p.push((src, source.to_string(), program.clone()));
+    })
+}
+
+fn parse_on_a_big_stack(source: &str, src: SourceId) -> Result<Program, SyntaxError> {
+    if on_big_stack() {
         return parse_here(source, src).map_err(|e| onto_last_char(e, source));
     }
-    std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name("conc-parser".into())
-            .stack_size(PARSER_STACK)
-            .spawn_scoped(scope, || {
-                parse_here(source, src).map_err(|e| onto_last_char(e, source))
-            });
-        match worker {
-            Ok(handle) => handle
-                .join()
-                .unwrap_or_else(|_| Err(internal(Span::new(src, 0, 0), "the parser crashed"))),
-            // No thread available: parse on this one (pest still guards its stack).
-            Err(_) => parse_here(source, src),
-        }
-    })
+    // Elsewhere (a small thread, a fiber of the controlled engine) parse on
+    // a big stack of its own, switched to on this thread: no thread start.
+    let parsed = std::panic::catch_unwind(|| {
+        stacker::grow(PARSER_STACK, || {
+            parse_here(source, src).map_err(|e| onto_last_char(e, source))
+        })
+    });
+    parsed.unwrap_or_else(|_| Err(internal(Span::new(src, 0, 0), "the parser crashed")))
 }
 
 /// An error at the very end of the input (past trailing blank lines) would

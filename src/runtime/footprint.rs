@@ -113,6 +113,28 @@ fn serial() -> u64 {
     }
 }
 
+/// The key `key` (an object id, or a global cell `1 << 63 | n`) names in
+/// process `process` of a controlled run (0: the top one; see
+/// `engine::THREAD_BITS`). Simulated processes number their objects and
+/// globals from the same start: their keys must not meet.
+pub fn in_process(key: u64, process: u64) -> u64 {
+    if process == 0 || !(key >> 60 == 0 || key >> 60 == 8) {
+        return key;
+    }
+    key | (process.min((1 << 28) - 1) << 32)
+}
+
+/// Whether `key` is a global cell (of any process).
+pub fn is_global(key: u64) -> bool {
+    key >> 60 == 8
+}
+
+/// A key of its own for something made now that exploration must see
+/// touched (a channel between simulated processes).
+pub fn new_key() -> u64 {
+    DATA | serial()
+}
+
 /// A mutex around data scripts share by reference (lists, maps, captured
 /// variables): every lock is an access the recorder sees.
 pub struct Shared<T> {

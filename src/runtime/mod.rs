@@ -56,6 +56,9 @@ pub struct Context {
     /// Memory shared with the processes this one spawns (`arena.rs`),
     /// mapped on first use.
     pub arena: std::sync::OnceLock<Option<Arc<arena::Arena>>>,
+    /// How a child process is simulated under the controlled engine (the
+    /// session layer provides it: it makes the child's session).
+    pub child_entry: Option<process::simulated::ChildEntry>,
 }
 
 /// Function objects by where they are declared: the same in every process

@@ -181,6 +181,12 @@ impl ThreadRecord {
         matches!(self.finish.lock().outcome, Outcome::Running)
     }
 
+    /// Its number within its process (`ident`): under control a simulated
+    /// process's thread ids carry the process in their high bits.
+    pub fn ident(&self) -> u64 {
+        self.id & ((1 << super::engine::THREAD_BITS) - 1)
+    }
+
     pub fn os_id(&self) -> u64 {
         self.os_id.load(Ordering::Relaxed)
     }
@@ -553,7 +559,7 @@ impl Object for ThreadHandle {
         let r = &self.record;
         match name {
             "name" => Some(Value::str(&r.name)),
-            "ident" => Some(Value::Int(r.id as i64)),
+            "ident" => Some(Value::Int(r.ident() as i64)),
             "native_id" => Some(Value::Int(r.os_id() as i64)),
             "daemon" => Some(Value::Bool(r.daemon)),
             "pid" => r.process.as_ref().map(|p| Value::Int(i64::from(p.pid))),

@@ -157,6 +157,16 @@ pub struct Engine {
     recorder: Option<Arc<recorder::Recorder>>,
     /// Controlled or recording: `point` has work to do.
     watched: bool,
+    /// Under control: what `getpid()` and `getppid()` say.
+    pids: (u32, u32),
+    /// A simulated child process's engine: it shares its parent's
+    /// scheduler, which the parent's session owns.
+    simulated: bool,
+    /// Under control, the threads of the n-th simulated process are
+    /// numbered from `n << 32`: ids stay unique for the scheduler they
+    /// share, and each process counts its own threads from 1, as a real
+    /// one does.
+    thread_base: u64,
 }
 
 /// What `cpu_count()` says under control: a fixed number, so a script that
@@ -164,6 +174,8 @@ pub struct Engine {
 pub const CONTROLLED_CPUS: usize = 4;
 /// `getpid()` of the main process under control.
 pub const CONTROLLED_PID: u32 = 1000;
+/// A thread's number within its process: the low bits of its id.
+pub const THREAD_BITS: u32 = 32;
 
 impl Default for Engine {
     fn default() -> Self {
@@ -182,6 +194,9 @@ impl Engine {
             sched: None,
             recorder: None,
             watched: false,
+            pids: (CONTROLLED_PID, 1),
+            simulated: false,
+            thread_base: 0,
         }
     }
 
@@ -223,9 +238,40 @@ impl Engine {
         }
     }
 
+    /// The engine of a child process simulated under the same scheduler
+    /// (`process/simulated.rs`), with its own pid and random numbers.
+    pub fn simulated(parent: &Engine, seed: u64, pid: u32) -> Engine {
+        Engine {
+            sched: parent.sched.clone(),
+            watched: true,
+            pids: (pid, parent.pid()),
+            simulated: true,
+            thread_base: u64::from(pid.saturating_sub(CONTROLLED_PID)) << THREAD_BITS,
+            ..Engine::os(Some(seed))
+        }
+    }
+
+    /// Where this process's thread ids begin (see `thread_base`).
+    pub fn thread_base(&self) -> u64 {
+        self.thread_base
+    }
+
+    /// Footprint keys of what each process has of its own (its random
+    /// numbers, its id counters): one per simulated process, so two
+    /// processes drawing ids are not taken to race.
+    pub fn own_key(&self, key: u64) -> u64 {
+        key | ((self.thread_base >> THREAD_BITS) << 8)
+    }
+
     /// The scheduler, under control.
     pub fn scheduler(&self) -> Option<&Arc<Scheduler>> {
         self.sched.as_ref()
+    }
+
+    /// The session that made this engine owns its scheduler (and ends it
+    /// when it ends): false for a simulated child process.
+    pub fn owns_scheduler(&self) -> bool {
+        self.sched.is_some() && !self.simulated
     }
 
     /// The session's first thread is running: under control it holds the
@@ -385,6 +431,15 @@ impl Engine {
         }
     }
 
+    /// A helper of the runtime that runs as a thread under control (a
+    /// stand-in, a connection's reader, a simulated process's main thread)
+    /// is over: the turn moves on. Nothing to do on the OS engine.
+    pub fn helper_ended(&self, me: &ThreadRecord) {
+        if let Some(s) = &self.sched {
+            s.ended(me)
+        }
+    }
+
     /// Wait on `cv` for at most `limit` for a helper of the runtime (not a
     /// conc thread) to finish something; true if the time ran out.
     pub fn helper_wait<T>(
@@ -398,7 +453,7 @@ impl Engine {
 
     /// A uniformly random 64-bit number from the session's generator.
     pub fn random(&self) -> u64 {
-        super::footprint::touch(super::footprint::RANDOM, true);
+        super::footprint::touch(self.own_key(super::footprint::RANDOM), true);
         self.rng.next()
     }
 
@@ -412,7 +467,7 @@ impl Engine {
     pub fn pid(&self) -> u32 {
         match &self.sched {
             None => std::process::id(),
-            Some(_) => CONTROLLED_PID,
+            Some(_) => self.pids.0,
         }
     }
 
@@ -420,7 +475,7 @@ impl Engine {
         match &self.sched {
             // SAFETY: getppid has no preconditions and cannot fail.
             None => unsafe { libc::getppid() as u32 },
-            Some(_) => 1,
+            Some(_) => self.pids.1,
         }
     }
 
@@ -430,7 +485,7 @@ impl Engine {
         match &self.sched {
             // SAFETY: gettid has no preconditions.
             None => unsafe { libc::gettid() as u64 },
-            Some(_) => CONTROLLED_PID as u64 + me.id,
+            Some(_) => u64::from(self.pids.0) + me.ident(),
         }
     }
 }

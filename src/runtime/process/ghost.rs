@@ -25,6 +25,10 @@ struct GhostJobs {
     /// It has work queued or in hand (and is in the registry, and an OS
     /// thread works through its queue).
     active: bool,
+    /// Under control: its fiber exists (parked while idle).
+    fiber: bool,
+    /// Its connection is gone: an idle fiber ends.
+    retired: bool,
 }
 
 /// The stand-in for one thread of the other process.
@@ -51,6 +55,16 @@ impl Ghost {
         !self.jobs.lock().active
     }
 
+    /// Its connection is gone: under control its parked fiber ends.
+    pub(super) fn retire(&self, ctx: &Context) {
+        let mut jobs = self.jobs.lock();
+        jobs.retired = true;
+        if jobs.fiber && !jobs.active {
+            drop(jobs);
+            ctx.engine().unpark(&self.record);
+        }
+    }
+
     /// Queue a request, and start an OS thread to work through the queue
     /// unless one already is.
     pub(super) fn take(self: Arc<Ghost>, link: &Arc<Link>, ctx: &Arc<Context>, request: Request) {
@@ -64,6 +78,12 @@ impl Ghost {
         // hands (which could look like a deadlock).
         jobs.active = true;
         ctx.registry.register(self.record.clone());
+        if jobs.fiber {
+            drop(jobs);
+            ctx.engine().unpark(&self.record);
+            return;
+        }
+        jobs.fiber = !ctx.engine().fast_paths();
         drop(jobs);
         let (link2, ctx2, g) = (link.clone(), ctx.clone(), self.clone());
         let started = ctx.engine().start_thread(
@@ -75,6 +95,7 @@ impl Ghost {
             let requests: Vec<Request> = {
                 let mut jobs = self.jobs.lock();
                 jobs.active = false;
+                jobs.fiber = false;
                 jobs.queue.drain(..).collect()
             };
             ctx.registry.unregister(self.record.id);
@@ -88,6 +109,8 @@ impl Ghost {
 
     /// Work through the queued requests; when none is left the OS thread
     /// goes back to the engine (which keeps it a moment for the next one).
+    /// Under control the fiber stays, parked, until more work comes or
+    /// the connection closes: a stand-in is one thread for the scheduler.
     fn run(&self, link: &Arc<Link>, ctx: &Arc<Context>) {
         loop {
             let next = {
@@ -95,20 +118,45 @@ impl Ghost {
                 match jobs.queue.pop_front() {
                     Some(next) => next,
                     None => {
-                        jobs.active = false;
-                        ctx.registry.unregister(self.record.id);
+                        if jobs.active {
+                            jobs.active = false;
+                            ctx.registry.unregister(self.record.id);
+                        }
+                        if !jobs.fiber {
+                            drop(jobs);
+                            // Under the ghosts' lock, so `close` cannot miss it.
+                            let _ghosts = link.ghosts.lock();
+                            link.ghost_idle.notify_all();
+                            return;
+                        }
+                        if jobs.retired {
+                            drop(jobs);
+                            ctx.engine().helper_ended(&self.record);
+                            return;
+                        }
                         drop(jobs);
-                        // Under the ghosts' lock, so `close` cannot miss it.
-                        let _ghosts = link.ghosts.lock();
-                        link.ghost_idle.notify_all();
-                        return;
+                        ctx.engine().park(&self.record, None);
+                        continue;
                     }
                 }
             };
             self.current.store(next.req, Ordering::Release);
-            let result = self.perform(ctx, link, &next, false);
-            if let Some(result) = result {
-                link.reply(next.req, result);
+            if next.req == 0 {
+                // Posted before the other side went away (a put, the
+                // release of a lock): it takes effect, as a write that
+                // reached the socket before its writer died would. Such an
+                // operation never waits, so an interrupt has nothing to end.
+                let interrupt = self.record.take_interrupt();
+                self.perform(ctx, link, &next, false);
+                if let Some(err) = interrupt {
+                    self.record.set_interrupt(err);
+                }
+            } else if !link.is_broken() {
+                // (Nobody is left to answer: a get would take an item for
+                // no one.)
+                if let Some(result) = self.perform(ctx, link, &next, false) {
+                    link.reply(next.req, result);
+                }
             }
             self.current.store(0, Ordering::Release);
             self.record.clear_interrupt();

@@ -11,7 +11,8 @@
 
 use super::ghost::Ghost;
 use super::proxy::Remote;
-use super::wire::{self, Msg, Op, Packet, Request, WireError};
+use super::transport::{Inbox, Transport};
+use super::wire::{Msg, Op, Packet, Request, WireError};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::arena::{Arena, Words};
 use crate::runtime::engine::{Backoff, Spin};
@@ -19,8 +20,6 @@ use crate::runtime::waits::{block_until, BlockOn, WaitQueue};
 use crate::runtime::{Context, Handle, ThreadRef};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
-use std::io::BufReader;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -35,6 +34,9 @@ const SPIN_FOR_REPLY: Backoff = Backoff {
 /// How long a connection that closes waits for its stand-ins to finish
 /// the operation each has in hand.
 const STAND_INS_STOP: Duration = Duration::from_secs(5);
+/// Under control: how many times a closing connection lets every other
+/// thread run before it gives up waiting for its stand-ins.
+const STAND_INS_LOOKS: usize = 100;
 
 pub struct Link {
     /// Who is at the other end, for messages: "process worker-1 (pid 42)".
@@ -42,7 +44,7 @@ pub struct Link {
     /// This is a child's connection to its parent: its own objects may not
     /// go up it (the parent's deadlock detection could not see their waits).
     pub to_parent: bool,
-    writer: Mutex<UnixStream>,
+    writer: Transport,
     ctx: OnceLock<Weak<Context>>,
     next_req: AtomicU64,
     pending: Mutex<HashMap<u64, Arc<ReplySlot>>>,
@@ -74,14 +76,14 @@ pub struct Link {
 impl Link {
     pub fn new(
         peer: String,
-        stream: UnixStream,
+        writer: Transport,
         to_parent: bool,
         arena: Option<Arc<Arena>>,
     ) -> Arc<Link> {
         Arc::new(Link {
             peer,
             to_parent,
-            writer: Mutex::new(stream),
+            writer,
             ctx: OnceLock::new(),
             next_req: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
@@ -121,8 +123,13 @@ impl Link {
     }
 
     pub fn send(&self, msg: &Msg) -> Result<(), RuntimeError> {
-        let mut w = self.writer.lock();
-        wire::write_msg(&mut *w, msg).map_err(|e| self.lost(&e.to_string()))
+        self.writer.send(msg).map_err(|e| self.lost(&e.to_string()))
+    }
+
+    /// This side sends nothing more: the other side reads what is on its
+    /// way, then sees the connection end.
+    pub fn hang_up(&self) {
+        self.writer.close();
     }
 
     fn lost(&self, why: &str) -> RuntimeError {
@@ -195,16 +202,15 @@ impl Link {
 
     /// Read messages until the other side goes away. Messages that belong
     /// to the process's lifecycle (`Done`, `Deadlock`) go to `other`.
-    pub fn serve(self: &Arc<Link>, stream: UnixStream, mut other: impl FnMut(Msg)) {
-        let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    pub fn serve(self: &Arc<Link>, mut inbox: Inbox, mut other: impl FnMut(Msg)) {
         let why = loop {
-            match wire::read_msg(&mut reader) {
+            match inbox.receive() {
                 Ok(Some(msg)) => self.dispatch(msg, &mut other),
                 Ok(None) => break "it exited".to_string(),
                 Err(e) => break e.to_string(),
             }
         };
-        self.close(&why);
+        self.close(&why, inbox.reader());
     }
 
     fn dispatch(self: &Arc<Link>, msg: Msg, other: &mut impl FnMut(Msg)) {
@@ -255,7 +261,8 @@ impl Link {
     /// stand-in's own thread.
     fn request(self: &Arc<Link>, ctx: &Arc<Context>, request: Request) {
         let ghost = self.ghost(ctx, &request);
-        if ghost.idle() {
+        // Under control every operation is the stand-in's own step.
+        if ghost.idle() && ctx.engine().fast_paths() {
             if let Some(result) = ghost.perform(ctx, self, &request, true) {
                 self.reply(request.req, result);
                 return;
@@ -293,7 +300,9 @@ impl Link {
 
     /// The connection is gone: fail every call still waiting for a reply,
     /// stop every stand-in, and free the locks they held ("owner died").
-    pub fn close(&self, why: &str) {
+    /// `closer`: the conc thread that reads a connection in memory (under
+    /// control), which lets the stand-ins run while it waits for them.
+    pub fn close(&self, why: &str, closer: Option<&ThreadRef>) {
         {
             let mut broken = self.broken.lock();
             if broken.is_none() {
@@ -315,16 +324,32 @@ impl Link {
         }
         // Whoever joins the dead process must not find one of its stand-ins
         // still waiting (it would take the next item put, for nobody).
-        let mut all = self.ghosts.lock();
-        while ghosts.iter().any(|g| !g.idle()) {
-            if ctx
-                .engine()
-                .helper_wait(&self.ghost_idle, &mut all, STAND_INS_STOP)
-            {
-                break;
+        match closer {
+            Some(me) => {
+                // Parked until every other thread is blocked: by then each
+                // interrupted stand-in has run to its end.
+                for _ in 0..STAND_INS_LOOKS {
+                    if ghosts.iter().all(|g| g.idle()) {
+                        break;
+                    }
+                    ctx.engine().park(me, Some(ctx.engine().now()));
+                }
+            }
+            None => {
+                let mut all = self.ghosts.lock();
+                while ghosts.iter().any(|g| !g.idle()) {
+                    if ctx
+                        .engine()
+                        .helper_wait(&self.ghost_idle, &mut all, STAND_INS_STOP)
+                    {
+                        break;
+                    }
+                }
             }
         }
-        drop(all);
+        for g in &ghosts {
+            g.retire(&ctx);
+        }
         // Plain locks its threads took in our arena without asking are
         // held in their stand-ins' names too.
         let quick: Vec<_> = self

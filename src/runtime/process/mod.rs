@@ -15,7 +15,9 @@ mod ghost;
 pub mod link;
 pub mod proxy;
 mod serve;
+pub mod simulated;
 pub mod traced;
+pub mod transport;
 pub mod wire;
 
 pub use link::Link;
@@ -30,6 +32,7 @@ use crate::runtime::waits::BlockOn;
 use crate::runtime::Context;
 use crate::span::Span;
 use parking_lot::Mutex;
+use simulated::SimProcess;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
@@ -37,6 +40,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use transport::{Inbox, Transport};
 use wire::{Msg, Start};
 
 /// The hidden first argument that starts `conc` as a child process.
@@ -52,11 +56,27 @@ pub struct ProcessInfo {
     exit: Mutex<Option<i32>>,
     /// Run once the process has ended, just before its record says so.
     on_exit: Mutex<Vec<ExitHook>>,
+    /// Set for a child simulated under the controlled engine.
+    simulated: Option<Arc<SimProcess>>,
 }
 
 type ExitHook = Box<dyn FnOnce() + Send>;
 
 impl ProcessInfo {
+    fn new(pid: u32, link: Arc<Link>, simulated: Option<Arc<SimProcess>>) -> ProcessInfo {
+        ProcessInfo {
+            pid,
+            link,
+            exit: Mutex::new(None),
+            on_exit: Mutex::new(Vec::new()),
+            simulated,
+        }
+    }
+
+    fn simulated(pid: u32, link: Arc<Link>, process: Arc<SimProcess>) -> ProcessInfo {
+        Self::new(pid, link, Some(process))
+    }
+
     pub fn exitcode(&self) -> Option<i32> {
         *self.exit.lock()
     }
@@ -82,10 +102,14 @@ impl ProcessInfo {
         if exit.is_none() {
             // It will end (or handle the signal): not quiet any more.
             self.link.quiet.store(false, Ordering::Release);
-            // SAFETY: kill has no memory-safety preconditions; the pid is
-            // still ours (not yet waited for, checked under the lock).
-            unsafe {
-                libc::kill(self.pid as i32, signal);
+            match &self.simulated {
+                // A simulated child handles no signal: each ends it.
+                Some(p) => p.end(-signal),
+                // SAFETY: kill has no memory-safety preconditions; the pid
+                // is still ours (not yet waited for, checked under the lock).
+                None => unsafe {
+                    libc::kill(self.pid as i32, signal);
+                },
             }
         }
     }
@@ -171,18 +195,17 @@ pub fn spawn(
     span: Span,
 ) -> Result<Arc<ThreadHandle>, RuntimeError> {
     crate::runtime::threads::check_thread_name(&name)?;
-    if ctx.engine().scheduler().is_some() {
-        return Err(RuntimeError::new(
-            kind::PROCESS,
-            "spawn process is not supported under a controlled schedule (--sched) yet",
-        )
-        .with_help("run this script without --sched, or use threads"));
-    }
     if ctx.daemon_process {
         return Err(
             RuntimeError::new(kind::PROCESS, "a daemon process cannot spawn processes")
                 .with_help("spawn the process from the parent, or make this one non-daemon"),
         );
+    }
+    if ctx.engine().scheduler().is_some() {
+        let n = name.clone();
+        return simulated::spawn(ctx, name, daemon, |link| {
+            start_message(ctx, link, &n, daemon, callee, args, span)
+        });
     }
     // The reaper's slot is taken before the child starts: a child nobody
     // watches would be left running.
@@ -194,7 +217,7 @@ pub fn spawn(
         .map_err(|e| os_error("cannot connect to a new process", e))?;
     let link = Link::new(
         format!("process {}", name),
-        writer,
+        Transport::socket(writer),
         false,
         ctx.arena().cloned(),
     );
@@ -205,12 +228,7 @@ pub fn spawn(
         .stdin(Stdio::from(OwnedFd::from(theirs)))
         .spawn()
         .map_err(|e| os_error("the OS refused to start a process", e))?;
-    let info = Arc::new(ProcessInfo {
-        pid: child.id(),
-        link: link.clone(),
-        exit: Mutex::new(None),
-        on_exit: Mutex::new(Vec::new()),
-    });
+    let info = Arc::new(ProcessInfo::new(child.id(), link.clone(), None));
     let id = ctx.registry.next_thread_id();
     let record = ThreadRecord::new_process(id, name, daemon, info.clone());
     let handle = ThreadHandle::for_record(&record, ctx);
@@ -249,32 +267,7 @@ fn reap(
     stream: UnixStream,
     mut child: Child,
 ) {
-    let link = info.link.clone();
-    let mut done = None;
-    link.serve(stream, |msg| match msg {
-        Msg::Done(result) => {
-            done = Some(result.map_err(RuntimeError::from).and_then(|packet| {
-                codec::decode(&link, &ctx, packet)
-                    .map(|values| values.into_iter().next().unwrap_or_default())
-            }))
-        }
-        Msg::Deadlock(e) => ctx
-            .registry
-            .report_deadlock(&record.name, RuntimeError::from(e), &ctx),
-        Msg::Quiet {
-            replies_seen,
-            waits,
-        } => quiet(&ctx, &record, &link, replies_seen, waits),
-        Msg::Trace(trace) => {
-            if let Some(r) = ctx.engine().recorder() {
-                let epoch = ctx.engine().epoch_monotonic();
-                for p in traced::from_wire(*trace, epoch) {
-                    r.add_process(p);
-                }
-            }
-        }
-        _ => {}
-    });
+    let done = serve_child(&ctx, &record, &info, Inbox::socket(stream));
     let code = {
         let mut exit = info.exit.lock();
         let code = match child.wait() {
@@ -286,6 +279,56 @@ fn reap(
         *exit = Some(code);
         code
     };
+    ended(&ctx, &record, &info, done, code);
+}
+
+/// Read a child's messages until its connection ends; what its `Done`
+/// said, if it said it.
+fn serve_child(
+    ctx: &Arc<Context>,
+    record: &ThreadRef,
+    info: &ProcessInfo,
+    inbox: Inbox,
+) -> Option<Result<Value, RuntimeError>> {
+    let link = info.link.clone();
+    let mut done = None;
+    link.serve(inbox, |msg| match msg {
+        Msg::Done(result) => {
+            done = Some(result.map_err(RuntimeError::from).and_then(|packet| {
+                codec::decode(&link, ctx, packet)
+                    .map(|values| values.into_iter().next().unwrap_or_default())
+            }))
+        }
+        Msg::Deadlock(e) => ctx
+            .registry
+            .report_deadlock(&record.name, RuntimeError::from(e), ctx),
+        Msg::Quiet {
+            replies_seen,
+            waits,
+        } => quiet(ctx, record, &link, replies_seen, waits),
+        Msg::Trace(trace) => {
+            if let Some(r) = ctx.engine().recorder() {
+                let epoch = ctx.engine().epoch_monotonic();
+                for p in traced::from_wire(*trace, epoch) {
+                    r.add_process(p);
+                }
+            }
+        }
+        _ => {}
+    });
+    done
+}
+
+/// The child has ended with `code`: its record says how, and its joiners
+/// wake.
+fn ended(
+    ctx: &Context,
+    record: &ThreadRef,
+    info: &ProcessInfo,
+    done: Option<Result<Value, RuntimeError>>,
+    code: i32,
+) {
+    *info.exit.lock() = Some(code);
     let result = match done {
         Some(result) => result,
         None => Err(died(&record.name, info.pid, code)),
@@ -296,7 +339,7 @@ fn reap(
     for hook in hooks {
         hook();
     }
-    record.end(result, &ctx);
+    record.end(result, ctx);
 }
 
 /// The child says every thread of it waits on something only this process

@@ -139,8 +139,8 @@ impl Registry {
     }
 
     pub fn next_thread_id(&self) -> ThreadId {
-        crate::runtime::footprint::touch(crate::runtime::footprint::IDS, true);
-        self.next_thread.fetch_add(1, Ordering::Relaxed)
+        crate::runtime::footprint::touch(self.engine.own_key(crate::runtime::footprint::IDS), true);
+        self.engine.thread_base() | self.next_thread.fetch_add(1, Ordering::Relaxed)
     }
 
     fn report(&self, threads: &Threads, cycle: Option<deadlock::Cycle>) -> Option<Found> {
@@ -166,7 +166,7 @@ impl Registry {
 
     /// The number of the next object made in this session.
     pub fn next_object_id(&self) -> u64 {
-        crate::runtime::footprint::touch(crate::runtime::footprint::IDS, true);
+        crate::runtime::footprint::touch(self.engine.own_key(crate::runtime::footprint::IDS), true);
         self.next_object.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -278,11 +278,28 @@ impl Registry {
     /// child process turned quiet): look for a deadlock now.
     pub fn recheck(&self) {
         let threads = self.threads.lock();
-        deadlock::probe_children(&threads);
+        self.probe_children(&threads);
         let found = self.report(&threads, deadlock::all_stuck(&threads));
         if let Some(found) = found {
             self.deadlock(threads, found, None);
         }
+    }
+
+    /// When every thread of ours waits on a child process (or on one of
+    /// ours that does), ask the children whether they are quiet. Under
+    /// control the scheduler sees the whole program: it asks only once no
+    /// thread of any process can run (`probe_stalled`), which keeps the
+    /// probes out of the schedules of runs that never get stuck.
+    fn probe_children(&self, threads: &Threads) {
+        if self.engine.scheduler().is_none() {
+            deadlock::probe_children(threads);
+        }
+    }
+
+    /// Under control, no thread of the program can run: ask the children
+    /// (as `probe_children` would on the OS engine).
+    pub fn probe_stalled(&self) {
+        deadlock::probe_children(&self.threads.lock());
     }
 
     pub fn register(&self, thread: ThreadRef) {
@@ -301,7 +318,7 @@ impl Registry {
         let mut threads = self.threads.lock();
         threads.remove(&id);
         self.update_quiet(&threads);
-        deadlock::probe_children(&threads);
+        self.probe_children(&threads);
         let found = self.report(&threads, deadlock::all_stuck(&threads));
         if let Some(found) = found {
             self.deadlock(threads, found, None);
@@ -339,7 +356,7 @@ impl Registry {
             });
         }
         self.update_quiet(&threads);
-        deadlock::probe_children(&threads);
+        self.probe_children(&threads);
         if on.deadline.is_some() || on.external {
             return Ok(());
         }

@@ -23,6 +23,7 @@ pub use fibers::Job;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use strategy::{Choice, Strategy, Transition, TransitionEnd};
 
 /// A thread that went round this many loops with nothing but reads in
@@ -43,8 +44,11 @@ struct Slot {
     permit: bool,
     /// The operation it announced last.
     next: Option<Step>,
-    /// Back-edges since its last operation that changed anything.
+    /// Back-edges since its last operation that changed anything, each
+    /// after a look at shared data.
     spin: u32,
+    /// It read shared data since its last back-edge.
+    looked: bool,
 }
 
 struct State {
@@ -60,7 +64,20 @@ struct State {
     /// Past this many scheduling points the run is stopped (exploration).
     limit: Option<u64>,
     limit_hit: bool,
+    /// The thread that runs the stall hooks, once there is one.
+    prober: Option<ThreadId>,
+    /// The scheduling point at which it last ran.
+    probed_at: Option<u64>,
 }
+
+/// Told when no thread can run and none waits for a deadline (a simulated
+/// process asks its children whether they are quiet); false once its
+/// session is gone.
+pub type StallHook = Box<dyn Fn() -> bool + Send>;
+
+/// The prober's thread id: the highest of the top process's numbers, which
+/// no registry reaches.
+const PROBER: ThreadId = (1 << super::THREAD_BITS) - 1;
 
 /// A transition under way: who runs, what it announced, where it began.
 struct Open {
@@ -78,6 +95,10 @@ pub struct Scheduler {
     /// Virtual now in nanoseconds; written only under `state`.
     clock: AtomicU64,
     fibers: Fibers,
+    /// The next simulated process's pid.
+    next_pid: AtomicU64,
+    /// What the prober runs, keyed by who added them.
+    stall_hooks: Mutex<Vec<(usize, StallHook)>>,
 }
 
 /// What a run under control decided, for its replay token.
@@ -102,10 +123,51 @@ impl Scheduler {
                 open: None,
                 limit: None,
                 limit_hit: false,
+                prober: None,
+                probed_at: None,
             }),
             clock: AtomicU64::new(0),
             fibers: Fibers::default(),
+            next_pid: AtomicU64::new(u64::from(super::CONTROLLED_PID) + 1),
+            stall_hooks: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Run `hook` (once per `key`) whenever no thread can run and none
+    /// waits for a deadline, on a thread of its own (the prober), before
+    /// the run is taken to be stuck.
+    pub fn on_stall(self: &Arc<Self>, key: usize, hook: StallHook) {
+        {
+            let mut hooks = self.stall_hooks.lock();
+            if hooks.iter().any(|(k, _)| *k == key) {
+                return;
+            }
+            hooks.push((key, hook));
+        }
+        if self.state.lock().prober.is_some() {
+            return;
+        }
+        let me = ThreadRecord::new(PROBER, "deadlock-prober".to_string(), true);
+        let sched = Arc::downgrade(self);
+        let record = me.clone();
+        self.start(
+            &me,
+            Box::new(move || loop {
+                let Some(s) = sched.upgrade() else { return };
+                s.stall_hooks.lock().retain(|(_, hook)| hook());
+                s.park(&record, None);
+            }),
+        );
+        let mut st = self.state.lock();
+        st.prober = Some(PROBER);
+        if let Some(slot) = st.slots.get_mut(&PROBER) {
+            slot.status = Status::Blocked(None);
+        }
+    }
+
+    /// The pid of the next simulated child process.
+    pub fn next_pid(&self) -> u32 {
+        self.next_pid.fetch_add(1, Ordering::Relaxed) as u32
     }
 
     #[inline]
@@ -219,6 +281,7 @@ impl Scheduler {
                 permit: false,
                 next: None,
                 spin: 0,
+                looked: false,
             },
         );
     }
@@ -279,6 +342,10 @@ impl Scheduler {
 
     /// `me` is about to perform `step`: maybe another thread goes first.
     pub fn point(&self, me: &ThreadRecord, step: Step) {
+        let step = Step {
+            object: footprint::in_process(step.object, me.id >> super::THREAD_BITS),
+            ..step
+        };
         let mut st = self.state.lock();
         st.steps += 1;
         if !st.limit_hit && st.limit.is_some_and(|l| st.steps > l) {
@@ -294,9 +361,14 @@ impl Scheduler {
         let Some(slot) = st.slots.get_mut(&me.id) else {
             return;
         };
+        // A loop that only looks (`while not done { }`) waits for another
+        // thread; one that reads nothing shared is computing, however long.
         match step.op {
-            Op::BackEdge => slot.spin = slot.spin.saturating_add(1),
-            op if op.only_reads() => {}
+            Op::BackEdge if std::mem::take(&mut slot.looked) => {
+                slot.spin = slot.spin.saturating_add(1)
+            }
+            Op::BackEdge => slot.spin = 0,
+            op if op.only_reads() => slot.looked = true,
             _ => slot.spin = 0,
         }
         slot.next = Some(step);
@@ -422,6 +494,16 @@ impl Scheduler {
     /// every wait before it parks) did not call it a deadlock: never hang;
     /// end each thread's wait with an internal error instead.
     fn stalled(&self, st: &mut State) -> Option<ThreadId> {
+        // Processes may be waiting for one another: the prober asks them,
+        // once per standstill.
+        if let Some(p) = st.prober.filter(|_| st.probed_at != Some(st.steps)) {
+            if let Some(slot) = st.slots.get_mut(&p) {
+                st.probed_at = Some(st.steps);
+                slot.status = Status::Runnable;
+                Self::open(st, p, vec![p], self.now());
+                return Some(p);
+            }
+        }
         let err = RuntimeError::new(
             kind::DEADLOCK,
             "no thread can run, and none waits for a deadline \

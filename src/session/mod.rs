@@ -16,6 +16,8 @@ use crate::runtime::Context;
 use crate::span::{SourceMap, Span};
 use std::sync::Arc;
 
+pub mod child;
+
 pub struct SessionOptions {
     pub argv: Vec<String>,
     pub out: Arc<dyn Output>,
@@ -40,6 +42,10 @@ pub struct SessionOptions {
     pub daemon_process: bool,
     /// On the OS engine: note every thread's steps for a trace.
     pub record: bool,
+    /// A child process simulated under its parent's scheduler: its engine
+    /// (wins over `schedule` and `strategy`) and its main thread, which
+    /// already runs.
+    pub simulated: Option<(Engine, ThreadRef)>,
 }
 
 impl Default for SessionOptions {
@@ -55,6 +61,7 @@ impl Default for SessionOptions {
             main_name: "main".to_string(),
             daemon_process: false,
             record: false,
+            simulated: None,
         }
     }
 }
@@ -79,19 +86,26 @@ impl Session {
         let color = options.color;
         let reporter_sources = sources.clone();
         let reporter_out = options.out.clone();
+        let (engine, simulated_main) = match options.simulated {
+            Some((engine, main)) => (engine, Some(main)),
+            None => (
+                match (options.strategy, &options.schedule) {
+                    (Some(strategy), _) => Engine::controlled(strategy, options.seed.unwrap_or(0)),
+                    (None, None) if options.record => Engine::os_recording(options.seed),
+                    (None, None) => Engine::os(options.seed),
+                    (None, Some(s)) => {
+                        Engine::controlled(s.strategy(), options.seed.unwrap_or(s.seed()))
+                    }
+                },
+                None,
+            ),
+        };
         let ctx = Arc::new(Context {
             globals,
             sources,
             out: options.out,
             argv: options.argv,
-            registry: Registry::new(match (options.strategy, &options.schedule) {
-                (Some(strategy), _) => Engine::controlled(strategy, options.seed.unwrap_or(0)),
-                (None, None) if options.record => Engine::os_recording(options.seed),
-                (None, None) => Engine::os(options.seed),
-                (None, Some(s)) => {
-                    Engine::controlled(s.strategy(), options.seed.unwrap_or(s.seed()))
-                }
-            }),
+            registry: Registry::new(engine),
             reporter: Box::new(move |thread, err| {
                 let rendered =
                     diagnostics::render(&ConcError::Runtime(err.clone()), &reporter_sources, color);
@@ -107,6 +121,7 @@ impl Session {
             daemon_process: options.daemon_process,
             color,
             arena: Default::default(),
+            child_entry: Some(child::simulated),
         });
         ctx.registry.set_sources(ctx.sources.clone());
         if options.deadlock_exits {
@@ -120,10 +135,21 @@ impl Session {
                 out.report(&format!("deadlock among background threads:\n{}", text));
             })));
         }
-        let main = ctx.registry.new_thread(options.main_name, false);
+        // A simulated child's main thread is already one of the run's.
+        let main = match simulated_main {
+            Some(main) => {
+                // It has the process's first thread id.
+                let _ = ctx.registry.next_thread_id();
+                main
+            }
+            None => {
+                let main = ctx.registry.new_thread(options.main_name, false);
+                ctx.engine().adopt(&main);
+                main
+            }
+        };
         ctx.registry.set_main(main.id);
         ctx.registry.register(main.clone());
-        ctx.engine().adopt(&main);
         let interp = Interp::new(ctx.clone(), main.clone());
         Session {
             ctx,
@@ -290,7 +316,12 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if let Some(s) = self.ctx.engine().scheduler() {
+        if let Some(s) = self
+            .ctx
+            .engine()
+            .scheduler()
+            .filter(|_| self.ctx.engine().owns_scheduler())
+        {
             s.shut_down();
         }
     }
