@@ -135,7 +135,11 @@ fn processes_are_simulated_and_deterministic() {
     // gives one run, pids included.
     let run = |seed: &str| {
         Command::new(env!("CARGO_BIN_EXE_conc"))
-            .args(["--sched", seed, &script("29_process_producer_consumer.conc")])
+            .args([
+                "--sched",
+                seed,
+                &script("29_process_producer_consumer.conc"),
+            ])
             .env("NO_COLOR", "1")
             .env("CONC_EXE", "/nonexistent/conc")
             .stdin(Stdio::null())
@@ -152,5 +156,8 @@ fn processes_are_simulated_and_deterministic() {
         "fn f() { return [getpid(), getppid()] }\nlet p = spawn process f()\n\
          let q = spawn process f()\nprint(join p, join q, p.pid, getpid(), p.exitcode)",
     ]);
-    assert_eq!(text(&pids.stdout), "[1001, 1000] [1002, 1000] 1001 1000 0\n");
+    assert_eq!(
+        text(&pids.stdout),
+        "[1001, 1000] [1002, 1000] 1001 1000 0\n"
+    );
 }

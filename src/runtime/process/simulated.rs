@@ -153,9 +153,11 @@ pub fn spawn(
     });
     let info = Arc::new(ProcessInfo::simulated(pid, link.clone(), process.clone()));
     let record = ThreadRecord::new_process(ctx.registry.next_thread_id(), name, daemon, info);
+    // (A start too big for a frame fails here, before anyone could wait
+    // for the process.)
+    link.send(&Msg::Start(Box::new(start)))?;
     let handle = ThreadHandle::for_record(&record, ctx);
     ctx.registry.register(record.clone());
-    link.send(&Msg::Start(Box::new(start)))?;
 
     // The child's first thread id (its registry counts on from there).
     let main = ThreadRecord::new(engine.thread_base() | 1, record.name.clone(), false);
