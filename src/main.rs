@@ -152,15 +152,12 @@ fn main() -> ExitCode {
     let runner = std::thread::Builder::new()
         .name("main".into())
         .stack_size(MAIN_STACK)
-        .spawn(move || {
-            conc::parser::mark_big_stack();
-            start()
-        });
+        .spawn(start);
     let code = match runner {
         // The panic hook has already reported a panic and ended the process.
         Ok(handle) => handle.join().unwrap_or(crash::INTERNAL_ERROR),
-        // No big thread to be had: run here, with the stack there is (the
-        // parser then starts its own, and deep recursion fails sooner).
+        // No big thread to be had: run here, with the stack there is (deep
+        // recursion of the evaluator then fails sooner).
         Err(_) => start(),
     };
     // Daemon threads are abandoned: end the process without waiting for them.

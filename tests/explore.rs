@@ -87,10 +87,7 @@ fn outcomes(script: &Script, how: How) -> (BTreeSet<Outcome>, bool, u64) {
 fn on_a_big_stack(body: impl FnOnce() + Send + 'static) {
     let ran = std::thread::Builder::new()
         .stack_size(conc::runtime::threads::THREAD_STACK)
-        .spawn(|| {
-            conc::parser::mark_big_stack();
-            body()
-        })
+        .spawn(body)
         .expect("a thread for the sessions");
     assert!(ran.join().is_ok());
 }

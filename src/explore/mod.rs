@@ -675,7 +675,6 @@ fn sample(
     let stop = AtomicBool::new(false);
     let why = Mutex::new(None::<String>);
     let work = || loop {
-        crate::parser::mark_big_stack();
         if stop.load(Ordering::Relaxed) {
             return;
         }

@@ -40,29 +40,6 @@ type PResult<T> = Result<T, SyntaxError>;
 /// small (test threads have 2 MiB). Only touched pages are ever committed.
 const PARSER_STACK: usize = 64 * 1024 * 1024;
 
-thread_local! {
-    /// Where the big stack of this OS thread begins (0: it has none).
-    static BIG_STACK_TOP: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// The calling thread was started with at least `PARSER_STACK` of stack:
-/// parsing on it needs no thread of its own (which costs a process start).
-pub fn mark_big_stack() {
-    let here = 0u8;
-    let top = std::hint::black_box(&here) as *const u8 as usize;
-    BIG_STACK_TOP.with(|b| b.set(top));
-}
-
-/// Whether the caller runs on the big stack its thread marked (a fiber of
-/// the controlled engine runs on a stack of its own, on the same thread).
-fn on_big_stack() -> bool {
-    let here = 0u8;
-    let sp = std::hint::black_box(&here) as *const u8 as usize;
-    let top = BIG_STACK_TOP.with(|b| b.get());
-    // Most of it must be left: the marker is near the top.
-    top != 0 && sp <= top && top - sp < PARSER_STACK / 4
-}
-
 /// Parse a whole file, `-c` string or REPL entry.
 pub fn parse(source: &str, src: SourceId) -> Result<Program, SyntaxError> {
     // Spans are u32 byte offsets: past 4 GiB they would point elsewhere.
@@ -115,12 +92,10 @@ fn remember(source: &str, src: SourceId, program: &Program) {
     })
 }
 
+/// Parse on a big stack of its own, switched to on this thread (whatever
+/// stack the caller has: a small thread's, a fiber's of the controlled
+/// engine): no thread start, and the same nesting gets through everywhere.
 fn parse_on_a_big_stack(source: &str, src: SourceId) -> Result<Program, SyntaxError> {
-    if on_big_stack() {
-        return parse_here(source, src).map_err(|e| onto_last_char(e, source));
-    }
-    // Elsewhere (a small thread, a fiber of the controlled engine) parse on
-    // a big stack of its own, switched to on this thread: no thread start.
     let parsed = std::panic::catch_unwind(|| {
         stacker::grow(PARSER_STACK, || {
             parse_here(source, src).map_err(|e| onto_last_char(e, source))

@@ -58,7 +58,7 @@ pub struct Context {
     pub arena: std::sync::OnceLock<Option<Arc<arena::Arena>>>,
     /// How a child process is simulated under the controlled engine (the
     /// session layer provides it: it makes the child's session).
-    pub child_entry: Option<process::simulated::ChildEntry>,
+    pub child_entry: process::simulated::ChildEntry,
 }
 
 /// Function objects by where they are declared: the same in every process

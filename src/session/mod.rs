@@ -121,7 +121,7 @@ impl Session {
             daemon_process: options.daemon_process,
             color,
             arena: Default::default(),
-            child_entry: Some(child::simulated),
+            child_entry: child::simulated,
         });
         ctx.registry.set_sources(ctx.sources.clone());
         if options.deadlock_exits {

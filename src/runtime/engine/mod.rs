@@ -157,16 +157,10 @@ pub struct Engine {
     recorder: Option<Arc<recorder::Recorder>>,
     /// Controlled or recording: `point` has work to do.
     watched: bool,
-    /// Under control: what `getpid()` and `getppid()` say.
+    /// Under control: what `getpid()` and `getppid()` say. A pid past
+    /// `CONTROLLED_PID` is a simulated child process's: it shares its
+    /// parent's scheduler, which the parent's session owns.
     pids: (u32, u32),
-    /// A simulated child process's engine: it shares its parent's
-    /// scheduler, which the parent's session owns.
-    simulated: bool,
-    /// Under control, the threads of the n-th simulated process are
-    /// numbered from `n << 32`: ids stay unique for the scheduler they
-    /// share, and each process counts its own threads from 1, as a real
-    /// one does.
-    thread_base: u64,
 }
 
 /// What `cpu_count()` says under control: a fixed number, so a script that
@@ -195,8 +189,6 @@ impl Engine {
             recorder: None,
             watched: false,
             pids: (CONTROLLED_PID, 1),
-            simulated: false,
-            thread_base: 0,
         }
     }
 
@@ -245,22 +237,29 @@ impl Engine {
             sched: parent.sched.clone(),
             watched: true,
             pids: (pid, parent.pid()),
-            simulated: true,
-            thread_base: u64::from(pid.saturating_sub(CONTROLLED_PID)) << THREAD_BITS,
             ..Engine::os(Some(seed))
         }
     }
 
-    /// Where this process's thread ids begin (see `thread_base`).
+    /// Which process of a controlled run this is: 0 for the main one, n
+    /// for the n-th simulated child (pid `CONTROLLED_PID + n`).
+    fn process_index(&self) -> u64 {
+        u64::from(self.pids.0.saturating_sub(CONTROLLED_PID))
+    }
+
+    /// Where this process's thread ids begin: the n-th simulated process
+    /// numbers its threads from `n << THREAD_BITS`, so ids stay unique for
+    /// the scheduler they share, and each process counts its own threads
+    /// from 1, as a real one does.
     pub fn thread_base(&self) -> u64 {
-        self.thread_base
+        self.process_index() << THREAD_BITS
     }
 
     /// Footprint keys of what each process has of its own (its random
     /// numbers, its id counters): one per simulated process, so two
     /// processes drawing ids are not taken to race.
     pub fn own_key(&self, key: u64) -> u64 {
-        key | ((self.thread_base >> THREAD_BITS) << 8)
+        key | (self.process_index() << 8)
     }
 
     /// The scheduler, under control.
@@ -271,7 +270,7 @@ impl Engine {
     /// The session that made this engine owns its scheduler (and ends it
     /// when it ends): false for a simulated child process.
     pub fn owns_scheduler(&self) -> bool {
-        self.sched.is_some() && !self.simulated
+        self.sched.is_some() && self.process_index() == 0
     }
 
     /// The session's first thread is running: under control it holds the

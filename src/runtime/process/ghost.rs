@@ -145,12 +145,10 @@ impl Ghost {
                 // Posted before the other side went away (a put, the
                 // release of a lock): it takes effect, as a write that
                 // reached the socket before its writer died would. Such an
-                // operation never waits, so an interrupt has nothing to end.
-                let interrupt = self.record.take_interrupt();
+                // operation never waits, so an interrupt has nothing to end
+                // (and each request's interrupt ends with it, below).
+                self.record.clear_interrupt();
                 self.perform(ctx, link, &next, false);
-                if let Some(err) = interrupt {
-                    self.record.set_interrupt(err);
-                }
             } else if !link.is_broken() {
                 // (Nobody is left to answer: a get would take an item for
                 // no one.)

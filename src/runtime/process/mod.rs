@@ -73,10 +73,6 @@ impl ProcessInfo {
         }
     }
 
-    fn simulated(pid: u32, link: Arc<Link>, process: Arc<SimProcess>) -> ProcessInfo {
-        Self::new(pid, link, Some(process))
-    }
-
     pub fn exitcode(&self) -> Option<i32> {
         *self.exit.lock()
     }
@@ -201,9 +197,9 @@ pub fn spawn(
                 .with_help("spawn the process from the parent, or make this one non-daemon"),
         );
     }
-    if ctx.engine().scheduler().is_some() {
+    if let Some(sched) = ctx.engine().scheduler() {
         let n = name.clone();
-        return simulated::spawn(ctx, name, daemon, |link| {
+        return simulated::spawn(ctx, sched, name, daemon, |link| {
             start_message(ctx, link, &n, daemon, callee, args, span)
         });
     }
@@ -319,8 +315,8 @@ fn serve_child(
     done
 }
 
-/// The child has ended with `code`: its record says how, and its joiners
-/// wake.
+/// The child has ended with `code` (already in `info.exit`): its record
+/// says how, and its joiners wake.
 fn ended(
     ctx: &Context,
     record: &ThreadRef,
@@ -328,7 +324,6 @@ fn ended(
     done: Option<Result<Value, RuntimeError>>,
     code: i32,
 ) {
-    *info.exit.lock() = Some(code);
     let result = match done {
         Some(result) => result,
         None => Err(died(&record.name, info.pid, code)),

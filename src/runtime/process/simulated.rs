@@ -17,6 +17,7 @@ use super::transport::{Channel, Inbox, Transport};
 use super::wire::{Msg, Start};
 use super::{Link, ProcessInfo};
 use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::engine::controlled::Scheduler;
 use crate::runtime::engine::Engine;
 use crate::runtime::footprint;
 use crate::runtime::threads::{ThreadHandle, ThreadRecord, ThreadRef, THREAD_STACK};
@@ -109,19 +110,12 @@ fn interrupt_all(ctx: &Context, why: &str) {
 /// parent's reader of its messages become threads of this run.
 pub fn spawn(
     ctx: &Arc<Context>,
+    sched: &Arc<Scheduler>,
     name: String,
     daemon: bool,
     make_start: impl FnOnce(&Arc<Link>) -> Result<Start, RuntimeError>,
 ) -> Result<Arc<ThreadHandle>, RuntimeError> {
-    let Some(sched) = ctx.engine().scheduler().cloned() else {
-        return Err(RuntimeError::new(kind::PROCESS, "no controlled run"));
-    };
-    let Some(entry) = ctx.child_entry else {
-        return Err(RuntimeError::new(
-            kind::PROCESS,
-            "this session cannot simulate processes",
-        ));
-    };
+    let entry = ctx.child_entry;
     // Once nothing can run, this process asks its children whether they
     // are quiet (on the OS engine it asks whenever its own threads are
     // all blocked): a deadlock across processes is then seen as there.
@@ -151,7 +145,7 @@ pub fn spawn(
         down: down.clone(),
         up: up.clone(),
     });
-    let info = Arc::new(ProcessInfo::simulated(pid, link.clone(), process.clone()));
+    let info = Arc::new(ProcessInfo::new(pid, link.clone(), Some(process.clone())));
     let record = ThreadRecord::new_process(ctx.registry.next_thread_id(), name, daemon, info);
     // (A start too big for a frame fails here, before anyone could wait
     // for the process.)
@@ -199,6 +193,7 @@ fn reap(ctx: &Arc<Context>, record: ThreadRef, process: &SimProcess, inbox: Inbo
     };
     let done = super::serve_child(ctx, &record, &info, inbox);
     let code = process.code().unwrap_or(1);
+    *info.exit.lock() = Some(code);
     // `join` on the process reads its end: exploration must see it written.
     footprint::touch(footprint::THREAD | record.id, true);
     super::ended(ctx, &record, &info, done, code);

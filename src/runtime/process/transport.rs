@@ -132,17 +132,18 @@ impl Channel {
     /// (or the end) comes, so exploration never tries "looked too early".
     fn receive(&self, me: &ThreadRef) -> Option<Vec<u8>> {
         loop {
-            let st = self.state.lock();
+            let mut st = self.state.lock();
             if st.frames.is_empty() && !st.closed {
+                st.parked = Some(me.clone());
                 drop(st);
-                self.state.lock().parked = Some(me.clone());
                 self.sched.park(me, None);
                 continue;
             }
             drop(st);
             self.sched.point(me, Step::new(Op::Get, self.key, None));
             footprint::touch(self.key, true);
-            // Only this reader takes frames: what it saw is still there.
+            // Only this reader takes frames, so what it saw is still there
+            // (unless its process was ended meanwhile: then it sees the end).
             return self.state.lock().frames.pop_front();
         }
     }
