@@ -300,6 +300,8 @@ pub struct Spawn {
     pub body: SpawnBody,
     /// `named EXPR`
     pub name: Option<Expr>,
+    /// `on EXPR`: the host a process runs on.
+    pub on: Option<Expr>,
 }
 
 #[derive(Debug, Clone)]

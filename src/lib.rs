@@ -23,6 +23,7 @@ pub mod eval;
 pub mod explore;
 pub mod fixture;
 pub mod parser;
+pub mod remote;
 pub mod repl;
 pub mod resolve;
 pub mod runtime;

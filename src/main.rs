@@ -139,12 +139,22 @@ const MAIN_STACK: usize = conc::runtime::threads::THREAD_STACK;
 
 fn main() -> ExitCode {
     crash::install_panic_hook();
-    let child_mode = std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a == conc::child::CHILD_FLAG);
+    let first = std::env::args_os().nth(1);
+    let child_mode = first.as_ref().is_some_and(|a| a == conc::child::CHILD_FLAG);
+    let remote_mode = first
+        .as_ref()
+        .is_some_and(|a| a == conc::remote::REMOTE_FLAG);
+    if remote_mode {
+        // While this process has its only thread: the supervisor ends here.
+        if let Some(code) = conc::remote::split() {
+            std::process::exit(code);
+        }
+    }
     let start = move || {
         if child_mode {
             conc::child::run()
+        } else if remote_mode {
+            conc::remote::run()
         } else {
             run(Cli::parse())
         }

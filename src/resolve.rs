@@ -394,7 +394,8 @@ impl Resolver<'_> {
             }
             SpawnBody::Block(func) => self.function(func)?,
         }
-        self.opt_expr(&mut spawn.name)
+        self.opt_expr(&mut spawn.name)?;
+        self.opt_expr(&mut spawn.on)
     }
 }
 

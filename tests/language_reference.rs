@@ -57,7 +57,7 @@ const FIELDS_AND_METHODS: &[(&str, &[&str])] = &[
             "kill",
         ],
     ),
-    ("process", &["pid", "exitcode", "terminate", "kill"]),
+    ("process", &["pid", "exitcode", "host", "terminate", "kill"]),
     ("lock handle", &["acquire", "release", "locked"]),
     ("event handle", &["set", "clear", "is_set"]),
     (

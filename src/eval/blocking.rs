@@ -12,6 +12,7 @@ use crate::ast::SpawnKind;
 use crate::runtime::engine::{Op, Step, Time};
 use crate::runtime::locks::Lock;
 use crate::runtime::object::Cx;
+use crate::runtime::process::ssh::Host;
 use crate::runtime::{ops, threads, Context, Handle};
 use crate::span::Span;
 
@@ -51,13 +52,14 @@ impl Interp {
         callee: Value,
         args: Vec<Value>,
         name: String,
+        host: Option<Host>,
         span: Span,
     ) -> R<Value> {
         let step = Step::new(Op::Spawn, 0, Some(span));
         self.ctx.engine().point(&self.thread, step);
         if kind == SpawnKind::Process {
             let handle =
-                crate::runtime::process::spawn(&self.ctx, name, daemon, &callee, &args, span)
+                crate::runtime::process::spawn(&self.ctx, name, daemon, &callee, &args, span, host)
                     .map_err(|e| Box::new(e.at(span)))?;
             return Ok(Value::Handle(Handle::Thread(handle)));
         }

@@ -1,6 +1,7 @@
-//! `process_pool(n)`: the pool of `thread_pool` (submit, map, then,
-//! shutdown), but each of its n worker threads hands its jobs to a child
-//! process of its own, which runs them one at a time.
+//! `process_pool(n [, hosts])`: the pool of `thread_pool` (submit, map,
+//! then, shutdown), but each of its n worker threads hands its jobs to a
+//! child process of its own, which runs them one at a time. With hosts (one
+//! host or a list), the children run there, dealt out in turn.
 //!
 //! A worker and its child talk through two queues the worker owns: jobs go
 //! out as `[callee, args, span]` (copied, like any process argument), results come
@@ -15,6 +16,7 @@ use super::value::Value;
 use super::Interp;
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::pools::{Job, Pool};
+use crate::runtime::process::ssh::Host;
 use crate::runtime::process::wire::Op;
 use crate::runtime::process::{self, codec};
 use crate::runtime::queues::{Order, Queue};
@@ -27,7 +29,25 @@ use std::sync::Arc;
 type Res = Result<Value, RuntimeError>;
 
 pub fn new_process_pool(it: &mut Interp, args: Vec<Value>) -> Res {
-    arity("process_pool", &args, 0, 1)?;
+    arity("process_pool", &args, 0, 2)?;
+    let hosts = match args.get(1) {
+        None | Some(Value::Nil) => Vec::new(),
+        Some(Value::List(l)) => {
+            let hosts = l
+                .lock()
+                .iter()
+                .map(Host::from_value)
+                .collect::<Result<Vec<_>, _>>()?;
+            if hosts.is_empty() {
+                return Err(RuntimeError::new(
+                    kind::VALUE,
+                    "process_pool(n, hosts) needs at least one host",
+                ));
+            }
+            hosts
+        }
+        Some(one) => vec![Host::from_value(one)?],
+    };
     let size = positive(
         "process_pool",
         args.first(),
@@ -51,7 +71,8 @@ pub fn new_process_pool(it: &mut Interp, args: Vec<Value>) -> Res {
     }
     let pool = Pool::new(&it.ctx, size as usize, "process-pool");
     for n in 1..=size {
-        if let Err(e) = start_worker(it, &pool, n) {
+        let host = (!hosts.is_empty()).then(|| hosts[(n as usize - 1) % hosts.len()].clone());
+        if let Err(e) = start_worker(it, &pool, n, host) {
             // The workers already started stop (and stop their children).
             let _ = pool.shutdown(&it.ctx, &it.thread, None);
             return Err(e);
@@ -73,11 +94,18 @@ struct Worker {
     jobs: Arc<Queue>,
     results: Arc<Queue>,
     child: Arc<ThreadHandle>,
+    /// Where its child runs (a replacement too).
+    host: Option<Host>,
 }
 
-fn start_worker(it: &Interp, pool: &Arc<Pool>, n: i64) -> Result<(), RuntimeError> {
+fn start_worker(
+    it: &Interp,
+    pool: &Arc<Pool>,
+    n: i64,
+    host: Option<Host>,
+) -> Result<(), RuntimeError> {
     let name = format!("{}-worker-{}", pool.label(), n);
-    let mut worker = spawn_child(it, &name)?;
+    let mut worker = spawn_child(it, &name, host)?;
     let (ctx, pool2) = (it.ctx.clone(), pool.clone());
     let body = Box::new(move |record| {
         let mut interp = Interp::new(ctx.clone(), record);
@@ -101,7 +129,7 @@ fn start_worker(it: &Interp, pool: &Arc<Pool>, n: i64) -> Result<(), RuntimeErro
     Ok(())
 }
 
-fn spawn_child(it: &Interp, name: &str) -> Result<Worker, RuntimeError> {
+fn spawn_child(it: &Interp, name: &str, host: Option<Host>) -> Result<Worker, RuntimeError> {
     let jobs = Queue::new(&it.ctx, Order::Fifo, None);
     let results = Queue::new(&it.ctx, Order::Fifo, None);
     let args = [
@@ -115,6 +143,7 @@ fn spawn_child(it: &Interp, name: &str) -> Result<Worker, RuntimeError> {
         &Value::Builtin(&POOL_WORKER),
         &args,
         Span::default(),
+        host.clone(),
     )?;
     // Results are always lists: `nil` says the child is gone.
     if let Some(info) = &child.record.process {
@@ -128,6 +157,7 @@ fn spawn_child(it: &Interp, name: &str) -> Result<Worker, RuntimeError> {
         jobs,
         results,
         child,
+        host,
     })
 }
 
@@ -164,7 +194,7 @@ impl Interp {
                     .join(&ctx, &me, None, job.span)
                     .err()
                     .unwrap_or_else(|| RuntimeError::new(kind::PROCESS, "it exited"));
-                *w = spawn_child(self, name)?;
+                *w = spawn_child(self, name, w.host.clone())?;
                 Err(RuntimeError::new(
                     kind::PROCESS,
                     format!(

@@ -83,8 +83,8 @@ fn expectation(rule: Rule) -> Expect {
         kw_get => Expect::Token("`get`"),
         kw_case => Expect::Token("`case`"),
         call_args | subscript | field | add_op | mul_op | pow_op | cmp_op | kw_and | kw_or
-        | assign_op | timeout | kw_timeout | spawn_name | kw_named | else_if | else_block
-        | kw_else | EOI => Expect::Continuation,
+        | assign_op | timeout | kw_timeout | spawn_name | kw_named | spawn_on | kw_on | else_if
+        | else_block | kw_else | EOI => Expect::Continuation,
         _ => Expect::Expression,
     }
 }

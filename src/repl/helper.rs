@@ -18,7 +18,7 @@ pub const KEYWORDS: &[&str] = &[
     "let", "fn", "if", "else", "while", "for", "in", "break", "continue", "return", "try", "catch",
     "finally", "raise", "assert", "and", "or", "not", "nil", "true", "false", "spawn", "join",
     "lock", "wait", "put", "get", "select", "submit", "thread", "process", "daemon", "named",
-    "timeout", "case",
+    "timeout", "case", "on",
 ];
 
 /// Fields and methods of handles and data values, offered after a `.`.
@@ -40,6 +40,7 @@ const METHODS: &[&str] = &[
     "find",
     "full",
     "get",
+    "host",
     "ident",
     "index",
     "insert",

@@ -240,9 +240,10 @@ impl std::fmt::Display for ThreadHandle {
         match &self.record.process {
             Some(p) => write!(
                 f,
-                "<process {} pid {} {}>",
+                "<process {} pid {}{} {}>",
                 self.record.name,
                 p.pid,
+                p.host().map(|h| format!(" on {}", h)).unwrap_or_default(),
                 self.record.state_word()
             ),
             None => write!(
@@ -563,6 +564,11 @@ impl Object for ThreadHandle {
             "native_id" => Some(Value::Int(r.os_id() as i64)),
             "daemon" => Some(Value::Bool(r.daemon)),
             "pid" => r.process.as_ref().map(|p| Value::Int(i64::from(p.pid))),
+            // The host a process runs on; `nil` for one on this machine.
+            "host" => r
+                .process
+                .as_ref()
+                .map(|p| p.host().map_or(Value::Nil, Value::str)),
             "exitcode" => r.process.as_ref().map(|p| {
                 p.exitcode()
                     .map_or(Value::Nil, |c| Value::Int(i64::from(c)))
@@ -578,7 +584,15 @@ impl Object for ThreadHandle {
     fn members(&self) -> Members {
         Members {
             methods: names(METHODS),
-            fields: &["name", "ident", "native_id", "daemon", "pid", "exitcode"],
+            fields: &[
+                "name",
+                "ident",
+                "native_id",
+                "daemon",
+                "pid",
+                "exitcode",
+                "host",
+            ],
         }
     }
 

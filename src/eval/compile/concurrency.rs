@@ -12,6 +12,7 @@ use crate::eval::globals::GlobalRef;
 use crate::eval::value::Value;
 use crate::eval::{Frame, Interp, R};
 use crate::runtime::engine::Time;
+use crate::runtime::process::ssh::Host;
 use crate::runtime::threads::check_thread_name;
 use crate::runtime::Handle;
 use crate::span::Span;
@@ -64,6 +65,18 @@ impl Compiler<'_> {
                 None => Ok(it.ctx.next_name(&function_name(callee))),
             }
         };
+        let on = spawn.on.as_ref().map(|e| (self.expr(e), e.span));
+        let on = move |it: &mut Interp, f: Frame| -> R<Option<Host>> {
+            match &on {
+                Some((e, at)) => {
+                    let v = e(it, f)?;
+                    Host::from_value(&v)
+                        .map(Some)
+                        .map_err(|e| Box::new(e.at(*at)))
+                }
+                None => Ok(None),
+            }
+        };
         match &spawn.body {
             SpawnBody::Call { callee, args } => {
                 let (callee, args) = (self.expr(callee), self.exprs(args));
@@ -72,7 +85,8 @@ impl Compiler<'_> {
                     let args = eval_all(&args, it, f)?;
                     check_callable(&callee, span)?;
                     let name = thread_name(it, f, &callee)?;
-                    it.start(how, callee, args, name, span)
+                    let host = on(it, f)?;
+                    it.start(how, callee, args, name, host, span)
                 })
             }
             SpawnBody::Block(decl) => {
@@ -80,7 +94,8 @@ impl Compiler<'_> {
                 Box::new(move |it, f| {
                     let callee = it.make_closure(&func, f);
                     let name = thread_name(it, f, &Value::Nil)?;
-                    it.start(how, callee, Vec::new(), name, span)
+                    let host = on(it, f)?;
+                    it.start(how, callee, Vec::new(), name, host, span)
                 })
             }
         }

@@ -28,7 +28,8 @@ impl Builder {
         Ok(Spanned::new(kind, span))
     }
 
-    /// `spawn [daemon] [thread|process] (CALL | BLOCK) [named EXPR]`.
+    /// `spawn [daemon] [thread|process] (CALL | BLOCK) [named EXPR] [on EXPR]`
+    /// (the last two in either order).
     pub(super) fn spawn_expr(&self, p: Pair<'_, Rule>) -> PResult<Expr> {
         let span = self.span(&p);
         let mut parts = self.parts(p);
@@ -38,15 +39,31 @@ impl Builder {
             _ => SpawnKind::Thread,
         };
         let body = self.spawn_body(parts.next()?)?;
-        let name = match parts.items.next() {
-            Some(q) => Some(self.expr(self.parts(q).next()?)?),
-            None => None,
-        };
+        let (mut name, mut on) = (None, None);
+        for q in parts.items.by_ref() {
+            let which = q.as_rule();
+            let at = self.span(&q);
+            let e = self.expr(self.parts(q).next()?)?;
+            if which == Rule::spawn_on {
+                if kind != SpawnKind::Process {
+                    return Err(SyntaxError::new(
+                        "only a process can run on another host",
+                        at,
+                        "a thread runs in this process",
+                    )
+                    .with_help("write `spawn process f() on HOST`"));
+                }
+                on = Some(e);
+            } else {
+                name = Some(e);
+            }
+        }
         let spawn = Spawn {
             kind,
             daemon,
             body,
             name,
+            on,
         };
         Ok(Spanned::new(ExprKind::Spawn(Box::new(spawn)), span))
     }

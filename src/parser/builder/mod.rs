@@ -57,6 +57,7 @@ fn is_token(rule: Rule) -> bool {
             | kw_select
             | kw_submit
             | kw_named
+            | kw_on
             | kw_timeout
             | kw_case
             | kw_daemon

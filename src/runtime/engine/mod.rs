@@ -27,7 +27,7 @@ use crate::span::Span;
 use controlled::strategy::Strategy;
 use controlled::Scheduler;
 use parking_lot::{Condvar, MutexGuard};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A moment on the session's clock: nanoseconds since the session began.
@@ -176,6 +176,10 @@ impl Default for Engine {
         Engine::os(None)
     }
 }
+
+/// In a child on another machine: the pid of the process that spawned it
+/// there (its OS parent here is only the supervisor `ssh` runs).
+pub static REMOTE_PARENT: OnceLock<u32> = OnceLock::new();
 
 impl Engine {
     /// The OS engine; `seed` fixes the random numbers (`--seed`).
@@ -472,8 +476,11 @@ impl Engine {
 
     pub fn parent_pid(&self) -> u32 {
         match &self.sched {
-            // SAFETY: getppid has no preconditions and cannot fail.
-            None => unsafe { libc::getppid() as u32 },
+            None => match REMOTE_PARENT.get() {
+                Some(pid) => *pid,
+                // SAFETY: getppid has no preconditions and cannot fail.
+                None => unsafe { libc::getppid() as u32 },
+            },
             Some(_) => self.pids.1,
         }
     }

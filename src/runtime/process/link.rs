@@ -202,9 +202,25 @@ impl Link {
 
     /// Read messages until the other side goes away. Messages that belong
     /// to the process's lifecycle (`Done`, `Deadlock`) go to `other`.
-    pub fn serve(self: &Arc<Link>, mut inbox: Inbox, mut other: impl FnMut(Msg)) {
+    pub fn serve(self: &Arc<Link>, inbox: Inbox, other: impl FnMut(Msg)) {
+        self.serve_until(inbox, other, false)
+    }
+
+    /// `serve`; with `done_ends`, the child's `Done` is the end already: a
+    /// remote connection closes only once `ssh` has finished its session,
+    /// which takes it a tenth of a second more.
+    pub fn serve_until(
+        self: &Arc<Link>,
+        mut inbox: Inbox,
+        mut other: impl FnMut(Msg),
+        done_ends: bool,
+    ) {
         let why = loop {
             match inbox.receive() {
+                Ok(Some(msg)) if done_ends && matches!(msg, Msg::Done(_)) => {
+                    self.dispatch(msg, &mut other);
+                    break "it exited".to_string();
+                }
                 Ok(Some(msg)) => self.dispatch(msg, &mut other),
                 Ok(None) => break "it exited".to_string(),
                 Err(e) => break e.to_string(),

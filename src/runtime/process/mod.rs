@@ -14,8 +14,10 @@ pub mod codec;
 mod ghost;
 pub mod link;
 pub mod proxy;
+mod remote;
 mod serve;
 pub mod simulated;
+pub mod ssh;
 pub mod traced;
 pub mod transport;
 pub mod wire;
@@ -56,21 +58,39 @@ pub struct ProcessInfo {
     exit: Mutex<Option<i32>>,
     /// Run once the process has ended, just before its record says so.
     on_exit: Mutex<Vec<ExitHook>>,
-    /// Set for a child simulated under the controlled engine.
-    simulated: Option<Arc<SimProcess>>,
+    kind: Kind,
+    /// The host `on` named, if any (kept under control too, where the
+    /// process is simulated here: a script sees the same handle).
+    host: Option<String>,
+}
+
+/// Where a child runs.
+enum Kind {
+    /// An OS process on this machine.
+    Local,
+    /// In this process, under the controlled engine.
+    Simulated(Arc<SimProcess>),
+    /// On another machine, through `ssh`.
+    Remote(Arc<remote::RemoteProc>),
 }
 
 type ExitHook = Box<dyn FnOnce() + Send>;
 
 impl ProcessInfo {
-    fn new(pid: u32, link: Arc<Link>, simulated: Option<Arc<SimProcess>>) -> ProcessInfo {
+    fn new(pid: u32, link: Arc<Link>, kind: Kind, host: Option<String>) -> ProcessInfo {
         ProcessInfo {
             pid,
             link,
             exit: Mutex::new(None),
             on_exit: Mutex::new(Vec::new()),
-            simulated,
+            kind,
+            host,
         }
+    }
+
+    /// The host the child runs on, as `on` named it.
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
     }
 
     pub fn exitcode(&self) -> Option<i32> {
@@ -98,12 +118,13 @@ impl ProcessInfo {
         if exit.is_none() {
             // It will end (or handle the signal): not quiet any more.
             self.link.quiet.store(false, Ordering::Release);
-            match &self.simulated {
+            match &self.kind {
                 // A simulated child handles no signal: each ends it.
-                Some(p) => p.end(-signal),
+                Kind::Simulated(p) => p.end(-signal),
+                Kind::Remote(r) => r.signal(&self.link, signal),
                 // SAFETY: kill has no memory-safety preconditions; the pid
                 // is still ours (not yet waited for, checked under the lock).
-                None => unsafe {
+                Kind::Local => unsafe {
                     libc::kill(self.pid as i32, signal);
                 },
             }
@@ -180,8 +201,8 @@ fn os_error(what: &str, e: std::io::Error) -> RuntimeError {
     RuntimeError::new(kind::PROCESS, format!("{}: {}", what, e))
 }
 
-/// `spawn process f(args)`: start the child, hand it its work, and give
-/// the handle scripts hold.
+/// `spawn process f(args) [on host]`: start the child, hand it its work,
+/// and give the handle scripts hold.
 pub fn spawn(
     ctx: &Arc<Context>,
     name: String,
@@ -189,6 +210,7 @@ pub fn spawn(
     callee: &Value,
     args: &[Value],
     span: Span,
+    host: Option<ssh::Host>,
 ) -> Result<Arc<ThreadHandle>, RuntimeError> {
     crate::runtime::threads::check_thread_name(&name)?;
     if ctx.daemon_process {
@@ -198,8 +220,16 @@ pub fn spawn(
         );
     }
     if let Some(sched) = ctx.engine().scheduler() {
+        // Under control every child is simulated here, wherever it would run.
         let n = name.clone();
-        return simulated::spawn(ctx, sched, name, daemon, |link| {
+        let host = host.map(|h| h.label());
+        return simulated::spawn(ctx, sched, name, daemon, host, |link| {
+            start_message(ctx, link, &n, daemon, callee, args, span)
+        });
+    }
+    if let Some(host) = host.map(Ok).or_else(ssh::Host::from_env) {
+        let n = name.clone();
+        return remote::spawn(ctx, name, daemon, &host?, |link| {
             start_message(ctx, link, &n, daemon, callee, args, span)
         });
     }
@@ -219,12 +249,17 @@ pub fn spawn(
     );
     link.attach(ctx);
     let start = start_message(ctx, &link, &name, daemon, callee, args, span)?;
-    let child = Command::new(child_exe()?)
+    let mut child = Command::new(child_exe()?)
         .arg(CHILD_FLAG)
         .stdin(Stdio::from(OwnedFd::from(theirs)))
         .spawn()
         .map_err(|e| os_error("the OS refused to start a process", e))?;
-    let info = Arc::new(ProcessInfo::new(child.id(), link.clone(), None));
+    let info = Arc::new(ProcessInfo::new(
+        child.id(),
+        link.clone(),
+        Kind::Local,
+        None,
+    ));
     let id = ctx.registry.next_thread_id();
     let record = ThreadRecord::new_process(id, name, daemon, info.clone());
     let handle = ThreadHandle::for_record(&record, ctx);
@@ -238,7 +273,9 @@ pub fn spawn(
     let reaper = std::thread::Builder::new()
         .name(format!("{}-reaper", record.name))
         .spawn(move || {
-            reap(ctx2, record, info, mine, child);
+            reap(ctx2, record, info, Inbox::socket(mine), move || {
+                wait_for(&mut child)
+            });
             drop(slot);
         });
     if let Err(e) = reaper {
@@ -254,28 +291,33 @@ pub fn spawn(
     Ok(handle)
 }
 
-/// Serve the child until it closes the connection, wait for it, record how
-/// it ended and wake its joiners.
+/// Serve the child until it closes the connection, wait for it (`wait`
+/// gives its exit code), record how it ended and wake its joiners.
 fn reap(
     ctx: Arc<Context>,
     record: ThreadRef,
     info: Arc<ProcessInfo>,
-    stream: UnixStream,
-    mut child: Child,
+    inbox: Inbox,
+    wait: impl FnOnce() -> i32,
 ) {
-    let done = serve_child(&ctx, &record, &info, Inbox::socket(stream));
+    let done = serve_child(&ctx, &record, &info, inbox);
     let code = {
         let mut exit = info.exit.lock();
-        let code = match child.wait() {
-            Ok(status) => status
-                .code()
-                .unwrap_or_else(|| -status.signal().unwrap_or(0)),
-            Err(_) => -1,
-        };
+        let code = wait();
         *exit = Some(code);
         code
     };
     ended(&ctx, &record, &info, done, code);
+}
+
+/// The exit code of a child process: 0 ok, 1 error, -N killed by signal N.
+fn wait_for(child: &mut Child) -> i32 {
+    match child.wait() {
+        Ok(status) => status
+            .code()
+            .unwrap_or_else(|| -status.signal().unwrap_or(0)),
+        Err(_) => -1,
+    }
 }
 
 /// Read a child's messages until its connection ends; what its `Done`
@@ -288,30 +330,36 @@ fn serve_child(
 ) -> Option<Result<Value, RuntimeError>> {
     let link = info.link.clone();
     let mut done = None;
-    link.serve(inbox, |msg| match msg {
-        Msg::Done(result) => {
-            done = Some(result.map_err(RuntimeError::from).and_then(|packet| {
-                codec::decode(&link, ctx, packet)
-                    .map(|values| values.into_iter().next().unwrap_or_default())
-            }))
-        }
-        Msg::Deadlock(e) => ctx
-            .registry
-            .report_deadlock(&record.name, RuntimeError::from(e), ctx),
-        Msg::Quiet {
-            replies_seen,
-            waits,
-        } => quiet(ctx, record, &link, replies_seen, waits),
-        Msg::Trace(trace) => {
-            if let Some(r) = ctx.engine().recorder() {
-                let epoch = ctx.engine().epoch_monotonic();
-                for p in traced::from_wire(*trace, epoch) {
-                    r.add_process(p);
+    let done_ends = matches!(info.kind, Kind::Remote(_));
+    link.serve_until(
+        inbox,
+        |msg| match msg {
+            Msg::Done(result) => {
+                done = Some(result.map_err(RuntimeError::from).and_then(|packet| {
+                    codec::decode(&link, ctx, packet)
+                        .map(|values| values.into_iter().next().unwrap_or_default())
+                }))
+            }
+            Msg::Deadlock(e) => {
+                ctx.registry
+                    .report_deadlock(&record.name, RuntimeError::from(e), ctx)
+            }
+            Msg::Quiet {
+                replies_seen,
+                waits,
+            } => quiet(ctx, record, &link, replies_seen, waits),
+            Msg::Trace(trace) => {
+                if let Some(r) = ctx.engine().recorder() {
+                    let epoch = ctx.engine().epoch_monotonic();
+                    for p in traced::from_wire(*trace, epoch) {
+                        r.add_process(p);
+                    }
                 }
             }
-        }
-        _ => {}
-    });
+            _ => {}
+        },
+        done_ends,
+    );
     done
 }
 
@@ -324,9 +372,10 @@ fn ended(
     done: Option<Result<Value, RuntimeError>>,
     code: i32,
 ) {
-    let result = match done {
-        Some(result) => result,
-        None => Err(died(&record.name, info.pid, code)),
+    let result = match (done, &info.kind) {
+        (Some(result), _) => result,
+        (None, Kind::Remote(r)) => Err(r.died(&record.name, info.pid, code)),
+        (None, _) => Err(died(&record.name, info.pid, code)),
     };
     // Before the record ends: ending it may find every other thread
     // blocked, and a thread a hook is about to wake must not count as such.
@@ -367,15 +416,17 @@ fn quiet(ctx: &Context, record: &ThreadRef, link: &Link, replies_seen: u64, wait
 }
 
 fn died(name: &str, pid: u32, code: i32) -> RuntimeError {
+    died_as(name, &format!("pid {}", pid), code)
+}
+
+/// `who`: "pid 42", or "pid 42 on node1".
+fn died_as(name: &str, who: &str, code: i32) -> RuntimeError {
     let how = if code < 0 {
         format!("was killed by signal {} ({})", -code, signal_name(-code))
     } else {
         format!("exited with status {} before returning", code)
     };
-    RuntimeError::new(
-        kind::PROCESS,
-        format!("process {} (pid {}) {}", name, pid, how),
-    )
+    RuntimeError::new(kind::PROCESS, format!("process {} ({}) {}", name, who, how))
 }
 
 fn signal_name(signal: i32) -> &'static str {

@@ -15,7 +15,7 @@
 
 use super::transport::{Channel, Inbox, Transport};
 use super::wire::{Msg, Start};
-use super::{Link, ProcessInfo};
+use super::{Kind, Link, ProcessInfo};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::engine::controlled::Scheduler;
 use crate::runtime::engine::Engine;
@@ -113,6 +113,7 @@ pub fn spawn(
     sched: &Arc<Scheduler>,
     name: String,
     daemon: bool,
+    host: Option<String>,
     make_start: impl FnOnce(&Arc<Link>) -> Result<Start, RuntimeError>,
 ) -> Result<Arc<ThreadHandle>, RuntimeError> {
     let entry = ctx.child_entry;
@@ -145,7 +146,12 @@ pub fn spawn(
         down: down.clone(),
         up: up.clone(),
     });
-    let info = Arc::new(ProcessInfo::new(pid, link.clone(), Some(process.clone())));
+    let info = Arc::new(ProcessInfo::new(
+        pid,
+        link.clone(),
+        Kind::Simulated(process.clone()),
+        host,
+    ));
     let record = ThreadRecord::new_process(ctx.registry.next_thread_id(), name, daemon, info);
     // (A start too big for a frame fails here, before anyone could wait
     // for the process.)

@@ -1,5 +1,6 @@
 //! How a link's messages travel: over a socket between two OS processes,
-//! or, under the controlled engine, through a channel in memory between a
+//! over the two pipes a remote child has from `ssh`, or, under the
+//! controlled engine, through a channel in memory between a
 //! process and the simulated child it runs in the same OS process.
 //!
 //! Both carry the same frames (`wire::write_msg`), so a simulated child
@@ -15,13 +16,19 @@ use crate::runtime::footprint;
 use crate::runtime::threads::ThreadRef;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::io::{self, BufReader};
+use std::fs::File;
+use std::io::{self, BufReader, Read};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The sending half of a link.
 pub enum Transport {
     Socket(Mutex<UnixStream>),
+    /// A remote child's standard output, which `ssh` carries to its parent;
+    /// `None` once closed.
+    Pipe(Mutex<Option<File>>),
     Memory(Arc<Channel>),
 }
 
@@ -33,6 +40,10 @@ impl Transport {
     pub fn send(&self, msg: &Msg) -> io::Result<()> {
         match self {
             Transport::Socket(w) => wire::write_msg(&mut *w.lock(), msg),
+            Transport::Pipe(w) => match &mut *w.lock() {
+                Some(file) => wire::write_msg(file, msg),
+                None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "closed")),
+            },
             Transport::Memory(c) => {
                 let mut frame = Vec::new();
                 wire::write_msg(&mut frame, msg)?;
@@ -48,6 +59,7 @@ impl Transport {
             Transport::Socket(w) => {
                 let _ = w.lock().shutdown(std::net::Shutdown::Write);
             }
+            Transport::Pipe(w) => drop(w.lock().take()),
             Transport::Memory(c) => c.close(false),
         }
     }
@@ -55,23 +67,25 @@ impl Transport {
 
 /// The receiving half of a link.
 pub enum Inbox {
-    Socket(BufReader<UnixStream>),
+    /// A socket, or a remote child's standard input.
+    Stream(BufReader<Box<dyn Read + Send>>),
     /// Read by the conc thread `me` of a controlled run.
-    Memory {
-        from: Arc<Channel>,
-        me: ThreadRef,
-    },
+    Memory { from: Arc<Channel>, me: ThreadRef },
 }
 
 impl Inbox {
     pub fn socket(stream: UnixStream) -> Inbox {
-        Inbox::Socket(BufReader::with_capacity(64 * 1024, stream))
+        Inbox::stream(Box::new(stream))
+    }
+
+    pub fn stream(from: Box<dyn Read + Send>) -> Inbox {
+        Inbox::Stream(BufReader::with_capacity(64 * 1024, from))
     }
 
     /// The next message; `None` once the other side has closed.
     pub fn receive(&mut self) -> io::Result<Option<Msg>> {
         match self {
-            Inbox::Socket(r) => wire::read_msg(r),
+            Inbox::Stream(r) => wire::read_msg(r),
             Inbox::Memory { from, me } => match from.receive(me) {
                 Some(frame) => wire::read_msg(&mut frame.as_slice()),
                 None => Ok(None),
@@ -82,7 +96,7 @@ impl Inbox {
     /// The thread that reads, for an inbox in memory.
     pub fn reader(&self) -> Option<&ThreadRef> {
         match self {
-            Inbox::Socket(_) => None,
+            Inbox::Stream(_) => None,
             Inbox::Memory { me, .. } => Some(me),
         }
     }
@@ -160,5 +174,48 @@ impl Channel {
         if let Some(reader) = st.parked.take() {
             self.sched.unpark(&reader);
         }
+    }
+}
+
+/// When anything last arrived on a connection: how a remote link tells a
+/// quiet peer from a lost one.
+pub struct LastHeard {
+    at_ms: AtomicU64,
+    since: Instant,
+}
+
+impl LastHeard {
+    pub fn new() -> Arc<LastHeard> {
+        Arc::new(LastHeard {
+            at_ms: AtomicU64::new(0),
+            since: Instant::now(),
+        })
+    }
+
+    fn note(&self) {
+        let now = self.since.elapsed().as_millis() as u64;
+        self.at_ms.store(now, Ordering::Release);
+    }
+
+    /// How long nothing has arrived.
+    pub fn silence(&self) -> Duration {
+        let now = self.since.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.at_ms.load(Ordering::Acquire)))
+    }
+}
+
+/// A reader that notes when something arrives.
+pub struct Heard<R> {
+    pub from: R,
+    pub last: Arc<LastHeard>,
+}
+
+impl<R: Read> Read for Heard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.from.read(buf)?;
+        if n > 0 {
+            self.last.note();
+        }
+        Ok(n)
     }
 }

@@ -318,6 +318,10 @@ pub enum Msg {
     /// Output that need not end a line (`write`): the parent holds it with
     /// its own partial line, so what reaches stdout is still whole lines.
     Text(String),
+    /// A remote link's heartbeat: the other side is still there.
+    Beat,
+    /// Deliver this signal to the remote child (`terminate`, `kill`).
+    Signal(i32),
 }
 
 pub fn write_msg(w: &mut impl Write, msg: &Msg) -> io::Result<()> {
