@@ -12,7 +12,7 @@
 use super::ssh::{self, Host, Stderr};
 use super::transport::{Heard, Inbox, LastHeard, Transport};
 use super::wire::{Msg, Start};
-use super::{Kind, Link, ProcessInfo};
+use super::{os_error, Kind, Link, ProcessInfo};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::threads::{ThreadHandle, ThreadRecord};
 use crate::runtime::Context;
@@ -82,10 +82,6 @@ impl RemoteProc {
     }
 }
 
-fn os_error(what: &str, e: std::io::Error) -> RuntimeError {
-    RuntimeError::new(kind::PROCESS, format!("{}: {}", what, e))
-}
-
 /// Start the child on `host`, check its greeting, hand it its work.
 pub fn spawn(
     ctx: &Arc<Context>,
@@ -107,7 +103,7 @@ pub fn spawn(
             None => e,
         }
     };
-    let _ = mine.set_read_timeout(Some(ssh::LOGIN_TIMEOUT));
+    let _ = mine.set_read_timeout(Some(ssh::GREETING_TIMEOUT));
     let pid = match ssh::read_greeting(host, &mut &mine) {
         Ok(pid) => pid,
         Err(why) if why.is_empty() => {

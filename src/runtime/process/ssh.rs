@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 /// How long a login (or a session over an existing one) may take.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long conc there may take to greet once logged in (it takes ms).
+pub const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a process runs, from the value after `on`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -542,7 +544,7 @@ pub fn read_greeting(host: &Host, from: &mut impl Read) -> Result<u32, String> {
                     format!(
                         "conc on {} did not answer within {} s",
                         host.label(),
-                        LOGIN_TIMEOUT.as_secs()
+                        GREETING_TIMEOUT.as_secs()
                     )
                 } else {
                     banner(host, &line)
