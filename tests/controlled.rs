@@ -120,6 +120,48 @@ assert got[0][0] == \"a\", \"b got there first\"";
 }
 
 #[test]
+fn a_replay_of_an_edited_script_names_where_the_runs_part() {
+    // The 2-thread lost update; then a line is added inside the function:
+    // the replay no longer fits, and says at which decision the runs
+    // parted, with the line in the recorded run and the line now.
+    let code = "let n = 0
+fn inc() {
+    let v = n
+    n = v + 1
+}
+let a = spawn inc()
+let b = spawn inc()
+join a
+join b
+assert n == 2, \"lost update\"";
+    let failing = (0..64)
+        .map(|seed| conc(&["--sched", &format!("random:{seed}"), "-c", code]))
+        .find(|out| out.status.code() == Some(1));
+    let Some(out) = failing else {
+        panic!("no seed in 0..64 lost the update");
+    };
+    let stderr = text(&out.stderr);
+    let token = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("replay: conc --sched "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no replay line in {stderr}"))
+        .to_string();
+    // Four parts: the lines ride along.
+    assert_eq!(token.split('.').count(), 4, "{token}");
+    let edited = code.replace("    let v = n\n", "    let v = n\n    print(v)\n");
+    let changed = conc(&["--sched", &token, "-c", &edited]);
+    let said = text(&changed.stderr);
+    assert!(
+        said.contains("no longer follows the recorded schedule"),
+        "{said}"
+    );
+    assert!(said.contains("the runs parted at decision"), "{said}");
+    assert!(said.contains("the recorded run was at line 7"), "{said}");
+    assert!(said.contains("this run at line 8"), "{said}");
+}
+
+#[test]
 fn a_bad_schedule_is_a_usage_error() {
     for bad in ["nope", "random:x", "pct:0", "replay:garbage"] {
         let out = conc(&["--sched", bad, "-c", "print(1)"]);

@@ -329,4 +329,12 @@ impl Strategy for Logged {
     fn divergence(&self) -> Option<String> {
         self.inner.divergence()
     }
+
+    fn divergence_at(&self) -> Option<crate::span::Span> {
+        self.inner.divergence_at()
+    }
+
+    fn recorded_lines(&self) -> Option<&[u32]> {
+        self.inner.recorded_lines()
+    }
 }

@@ -284,21 +284,64 @@ impl Session {
         let record = self.ctx.engine().scheduler()?.record();
         let first = self.ctx.sources.all().first().map(|s| s.text.to_string());
         let hash = script_hash(&first.unwrap_or_default());
-        Some(Token::new(&record.strategy, hash, &record.choices))
+        let lines = self.script_lines(&record.spans);
+        Some(Token::new(&record.strategy, hash, &record.choices).with_lines(lines))
     }
 
-    /// Under a replay: why it stopped matching the script, if it did.
+    /// The line of each span in the script (0 for none, or another source).
+    fn script_lines(&self, spans: &[Option<crate::span::Span>]) -> Vec<u32> {
+        let all = self.ctx.sources.all();
+        let Some(script) = all.first() else {
+            return vec![0; spans.len()];
+        };
+        spans
+            .iter()
+            .map(|at| match at {
+                Some(at)
+                    if self
+                        .ctx
+                        .sources
+                        .get(at.src)
+                        .is_some_and(|s| Arc::ptr_eq(&s, script)) =>
+                {
+                    script.line_col(at.start).0 as u32
+                }
+                _ => 0,
+            })
+            .collect()
+    }
+
+    /// Under a replay: why it stopped matching the script, if it did, and
+    /// (when the token has the recorded lines) where the two runs parted.
     pub fn replay_divergence(&self) -> Option<String> {
         let record = self.ctx.engine().scheduler()?.record();
-        let why = record.divergence?;
-        Some(match record.divergence_at {
+        let why = record.divergence.clone()?;
+        let mut said = match record.divergence_at {
             Some(at) => format!(
                 "{} (the run was at {} in the script as it is now)",
                 why,
                 self.ctx.sources.location(at)
             ),
             None => why,
-        })
+        };
+        if let Some(recorded) = &record.recorded_lines {
+            let now = self.script_lines(&record.spans);
+            let parted = recorded
+                .iter()
+                .zip(&now)
+                .position(|(r, n)| *r != 0 && *n != 0 && r != n);
+            if let Some(k) = parted {
+                let name = self.ctx.sources.all().first().map(|s| s.name.clone());
+                said.push_str(&format!(
+                    "; the runs parted at decision {}: the recorded run was at line {} of {} as it was then, this run at line {}",
+                    k + 1,
+                    recorded[k],
+                    name.unwrap_or_default(),
+                    now[k]
+                ));
+            }
+        }
+        Some(said)
     }
 
     pub fn render(&self, err: &ConcError) -> String {

@@ -59,6 +59,9 @@ struct State {
     /// The index chosen at every decision with more than one candidate,
     /// and how many candidates there were.
     choices: Vec<(u32, u32)>,
+    /// Where the chosen thread stood at each decision, for a replay of an
+    /// edited script to say where the runs part.
+    spans: Vec<Option<crate::span::Span>>,
     /// The transition running now, when the strategy watches transitions.
     open: Option<Open>,
     /// Past this many scheduling points the run is stopped (exploration).
@@ -105,6 +108,11 @@ pub struct Scheduler {
 pub struct Record {
     pub strategy: String,
     pub choices: Vec<(u32, u32)>,
+    /// Where the chosen thread stood at each decision.
+    pub spans: Vec<Option<crate::span::Span>>,
+    /// Under a replay: the line of each decision in the recorded run, if
+    /// its token carries them.
+    pub recorded_lines: Option<Vec<u32>>,
     pub steps: u64,
     pub divergence: Option<String>,
     /// Where the run was when the replay stopped matching, if known.
@@ -120,6 +128,7 @@ impl Scheduler {
                 strategy,
                 steps: 0,
                 choices: Vec::new(),
+                spans: Vec::new(),
                 open: None,
                 limit: None,
                 limit_hit: false,
@@ -185,6 +194,8 @@ impl Scheduler {
         Record {
             strategy: st.strategy.describe(),
             choices: st.choices.clone(),
+            spans: st.spans.clone(),
+            recorded_lines: st.strategy.recorded_lines().map(<[u32]>::to_vec),
             steps: st.steps,
             divergence: st.strategy.divergence(),
             divergence_at: st.strategy.divergence_at(),
@@ -448,6 +459,7 @@ impl Scheduler {
         };
         let i = st.strategy.choose(&choice).min(runnable.len() - 1);
         st.choices.push((i as u32, runnable.len() as u32));
+        st.spans.push(next[i].and_then(|s| s.at));
         let chosen = runnable[i];
         Self::open(st, chosen, runnable, self.now());
         Some(chosen)
@@ -575,6 +587,7 @@ mod tests {
         let (c, replayed) = run(Box::new(Replay::new(
             rec.strategy.clone(),
             token.decisions(),
+            None,
         )));
         assert_eq!(a, c);
         assert!(replayed.divergence.is_none());

@@ -8,6 +8,12 @@
 //! in about 40-70 characters. Replaying follows the decisions, not the
 //! seed, so it reproduces the run even where the strategy would now decide
 //! otherwise, and notices when the script no longer matches them.
+//!
+//! A fourth part, `.LINES`, holds the script line at which each decision
+//! was made (each as the change from the one before, in an Elias gamma
+//! code: 1 to 5 bits for most), so that a replay of an edited script can
+//! say where the two runs part: the line in the recorded run and the line
+//! now. Runs of more than `MAX_LINED` decisions leave it out.
 
 use super::strategy::{Pct, RandomWalk, Replay, Strategy};
 
@@ -76,7 +82,11 @@ impl Schedule {
         match self {
             Schedule::Random { seed } => Box::new(RandomWalk::new(*seed)),
             Schedule::Pct { depth, seed } => Box::new(Pct::new(*depth, *seed, PCT_HORIZON)),
-            Schedule::Replay(t) => Box::new(Replay::new(t.strategy.clone(), t.decisions())),
+            Schedule::Replay(t) => Box::new(Replay::new(
+                t.strategy.clone(),
+                t.decisions(),
+                t.lines.clone(),
+            )),
         }
     }
 }
@@ -90,7 +100,13 @@ pub struct Token {
     /// The decisions: (index chosen, number of threads to choose from).
     bits: Vec<u8>,
     count: usize,
+    /// The line of each decision in the recorded run (0: not in the script).
+    pub lines: Option<Vec<u32>>,
 }
+
+/// Longer runs leave their lines out of the token (it would grow by
+/// about half a character a decision).
+pub const MAX_LINED: usize = 1024;
 
 impl Token {
     pub fn new(strategy: &str, script_hash: u32, choices: &[(u32, u32)]) -> Token {
@@ -104,20 +120,33 @@ impl Token {
             script_hash,
             bits: w.finish(),
             count: choices.len(),
+            lines: None,
         }
+    }
+
+    /// The token with the line of each decision (one per decision).
+    pub fn with_lines(mut self, lines: Vec<u32>) -> Token {
+        if lines.len() == self.count && self.count <= MAX_LINED {
+            self.lines = Some(lines);
+        }
+        self
     }
 
     pub fn parse(text: &str) -> Result<Token, String> {
         let bad = || {
             format!(
-                "`{}` is not a replay token (it has three parts: STRATEGY.HASH.CHOICES)",
+                "`{}` is not a replay token (its parts: STRATEGY.HASH.CHOICES, then .LINES or nothing)",
                 text
             )
         };
         let mut parts = text.split('.');
-        let (Some(strategy), Some(hash), Some(choices), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(strategy), Some(hash), Some(choices), lines, None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(bad());
         };
         let strategy = strategy.replace('-', ":");
@@ -125,11 +154,16 @@ impl Token {
         let bits = base64_decode(choices).ok_or_else(bad)?;
         let mut r = BitReader::new(&bits);
         let count = r.varint().ok_or_else(bad)? as usize;
+        let lines = match lines {
+            Some(text) => Some(decode_lines(text, count).ok_or_else(bad)?),
+            None => None,
+        };
         Ok(Token {
             strategy,
             script_hash,
             bits,
             count,
+            lines,
         })
     }
 
@@ -162,8 +196,40 @@ impl std::fmt::Display for Token {
             self.strategy.replace(':', "-"),
             self.script_hash,
             base64_encode(&self.bits)
-        )
+        )?;
+        match &self.lines {
+            Some(lines) => write!(f, ".{}", encode_lines(lines)),
+            None => Ok(()),
+        }
     }
+}
+
+/// Each line as the change from the one before (zigzag, plus one), in an
+/// Elias gamma code.
+fn encode_lines(lines: &[u32]) -> String {
+    let mut w = BitWriter::default();
+    let mut last = 0i64;
+    for &line in lines {
+        let d = i64::from(line) - last;
+        last = i64::from(line);
+        let zigzag = ((d << 1) ^ (d >> 63)) as u64;
+        w.gamma(zigzag + 1);
+    }
+    base64_encode(&w.finish())
+}
+
+fn decode_lines(text: &str, count: usize) -> Option<Vec<u32>> {
+    let bytes = base64_decode(text)?;
+    let mut r = BitReader::new(&bytes);
+    let mut last = 0i64;
+    let mut lines = Vec::with_capacity(count.min(MAX_LINED));
+    for _ in 0..count {
+        let zigzag = r.gamma()? - 1;
+        let d = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
+        last += d;
+        lines.push(u32::try_from(last).ok()?);
+    }
+    Some(lines)
 }
 
 /// The recorded decisions, read one at a time.
@@ -240,6 +306,14 @@ impl BitWriter {
         }
     }
 
+    /// `v` (at least 1): as many zeros as it has bits after the first,
+    /// then its bits.
+    fn gamma(&mut self, v: u64) {
+        let n = 64 - v.leading_zeros();
+        self.bits(0, n - 1);
+        self.bits(v, n);
+    }
+
     fn finish(self) -> Vec<u8> {
         self.bytes
     }
@@ -263,6 +337,18 @@ impl<'a> BitReader<'a> {
             self.pos += 1;
         }
         Some(v)
+    }
+
+    fn gamma(&mut self) -> Option<u64> {
+        let mut zeros = 0;
+        while self.bits(1)? == 0 {
+            zeros += 1;
+            if zeros > 63 {
+                return None;
+            }
+        }
+        let rest = self.bits(zeros)?;
+        Some((1 << zeros) | rest)
     }
 
     fn varint(&mut self) -> Option<u64> {
@@ -360,6 +446,25 @@ mod tests {
             assert_eq!(d.next(n), Some(i));
         }
         assert_eq!(d.next(2), None);
+    }
+
+    #[test]
+    fn lines_ride_along_compactly() {
+        let choices: Vec<(u32, u32)> = (0..100u32).map(|i| (i % 2, 2)).collect();
+        // Two threads taking turns in a loop body, and a jump back.
+        let lines: Vec<u32> = (0..100u32)
+            .map(|i| if i == 50 { 1 } else { 4 + i % 2 })
+            .collect();
+        let token = Token::new("random:1", 7, &choices).with_lines(lines.clone());
+        let text = token.to_string();
+        let back = Token::parse(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.lines, Some(lines));
+        // 3 bits a decision here: about half a character.
+        assert!(text.len() <= 90, "{} characters: {}", text.len(), text);
+        // A token without lines still reads (and one with too few fails).
+        let short = Token::new("random:1", 7, &choices);
+        assert_eq!(Token::parse(&short.to_string()).map(|t| t.lines), Ok(None));
+        assert!(Token::parse(&format!("{}.A", short)).is_err());
     }
 
     #[test]

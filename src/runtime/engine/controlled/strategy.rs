@@ -100,6 +100,11 @@ pub trait Strategy: Send {
     fn divergence_at(&self) -> Option<Span> {
         None
     }
+
+    /// A replay's recorded line of each decision (0: not known).
+    fn recorded_lines(&self) -> Option<&[u32]> {
+        None
+    }
 }
 
 /// Uniform at every point.
@@ -236,16 +241,18 @@ pub struct Replay {
     made: usize,
     diverged: Option<String>,
     diverged_at: Option<Span>,
+    lines: Option<Vec<u32>>,
 }
 
 impl Replay {
-    pub fn new(described: String, decisions: Decisions) -> Replay {
+    pub fn new(described: String, decisions: Decisions, lines: Option<Vec<u32>>) -> Replay {
         Replay {
             described,
             decisions,
             made: 0,
             diverged: None,
             diverged_at: None,
+            lines,
         }
     }
 
@@ -300,6 +307,10 @@ impl Strategy for Replay {
 
     fn divergence_at(&self) -> Option<Span> {
         self.diverged_at
+    }
+
+    fn recorded_lines(&self) -> Option<&[u32]> {
+        self.lines.as_deref()
     }
 
     fn divergence(&self) -> Option<String> {
