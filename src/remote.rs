@@ -9,6 +9,7 @@
 //! parent does, or when the parent's heartbeats stop (the network or the
 //! parent's host went away): nothing is left running here.
 
+use crate::runtime::engine::monotonic_now;
 use crate::runtime::process::ssh::{self, EXIT_MARK};
 use crate::runtime::process::transport::{Heard, Inbox, LastHeard, Transport};
 use crate::runtime::process::wire::{self, Msg};
@@ -90,7 +91,7 @@ pub fn run() -> i32 {
         let _ = crate::runtime::engine::REMOTE_PARENT.set(parent);
     }
     if out
-        .write_all(ssh::greeting(std::process::id()).as_bytes())
+        .write_all(ssh::greeting(std::process::id(), monotonic_now()).as_bytes())
         .is_err()
     {
         return 2;

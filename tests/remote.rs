@@ -173,6 +173,8 @@ fn children_on_other_hosts() {
     hosts.assert_clean("shared objects");
     lifecycle(&hosts);
     hosts.assert_clean("lifecycle");
+    traced(&hosts);
+    hosts.assert_clean("trace");
     deadlock_across_the_hop(&hosts);
     hosts.assert_clean("deadlock");
     spawn_faults(&hosts);
@@ -266,6 +268,36 @@ join f
     // The error comes back with the remote child's own source position.
     assert!(stderr.contains("ZeroDivisionError"), "{}", stderr);
     assert!(stderr.contains("script.conc:10:13"), "{}", stderr);
+}
+
+/// A trace shows the remote child as a process of its own, its steps on
+/// the parent's clock.
+fn traced(hosts: &Hosts) {
+    let file = hosts.write(
+        "script.conc",
+        "fn w(q) {\n    for i in range(3) { put q, i }\n    return getpid()\n}\nlet q = queue()\nlet p = spawn process w(q) on \"h1\"\nfor i in range(3) { get q }\nprint(join p)\n",
+    );
+    let trace = hosts.dir.join("trace.json");
+    let out = hosts.conc().arg("--trace").arg(&trace).arg(&file).output();
+    let out = out.unwrap_or_else(|e| panic!("cannot run conc: {}", e));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let remote_pid: u64 = text(&out.stdout).trim().parse().unwrap_or(0);
+    let json = std::fs::read_to_string(&trace).unwrap_or_default();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    let events = doc["traceEvents"].as_array().cloned().unwrap_or_default();
+    let of_child: Vec<_> = events
+        .iter()
+        .filter(|e| e["pid"].as_u64() == Some(remote_pid))
+        .collect();
+    assert!(
+        of_child.len() > 3,
+        "no steps of pid {} in {}",
+        remote_pid,
+        json
+    );
+    for e in events.iter().filter_map(|e| e["ts"].as_f64()) {
+        assert!((0.0..60e6).contains(&e), "a step at {} us in {}", e, json);
+    }
 }
 
 fn deadlock_across_the_hop(hosts: &Hosts) {

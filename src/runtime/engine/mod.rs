@@ -177,6 +177,17 @@ impl Default for Engine {
     }
 }
 
+/// Now on this machine's monotonic clock, in nanoseconds.
+pub fn monotonic_now() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
 /// In a child on another machine: the pid of the process that spawned it
 /// there (its OS parent here is only the supervisor `ssh` runs).
 pub static REMOTE_PARENT: OnceLock<u32> = OnceLock::new();
@@ -209,14 +220,7 @@ impl Engine {
     /// monotonic clock (the same in every process): to line up the traces
     /// of processes.
     pub fn epoch_monotonic(&self) -> u64 {
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes the timespec it is given.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-        let mono = now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64;
-        mono.saturating_sub(self.epoch.elapsed().as_nanos() as u64)
+        monotonic_now().saturating_sub(self.epoch.elapsed().as_nanos() as u64)
     }
 
     /// What a traced OS run noted (`os_recording`).

@@ -350,7 +350,13 @@ fn serve_child(
             } => quiet(ctx, record, &link, replies_seen, waits),
             Msg::Trace(trace) => {
                 if let Some(r) = ctx.engine().recorder() {
-                    let epoch = ctx.engine().epoch_monotonic();
+                    // A remote child's times are on its machine's clock.
+                    let offset = match &info.kind {
+                        Kind::Remote(r) => r.clock_offset,
+                        _ => 0,
+                    };
+                    let epoch = ctx.engine().epoch_monotonic() as i128 + offset;
+                    let epoch = epoch.clamp(0, u64::MAX as i128) as u64;
                     for p in traced::from_wire(*trace, epoch) {
                         r.add_process(p);
                     }

@@ -14,6 +14,7 @@ use super::transport::{Heard, Inbox, LastHeard, Transport};
 use super::wire::{Msg, Start};
 use super::{os_error, Kind, Link, ProcessInfo};
 use crate::diagnostics::{kind, RuntimeError};
+use crate::runtime::engine::monotonic_now;
 use crate::runtime::threads::{ThreadHandle, ThreadRecord};
 use crate::runtime::Context;
 use parking_lot::Mutex;
@@ -38,6 +39,8 @@ pub struct RemoteProc {
     /// Our end of the connection to `ssh`, to cut it when the host is lost.
     stream: UnixStream,
     heard: Arc<LastHeard>,
+    /// The remote machine's monotonic clock less ours, in nanoseconds.
+    pub clock_offset: i128,
     /// Why the connection was given up, if it was.
     lost: Mutex<Option<String>>,
     stderr: Arc<Stderr>,
@@ -104,8 +107,8 @@ pub fn spawn(
         }
     };
     let _ = mine.set_read_timeout(Some(ssh::GREETING_TIMEOUT));
-    let pid = match ssh::read_greeting(host, &mut &mine) {
-        Ok(pid) => pid,
+    let greeting = match ssh::read_greeting(host, &mut &mine) {
+        Ok(greeting) => greeting,
         Err(why) if why.is_empty() => {
             // Nothing came: ssh or the shell there says why.
             let status = client.wait().ok().and_then(|s| s.code());
@@ -125,6 +128,9 @@ pub fn spawn(
         }
         Err(why) => return Err(fail(&mut client, why, None)),
     };
+    // Their clock less ours (to within the greeting's way here).
+    let clock_offset = greeting.monotonic as i128 - monotonic_now() as i128;
+    let pid = greeting.pid;
     let _ = mine.set_read_timeout(None);
     stderr.pass_on();
     let heard = LastHeard::new();
@@ -154,6 +160,7 @@ pub fn spawn(
         client: client.id(),
         stream: cutter,
         heard: heard.clone(),
+        clock_offset,
         lost: Mutex::new(None),
         stderr,
     });

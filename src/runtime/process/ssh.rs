@@ -498,15 +498,25 @@ pub fn session(
 pub const REMOTE_FLAG: &str = "--conc-remote";
 
 /// The first line a remote child writes: the protocol it speaks, its conc
-/// version and its pid.
-pub fn greeting(pid: u32) -> String {
+/// version, its pid and the time on its machine's monotonic clock (so a
+/// trace can put its steps on the parent's clock).
+pub fn greeting(pid: u32, monotonic: u64) -> String {
     format!(
-        "{}{} {} {}\n",
+        "{}{} {} {} {}\n",
         GREETING,
         PROTOCOL,
         env!("CARGO_PKG_VERSION"),
-        pid
+        pid,
+        monotonic
     )
+}
+
+/// What a greeting says.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Greeting {
+    pub pid: u32,
+    /// The remote machine's monotonic clock when it greeted.
+    pub monotonic: u64,
 }
 
 const GREETING: &str = "conc-remote/";
@@ -514,8 +524,8 @@ const GREETING: &str = "conc-remote/";
 pub const PROTOCOL: u32 = 1;
 
 /// Read the greeting from a remote child on `from` (a socket with a read
-/// timeout set): its pid, or why it isn't a conc remote child.
-pub fn read_greeting(host: &Host, from: &mut impl Read) -> Result<u32, String> {
+/// timeout set), or why it isn't a conc remote child (empty: nothing came).
+pub fn read_greeting(host: &Host, from: &mut impl Read) -> Result<Greeting, String> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     let mismatch = |line: &[u8]| {
@@ -564,7 +574,7 @@ pub fn read_greeting(host: &Host, from: &mut impl Read) -> Result<u32, String> {
     let text = String::from_utf8_lossy(&line);
     let rest = text.strip_prefix(GREETING).unwrap_or("");
     let mut words = rest.split(' ');
-    let (protocol, version, pid) = (words.next(), words.next(), words.next());
+    let (protocol, version) = (words.next(), words.next());
     let ours = env!("CARGO_PKG_VERSION");
     if protocol != Some(&PROTOCOL.to_string()) || version != Some(ours) {
         return Err(format!(
@@ -576,8 +586,12 @@ pub fn read_greeting(host: &Host, from: &mut impl Read) -> Result<u32, String> {
             PROTOCOL
         ));
     }
-    pid.and_then(|p| p.parse().ok())
-        .ok_or_else(|| format!("conc on {} sent a greeting without its pid", host.label()))
+    let pid = words.next().and_then(|p| p.parse().ok());
+    let monotonic = words.next().and_then(|m| m.parse().ok());
+    match (pid, monotonic) {
+        (Some(pid), Some(monotonic)) => Ok(Greeting { pid, monotonic }),
+        _ => Err(format!("conc on {} sent a damaged greeting", host.label())),
+    }
 }
 
 fn banner(host: &Host, printed: &[u8]) -> String {
@@ -615,8 +629,15 @@ mod tests {
     #[test]
     fn greetings_are_read_and_checked() {
         let host = Host::named("node1").unwrap_or_else(|e| panic!("{}", e.message));
-        let good = greeting(42);
-        assert_eq!(read_greeting(&host, &mut good.as_bytes()), Ok(42));
+        let good = greeting(42, 7);
+        let read = read_greeting(&host, &mut good.as_bytes());
+        assert_eq!(
+            read,
+            Ok(Greeting {
+                pid: 42,
+                monotonic: 7
+            })
+        );
         let banner = read_greeting(&host, &mut "Welcome to node1!\n".as_bytes());
         assert!(banner.is_err_and(|e| e.contains("Welcome to node1!")));
         let old = format!("{}{} 0.0.1 7\n", GREETING, PROTOCOL);
