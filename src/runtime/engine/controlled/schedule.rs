@@ -13,7 +13,8 @@
 //! was made (each as the change from the one before, in an Elias gamma
 //! code: 1 to 5 bits for most), so that a replay of an edited script can
 //! say where the two runs part: the line in the recorded run and the line
-//! now. Runs of more than `MAX_LINED` decisions leave it out.
+//! now. It is left out when the token would grow past `MAX_TOKEN`
+//! characters (a long run keeps a short token, without the lines).
 
 use super::strategy::{Pct, RandomWalk, Replay, Strategy};
 
@@ -104,9 +105,9 @@ pub struct Token {
     pub lines: Option<Vec<u32>>,
 }
 
-/// Longer runs leave their lines out of the token (it would grow by
-/// about half a character a decision).
-pub const MAX_LINED: usize = 1024;
+/// A token with its lines stays this short; longer runs leave the lines
+/// out (they cost about half a character a decision).
+pub const MAX_TOKEN: usize = 120;
 
 impl Token {
     pub fn new(strategy: &str, script_hash: u32, choices: &[(u32, u32)]) -> Token {
@@ -124,9 +125,12 @@ impl Token {
         }
     }
 
-    /// The token with the line of each decision (one per decision).
+    /// The token with the line of each decision (one per decision), if
+    /// it stays within `MAX_TOKEN` characters.
     pub fn with_lines(mut self, lines: Vec<u32>) -> Token {
-        if lines.len() == self.count && self.count <= MAX_LINED {
+        if lines.len() == self.count
+            && self.to_string().len() + 1 + encode_lines(&lines).len() <= MAX_TOKEN
+        {
             self.lines = Some(lines);
         }
         self
@@ -222,7 +226,7 @@ fn decode_lines(text: &str, count: usize) -> Option<Vec<u32>> {
     let bytes = base64_decode(text)?;
     let mut r = BitReader::new(&bytes);
     let mut last = 0i64;
-    let mut lines = Vec::with_capacity(count.min(MAX_LINED));
+    let mut lines = Vec::with_capacity(count.min(MAX_TOKEN * 3));
     for _ in 0..count {
         let zigzag = r.gamma()? - 1;
         let d = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
@@ -461,6 +465,10 @@ mod tests {
         assert_eq!(back.lines, Some(lines));
         // 3 bits a decision here: about half a character.
         assert!(text.len() <= 90, "{} characters: {}", text.len(), text);
+        // A long run keeps its token short, without the lines.
+        let many: Vec<(u32, u32)> = (0..400u32).map(|i| (i % 2, 2)).collect();
+        let long = Token::new("random:1", 7, &many).with_lines(vec![3; 400]);
+        assert_eq!(long.lines, None);
         // A token without lines still reads (and one with too few fails).
         let short = Token::new("random:1", 7, &choices);
         assert_eq!(Token::parse(&short.to_string()).map(|t| t.lines), Ok(None));
