@@ -30,7 +30,9 @@ macro_rules! eprintln {
 #[command(
     after_help = "Exit status: 0 ok, 1 runtime error, 2 syntax or usage error, 3 deadlock, \
 70 internal error (a bug in conc).\n\
-With no FILE and no -c, conc opens the REPL (or runs standard input when it is not a terminal)."
+With no FILE and no -c, conc opens the REPL (or runs standard input when it is not a terminal).\n\
+Environment: NO_COLOR; CONC_SSH, the ssh command for `spawn process ... on HOST` (default ssh); \
+CONC_SPAWN_ON=HOST, every `spawn process` without `on` runs on HOST."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -61,9 +61,10 @@ impl RemoteProc {
     /// End the session from this side: its reaper then sees the end.
     fn give_up(&self, why: String) {
         self.lost.lock().get_or_insert(why);
-        // SAFETY: kill has no memory-safety preconditions; `client` is our
-        // ssh child, which its reaper waits for only after the connection
-        // is shut (just below), so the pid is still ours.
+        // SAFETY: kill has no memory-safety preconditions. `client` is our
+        // ssh child: its callers hold the process's exit lock with no exit
+        // code set yet, and the reaper waits for the client only before it
+        // sets one (under that lock) or after, so the pid is still ours.
         unsafe {
             libc::kill(self.client as i32, libc::SIGKILL);
         }
@@ -96,6 +97,8 @@ pub fn spawn(
     let slot = crate::runtime::thread_slots::reserve()?;
     let connect = |e| os_error("cannot connect to ssh", e);
     let (mine, theirs) = UnixStream::pair().map_err(connect)?;
+    let clone = |s: &UnixStream| s.try_clone().map_err(connect);
+    let (writer, reader, cutter) = (clone(&mine)?, clone(&mine)?, clone(&mine)?);
     let (mut client, stderr) = ssh::session(host, OwnedFd::from(theirs))?;
     let fail = |client: &mut Child, message: String, help: Option<&str>| {
         let _ = client.kill();
@@ -134,8 +137,6 @@ pub fn spawn(
     let _ = mine.set_read_timeout(None);
     stderr.pass_on();
     let heard = LastHeard::new();
-    let clone = |s: &UnixStream| s.try_clone().map_err(connect);
-    let (writer, reader, cutter) = (clone(&mine)?, clone(&mine)?, clone(&mine)?);
     // A send that makes no progress for this long fails (and the host is
     // then given up), so no thread blocks forever on a dead network.
     let _ = writer.set_write_timeout(Some(PARENT_GIVES_UP));
