@@ -477,15 +477,28 @@ static METHODS: &[Method<Queue>] = &[
 
 impl Queue {
     /// `get` as a statement does it: the item, or `None` at the deadline.
-    fn get_op(&self, cx: &Cx, label: String, deadline: Option<Time>) -> Res<Option<Value>> {
+    /// (`label` is made only if the thread has to wait: a get or put that
+    /// goes straight through formats nothing.)
+    fn get_op(
+        &self,
+        cx: &Cx,
+        label: impl FnOnce() -> String,
+        deadline: Option<Time>,
+    ) -> Res<Option<Value>> {
         self.get(cx.ctx, cx.me, Some(cx.at), || {
-            cx.block_on(format!("an item from {}", label), deadline)
+            cx.block_on(format!("an item from {}", label()), deadline)
         })
     }
 
-    fn put_op(&self, cx: &Cx, label: String, v: Value, deadline: Option<Time>) -> Res<bool> {
+    fn put_op(
+        &self,
+        cx: &Cx,
+        label: impl FnOnce() -> String,
+        v: Value,
+        deadline: Option<Time>,
+    ) -> Res<bool> {
         self.put(cx.ctx, cx.me, v, Some(cx.at), || {
-            cx.block_on(format!("room in {}", label), deadline)
+            cx.block_on(format!("room in {}", label()), deadline)
         })
     }
 }
@@ -519,11 +532,11 @@ impl Object for Queue {
     }
 
     fn get(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<Option<Value>>> {
-        Some(self.get_op(cx, self.label(), deadline))
+        Some(self.get_op(cx, || self.label(), deadline))
     }
 
     fn put(&self, cx: &Cx, v: Value, deadline: Option<Time>) -> Option<Res<bool>> {
-        Some(self.put_op(cx, self.label(), v, deadline))
+        Some(self.put_op(cx, || self.label(), v, deadline))
     }
 
     fn len(&self, cx: &Cx) -> Option<Res<usize>> {
@@ -561,11 +574,11 @@ impl Object for PipeEnd {
     }
 
     fn get(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<Option<Value>>> {
-        Some(self.recv.get_op(cx, self.label(), deadline))
+        Some(self.recv.get_op(cx, || self.label(), deadline))
     }
 
     fn put(&self, cx: &Cx, v: Value, deadline: Option<Time>) -> Option<Res<bool>> {
-        Some(self.send.put_op(cx, self.label(), v, deadline))
+        Some(self.send.put_op(cx, || self.label(), v, deadline))
     }
 
     fn len(&self, cx: &Cx) -> Option<Res<usize>> {
