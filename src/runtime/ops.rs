@@ -34,6 +34,18 @@ fn timeout(what: String, at: Span) -> RuntimeError {
 
 /// `get t [timeout]`: an item from a queue or a pipe end.
 pub fn get(cx: &Cx, t: &Value, deadline: Option<Time>) -> Res<Value> {
+    // The commonest case called directly (what `Object::get` calls too):
+    // no trait object, no wrapped result, for the hot path of a queue.
+    if let Value::Handle(Handle::Queue(q)) = t {
+        return match q.get_op(cx, || q.label(), deadline) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(timeout(
+                format!("{} stayed empty until the timeout", q.label()),
+                cx.at,
+            )),
+            Err(e) => Err(e.at(cx.at)),
+        };
+    }
     let got = handle(t).and_then(|h| Some((h, h.object().get(cx, deadline)?)));
     let Some((h, got)) = got else {
         return Err(wrong_kind(
@@ -54,6 +66,17 @@ pub fn get(cx: &Cx, t: &Value, deadline: Option<Time>) -> Res<Value> {
 
 /// `put t, v [timeout]`: into a queue or a pipe end.
 pub fn put(cx: &Cx, t: &Value, v: Value, deadline: Option<Time>) -> Res<()> {
+    // As in `get`: a queue directly.
+    if let Value::Handle(Handle::Queue(q)) = t {
+        return match q.put_op(cx, || q.label(), v, deadline) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(timeout(
+                format!("{} stayed full until the timeout", q.label()),
+                cx.at,
+            )),
+            Err(e) => Err(e.at(cx.at)),
+        };
+    }
     let Some(h) = handle(t) else {
         return Err(wrong_kind(
             "put into",

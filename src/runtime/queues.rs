@@ -479,7 +479,7 @@ impl Queue {
     /// `get` as a statement does it: the item, or `None` at the deadline.
     /// (`label` is made only if the thread has to wait: a get or put that
     /// goes straight through formats nothing.)
-    fn get_op(
+    pub(super) fn get_op(
         &self,
         cx: &Cx,
         label: impl FnOnce() -> String,
@@ -490,7 +490,7 @@ impl Queue {
         })
     }
 
-    fn put_op(
+    pub(super) fn put_op(
         &self,
         cx: &Cx,
         label: impl FnOnce() -> String,
