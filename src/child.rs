@@ -46,17 +46,7 @@ pub fn run() -> i32 {
         arena,
     );
     let mut session = child::session(&link, &start, None);
-    let serving = link.clone();
-    let served = std::thread::Builder::new()
-        .name("parent-link".into())
-        .spawn(move || {
-            serving.serve(Inbox::socket(reader), |_| {});
-            // The parent is gone: so is this process (and, through their
-            // own connections, its children).
-            // SAFETY: _exit ends the process without running anything else.
-            unsafe { libc::_exit(1) }
-        });
-    if served.is_err() {
+    if child::serve_parent(&link, Inbox::socket(reader), |_| {}).is_err() {
         return 2;
     }
     child::run(&mut session, &link, start)

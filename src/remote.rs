@@ -118,23 +118,14 @@ pub fn run() -> i32 {
         None,
     );
     let mut session = child::session(&link, &start, None);
-    let serving = link.clone();
-    let served = std::thread::Builder::new()
-        .name("parent-link".into())
-        .spawn(move || {
-            serving.serve(Inbox::stream(Box::new(reader)), |msg| {
-                if let Msg::Signal(signal) = msg {
-                    // SAFETY: signalling ourselves, as the parent asked.
-                    unsafe {
-                        libc::kill(libc::getpid(), signal);
-                    }
-                }
-            });
-            // The parent is gone: so is this process (and, through their
-            // own connections, its children).
-            // SAFETY: _exit ends the process without running anything else.
-            unsafe { libc::_exit(1) }
-        });
+    let served = child::serve_parent(&link, Inbox::stream(Box::new(reader)), |msg| {
+        if let Msg::Signal(signal) = msg {
+            // SAFETY: signalling ourselves, as the parent asked.
+            unsafe {
+                libc::kill(libc::getpid(), signal);
+            }
+        }
+    });
     let beating = link.clone();
     let beats = std::thread::Builder::new()
         .name("parent-beat".into())
@@ -149,7 +140,7 @@ pub fn run() -> i32 {
                     )
                     .as_bytes(),
                 );
-                // SAFETY: as above.
+                // SAFETY: _exit ends the process without running anything else.
                 unsafe { libc::_exit(1) }
             }
             let _ = beating.send(&Msg::Beat);

@@ -83,46 +83,24 @@ impl Hosts {
 
     /// Pids of conc processes on host `h`, waiting up to `wait` for none.
     fn conc_left_on(&self, h: u32, wait: Duration) -> Vec<String> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let out = Command::new("ip")
-                .args(["netns", "pids", &format!("conc-{}-h{}", self.n, h)])
-                .output();
-            let left: Vec<String> = out
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default()
-                .lines()
+        let ns = format!("conc-{}-h{}", self.n, h);
+        until_none_left(wait, || {
+            lines_of(Command::new("ip").args(["netns", "pids", &ns]))
+                .into_iter()
                 .filter(|pid| {
                     std::fs::read_link(format!("/proc/{}/exe", pid))
                         .is_ok_and(|exe| exe == Path::new(CONC))
                 })
-                .map(str::to_string)
-                .collect();
-            if left.is_empty() || Instant::now() >= deadline {
-                return left;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                .collect()
+        })
     }
 
     /// ssh clients and masters of this run still alive here.
     fn ssh_left(&self, wait: Duration) -> Vec<String> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let out = Command::new("pgrep")
-                .args(["-f", &self.dir.join("ssh_config").display().to_string()])
-                .output();
-            let left: Vec<String> = out
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_string)
-                .collect();
-            if left.is_empty() || Instant::now() >= deadline {
-                return left;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let config = self.dir.join("ssh_config").display().to_string();
+        until_none_left(wait, || {
+            lines_of(Command::new("pgrep").args(["-f", &config]))
+        })
     }
 
     fn assert_clean(&self, after: &str) {
@@ -154,6 +132,28 @@ impl Drop for Hosts {
         let _ = self.script("down");
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// What `left` finds, once it finds nothing or `wait` has passed.
+fn until_none_left(wait: Duration, left: impl Fn() -> Vec<String>) -> Vec<String> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let found = left();
+        if found.is_empty() || Instant::now() >= deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The lines a command prints (none if it cannot run).
+fn lines_of(cmd: &mut Command) -> Vec<String> {
+    cmd.output()
+        .map(|o| text(&o.stdout))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn text(out: &[u8]) -> String {

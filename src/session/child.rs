@@ -110,6 +110,26 @@ fn send_trace(session: &Session, link: &Link, name: String) {
     let _ = link.send(&Msg::Trace(Box::new(trace)));
 }
 
+/// An OS child's reader of its parent's messages (on a thread of its own):
+/// serve them, hand the others to `other`, and once the parent is gone,
+/// end this process at once (its own children then see their connections
+/// end, and end too: no orphans).
+pub fn serve_parent(
+    link: &Arc<Link>,
+    inbox: Inbox,
+    other: impl FnMut(Msg) + Send + 'static,
+) -> std::io::Result<()> {
+    let serving = link.clone();
+    std::thread::Builder::new()
+        .name("parent-link".into())
+        .spawn(move || {
+            serving.serve(inbox, other);
+            // SAFETY: _exit ends the process without running anything else.
+            unsafe { libc::_exit(1) }
+        })
+        .map(drop)
+}
+
 /// A child simulated under the controlled engine, run on its main thread
 /// (a thread of its parent's run): as `crate::child::run`, with channels in
 /// memory for the socket, and the end of the process done by hand.

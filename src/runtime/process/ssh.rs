@@ -186,10 +186,16 @@ fn ssh(host: &Host) -> Command {
 
 type Launch = Box<dyn FnOnce() + Send>;
 
+/// End an `ssh` we started and wait for it (no zombie).
+pub fn end(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Start `cmd` from the keeper thread, with SIGKILL set to come when that
 /// thread (so: this process) ends.
 pub fn start(mut cmd: Command) -> std::io::Result<Child> {
-    static KEEPER: OnceLock<Mutex<mpsc::Sender<Launch>>> = OnceLock::new();
+    static KEEPER: OnceLock<mpsc::Sender<Launch>> = OnceLock::new();
     let keeper = KEEPER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Launch>();
         let _ = std::thread::Builder::new()
@@ -199,7 +205,7 @@ pub fn start(mut cmd: Command) -> std::io::Result<Child> {
                     launch();
                 }
             });
-        Mutex::new(tx)
+        tx
     });
     // SAFETY: prctl is async-signal-safe and touches no memory of ours.
     unsafe {
@@ -213,7 +219,7 @@ pub fn start(mut cmd: Command) -> std::io::Result<Child> {
         let _ = tx.send(cmd.spawn());
     });
     let no_keeper = || std::io::Error::other("cannot start the thread that starts ssh");
-    keeper.lock().send(launch).map_err(|_| no_keeper())?;
+    keeper.send(launch).map_err(|_| no_keeper())?;
     rx.recv().map_err(|_| no_keeper())?
 }
 
@@ -330,8 +336,7 @@ struct Master {
 
 impl Drop for Master {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        end(&mut self.child);
     }
 }
 
@@ -487,8 +492,7 @@ pub fn session(
     match child.stderr.take() {
         Some(s) => Ok((child, Stderr::watch(s))),
         None => {
-            let _ = child.kill();
-            let _ = child.wait();
+            end(&mut child);
             Err(process_error("ssh gave no standard error to read".into()))
         }
     }
