@@ -71,6 +71,15 @@ impl RemoteProc {
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
 
+    /// Why a child silent this long is given up.
+    fn silent_for(&self, silent: Duration) -> String {
+        format!(
+            "no word from {} for {} s (the host or the network is down)",
+            self.host,
+            silent.as_secs()
+        )
+    }
+
     /// The error a joiner gets when the child ended without returning.
     pub fn died(&self, name: &str, pid: u32, code: i32) -> RuntimeError {
         if let Some(why) = self.lost.lock().clone() {
@@ -101,8 +110,7 @@ pub fn spawn(
     let (writer, reader, cutter) = (clone(&mine)?, clone(&mine)?, clone(&mine)?);
     let (mut client, stderr) = ssh::session(host, OwnedFd::from(theirs))?;
     let fail = |client: &mut Child, message: String, help: Option<&str>| {
-        let _ = client.kill();
-        let _ = client.wait();
+        ssh::end(client);
         let e = RuntimeError::new(kind::PROCESS, message);
         match help {
             Some(h) => e.with_help(h.to_string()),
@@ -151,8 +159,7 @@ pub fn spawn(
     let start = match make_start(&link) {
         Ok(start) => start,
         Err(e) => {
-            let _ = client.kill();
-            let _ = client.wait();
+            ssh::end(&mut client);
             return Err(e);
         }
     };
@@ -222,11 +229,7 @@ fn heartbeat(info: &ProcessInfo, remote: &RemoteProc) {
             }
             let silent = remote.heard.silence();
             if silent >= PARENT_GIVES_UP {
-                remote.give_up(format!(
-                    "no word from {} for {} s (the host or the network is down)",
-                    remote.host,
-                    silent.as_secs()
-                ));
+                remote.give_up(remote.silent_for(silent));
                 return;
             }
         }
@@ -250,10 +253,18 @@ fn exit_code(client: &mut Child, remote: &RemoteProc) -> i32 {
             if let Some(code) = remote.stderr.exit(Duration::from_secs(1)) {
                 return code;
             }
-            remote.lost.lock().get_or_insert(format!(
-                "the connection to {} ended without its exit status",
-                remote.host
-            ));
+            // ssh's own keep-alive may see a dead host before our
+            // heartbeat does: the same loss, told the same way.
+            let silent = remote.heard.silence();
+            let why = if silent >= 2 * BEAT {
+                remote.silent_for(silent)
+            } else {
+                format!(
+                    "the connection to {} ended without its exit status",
+                    remote.host
+                )
+            };
+            remote.lost.lock().get_or_insert(why);
             255
         }
     }
