@@ -5,7 +5,7 @@ use super::describe;
 use super::value::Value;
 use super::Interp;
 use crate::diagnostics::{kind, RuntimeError};
-use crate::runtime::engine::{Op, Step};
+use crate::runtime::engine::Op;
 use std::io::Write;
 
 use super::builtins::arity;
@@ -68,9 +68,7 @@ fn point(it: &mut Interp, op: Op) -> Result<(), RuntimeError> {
     if let Some(err) = it.thread.take_interrupt() {
         return Err(err);
     }
-    it.ctx
-        .engine()
-        .point(&it.thread, Step::new(op, FILES_OBJECT, None));
+    it.ctx.engine().point_on(&it.thread, op, FILES_OBJECT, None);
     Ok(())
 }
 

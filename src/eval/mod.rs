@@ -26,7 +26,7 @@ pub use crate::runtime::value::{describe, globals, ops, Function};
 
 use crate::ast::{FnDecl, Program};
 use crate::diagnostics::{kind, RuntimeError};
-use crate::runtime::engine::{Op, Step};
+use crate::runtime::engine::Op;
 use crate::runtime::footprint::Shared;
 use crate::runtime::{Context, ThreadRef};
 use crate::span::Span;
@@ -314,9 +314,7 @@ impl Interp {
     #[cold]
     #[inline(never)]
     fn point_at(&self, op: Op, object: u64, at: Option<Span>) {
-        self.ctx
-            .engine()
-            .point(&self.thread, Step::new(op, object, at));
+        self.ctx.engine().point_on(&self.thread, op, object, at);
     }
 
     /// Check whether this thread was asked to stop (Ctrl-C in the REPL, or

@@ -21,7 +21,7 @@
 //! waiter still waits here, where deadlocks are seen.
 
 use super::arena::Words;
-use super::engine::{Backoff, Op, Spin, Step, Time};
+use super::engine::{Backoff, Op, Spin, Time};
 use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
 use super::threads::Held;
 use super::value::Value;
@@ -295,7 +295,7 @@ impl Lock {
         at: Option<Span>,
         describe: impl FnOnce() -> BlockOn,
     ) -> Result<bool, RuntimeError> {
-        ctx.engine().point(me, Step::new(Op::Acquire, self.id, at));
+        ctx.engine().point_on(me, Op::Acquire, self.id, at);
         if self.kind == LockKind::Semaphore {
             return self.acquire_permit(ctx, me, deadline, at, describe);
         }
@@ -408,8 +408,7 @@ impl Lock {
 
     #[inline]
     pub fn release(&self, ctx: &Context, me: &ThreadRef) -> Result<(), RuntimeError> {
-        ctx.engine()
-            .point(me, Step::new(Op::Release, self.id, None));
+        ctx.engine().point_on(me, Op::Release, self.id, None);
         if self.kind == LockKind::Semaphore {
             Self::give_permit(&mut self.state.lock(), ctx);
             me.remove_held(self.id);

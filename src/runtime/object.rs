@@ -9,7 +9,7 @@
 //! per operation, which picks the implementation, local or remote, through
 //! this trait.
 
-use super::engine::{Op, Step, Time};
+use super::engine::{Op, Time};
 use super::value::args::arity;
 use super::value::Value;
 use super::waits::BlockOn;
@@ -48,7 +48,7 @@ impl<'a> Cx<'a> {
     pub fn point(&self, op: Op, object: u64) {
         self.ctx
             .engine()
-            .point(self.me, Step::new(op, object, Some(self.at)));
+            .point_on(self.me, op, object, Some(self.at));
     }
 
     /// What this thread waits for, named as the script names the object:

@@ -1,7 +1,7 @@
 //! `queue(n)`, `lifo()`, `priority()`, `pipe()` and `select`.
 
 use super::arena::Arena;
-use super::engine::{Op, Step, Time};
+use super::engine::{Op, Time};
 use super::lease::{self, Ticket};
 use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
 use super::waits::{BlockOn, WaitQueue};
@@ -163,7 +163,7 @@ impl Queue {
         at: Option<Span>,
         describe: impl FnOnce() -> BlockOn,
     ) -> Result<bool, RuntimeError> {
-        ctx.engine().point(me, Step::new(Op::Put, self.id, at));
+        ctx.engine().point_on(me, Op::Put, self.id, at);
         self.check_item(&v)?;
         if self.order == Order::Priority {
             self.check_comparable(&v)?;
@@ -222,7 +222,7 @@ impl Queue {
         describe: impl FnOnce() -> BlockOn,
         mut attempt: impl FnMut(&mut QueueState) -> Option<T>,
     ) -> Result<Option<T>, RuntimeError> {
-        ctx.engine().point(me, Step::new(Op::Get, self.id, at));
+        ctx.engine().point_on(me, Op::Get, self.id, at);
         let mut s = self.state.lock();
         if let Some(got) = attempt(&mut s) {
             return Ok(Some(got));

@@ -1,6 +1,6 @@
 //! `event()`, `condition(m)` and `barrier(n)`: things a thread `wait`s on.
 
-use super::engine::{Op, Step, Time};
+use super::engine::{Op, Time};
 use super::locks::{Lock, LockKind};
 use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
 use super::value::args::positive;
@@ -44,8 +44,7 @@ impl Event {
 
     /// `wait e [timeout t]`: true once set, false on timeout.
     pub fn wait(&self, ctx: &Context, me: &ThreadRef, on: BlockOn) -> Result<bool, RuntimeError> {
-        ctx.engine()
-            .point(me, Step::new(Op::Wait, self.id, on.span));
+        ctx.engine().point_on(me, Op::Wait, self.id, on.span);
         let mut s = self.state.lock();
         let sets = s.sets;
         let done = block_until(
@@ -115,8 +114,7 @@ impl Condition {
     /// `wait c`: release the lock, wait for a notify, take the lock back.
     /// Gives false if the timeout passed first.
     pub fn wait(&self, ctx: &Context, me: &ThreadRef, on: BlockOn) -> Result<bool, RuntimeError> {
-        ctx.engine()
-            .point(me, Step::new(Op::Wait, self.id, on.span));
+        ctx.engine().point_on(me, Op::Wait, self.id, on.span);
         if !self.lock.held_by(me) {
             return Err(RuntimeError::new(
                 kind::LOCK,
@@ -156,7 +154,7 @@ impl Condition {
         me: &ThreadRef,
         n: Option<usize>,
     ) -> Result<(), RuntimeError> {
-        ctx.engine().point(me, Step::new(Op::Signal, self.id, None));
+        ctx.engine().point_on(me, Op::Signal, self.id, None);
         if !self.lock.held_by(me) {
             return Err(RuntimeError::new(
                 kind::LOCK,
@@ -209,8 +207,7 @@ impl Barrier {
         me: &ThreadRef,
         on: BlockOn,
     ) -> Result<Option<usize>, RuntimeError> {
-        ctx.engine()
-            .point(me, Step::new(Op::Wait, self.id, on.span));
+        ctx.engine().point_on(me, Op::Wait, self.id, on.span);
         let mut s = self.state.lock();
         let index = s.arrived;
         s.arrived += 1;

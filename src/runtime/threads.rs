@@ -5,7 +5,7 @@
 //! and no handle to it is left (or the last one goes away unjoined), its error
 //! is reported then, since nobody can `join` it any more.
 
-use super::engine::{Op, Parker, Step, Time};
+use super::engine::{Op, Parker, Time};
 use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
 use super::waits::{block_until, BlockOn, ThreadId, WaitQueue};
 use super::Context;
@@ -151,6 +151,11 @@ impl ThreadRecord {
         }
         self.interrupted.store(false, Ordering::Release);
         self.interrupt.lock().take()
+    }
+
+    /// Whether an interrupt waits to be taken (it stays pending).
+    pub fn interrupt_pending(&self) -> bool {
+        self.interrupted.load(Ordering::Acquire)
     }
 
     pub fn clear_interrupt(&self) {
@@ -303,7 +308,7 @@ impl ThreadHandle {
             Op::Wait
         };
         let object = crate::runtime::footprint::THREAD | self.record.id;
-        ctx.engine().point(me, Step::new(op, object, Some(span)));
+        ctx.engine().point_on(me, op, object, Some(span));
         if Arc::ptr_eq(&self.record, me) {
             return Err(RuntimeError::new(
                 kind::VALUE,

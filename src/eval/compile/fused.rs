@@ -316,20 +316,32 @@ impl<F: IntOp> Build for AssignGlobalOf<F> {
             target,
             value: ValueOf { op, span, fast },
         } = self;
+        // The write is spelled out on each path, so the fast one hands its
+        // int over in registers rather than through a merged stack slot.
         Box::new(move |it, f| {
-            let v = match (a.int(it, f), b.int(it, f)) {
-                (Some(x), Some(y)) => match fast(x, y) {
-                    Some(v) => v,
-                    None => tri!(it, full_path(it, f, op, &a, &b, span)),
-                },
-                _ => tri!(it, full_path(it, f, op, &a, &b, span)),
-            };
-            if !it.write_global(&cell, Some(target.target), v, GlobalWrite::Assign) {
-                return it.fail(not_declared(it, &name, target.target, target.value));
+            if let (Some(x), Some(y)) = (a.int(it, f), b.int(it, f)) {
+                if let Some(v) = fast(x, y) {
+                    return assign_global(it, &cell, &name, &target, v);
+                }
             }
-            Ctl::Normal
+            let v = tri!(it, full_path(it, f, op, &a, &b, span));
+            assign_global(it, &cell, &name, &target, v)
         })
     }
+}
+
+#[inline(always)]
+fn assign_global(
+    it: &mut Interp,
+    cell: &GlobalCell,
+    name: &Name,
+    target: &super::assign::Written,
+    v: Value,
+) -> Ctl {
+    if !it.write_global(cell, Some(target.target), v, GlobalWrite::Assign) {
+        return it.fail(not_declared(it, name, target.target, target.value));
+    }
+    Ctl::Normal
 }
 
 /// Everything but two ints: out of line, so the closures stay small.

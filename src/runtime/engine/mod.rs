@@ -331,6 +331,15 @@ impl Engine {
         }
     }
 
+    /// `point` for the hot paths (a lock, a queue): the step is only made
+    /// once somebody watches, so the OS engine builds nothing.
+    #[inline(always)]
+    pub fn point_on(&self, me: &ThreadRecord, op: Op, object: u64, at: Option<Span>) {
+        if self.watched {
+            self.watched_point(me, Step::new(op, object, at))
+        }
+    }
+
     #[inline(never)]
     fn watched_point(&self, me: &ThreadRecord, step: Step) {
         if let Some(s) = &self.sched {

@@ -179,6 +179,8 @@ impl GlobalCell {
             // A scalar over a scalar: no lock (the common `n = n + 1`).
             if defined(stamp) && kind_of(stamp) != NOT_SCALAR && self.begin(stamp) {
                 self.publish(stamp, kind, bits);
+                // A scalar owns nothing: no call to drop it.
+                std::mem::forget(value);
                 return true;
             }
         }
