@@ -18,6 +18,7 @@ mod os_threads;
 mod parker;
 pub mod recorder;
 mod rng;
+mod stamps;
 
 pub use parker::Parker;
 pub use rng::Rng;
@@ -95,6 +96,29 @@ pub enum Op {
 }
 
 impl Op {
+    /// Every operation, in declaration order (so `op as u8` indexes it).
+    const ALL: [Op; 14] = [
+        Op::Read,
+        Op::Write,
+        Op::Acquire,
+        Op::Release,
+        Op::Put,
+        Op::Get,
+        Op::Wait,
+        Op::Join,
+        Op::Signal,
+        Op::Inspect,
+        Op::Spawn,
+        Op::Print,
+        Op::BackEdge,
+        Op::End,
+    ];
+
+    /// The operation `op as u8` gave.
+    pub fn from_byte(b: u8) -> Option<Op> {
+        Op::ALL.get(usize::from(b)).copied()
+    }
+
     /// Whether two operations on one object can be reordered without
     /// changing anything: only if both merely look.
     pub fn only_reads(self) -> bool {
@@ -209,10 +233,11 @@ impl Engine {
 
     /// The OS engine, noting every thread's steps for a trace.
     pub fn os_recording(seed: Option<u64>) -> Engine {
+        let os = Engine::os(seed);
         Engine {
-            recorder: Some(Arc::default()),
+            recorder: Some(Arc::new(recorder::Recorder::new(os.epoch))),
             watched: true,
-            ..Engine::os(seed)
+            ..os
         }
     }
 
@@ -345,7 +370,7 @@ impl Engine {
         if let Some(s) = &self.sched {
             s.point(me, step)
         } else if let Some(r) = &self.recorder {
-            r.point(me, step, self.now())
+            r.point(me, step)
         }
     }
 
@@ -362,9 +387,9 @@ impl Engine {
         match (&self.sched, &self.recorder) {
             (None, None) => me.parker.park(deadline.map(|d| self.instant(d))),
             (None, Some(r)) => {
-                r.parked(me, self.now());
+                r.parked(me);
                 me.parker.park(deadline.map(|d| self.instant(d)));
-                r.woke(me, self.now());
+                r.woke(me);
             }
             (Some(s), _) => s.park(me, deadline),
         }
@@ -411,7 +436,7 @@ impl Engine {
         match &self.sched {
             None => {
                 if let Some(r) = &self.recorder {
-                    r.starting(thread, self.now());
+                    r.starting(thread);
                 }
                 os_threads::run(&thread.name, stack, job)
             }
@@ -443,7 +468,7 @@ impl Engine {
         if let Some(s) = &self.sched {
             s.ended(me)
         } else if let Some(r) = &self.recorder {
-            r.ended(me, self.now())
+            r.ended(me)
         }
     }
 
@@ -519,6 +544,14 @@ mod tests {
         assert!(t.after(Duration::from_secs(1)) > t);
         assert_eq!(t.after(Duration::MAX), t.after(FAR_FUTURE));
         assert_eq!(t.since(t.after(Duration::from_secs(1))), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_op_survives_its_byte() {
+        for op in Op::ALL {
+            assert_eq!(Op::from_byte(op as u8), Some(op));
+        }
+        assert_eq!(Op::from_byte(Op::ALL.len() as u8), None);
     }
 
     #[test]

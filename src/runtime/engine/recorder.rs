@@ -5,7 +5,8 @@
 //! so the lock is never contended); a thread's list joins the recorder's
 //! when it ends. Off, none of this runs: the engine has no recorder.
 
-use super::{Step, Time};
+use super::stamps::{Rate, Stamps};
+use super::{Op, Step};
 use crate::runtime::threads::ThreadRecord;
 use crate::runtime::waits::ThreadId;
 use parking_lot::Mutex;
@@ -27,36 +28,105 @@ pub struct Mark {
 
 /// A thread's marks while it runs, in chunks that grow to `CHUNK`: a
 /// long run never copies what it noted to grow, and a short thread never
-/// holds a big buffer.
+/// holds a big buffer. Each step is packed into 32 bytes (a tight locking
+/// loop notes two per turn, and memory traffic is most of what tracing
+/// costs); the few marks with more to say keep it on the side.
 #[derive(Default)]
 pub struct Marks {
-    chunks: Vec<Vec<Mark>>,
+    chunks: Vec<Vec<Packed>>,
+    /// By mark index: when it parked and woke, who started the thread.
+    extra: Vec<(usize, Extra)>,
+    len: usize,
 }
 
 const CHUNK: usize = 4096;
 
-impl Marks {
-    fn push(&mut self, m: Mark) {
-        match self.chunks.last_mut() {
-            Some(c) if c.len() < c.capacity() => c.push(m),
-            last => {
-                let size = last.map_or(16, |c| (c.capacity() * 2).min(CHUNK));
-                let mut c = Vec::with_capacity(size);
-                c.push(m);
-                self.chunks.push(c);
-            }
+/// A mark's step, packed.
+#[derive(Clone, Copy)]
+struct Packed {
+    at: u64,
+    object: u64,
+    span: [u32; 3],
+    /// `Op` as a byte; `NO_STEP` for a thread's start.
+    op: u8,
+    has_span: bool,
+}
+
+const NO_STEP: u8 = u8::MAX;
+
+#[derive(Clone, Copy, Default)]
+struct Extra {
+    parked: Option<(u64, u64)>,
+    spawned_by: Option<ThreadId>,
+    ended: bool,
+}
+
+impl Packed {
+    fn of(step: Option<Step>, at: u64) -> Packed {
+        let span = step.and_then(|s| s.at);
+        Packed {
+            at,
+            object: step.map_or(0, |s| s.object),
+            span: span.map_or([0; 3], |s| [s.src.0, s.start, s.end]),
+            op: step.map_or(NO_STEP, |s| s.op as u8),
+            has_span: span.is_some(),
         }
     }
 
-    fn last_mut(&mut self) -> Option<&mut Mark> {
-        self.chunks.last_mut().and_then(|c| c.last_mut())
+    fn unpack(self, rate: &Rate) -> Mark {
+        let at = self.has_span.then(|| crate::span::Span {
+            src: crate::span::SourceId(self.span[0]),
+            start: self.span[1],
+            end: self.span[2],
+        });
+        Mark {
+            step: Op::from_byte(self.op).map(|op| Step::new(op, self.object, at)),
+            at: rate.ns(self.at),
+            ..Mark::default()
+        }
+    }
+}
+
+impl Marks {
+    fn push(&mut self, p: Packed) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < c.capacity() => c.push(p),
+            last => {
+                let size = last.map_or(16, |c| (c.capacity() * 2).min(CHUNK));
+                let mut c = Vec::with_capacity(size);
+                c.push(p);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
     }
 
-    fn take(&mut self) -> Vec<Mark> {
-        std::mem::take(&mut self.chunks)
-            .into_iter()
-            .flatten()
-            .collect()
+    /// The side data of the last mark (made on first use).
+    fn last_extra(&mut self) -> Option<&mut Extra> {
+        let last = self.len.checked_sub(1)?;
+        if self.extra.last().is_none_or(|(i, _)| *i != last) {
+            self.extra.push((last, Extra::default()));
+        }
+        self.extra.last_mut().map(|(_, e)| e)
+    }
+
+    fn last_at(&self) -> Option<u64> {
+        self.chunks.last().and_then(|c| c.last()).map(|p| p.at)
+    }
+
+    /// The marks in session time, at `rate`.
+    fn unpack(self, rate: &Rate) -> Vec<Mark> {
+        let mut marks: Vec<Mark> = (self.chunks.into_iter().flatten())
+            .map(|p| p.unpack(rate))
+            .collect();
+        for (i, e) in self.extra {
+            if let Some(m) = marks.get_mut(i) {
+                m.parked = e.parked.map(|(p, w)| (rate.ns(p), rate.ns(w)));
+                m.spawned_by = e.spawned_by;
+                m.ended = e.ended;
+            }
+        }
+        marks
     }
 }
 
@@ -75,10 +145,11 @@ pub struct ProcessTracks {
     pub tracks: Vec<Track>,
 }
 
-#[derive(Default)]
 pub struct Recorder {
-    done: Mutex<Vec<Track>>,
+    /// Ended threads' marks, still as stamps.
+    done: Mutex<Vec<(ThreadId, String, Marks)>>,
     others: Mutex<Vec<ProcessTracks>>,
+    stamps: Stamps,
 }
 
 thread_local! {
@@ -88,55 +159,61 @@ thread_local! {
 }
 
 impl Recorder {
-    pub fn point(&self, me: &ThreadRecord, step: Step, now: Time) {
-        CURRENT.set(Some(me.id));
-        me.marks.lock().push(Mark {
-            step: Some(step),
-            at: now.as_nanos(),
-            ..Mark::default()
-        });
-    }
-
-    /// `me` parks (again) in its current step.
-    pub fn parked(&self, me: &ThreadRecord, now: Time) {
-        let mut marks = me.marks.lock();
-        if let Some(last) = marks.last_mut() {
-            last.parked.get_or_insert((now.as_nanos(), now.as_nanos()));
+    /// A recorder for a session whose clock starts at `epoch`.
+    pub fn new(epoch: std::time::Instant) -> Recorder {
+        Recorder {
+            done: Mutex::new(Vec::new()),
+            others: Mutex::new(Vec::new()),
+            stamps: Stamps::new(epoch),
         }
     }
 
-    pub fn woke(&self, me: &ThreadRecord, now: Time) {
-        if let Some((_, woke)) = me.marks.lock().last_mut().and_then(|m| m.parked.as_mut()) {
-            *woke = now.as_nanos();
+    pub fn point(&self, me: &ThreadRecord, step: Step) {
+        CURRENT.set(Some(me.id));
+        let now = self.stamps.now();
+        me.marks.lock().push(Packed::of(Some(step), now));
+    }
+
+    /// `me` parks (again) in its current step.
+    pub fn parked(&self, me: &ThreadRecord) {
+        let now = self.stamps.now();
+        if let Some(last) = me.marks.lock().last_extra() {
+            last.parked.get_or_insert((now, now));
+        }
+    }
+
+    pub fn woke(&self, me: &ThreadRecord) {
+        let now = self.stamps.now();
+        let mut marks = me.marks.lock();
+        if let Some((_, woke)) = marks.last_extra().and_then(|e| e.parked.as_mut()) {
+            *woke = now;
         }
     }
 
     /// `thread` is about to be started by the conc thread that last
     /// announced a step on this OS thread.
-    pub fn starting(&self, thread: &ThreadRecord, now: Time) {
-        thread.marks.lock().push(Mark {
-            at: now.as_nanos(),
-            spawned_by: CURRENT.get(),
-            ..Mark::default()
-        });
+    pub fn starting(&self, thread: &ThreadRecord) {
+        let mut marks = thread.marks.lock();
+        marks.push(Packed::of(None, self.stamps.now()));
+        if let Some(e) = marks.last_extra() {
+            e.spawned_by = CURRENT.get();
+        }
     }
 
     /// `me` is over: its marks join the recorder's.
-    pub fn ended(&self, me: &ThreadRecord, now: Time) {
-        let mut marks = me.marks.lock().take();
-        match marks.last_mut() {
-            Some(last) if last.at <= now.as_nanos() => last.ended = true,
-            _ => marks.push(Mark {
-                at: now.as_nanos(),
-                ended: true,
-                ..Mark::default()
-            }),
-        }
-        self.done.lock().push(Track {
-            thread: me.id,
-            name: me.name.clone(),
-            marks,
-        });
+    pub fn ended(&self, me: &ThreadRecord) {
+        let now = self.stamps.now();
+        let marks = {
+            let mut noted = me.marks.lock();
+            if noted.last_at().is_none_or(|at| at > now) {
+                noted.push(Packed::of(None, now));
+            }
+            if let Some(e) = noted.last_extra() {
+                e.ended = true;
+            }
+            std::mem::take(&mut *noted)
+        };
+        self.done.lock().push((me.id, me.name.clone(), marks));
     }
 
     /// A child's part of the trace arrived (with its own children's).
@@ -152,17 +229,21 @@ impl Recorder {
     /// Every ended thread's track, and those of `still` (threads not
     /// ended yet, like the main thread), taken out of the recorder.
     pub fn tracks(&self, still: &[&ThreadRecord]) -> Vec<Track> {
-        let mut tracks = std::mem::take(&mut *self.done.lock());
+        let rate = self.stamps.rate();
+        let mut pending = std::mem::take(&mut *self.done.lock());
         for t in still {
-            let marks = t.marks.lock().take();
-            if !marks.is_empty() {
-                tracks.push(Track {
-                    thread: t.id,
-                    name: t.name.clone(),
-                    marks,
-                });
+            let marks = std::mem::take(&mut *t.marks.lock());
+            if marks.len > 0 {
+                pending.push((t.id, t.name.clone(), marks));
             }
         }
-        tracks
+        pending
+            .into_iter()
+            .map(|(thread, name, marks)| Track {
+                thread,
+                name,
+                marks: marks.unpack(&rate),
+            })
+            .collect()
     }
 }
