@@ -335,17 +335,23 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
     // A partial line `write` left is the program's last output: out before
     // any report on standard error.
     session.context().out.flush();
+    let texts = conc::explore::Texts::of(name, &session.context().sources);
     if let Some(w) = &watched {
         if let Some(s) = session.context().engine().scheduler() {
             s.close_open();
         }
         write_traces(
             (options.trace.as_ref(), options.timeline.as_ref()),
-            || w.chrome_json(name, source),
-            || w.timeline(name, source),
+            || w.chrome_json(&texts),
+            || w.timeline(&texts),
         );
         if options.lanes {
-            eprint!("{}", w.lanes(source, 80));
+            let lanes = w.lanes(&texts, 80);
+            if options.color {
+                eprint!("{}", conc::explore::paint(&lanes));
+            } else {
+                eprint!("{}", lanes);
+            }
         }
     }
     if let Some(r) = session.context().engine().recorder() {
@@ -358,8 +364,8 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
         );
         write_traces(
             (options.trace.as_ref(), options.timeline.as_ref()),
-            || recorded.chrome_json(name, source),
-            || recorded.timeline(name, source),
+            || recorded.chrome_json(&texts),
+            || recorded.timeline(&texts),
         );
     }
     if let Some(why) = session.replay_divergence() {
@@ -503,7 +509,11 @@ fn explore_command(
             if f.preemptions == 1 { "" } else { "s" },
             f.shared_steps,
             if f.shared_steps == 1 { "" } else { "s" },
-            f.lanes
+            if color && std::io::stdout().is_terminal() {
+                conc::explore::paint(&f.lanes)
+            } else {
+                f.lanes.clone()
+            }
         ));
         if let (Some(path), Some(json)) = (trace, &f.trace) {
             match std::fs::write(path, json) {

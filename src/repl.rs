@@ -2,17 +2,21 @@
 //! CLI uses. Entries run on this (the session's main) thread; Ctrl-C while
 //! one runs interrupts it through the session's `Interrupter`.
 
+mod engines;
 mod helper;
 mod highlight;
 mod keys;
 mod meta;
 mod printer;
 mod reference;
+mod stepper;
 
 use crate::diagnostics::kind;
+use crate::explore::Watched;
 use crate::runtime::output::Output;
 use crate::runtime::value::Value;
 use crate::session::{Interrupter, Session, SessionOptions};
+use engines::Mode;
 use helper::{is_incomplete, may_continue_with_else, starts_with_else, ReplHelper};
 use meta::Meta;
 use parking_lot::Mutex;
@@ -21,6 +25,7 @@ use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 use rustyline::{Config, Editor};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 const PROMPT: &str = "conc> ";
@@ -61,6 +66,12 @@ struct Repl {
     /// A line read while waiting for an `else` that turned out to start the
     /// next entry.
     carried: Option<String>,
+    /// The engine entries run on, and whether they are traced.
+    mode: Mode,
+    /// What a traced controlled session writes down.
+    watched: Option<Watched>,
+    /// Under `:sched manual`: `:run` let the current entry go on unasked.
+    free: Arc<AtomicBool>,
 }
 
 /// What one read at the prompt gave.
@@ -107,6 +118,9 @@ impl Repl {
             entries: 0,
             color,
             carried: None,
+            mode: Mode::default(),
+            watched: None,
+            free: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -132,6 +146,9 @@ impl Repl {
                     }
                     Meta::Reset => self.reset(),
                     Meta::Quit => return None,
+                    Meta::Sched(arg) => self.sched(&arg),
+                    Meta::Trace(arg) => self.trace(&arg),
+                    Meta::Timeline(path) => self.write_trace(&path, true),
                 }
             } else {
                 self.entries += 1;
@@ -211,7 +228,15 @@ impl Repl {
     /// Run one entry; echo its value, or report its error, then carry on.
     /// Gives the status when the entry called `exit`.
     fn eval(&mut self, name: &str, source: &str) -> Option<i32> {
-        let result = self.session.run(name, source);
+        self.free.store(false, Ordering::Relaxed);
+        let mut result = self.session.run(name, source);
+        if self.mode.controlled() && result.is_ok() {
+            // Under control nothing runs between entries: the threads this
+            // one started take their turns now.
+            if let Err(e) = self.session.settle() {
+                result = Err(e);
+            }
+        }
         // A partial line `write` left is shown before the echo or error.
         self.out.flush();
         match result {
@@ -224,14 +249,94 @@ impl Repl {
         None
     }
 
-    /// `:reset`: a fresh session; threads of the old one run on unowned.
+    /// `:reset`: a fresh session (under the same `:sched` and `:trace`);
+    /// threads of the old one run on unowned.
     fn reset(&mut self) {
         self.session = new_session(self.out.clone(), self.color);
+        self.watched = None;
+        if self.mode.controlled() || self.mode.tracing {
+            let mode = std::mem::take(&mut self.mode);
+            self.switch_to(mode, false);
+        }
+        self.session_changed();
+        println!("session reset");
+    }
+
+    /// Ctrl-C and completion follow the session.
+    fn session_changed(&mut self) {
         *self.interrupter.lock() = Some(self.session.interrupt_handle());
         if let Some(helper) = self.editor.helper_mut() {
             helper.ctx = self.session.context().clone();
         }
-        println!("session reset");
+    }
+
+    /// `:sched`, `:sched S`.
+    fn sched(&mut self, arg: &str) {
+        if arg.is_empty() {
+            println!("{}", self.mode.describe());
+            return;
+        }
+        match engines::parse_sched(arg) {
+            Ok(sched) => {
+                let mode = Mode {
+                    sched,
+                    tracing: self.mode.tracing,
+                };
+                self.switch_to(mode, true);
+            }
+            Err(e) => eprintln!(":sched {arg}: {e}"),
+        }
+    }
+
+    /// `:trace`, `:trace on|off`, `:trace FILE`.
+    fn trace(&mut self, arg: &str) {
+        match arg {
+            "" => println!("{}", self.mode.describe()),
+            "on" | "off" => {
+                let mode = Mode {
+                    sched: self.mode.sched.clone(),
+                    tracing: arg == "on",
+                };
+                self.switch_to(mode, true);
+            }
+            path => self.write_trace(path, false),
+        }
+    }
+
+    /// Go on under `mode` (definitions stay); says so when `tell`.
+    fn switch_to(&mut self, mode: Mode, tell: bool) {
+        match engines::switch(&mut self.session, &mode, &self.out, self.color, &self.free) {
+            Ok(switched) => {
+                self.watched = switched.watched;
+                self.mode = mode;
+                self.session_changed();
+                if tell {
+                    println!("{}", self.mode.describe());
+                }
+            }
+            Err(e) => eprintln!("cannot switch: {e}"),
+        }
+    }
+
+    /// `:trace FILE` (JSON) or `:timeline FILE` (the page).
+    fn write_trace(&self, path: &str, page: bool) {
+        let what = if page { ":timeline" } else { ":trace" };
+        if path.is_empty() {
+            eprintln!("{what} needs a file name, e.g. {what} run.json");
+            return;
+        }
+        if !self.mode.tracing {
+            eprintln!("nothing was recorded: :trace on first, then the entries to trace");
+            return;
+        }
+        let Some(text) = engines::traced(&self.session, self.watched.as_ref(), page) else {
+            eprintln!("nothing was recorded");
+            return;
+        };
+        match std::fs::write(path, text) {
+            Ok(()) => println!("wrote {path}"),
+            Err(e) => eprintln!("cannot write {path}: {e}"),
+        }
     }
 
     /// Leaving: wait for non-daemon threads, as a script does at its end.

@@ -1,5 +1,8 @@
 //! The REPL driven through a real pseudo-terminal, as a user would type.
 
+#[path = "support/chrome.rs"]
+mod chrome;
+
 use rexpect::reader::Options;
 use rexpect::session::{spawn_with_options, PtySession};
 use std::path::Path;
@@ -442,5 +445,115 @@ fn help_lists_builtins_and_shows_an_entry_of_the_reference() -> R {
     p.exp_string("conc> ")?;
     type_line(&mut p, ":help select")?;
     p.exp_string("Waits for the first ready case")?;
+    quit(p)
+}
+
+/// A line typed at the stepper's `step>` prompt (a plain read of the
+/// terminal, so no paste markers).
+fn answer_step(p: &mut PtySession, line: &str) -> R {
+    p.exp_string("step> ")?;
+    p.send(&format!("{line}\r"))?;
+    p.flush()?;
+    Ok(())
+}
+
+#[test]
+fn sched_and_trace_switch_engines_and_keep_definitions() -> R {
+    let dir = temp_history("traces-dir");
+    let _ = std::fs::create_dir_all(&dir);
+    let (os, controlled, page) = (
+        dir.join("os.json"),
+        dir.join("controlled.json"),
+        dir.join("controlled.html"),
+    );
+    let mut p = start(&temp_history("sched"))?;
+    type_line(&mut p, ":trace on")?;
+    p.exp_string("tracing is on")?;
+    type_line(&mut p, "let q = queue()")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, "fn feed() { for i in range(3) { put q, i * 10 } }")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, "let t = spawn feed()")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, "print(get q, get q, get q)")?;
+    p.exp_string("0 10 20")?;
+    type_line(&mut p, &format!(":trace {}", os.display()))?;
+    p.exp_string("wrote")?;
+    // The function and the queue made on real threads go on under control.
+    type_line(&mut p, ":sched random:5")?;
+    p.exp_string("random:5 (controlled, virtual time); tracing is on")?;
+    // The spawned thread runs before the prompt comes back.
+    type_line(&mut p, "let t2 = spawn feed()")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, "print(q.size(), time() < 1)")?;
+    p.exp_string("3 true")?;
+    type_line(&mut p, &format!(":trace {}", controlled.display()))?;
+    p.exp_string("wrote")?;
+    type_line(&mut p, &format!(":timeline {}", page.display()))?;
+    p.exp_string("wrote")?;
+    type_line(&mut p, ":sched os")?;
+    p.exp_string("os (real threads)")?;
+    type_line(&mut p, "print(get q + get q + get q)")?;
+    p.exp_string("30")?;
+    quit(p)?;
+    for file in [&os, &controlled] {
+        let text = std::fs::read_to_string(file).expect("the trace was written");
+        let events = chrome::events_of(&text, "repl");
+        let flows = chrome::validate(&events, &file.display().to_string());
+        assert!(flows.iter().any(|f| f == "spawn"), "{flows:?}");
+        assert!(text.contains("<repl:2>"), "source positions name the entry");
+    }
+    let html = std::fs::read_to_string(&page).expect("the page was written");
+    assert!(html.contains("<html") && !html.contains("http://") && !html.contains("https://"));
+    Ok(())
+}
+
+#[test]
+fn sched_manual_lets_the_user_choose_every_step() -> R {
+    let mut p = start(&temp_history("manual"))?;
+    type_line(&mut p, ":sched manual")?;
+    p.exp_string("you choose each step")?;
+    type_line(&mut p, "let m = lock(); let n = 0; let order = []")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, "fn w(k) { lock m { n = n + 1; append(order, k) } }")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, "let a = spawn w(\"a\"); let b = spawn w(\"b\")")?;
+    p.exp_string("who goes next?")?;
+    p.exp_string("main")?;
+    p.exp_string("w-1")?;
+    // Let main start both threads, then choose b's thread every time.
+    loop {
+        let (_, seen) = p.exp_regex("step> |w-2 ")?;
+        if seen.starts_with("w-2") {
+            break;
+        }
+        p.send("\r")?;
+        p.flush()?;
+    }
+    answer_step(&mut p, ":step w-2")?;
+    answer_step(&mut p, ":step 9")?;
+    p.exp_string("there is no thread 9")?;
+    answer_step(&mut p, ":step w-2")?;
+    answer_step(&mut p, ":run")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, "print(n, order)")?;
+    // b went first: its thread was the one chosen.
+    p.exp_string("2 [\"b\", \"a\"]")?;
+    quit(p)
+}
+
+#[test]
+fn sched_is_refused_while_a_thread_runs() -> R {
+    let mut p = start(&temp_history("refused"))?;
+    type_line(&mut p, "let e = event(); let t = spawn thread { wait e }")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, ":sched random:1")?;
+    p.exp_string("cannot switch: 1 thread is still running")?;
+    type_line(&mut p, "e.set(); join t")?;
+    p.exp_string("conc> ")?;
+    type_line(&mut p, ":sched random:1")?;
+    p.exp_string("random:1 (controlled")?;
+    type_line(&mut p, ":sched nonsense")?;
+    p.exp_string(":sched nonsense: unknown schedule")?;
     quit(p)
 }

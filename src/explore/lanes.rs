@@ -3,6 +3,7 @@
 //! that block are marked.
 
 use super::log::{Event, Log};
+use super::texts::Texts;
 use crate::runtime::engine::controlled::strategy::TransitionEnd;
 use crate::runtime::engine::Op;
 use crate::runtime::waits::ThreadId;
@@ -55,7 +56,8 @@ fn worth_showing(e: &Event, shared: &std::collections::HashSet<u64>) -> bool {
     }
 }
 
-pub(super) fn op_word(op: Op) -> &'static str {
+/// What a step does, in a word.
+pub fn op_word(op: Op) -> &'static str {
     match op {
         Op::Read => "read",
         Op::Write => "write",
@@ -74,13 +76,7 @@ pub(super) fn op_word(op: Op) -> &'static str {
     }
 }
 
-/// The line number of byte `offset` in `text`, and that line trimmed.
-fn line_of(text: &str, offset: u32) -> (usize, &str) {
-    let (line, _, code) = crate::span::line_at(text, offset);
-    (line, code.trim())
-}
-
-fn cell(e: &Event, source: &str, racing: bool) -> String {
+fn cell(e: &Event, texts: &Texts, racing: bool) -> String {
     let mut text = String::new();
     if racing {
         text.push('*');
@@ -88,9 +84,8 @@ fn cell(e: &Event, source: &str, racing: bool) -> String {
     match e.step {
         Some(step) => {
             text.push_str(op_word(step.op));
-            if let Some(at) = step.at {
-                let (line, code) = line_of(source, at.start);
-                text.push_str(&format!(" L{} {}", line, code));
+            if let Some(p) = step.at.and_then(|at| texts.place(at)) {
+                text.push_str(&format!(" L{} {}", p.line, p.code));
             }
         }
         None => text.push_str("start"),
@@ -118,7 +113,7 @@ fn fit(text: &str, width: usize) -> String {
 const MAX_ROWS: usize = 40;
 
 /// The lanes, at most `width` columns wide.
-pub fn draw(log: &Log, source: &str, width: usize) -> String {
+pub fn draw(log: &Log, texts: &Texts, width: usize) -> String {
     let racing = super::tree::racing(&log.events);
     let shared = shared_keys(&log.events);
     let mut threads: Vec<ThreadId> = Vec::new();
@@ -171,7 +166,7 @@ pub fn draw(log: &Log, source: &str, width: usize) -> String {
         let mut line = format!("{:>3}  ", row);
         for c in 0..threads.len() {
             let text = if c == col {
-                cell(e, source, racing[k])
+                cell(e, texts, racing[k])
             } else {
                 String::new()
             };
@@ -187,16 +182,69 @@ pub fn draw(log: &Log, source: &str, width: usize) -> String {
     out
 }
 
+/// Lanes drawn by `draw`, coloured for a terminal: names bold, blocked
+/// steps red, ends dim, race marks yellow. The codes take no columns, so
+/// what fits stays fitted.
+pub fn paint(lanes: &str) -> String {
+    const BOLD: &str = "\x1b[1m";
+    const RED: &str = "\x1b[31m";
+    const DIM: &str = "\x1b[2m";
+    const YELLOW: &str = "\x1b[33m";
+    const OFF: &str = "\x1b[0m";
+    let mut out = String::with_capacity(lanes.len() * 2);
+    for (i, line) in lanes.lines().enumerate() {
+        if i == 0 {
+            out.push_str(&format!("{BOLD}{line}{OFF}\n"));
+            continue;
+        }
+        let line = line
+            .replace("[blocks]", &format!("{RED}[blocks]{OFF}"))
+            .replace("[ends]", &format!("{DIM}[ends]{OFF}"))
+            .replace(" *", &format!(" {YELLOW}*{OFF}"));
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn lines_are_found_and_cells_fit() {
-        let text = "let x = 0\n  x += 1\nprint(x)";
-        assert_eq!(line_of(text, 14), (2, "x += 1"));
-        assert_eq!(line_of(text, 0), (1, "let x = 0"));
+        let texts = Texts::script("t.conc", "let x = 0\n  x += 1\nprint(x)");
+        let at = |start| crate::span::Span {
+            src: crate::span::SourceId(0),
+            start,
+            end: start,
+        };
+        let p = texts.place(at(14)).map(|p| (p.line, p.code));
+        assert_eq!(p, Some((2, "x += 1")));
+        assert_eq!(
+            texts.place(at(0)).map(|p| (p.line, p.code)),
+            Some((1, "let x = 0"))
+        );
         assert_eq!(fit("abcdef", 4), "abc~");
         assert_eq!(fit("ab", 4), "ab  ");
+    }
+
+    #[test]
+    fn paint_colours_without_moving_anything() {
+        let plain = "     main     w-1\n  1  start\n  2           *get L3 get q [blocks]\n";
+        let painted = paint(plain);
+        let bare: String = painted
+            .split('\x1b')
+            .enumerate()
+            .map(|(i, part)| {
+                if i == 0 {
+                    part
+                } else {
+                    part.split_once('m').map_or("", |p| p.1)
+                }
+            })
+            .collect();
+        assert_eq!(bare, plain);
+        assert!(painted.contains("\x1b[31m[blocks]"));
     }
 }

@@ -314,6 +314,10 @@ impl Strategy for Logged {
         self.inner.thread_created(id)
     }
 
+    fn wants_names(&self) -> bool {
+        self.inner.wants_names()
+    }
+
     fn wants_transitions(&self) -> bool {
         true
     }

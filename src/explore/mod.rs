@@ -10,11 +10,14 @@ mod lanes;
 mod log;
 mod pos;
 mod run;
+mod texts;
 mod timeline;
 mod trace;
 mod tree;
 
+pub use lanes::{op_word, paint};
 pub use run::{Outcome, Script};
+pub use texts::Texts;
 
 use crate::runtime::engine::controlled::schedule::{Schedule, PCT_HORIZON};
 use crate::runtime::engine::controlled::strategy::{Pct, RandomWalk, Strategy, TransitionEnd};
@@ -44,18 +47,18 @@ impl Watched {
     }
 
     /// The run as Chrome Trace Event JSON.
-    pub fn chrome_json(&self, file: &str, source: &str) -> String {
-        trace::chrome_json(&self.log.lock(), file, source, trace::Clock::Virtual)
+    pub fn chrome_json(&self, texts: &Texts) -> String {
+        trace::chrome_json(&self.log.lock(), texts, trace::Clock::Virtual)
     }
 
     /// The run as a self-contained HTML page of swim lanes.
-    pub fn timeline(&self, file: &str, source: &str) -> String {
-        timeline::html(&self.chrome_json(file, source), file)
+    pub fn timeline(&self, texts: &Texts) -> String {
+        timeline::html(&self.chrome_json(texts), &texts.name)
     }
 
     /// The run as swim lanes, `width` columns wide at most.
-    pub fn lanes(&self, source: &str, width: usize) -> String {
-        lanes::draw(&self.log.lock(), source, width)
+    pub fn lanes(&self, texts: &Texts, width: usize) -> String {
+        lanes::draw(&self.log.lock(), texts, width)
     }
 }
 
@@ -119,13 +122,13 @@ impl Recorded {
     }
 
     /// The run as Chrome Trace Event JSON.
-    pub fn chrome_json(&self, file: &str, source: &str) -> String {
-        trace::chrome_json(&self.log, file, source, trace::Clock::Real)
+    pub fn chrome_json(&self, texts: &Texts) -> String {
+        trace::chrome_json(&self.log, texts, trace::Clock::Real)
     }
 
     /// The run as a self-contained HTML page of swim lanes.
-    pub fn timeline(&self, file: &str, source: &str) -> String {
-        timeline::html(&self.chrome_json(file, source), file)
+    pub fn timeline(&self, texts: &Texts) -> String {
+        timeline::html(&self.chrome_json(texts), &texts.name)
     }
 }
 
@@ -807,7 +810,7 @@ fn show(script: &Script, options: &Options, failure: Failure, prefix: Option<Vec
     if ran.outcome != failure.outcome {
         return failure;
     }
-    let sources = &script.source;
+    let texts = Texts::script(&script.name, &script.source);
     Failure {
         outcome: ran.outcome.clone(),
         report: ran.report.clone(),
@@ -818,9 +821,9 @@ fn show(script: &Script, options: &Options, failure: Failure, prefix: Option<Vec
             .unwrap_or(failure.schedule),
         preemptions: lanes::preemptions(&log),
         shared_steps: lanes::shared_steps(&log),
-        lanes: lanes::draw(&log, sources, 80),
+        lanes: lanes::draw(&log, &texts, 80),
         trace: options
             .trace
-            .then(|| trace::chrome_json(&log, &script.name, sources, trace::Clock::Virtual)),
+            .then(|| trace::chrome_json(&log, &texts, trace::Clock::Virtual)),
     }
 }

@@ -12,6 +12,7 @@
 //! from its first park to its last wake-up.
 
 use super::log::{Event, Log};
+use super::texts::Texts;
 use crate::runtime::engine::controlled::strategy::TransitionEnd;
 use crate::runtime::engine::Op;
 use crate::runtime::footprint::THREAD;
@@ -63,12 +64,11 @@ fn us(clock: Clock, ns: u64) -> String {
 }
 
 /// Where a step is in the script, and that line.
-fn place(e: &Event, file: &str, source: &str) -> Option<(String, String)> {
-    let at = e.step?.at?;
-    let (line, col, code) = crate::span::line_at(source, at.start);
+fn place(e: &Event, texts: &Texts) -> Option<(String, String)> {
+    let p = texts.place(e.step?.at?)?;
     Some((
-        format!("{}:{}:{}", file, line, col),
-        code.trim().to_string(),
+        format!("{}:{}:{}", p.file, p.line, p.col),
+        p.code.to_string(),
     ))
 }
 
@@ -129,7 +129,8 @@ fn simulated_processes(log: &Log, file: &str) -> Vec<(u32, String)> {
 }
 
 /// The run in `log` as a trace file's text.
-pub fn chrome_json(log: &Log, file: &str, source: &str, clock: Clock) -> String {
+pub fn chrome_json(log: &Log, texts: &Texts, clock: Clock) -> String {
+    let file = texts.name.as_str();
     let mut w = Writer {
         out: String::from("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n"),
         first: true,
@@ -189,7 +190,7 @@ pub fn chrome_json(log: &Log, file: &str, source: &str, clock: Clock) -> String 
         let tid = e.thread;
         let pid = pid_of(tid);
         let mut args = String::new();
-        if let Some((at, code)) = place(e, file, source) {
+        if let Some((at, code)) = place(e, texts) {
             let _ = write!(args, "\"at\":{},\"code\":{}", escape(&at), escape(&code));
         }
         if let Some(label) = object_label(e) {

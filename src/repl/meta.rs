@@ -13,6 +13,15 @@ and strings continue on the next line (prompt `... `).
   :threads       every live thread: name, id, state, what it waits for and
                  where, and the locks it holds
   :reset         start a fresh session (threads already running keep running)
+  :sched [S]     run the following entries under S: os (real threads, the
+                 default), random[:SEED], pct:DEPTH[:SEED] (the controlled
+                 engine: virtual time, one thread at a time, same seed same
+                 run) or manual (you pick the thread at every step: Enter or
+                 :step [N|NAME] to step, :run to finish the entry); definitions
+                 stay; without S, says which is in use
+  :trace on|off  record what the following entries do (on: starts afresh)
+  :trace FILE    write what was recorded as Chrome Trace JSON (Perfetto)
+  :timeline FILE write it as a self-contained HTML page of swim lanes
   :quit          leave (also Ctrl-D); waits for non-daemon threads first
 Keys: Tab completes, Up/Down and Ctrl-R search history, Ctrl-C interrupts a
 running entry or clears the line.";
@@ -25,6 +34,12 @@ pub enum Meta {
     Run(String, String),
     Reset,
     Quit,
+    /// `:sched ARG`.
+    Sched(String),
+    /// `:trace ARG`.
+    Trace(String),
+    /// `:timeline FILE`.
+    Timeline(String),
 }
 
 /// Interpret one `:command args` line.
@@ -43,6 +58,9 @@ pub fn command(line: &str, session: &Session) -> Meta {
         ":reset" => return Meta::Reset,
         ":threads" | ":t" => println!("{}", threads(session)),
         ":load" | ":l" => return load(arg.trim()),
+        ":sched" => return Meta::Sched(arg.trim().to_string()),
+        ":trace" => return Meta::Trace(arg.trim().to_string()),
+        ":timeline" => return Meta::Timeline(arg.trim().to_string()),
         _ => eprintln!("unknown command {cmd}; :help lists them"),
     }
     Meta::Continue

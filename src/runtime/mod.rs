@@ -69,6 +69,14 @@ pub struct FnIndex {
 }
 
 impl FnIndex {
+    /// Another index with the same functions (a session that goes on from
+    /// this one's definitions).
+    pub fn copy(&self) -> FnIndex {
+        FnIndex {
+            by_place: parking_lot::Mutex::new(self.by_place.lock().clone()),
+        }
+    }
+
     pub fn add(&self, functions: &[Arc<crate::ast::FnDecl>]) {
         let mut map = self.by_place.lock();
         for f in functions {

@@ -75,14 +75,37 @@ pub struct Session {
 
 impl Session {
     pub fn new(options: SessionOptions) -> Session {
-        let sources = SourceMap::default();
-        let globals = Globals::default();
-        for b in builtins::CORE
-            .iter()
-            .chain(crate::eval::concurrency_builtins())
-        {
-            globals.define(b.name, Value::Builtin(b));
-        }
+        Session::build(options, None)
+    }
+
+    /// A session under other options that goes on from `carried`: the same
+    /// globals, sources and functions (so definitions stay), numbering on
+    /// where it stopped. The REPL's `:sched` and `:trace on` switch engines
+    /// this way.
+    fn build(options: SessionOptions, carried: Option<&Context>) -> Session {
+        let (sources, globals, functions, names) = match carried {
+            Some(c) => (
+                c.sources.clone(),
+                c.globals.clone(),
+                c.functions.copy(),
+                c.names.lock().clone(),
+            ),
+            None => {
+                let globals = Globals::default();
+                for b in builtins::CORE
+                    .iter()
+                    .chain(crate::eval::concurrency_builtins())
+                {
+                    globals.define(b.name, Value::Builtin(b));
+                }
+                (
+                    SourceMap::default(),
+                    globals,
+                    Default::default(),
+                    Default::default(),
+                )
+            }
+        };
         let color = options.color;
         let reporter_sources = sources.clone();
         let reporter_out = options.out.clone();
@@ -114,15 +137,18 @@ impl Session {
                     thread, rendered
                 ));
             }),
-            names: Default::default(),
+            names: parking_lot::Mutex::new(names),
             pools: Default::default(),
-            functions: Default::default(),
+            functions,
             builtins: crate::eval::all_builtins().collect(),
             daemon_process: options.daemon_process,
             color,
             arena: Default::default(),
             child_entry: child::simulated,
         });
+        if let Some(c) = carried {
+            ctx.registry.continue_numbering(&c.registry);
+        }
         ctx.registry.set_sources(ctx.sources.clone());
         if options.deadlock_exits {
             ctx.registry.set_deadlock_policy(DeadlockPolicy::EndRun);
@@ -157,6 +183,45 @@ impl Session {
             interp,
             color,
         }
+    }
+
+    /// Go on under other options (another engine, tracing on or off):
+    /// definitions stay, the engine is new. Refused while a thread of this
+    /// session other than the main one is alive, since it belongs to the
+    /// engine it was started under.
+    pub fn switch(&mut self, options: SessionOptions) -> Result<(), String> {
+        let main = self.main.id;
+        let alive: Vec<String> = (self.ctx.registry.snapshot().into_iter())
+            .filter(|i| i.thread.id != main && i.thread.alive())
+            .map(|i| i.thread.name.clone())
+            .collect();
+        if !alive.is_empty() {
+            return Err(format!(
+                "{} still running ({}): switch once they are done (join them), or :reset first",
+                plural(alive.len(), "thread is", "threads are"),
+                alive.join(", ")
+            ));
+        }
+        if !crate::runtime::process::children(&self.ctx).is_empty() {
+            return Err(
+                "child processes are still running: switch once they are done, or :reset first"
+                    .to_string(),
+            );
+        }
+        *self = Session::build(options, Some(&self.ctx));
+        Ok(())
+    }
+
+    /// Under control, after a REPL entry: the threads it started run until
+    /// each has ended or waits for something only a later entry can give
+    /// (daemon threads run only as long as others do). No-op on the OS
+    /// engine, where they run on their own.
+    pub fn settle(&mut self) -> Result<(), ConcError> {
+        let Some(s) = self.ctx.engine().scheduler() else {
+            return Ok(());
+        };
+        let s = s.clone();
+        entered(&self.ctx, &self.main, || s.settle(&self.main))
     }
 
     pub fn context(&self) -> &Arc<Context> {
@@ -395,4 +460,13 @@ fn entered<R>(ctx: &Context, main: &ThreadRef, body: impl FnOnce() -> R) -> Resu
                 format!("cannot run the controlled session: {}", e),
             ))
         })
+}
+
+/// "1 thread is" / "2 threads are".
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {}", one)
+    } else {
+        format!("{} {}", n, many)
+    }
 }

@@ -160,7 +160,9 @@ impl Interp {
 
     #[cold]
     fn refresh_callee(&mut self, cell: &GlobalCell, span: Span) -> R<Rc<Callee>> {
-        let (value, version) = self.read_global(cell, span, GlobalCell::get_versioned);
+        // The read was announced with the version just taken: no other
+        // thread ran since.
+        let (value, version) = cell.get_versioned();
         let value = value.ok_or_else(|| name_error(self, &cell.name, span))?;
         Ok(self.callees.store(cell.id, value, version))
     }

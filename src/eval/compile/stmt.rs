@@ -256,7 +256,9 @@ impl Compiler<'_> {
         match d.res {
             Res::Local(slot) if d.captured => Target::Cell(slot as usize),
             Res::Local(slot) => Target::Slot(slot as usize),
-            Res::Global(id) => self.global(id).map_or(Target::Nowhere, Target::Global),
+            Res::Global(id) => self
+                .global(id)
+                .map_or(Target::Nowhere, |cell| Target::Global(cell, d.ident.span)),
             Res::Upval(_) | Res::Unresolved => Target::Nowhere,
         }
     }
@@ -291,8 +293,9 @@ pub(super) enum Target {
     /// A local that closures capture: each binding makes a fresh cell, so
     /// each loop iteration's closures see their own variable.
     Cell(usize),
-    /// A global `let` (or `fn`) at the top of a program: defines it.
-    Global(GlobalRef),
+    /// A global `let` (or `fn`) at the top of a program: defines it (the
+    /// span names it, for a scheduler's view of the write).
+    Global(GlobalRef, Span),
     /// `let [a, b] = ...`
     List(Box<[Target]>, Span),
     /// A declaration the resolver did not place (never made by it).
@@ -305,8 +308,8 @@ impl Target {
         match self {
             Target::Slot(slot) => put(&mut it.stack[f.base + slot], v),
             Target::Cell(slot) => it.stack[f.base + slot] = Value::Cell(Arc::new(Shared::new(v))),
-            Target::Global(cell) => {
-                it.write_global(cell, None, v, GlobalWrite::Define);
+            Target::Global(cell, at) => {
+                it.write_global(cell, Some(*at), v, GlobalWrite::Define);
             }
             Target::List(items, span) => return bind_list(it, items, v, *span, f),
             Target::Nowhere => {}

@@ -148,6 +148,16 @@ impl Registry {
         cycle.map(|c| deadlock::report(threads, c, &sources, |t| self.held_by(t)))
     }
 
+    /// Number threads and objects on from where `before` stopped (a
+    /// session that goes on from another never repeats its ids).
+    pub fn continue_numbering(&self, before: &Registry) {
+        let next = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        self.next_thread
+            .fetch_max(next(&before.next_thread), Ordering::Relaxed);
+        self.next_object
+            .fetch_max(next(&before.next_object), Ordering::Relaxed);
+    }
+
     pub fn set_main(&self, id: ThreadId) {
         self.main.store(id, Ordering::Relaxed);
     }

@@ -71,6 +71,8 @@ struct State {
     prober: Option<ThreadId>,
     /// The scheduling point at which it last ran.
     probed_at: Option<u64>,
+    /// A thread that lets the others go first (`settle`).
+    settling: Option<ThreadId>,
 }
 
 /// Told when no thread can run and none waits for a deadline (a simulated
@@ -134,6 +136,7 @@ impl Scheduler {
                 limit_hit: false,
                 prober: None,
                 probed_at: None,
+                settling: None,
             }),
             clock: AtomicU64::new(0),
             fibers: Fibers::default(),
@@ -423,11 +426,39 @@ impl Scheduler {
     }
 
     fn runnable(st: &State) -> Vec<ThreadId> {
-        st.slots
+        let mut ids: Vec<ThreadId> = st
+            .slots
             .iter()
             .filter(|(_, s)| s.status == Status::Runnable)
             .map(|(id, _)| *id)
-            .collect()
+            .collect();
+        if let Some(me) = st.settling.filter(|me| Self::others_busy(st, *me)) {
+            ids.retain(|id| *id != me);
+        }
+        ids
+    }
+
+    /// While settling: another non-daemon thread can run, or will once
+    /// its deadline comes (and `me` was not interrupted meanwhile).
+    fn others_busy(st: &State, me: ThreadId) -> bool {
+        let interrupted = st
+            .slots
+            .get(&me)
+            .is_some_and(|s| s.thread.interrupt_pending());
+        !interrupted
+            && st.slots.iter().any(|(id, s)| {
+                *id != me
+                    && !s.thread.daemon
+                    && matches!(s.status, Status::Runnable | Status::Blocked(Some(_)))
+            })
+    }
+
+    /// `me` lets every other thread go first until each has ended or
+    /// waits without a deadline (the REPL after an entry): then it goes on.
+    pub fn settle(&self, me: &ThreadRecord) {
+        self.state.lock().settling = Some(me.id);
+        self.point(me, Step::new(Op::Wait, 0, None));
+        self.state.lock().settling = None;
     }
 
     /// Who runs next; `current` is the thread at a point, if it could go on.
@@ -451,9 +482,17 @@ impl Scheduler {
             .iter()
             .map(|id| st.slots.get(id).and_then(|s| s.next))
             .collect();
+        let names: Vec<&str> = if st.strategy.wants_names() {
+            (runnable.iter())
+                .map(|id| st.slots.get(id).map_or("", |s| s.thread.name.as_str()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let choice = Choice {
             runnable: &runnable,
             next: &next,
+            names: &names,
             current,
             steps: st.steps,
         };

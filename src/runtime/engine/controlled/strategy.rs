@@ -20,6 +20,8 @@ pub struct Choice<'a> {
     /// For each runnable thread, the operation it announced last (its next
     /// step when it is waiting at a point).
     pub next: &'a [Option<Step>],
+    /// Their names, if the strategy `wants_names` (else empty).
+    pub names: &'a [&'a str],
     /// The thread that reached the point, if it could go on (`None` when it
     /// blocked or ended).
     pub current: Option<ThreadId>,
@@ -87,6 +89,12 @@ pub trait Strategy: Send {
     /// A thread came into being (PCT gives it a priority).
     fn thread_created(&mut self, _id: ThreadId) {}
 
+    /// Whether a choice should carry the runnable threads' names (a
+    /// person choosing needs them; a program does not).
+    fn wants_names(&self) -> bool {
+        false
+    }
+
     /// How the strategy is written on the command line ("random:42").
     fn describe(&self) -> String;
 
@@ -104,6 +112,32 @@ pub trait Strategy: Send {
     /// A replay's recorded line of each decision (0: not known).
     fn recorded_lines(&self) -> Option<&[u32]> {
         None
+    }
+}
+
+/// Somebody else decides: the REPL's `:sched manual` asks its user at
+/// every point where more than one thread can go.
+pub struct Manual {
+    ask: Box<dyn FnMut(&Choice) -> usize + Send>,
+}
+
+impl Manual {
+    pub fn new(ask: impl FnMut(&Choice) -> usize + Send + 'static) -> Manual {
+        Manual { ask: Box::new(ask) }
+    }
+}
+
+impl Strategy for Manual {
+    fn choose(&mut self, c: &Choice) -> usize {
+        (self.ask)(c)
+    }
+
+    fn wants_names(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        "manual".to_string()
     }
 }
 
@@ -337,6 +371,7 @@ mod tests {
             let i = s.choose(&Choice {
                 runnable: threads,
                 next: &next,
+                names: &[],
                 current,
                 steps,
             });
