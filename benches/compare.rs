@@ -36,6 +36,9 @@ struct Benchmark {
     /// control `time()` is virtual), python's too, and its `vs` column is
     /// the same script on the OS engine; the old binary is not run.
     sched: Option<&'static str>,
+    /// Run conc with `--trace` (the script is NAME without `_traced`); its
+    /// `vs` column is the same script untraced.
+    trace: bool,
 }
 
 const BENCHMARKS: &[Benchmark] = &[
@@ -46,6 +49,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: Some(rust_fib),
         versus: None,
         sched: None,
+        trace: false,
     },
     Benchmark {
         name: "loop_sum",
@@ -54,6 +58,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: Some(rust_loop_sum),
         versus: None,
         sched: None,
+        trace: false,
     },
     Benchmark {
         name: "select_loop",
@@ -62,6 +67,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: None,
         versus: Some("loop_sum"),
         sched: None,
+        trace: false,
     },
     Benchmark {
         name: "cpu_seq",
@@ -70,6 +76,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: None,
         versus: None,
         sched: None,
+        trace: false,
     },
     Benchmark {
         name: "cpu_threads",
@@ -78,6 +85,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: None,
         versus: None,
         sched: None,
+        trace: false,
     },
     Benchmark {
         name: "sleepers_10k",
@@ -86,6 +94,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: Some(rust_sleepers_10k),
         versus: None,
         sched: None,
+        trace: false,
     },
     Benchmark {
         name: "spawn_join_10k",
@@ -94,6 +103,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: Some(rust_spawn_join_10k),
         versus: None,
         sched: None,
+        trace: false,
     },
     Benchmark {
         name: "queue_1m",
@@ -102,6 +112,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: Some(rust_queue_1m),
         versus: None,
         sched: None,
+        trace: false,
     },
     Benchmark {
         name: "lock_4x250k",
@@ -110,6 +121,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: Some(rust_lock_4x250k),
         versus: None,
         sched: None,
+        trace: false,
     },
     Benchmark {
         name: "proc_spawn_200",
@@ -118,6 +130,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: Some(rust_reexec_200),
         versus: None,
         sched: None,
+        trace: false,
     },
     Benchmark {
         name: "proc_queue_100k",
@@ -126,6 +139,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: None,
         versus: None,
         sched: None,
+        trace: false,
     },
     Benchmark {
         name: "proc_pipe_10k",
@@ -134,6 +148,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: None,
         versus: None,
         sched: None,
+        trace: false,
     },
     Benchmark {
         name: "proc_lock_2x50k",
@@ -142,6 +157,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: None,
         versus: None,
         sched: None,
+        trace: false,
     },
     Benchmark {
         name: "sched_pingpong",
@@ -150,6 +166,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: None,
         versus: Some("sched_pingpong"),
         sched: Some("random:1"),
+        trace: false,
     },
     Benchmark {
         name: "sched_proc_spawn_200",
@@ -158,6 +175,7 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: None,
         versus: Some("sched_proc_spawn_200"),
         sched: Some("random:1"),
+        trace: false,
     },
     Benchmark {
         name: "sched_startup",
@@ -166,6 +184,25 @@ const BENCHMARKS: &[Benchmark] = &[
         rust: None,
         versus: Some("sched_startup"),
         sched: Some("random:1"),
+        trace: false,
+    },
+    Benchmark {
+        name: "queue_1m_traced",
+        description: "queue_1m with `--trace` on the OS engine (vs: untraced)",
+        target: "<= 1.5x vs",
+        rust: None,
+        versus: Some("queue_1m"),
+        sched: None,
+        trace: true,
+    },
+    Benchmark {
+        name: "lock_4x250k_traced",
+        description: "lock_4x250k with `--trace` on the OS engine (vs: untraced)",
+        target: "<= 1.5x vs",
+        rust: None,
+        versus: Some("lock_4x250k"),
+        sched: None,
+        trace: true,
     },
 ];
 
@@ -380,10 +417,20 @@ fn measure(bench: &'static Benchmark, crate_root: &Path, runners: &Runners) -> R
         python: unmeasured(),
         rust: bench.rust.map(|_| f64::INFINITY),
     };
-    let conc_script = script(bench.name, "conc");
-    let sched: Vec<&str> = bench.sched.map(|s| vec!["--sched", s]).unwrap_or_default();
+    let base = match bench.trace {
+        true => bench.name.strip_suffix("_traced").unwrap_or(bench.name),
+        false => bench.name,
+    };
+    let conc_script = script(base, "conc");
+    let trace_file = std::env::temp_dir().join(format!("conc-bench-{}.json", std::process::id()));
+    let trace_file = trace_file.to_string_lossy().into_owned();
+    let sched: Vec<&str> = match (bench.sched, bench.trace) {
+        (Some(s), _) => vec!["--sched", s],
+        (None, true) => vec!["--trace", &trace_file],
+        (None, false) => Vec::new(),
+    };
     let wall = bench.sched.is_some();
-    if wall {
+    if wall || bench.trace {
         row.old = None;
     }
     for _ in 0..RUNS {
@@ -401,18 +448,13 @@ fn measure(bench: &'static Benchmark, crate_root: &Path, runners: &Runners) -> R
             });
         }
         keep_best(&mut row.python, || {
-            script_time(
-                &runners.python,
-                &[],
-                &script(bench.name, "py"),
-                crate_root,
-                wall,
-            )
+            script_time(&runners.python, &[], &script(base, "py"), crate_root, wall)
         });
         if let (Some(work), Some(best)) = (bench.rust, row.rust.as_mut()) {
             *best = best.min(rust_time(work));
         }
     }
+    let _ = std::fs::remove_file(&trace_file);
     let timings = [
         ("conc", Some(&row.conc)),
         ("old conc", row.old.as_ref()),

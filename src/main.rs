@@ -106,9 +106,11 @@ enum Command {
         /// Run at most N schedules (sampling: N schedules; default 1000)
         #[arg(long, value_name = "N")]
         schedules: Option<u64>,
-        /// Stop after this long (`30s`, `2m`)
-        #[arg(long, value_name = "DURATION")]
-        time: Option<String>,
+        /// Stop after this long (`30s`, `2m`); `adversarial`: a timeout may
+        /// fire while threads can still run (`quiescent`, the default: time
+        /// jumps only when none can). May be given twice.
+        #[arg(long, value_name = "DURATION|adversarial|quiescent")]
+        time: Vec<String>,
         /// Do not stop at the first failure: the whole outcome set
         #[arg(long)]
         all: bool,
@@ -215,14 +217,32 @@ fn run(cli: Cli) -> i32 {
                     return 2;
                 }
             };
-            let time = match time.as_deref().map(parse_duration) {
-                None => None,
-                Some(Ok(d)) => Some(d),
-                Some(Err(e)) => {
-                    eprintln!("conc explore: --time: {}", e);
-                    return 2;
+            let (mut limit, mut adversarial) = (None, false);
+            for t in &time {
+                match t.as_str() {
+                    "adversarial" => adversarial = true,
+                    "quiescent" => adversarial = false,
+                    d => match parse_duration(d) {
+                        Ok(d) => limit = Some(d),
+                        Err(e) => {
+                            eprintln!("conc explore: --time: {}", e);
+                            return 2;
+                        }
+                    },
                 }
-            };
+            }
+            if adversarial
+                && matches!(
+                    how,
+                    conc::explore::How::Dpor | conc::explore::How::Dfs { .. }
+                )
+            {
+                eprintln!(
+                    "conc explore: --time adversarial samples (auto, random, pct:DEPTH, pos): dpor and dfs do not branch on time yet"
+                );
+                return 2;
+            }
+            let time = limit;
             let options = conc::explore::Options {
                 how,
                 schedules,
@@ -232,6 +252,7 @@ fn run(cli: Cli) -> i32 {
                 max_steps,
                 show_failure: !porcelain,
                 trace: trace.is_some(),
+                adversarial,
             };
             return explore_command(&script, &options, color, porcelain, trace.as_deref());
         }

@@ -161,3 +161,59 @@ fn a_failure_is_shrunk_to_one_preemption_and_replays() {
         }
     });
 }
+
+/// A quick producer and a generous timeout: the timeout fires first only
+/// when time may pass while a thread can still run.
+const TIMEOUT_RACE: &str = "let q = queue()\nlet t = spawn { sleep(0.01); put q, 1 }\nlet v = get q timeout 1\njoin t\nprint(\"got\", v)";
+
+#[test]
+fn adversarial_time_finds_the_timeout_that_fires_before_the_put() {
+    on_a_big_stack(|| {
+        let script = Script::new("race.conc".into(), TIMEOUT_RACE.into(), Vec::new());
+        // Quiescent time (the default): the clock jumps only when nobody
+        // can run, so every class gets the item.
+        let (quiet, exhaustive, _) = outcomes(&script, How::Dpor);
+        assert!(exhaustive);
+        assert_eq!(quiet.len(), 1, "{quiet:?}");
+        for how in [How::Auto, How::Random, How::Pct { depth: 2 }, How::Pos] {
+            let report = explore(
+                &script,
+                &Options {
+                    how: how.clone(),
+                    adversarial: true,
+                    ..Options::default()
+                },
+            );
+            let f = report
+                .first_failure
+                .unwrap_or_else(|| panic!("{how:?} found no timeout"));
+            assert!(f.report.contains("Timeout"), "{how:?}: {}", f.report);
+            // The replay line says its time was adversarial, and replays.
+            let token = f.schedule.strip_prefix("replay:").expect("a token");
+            assert!(token.contains("-adv."), "{token}");
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_conc"))
+                .args(["--sched", &f.schedule, "-c", TIMEOUT_RACE])
+                .output()
+                .expect("conc runs");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(err.contains("Timeout"), "{err}");
+        }
+    });
+}
+
+#[test]
+fn adversarial_time_is_refused_where_the_search_cannot_branch_on_it() {
+    let file = std::env::temp_dir().join(format!("conc-adv-{}.conc", std::process::id()));
+    std::fs::write(&file, TIMEOUT_RACE).expect("a temp file");
+    for strategy in ["dpor", "dfs"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_conc"))
+            .args(["explore", "--strategy", strategy, "--time", "adversarial"])
+            .arg(&file)
+            .output()
+            .expect("conc runs");
+        assert_eq!(out.status.code(), Some(2), "{strategy}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--time adversarial"));
+    }
+    let _ = std::fs::remove_file(&file);
+}

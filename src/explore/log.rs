@@ -318,6 +318,10 @@ impl Strategy for Logged {
         self.inner.wants_names()
     }
 
+    fn adversarial_time(&self) -> bool {
+        self.inner.adversarial_time()
+    }
+
     fn wants_transitions(&self) -> bool {
         true
     }

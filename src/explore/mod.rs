@@ -20,7 +20,9 @@ pub use run::{Outcome, Script};
 pub use texts::Texts;
 
 use crate::runtime::engine::controlled::schedule::{Schedule, PCT_HORIZON};
-use crate::runtime::engine::controlled::strategy::{Pct, RandomWalk, Strategy, TransitionEnd};
+use crate::runtime::engine::controlled::strategy::{
+    AdversarialTime, Pct, RandomWalk, Strategy, TransitionEnd,
+};
 use crate::runtime::engine::recorder::{ProcessTracks, Track};
 use crate::runtime::waits::ThreadId;
 use log::{Guide, Guided, Log, Logged};
@@ -197,6 +199,9 @@ pub struct Options {
     pub show_failure: bool,
     /// Keep the failure's run as Chrome Trace Event JSON (`Failure::trace`).
     pub trace: bool,
+    /// `--time adversarial`: a timeout may fire while threads can still
+    /// run (sampling only: `AdversarialTime`).
+    pub adversarial: bool,
 }
 
 impl Default for Options {
@@ -210,6 +215,7 @@ impl Default for Options {
             max_steps: 20_000,
             show_failure: true,
             trace: false,
+            adversarial: false,
         }
     }
 }
@@ -484,6 +490,10 @@ pub fn explore(script: &Script, options: &Options) -> Report {
     };
     let mut state = Found::default();
     let coverage = match &options.how {
+        // The exhaustive searches do not branch on time: sample.
+        How::Auto if options.adversarial => {
+            sample(script, options, &How::Pct { depth: 3 }, &budget, &mut state)
+        }
         How::Dpor => exhaustive(script, options, Mode::Dpor, &budget, &mut state),
         How::Dfs { preemptions } => exhaustive(
             script,
@@ -526,7 +536,11 @@ pub fn explore(script: &Script, options: &Options) -> Report {
         (h, _) => h.clone(),
     };
     let first_failure = state.failure.take().map(|f| {
-        if options.show_failure {
+        // Shrinking searches without branching on time, which would lose
+        // a failure that needs a timeout to fire early: shown as found.
+        if options.show_failure && options.adversarial {
+            show(script, options, f, None)
+        } else if options.show_failure {
             shrink(script, options, f)
         } else {
             f
@@ -648,11 +662,15 @@ fn exhaustive(
 }
 
 /// The strategy of the `n`th sample.
-fn sampler(how: &How, n: u64, horizon: u64) -> Box<dyn Strategy> {
-    match how {
+fn sampler(how: &How, n: u64, horizon: u64, adversarial: bool) -> Box<dyn Strategy> {
+    let s: Box<dyn Strategy> = match how {
         How::Pct { depth } => Box::new(Pct::new(*depth, n, horizon)),
         How::Pos => Box::new(pos::Pos::new(n)),
         _ => Box::new(RandomWalk::new(n)),
+    };
+    match adversarial {
+        true => Box::new(AdversarialTime::new(s)),
+        false => s,
     }
 }
 
@@ -692,7 +710,11 @@ fn sample(
             stop.store(true, Ordering::Relaxed);
             return;
         }
-        let ran = run_once(script, sampler(how, n, horizon), options.max_steps);
+        let ran = run_once(
+            script,
+            sampler(how, n, horizon, options.adversarial),
+            options.max_steps,
+        );
         {
             let mut s = sizes.lock();
             s.0 += ran.tree_size;

@@ -62,9 +62,8 @@ pub fn parse_sched(arg: &str) -> Result<Sched, String> {
             Err("a replay token replays a script: conc --sched replay:TOKEN FILE".to_string())
         }
         a => match Schedule::parse(a, Rng::fresh_seed)? {
-            Schedule::Random { seed } => Ok(Sched::Schedule(format!("random:{seed}"))),
-            Schedule::Pct { depth, seed } => Ok(Sched::Schedule(format!("pct:{depth}:{seed}"))),
             Schedule::Replay(_) => Err("replay is for scripts".to_string()),
+            s => Ok(Sched::Schedule(s.text())),
         },
     }
 }

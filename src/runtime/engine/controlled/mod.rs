@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use strategy::{Choice, Strategy, Transition, TransitionEnd};
+use strategy::{Choice, Strategy, Transition, TransitionEnd, TIME_PASSES};
 
 /// A thread that went round this many loops with nothing but reads in
 /// between is waiting for something (`while not done { }`): when every
@@ -473,33 +473,49 @@ impl Scheduler {
         if runnable.is_empty() {
             return self.stalled(st);
         }
-        if runnable.len() == 1 {
+        // Adversarial time: the next deadline may come before any of them
+        // goes on.
+        let time_may_pass = st.strategy.adversarial_time()
+            && (st.slots.values()).any(|s| matches!(s.status, Status::Blocked(Some(_))));
+        if runnable.len() == 1 && !time_may_pass {
             let only = runnable[0];
             Self::open(st, only, runnable, self.now());
             return Some(only);
         }
-        let next: Vec<Option<Step>> = runnable
+        let mut candidates = runnable.clone();
+        if time_may_pass {
+            candidates.push(TIME_PASSES);
+        }
+        let next: Vec<Option<Step>> = candidates
             .iter()
             .map(|id| st.slots.get(id).and_then(|s| s.next))
             .collect();
         let names: Vec<&str> = if st.strategy.wants_names() {
-            (runnable.iter())
-                .map(|id| st.slots.get(id).map_or("", |s| s.thread.name.as_str()))
+            (candidates.iter())
+                .map(|id| match st.slots.get(id) {
+                    Some(s) => s.thread.name.as_str(),
+                    None if *id == TIME_PASSES => "(time passes)",
+                    None => "",
+                })
                 .collect()
         } else {
             Vec::new()
         };
         let choice = Choice {
-            runnable: &runnable,
+            runnable: &candidates,
             next: &next,
             names: &names,
             current,
             steps: st.steps,
         };
-        let i = st.strategy.choose(&choice).min(runnable.len() - 1);
-        st.choices.push((i as u32, runnable.len() as u32));
+        let i = st.strategy.choose(&choice).min(candidates.len() - 1);
+        st.choices.push((i as u32, candidates.len() as u32));
         st.spans.push(next[i].and_then(|s| s.at));
-        let chosen = runnable[i];
+        let chosen = candidates[i];
+        if chosen == TIME_PASSES {
+            self.advance_clock(st);
+            return self.decide(st, current);
+        }
         Self::open(st, chosen, runnable, self.now());
         Some(chosen)
     }

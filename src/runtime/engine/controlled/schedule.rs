@@ -16,14 +16,22 @@
 //! now. It is left out when the token would grow past `MAX_TOKEN`
 //! characters (a long run keeps a short token, without the lines).
 
-use super::strategy::{Pct, RandomWalk, Replay, Strategy};
+use super::strategy::{AdversarialTime, Pct, RandomWalk, Replay, Strategy, ADVERSARIAL};
 
 /// A schedule chosen on the command line or in a fixture.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Schedule {
-    Random { seed: u64 },
-    Pct { depth: u32, seed: u64 },
+    Random {
+        seed: u64,
+    },
+    Pct {
+        depth: u32,
+        seed: u64,
+    },
     Replay(Token),
+    /// `…:adv`: the same, with adversarial time (a timeout may fire while
+    /// threads can still run).
+    Adversarial(Box<Schedule>),
 }
 
 /// How many steps PCT spreads its change points over when nothing better
@@ -34,6 +42,16 @@ impl Schedule {
     /// `random`, `random:SEED`, `pct:DEPTH`, `pct:DEPTH:SEED`,
     /// `replay:TOKEN`; a missing seed is drawn by `fresh_seed`.
     pub fn parse(text: &str, fresh_seed: impl FnOnce() -> u64) -> Result<Schedule, String> {
+        if let Some(inner) = text.strip_suffix(ADVERSARIAL) {
+            return match Schedule::parse(inner, fresh_seed)? {
+                Schedule::Replay(_) => Err(format!(
+                    "`{}`: a replay token already says how its time ran",
+                    text
+                )),
+                s @ Schedule::Adversarial(_) => Ok(s),
+                s => Ok(Schedule::Adversarial(Box::new(s))),
+            };
+        }
         let mut parts = text.split(':');
         let name = parts.next().unwrap_or_default();
         let rest: Vec<&str> = parts.collect();
@@ -62,7 +80,7 @@ impl Schedule {
             }
             ("replay", [token]) => Token::parse(token).map(Schedule::Replay),
             _ => Err(format!(
-                "unknown schedule `{}`: use random, random:SEED, pct:DEPTH, pct:DEPTH:SEED or replay:TOKEN",
+                "unknown schedule `{}`: use random, random:SEED, pct:DEPTH, pct:DEPTH:SEED or replay:TOKEN (`:adv` after any but replay: adversarial time)",
                 text
             )),
         }
@@ -71,16 +89,28 @@ impl Schedule {
     /// The seed of the script's random numbers.
     pub fn seed(&self) -> u64 {
         match self {
+            Schedule::Adversarial(s) => s.seed(),
             Schedule::Random { seed } | Schedule::Pct { seed, .. } => *seed,
             Schedule::Replay(t) => match Schedule::parse(&t.strategy, || 0) {
-                Ok(Schedule::Random { seed }) | Ok(Schedule::Pct { seed, .. }) => seed,
-                _ => 0,
+                Ok(Schedule::Replay(_)) | Err(_) => 0,
+                Ok(s) => s.seed(),
             },
+        }
+    }
+
+    /// As written on the command line, with the seed drawn.
+    pub fn text(&self) -> String {
+        match self {
+            Schedule::Random { seed } => format!("random:{seed}"),
+            Schedule::Pct { depth, seed } => format!("pct:{depth}:{seed}"),
+            Schedule::Replay(t) => format!("replay:{t}"),
+            Schedule::Adversarial(s) => format!("{}{ADVERSARIAL}", s.text()),
         }
     }
 
     pub fn strategy(&self) -> Box<dyn Strategy> {
         match self {
+            Schedule::Adversarial(s) => Box::new(AdversarialTime::new(s.strategy())),
             Schedule::Random { seed } => Box::new(RandomWalk::new(*seed)),
             Schedule::Pct { depth, seed } => Box::new(Pct::new(*depth, *seed, PCT_HORIZON)),
             Schedule::Replay(t) => Box::new(Replay::new(
@@ -434,6 +464,25 @@ mod tests {
         ] {
             assert!(Schedule::parse(bad, seven).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn adversarial_time_rides_on_any_schedule_but_a_replay() {
+        let s = Schedule::parse("pct:3:adv", || 9).expect("parses");
+        assert_eq!(s.text(), "pct:3:9:adv");
+        assert_eq!(s.seed(), 9);
+        assert_eq!(s.strategy().describe(), "pct:3:9:adv");
+        assert!(s.strategy().adversarial_time());
+        assert!(!Schedule::parse("random:4", || 0)
+            .expect("parses")
+            .strategy()
+            .adversarial_time());
+        assert!(Schedule::parse("replay:x:adv", || 0).is_err());
+        // A token of an adversarial run replays adversarially.
+        let token = Token::new("random:4:adv", script_hash(""), &[(1, 2)]);
+        let again = Schedule::parse(&format!("replay:{token}"), || 0).expect("parses");
+        assert!(again.strategy().adversarial_time());
+        assert_eq!(again.seed(), 4);
     }
 
     #[test]

@@ -95,6 +95,14 @@ pub trait Strategy: Send {
         false
     }
 
+    /// Adversarial time: while a thread can run and another waits with a
+    /// deadline, letting time pass to the next deadline is a candidate
+    /// too (the last in `Choice::runnable`, as `TIME_PASSES`), so a
+    /// timeout can fire before the work it waits for is done.
+    fn adversarial_time(&self) -> bool {
+        false
+    }
+
     /// How the strategy is written on the command line ("random:42").
     fn describe(&self) -> String;
 
@@ -112,6 +120,41 @@ pub trait Strategy: Send {
     /// A replay's recorded line of each decision (0: not known).
     fn recorded_lines(&self) -> Option<&[u32]> {
         None
+    }
+}
+
+/// The candidate that stands for time passing (`adversarial_time`).
+pub const TIME_PASSES: ThreadId = u64::MAX;
+
+/// How a schedule says its time is adversarial (`random:3:adv`).
+pub const ADVERSARIAL: &str = ":adv";
+
+/// `inner`, with adversarial time.
+pub struct AdversarialTime {
+    inner: Box<dyn Strategy>,
+}
+
+impl AdversarialTime {
+    pub fn new(inner: Box<dyn Strategy>) -> AdversarialTime {
+        AdversarialTime { inner }
+    }
+}
+
+impl Strategy for AdversarialTime {
+    fn choose(&mut self, c: &Choice) -> usize {
+        self.inner.choose(c)
+    }
+
+    fn thread_created(&mut self, id: ThreadId) {
+        self.inner.thread_created(id)
+    }
+
+    fn adversarial_time(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        format!("{}{ADVERSARIAL}", self.inner.describe())
     }
 }
 
@@ -333,6 +376,10 @@ impl Strategy for Replay {
                 fallback
             }
         }
+    }
+
+    fn adversarial_time(&self) -> bool {
+        self.described.ends_with(ADVERSARIAL)
     }
 
     fn describe(&self) -> String {
