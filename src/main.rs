@@ -67,7 +67,8 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     timeline: Option<PathBuf>,
 
-    /// With --sched: draw the run as swim lanes on stderr when it ends
+    /// Draw the run as swim lanes on stderr when it ends (real time
+    /// without --sched: each thread's steps in the order they happened)
     #[arg(long)]
     lanes: bool,
 
@@ -270,10 +271,6 @@ fn run(cli: Cli) -> i32 {
             return 2;
         }
     };
-    if cli.lanes && schedule.is_none() {
-        eprintln!("conc: --lanes needs --sched (one step at a time is what it draws)");
-        return 2;
-    }
     let options = RunOptions {
         color,
         seed: cli.seed,
@@ -294,6 +291,15 @@ fn run(cli: Cli) -> i32 {
         (None, None) => return run_stdin_or_repl(options),
     };
     run_script(&name, &source, argv, options)
+}
+
+/// `--lanes`: the drawing on stderr, coloured on a terminal.
+fn show_lanes(lanes: &str, color: bool) {
+    if color {
+        eprint!("{}", conc::explore::paint(lanes));
+    } else {
+        eprint!("{}", lanes);
+    }
 }
 
 /// Write the run's trace and timeline where the options ask for them.
@@ -339,7 +345,8 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
     let seed = options
         .seed
         .or_else(|| options.schedule.as_ref().map(Schedule::seed));
-    let record = !controlled && (options.trace.is_some() || options.timeline.is_some());
+    let record =
+        !controlled && (options.trace.is_some() || options.timeline.is_some() || options.lanes);
     let mut session = Session::new(SessionOptions {
         argv: argv.clone(),
         color: options.color,
@@ -367,12 +374,7 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
             || w.timeline(&texts),
         );
         if options.lanes {
-            let lanes = w.lanes(&texts, 80);
-            if options.color {
-                eprint!("{}", conc::explore::paint(&lanes));
-            } else {
-                eprint!("{}", lanes);
-            }
+            show_lanes(&w.lanes(&texts, 80), options.color);
         }
     }
     if let Some(r) = session.context().engine().recorder() {
@@ -388,6 +390,9 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
             || recorded.chrome_json(&texts),
             || recorded.timeline(&texts),
         );
+        if options.lanes {
+            show_lanes(&recorded.lanes(&texts, 80), options.color);
+        }
     }
     if let Some(why) = session.replay_divergence() {
         eprintln!(

@@ -126,12 +126,25 @@ fn six_processes_named(schedule: Option<&str>) {
 }
 
 #[test]
-fn lanes_without_sched_is_a_usage_error() {
+fn lanes_of_a_run_on_real_threads() {
     let out = Command::new(env!("CARGO_BIN_EXE_conc"))
-        .args(["--lanes", "-c", "print(1)"])
+        .args([
+            "--lanes",
+            "-c",
+            "let q = queue()\nlet t = spawn { put q, 1 } named \"feeder\"\nprint(get q)\njoin t",
+        ])
         .output()
         .expect("conc runs");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(0));
+    let lanes = String::from_utf8_lossy(&out.stderr);
+    let header = lanes.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("main") && header.contains("feeder"),
+        "{lanes}"
+    );
+    assert!(lanes.contains("put L2"), "{lanes}");
+    assert!(lanes.contains("get L3"), "{lanes}");
+    assert!(lanes.lines().all(|l| l.chars().count() <= 80), "{lanes}");
 }
 
 #[test]

@@ -176,9 +176,11 @@ pub fn draw(log: &Log, texts: &Texts, width: usize) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    out.push_str(
-        "(* a step in a data race: only the order of the accesses themselves orders it)\n",
-    );
+    if racing.iter().any(|r| *r) {
+        out.push_str(
+            "(* a step in a data race: only the order of the accesses themselves orders it)\n",
+        );
+    }
     out
 }
 

@@ -132,6 +132,11 @@ impl Recorded {
     pub fn timeline(&self, texts: &Texts) -> String {
         timeline::html(&self.chrome_json(texts), &texts.name)
     }
+
+    /// The run as swim lanes, `width` columns wide at most.
+    pub fn lanes(&self, texts: &Texts, width: usize) -> String {
+        lanes::draw(&self.log, texts, width)
+    }
 }
 
 /// How schedules are chosen.
