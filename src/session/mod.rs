@@ -221,7 +221,12 @@ impl Session {
             return Ok(());
         };
         let s = s.clone();
-        entered(&self.ctx, &self.main, || s.settle(&self.main))
+        entered(&self.ctx, &self.main, || s.settle(&self.main))?;
+        // Ctrl-C cut it short: the others stay where they are.
+        match self.main.take_interrupt() {
+            Some(e) => Err(ConcError::Runtime(e)),
+            None => Ok(()),
+        }
     }
 
     pub fn context(&self) -> &Arc<Context> {
