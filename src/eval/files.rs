@@ -8,7 +8,7 @@ use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::engine::Op;
 use std::io::Write;
 
-use super::builtins::arity;
+use super::value::args::arity;
 
 /// The file system is one object at scheduling points: reads of any files
 /// commute, a write conflicts with every read and write. (Per-path objects

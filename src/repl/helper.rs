@@ -1,7 +1,7 @@
 //! The rustyline `Helper`: continuation (Validator), colours and bracket
 //! matching (Highlighter), and tab completion (Completer).
 
-use super::highlight;
+use super::highlight::{self, KEYWORDS};
 use crate::ast::StmtKind;
 use crate::diagnostics::ConcError;
 use crate::runtime::Context;
@@ -12,14 +12,6 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Helper, Hinter};
 use std::borrow::Cow;
 use std::sync::Arc;
-
-/// The language's keywords, for completion and highlighting.
-pub const KEYWORDS: &[&str] = &[
-    "let", "fn", "if", "else", "while", "for", "in", "break", "continue", "return", "try", "catch",
-    "finally", "raise", "assert", "and", "or", "not", "nil", "true", "false", "spawn", "join",
-    "lock", "wait", "put", "get", "select", "submit", "thread", "process", "daemon", "named",
-    "timeout", "case", "on",
-];
 
 /// Fields and methods of handles and data values, offered after a `.`.
 const METHODS: &[&str] = &[

@@ -2,7 +2,13 @@
 //! comments, and the bracket matching the one at the cursor. Colour codes
 //! have zero width, so the cursor stays where rustyline computes it.
 
-use super::helper::KEYWORDS;
+/// The language's keywords, for completion and highlighting.
+pub const KEYWORDS: &[&str] = &[
+    "let", "fn", "if", "else", "while", "for", "in", "break", "continue", "return", "try", "catch",
+    "finally", "raise", "assert", "and", "or", "not", "nil", "true", "false", "spawn", "join",
+    "lock", "wait", "put", "get", "select", "submit", "thread", "process", "daemon", "named",
+    "timeout", "case", "on",
+];
 
 const KEYWORD: &str = "\x1b[1;35m";
 const STRING: &str = "\x1b[32m";

@@ -2,7 +2,7 @@
 //! Left to right, as everywhere: a compound assignment reads its target
 //! before it evaluates `v`, and `xs[i] = v` evaluates `xs`, then `i`, then `v`.
 
-use super::fused::{by_int_op, AssignGlobalOf, AssignOf, IntOp, ValueOf, WithIntOp};
+use super::fused::{by_int_op, AssignGlobalOf, AssignOf, IntOp, ValueOf, WithIntOp, Written};
 use super::{tri, Compiler, Ctl, StmtCode};
 use crate::ast::{BinOp, Expr, ExprKind, Name, Res, VarRef};
 use crate::diagnostics::{kind, RuntimeError};
@@ -148,20 +148,6 @@ enum VarStore {
     Upval(usize),
     Global(GlobalRef, Name, Written),
     Nowhere,
-}
-
-/// An assignment's target and value, for the report when its global was
-/// never declared: the help repeats the value (`let total = 0`).
-#[derive(Clone, Copy)]
-pub(super) struct Written {
-    pub target: Span,
-    pub value: Span,
-}
-
-impl Written {
-    fn new(target: Span, value: Span) -> Written {
-        Written { target, value }
-    }
 }
 
 impl VarStore {

@@ -237,7 +237,7 @@ impl Interp {
         let place = &mut self.stack[frame.base + slot];
         match place {
             Value::Cell(_) => self.store_captured(frame.base + slot, v),
-            _ => super::stmt::put(place, v),
+            _ => super::store::put(place, v),
         }
     }
 

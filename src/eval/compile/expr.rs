@@ -7,21 +7,15 @@ use super::fused::{
     by_int_op, by_int_test, local_slot, Build, CallArgOf, IntOp, IntTest, Operand, TestOf, ValueOf,
     WithIntOp, WithIntTest,
 };
-use super::{Compiler, ExprCode};
+use super::{Code, Compiler, CondCode, ExprCode};
 use crate::ast::{BinOp, Expr, ExprKind, Ident, Res, UnaryOp, VarRef};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::eval::globals::{GlobalCell, GlobalRef};
 use crate::eval::value::{Key, Value};
 use crate::eval::{name_error, ops};
-use crate::eval::{Frame, Interp, R};
+use crate::eval::{Interp, R};
 use crate::span::Span;
 use indexmap::IndexMap;
-
-/// A node that gives a `T`.
-type Code<T> = Box<dyn Fn(&mut Interp, Frame) -> R<T> + Send + Sync>;
-
-/// A condition: compiled to give a bool straight away (`if n < 2`).
-pub(super) type CondCode = Code<bool>;
 
 impl Compiler<'_> {
     pub(super) fn expr(&self, e: &Expr) -> ExprCode {

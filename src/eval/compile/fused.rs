@@ -6,9 +6,8 @@
 //! everywhere else.
 
 use super::calls::GlobalCallee;
-use super::expr::CondCode;
-use super::stmt::put;
-use super::{tri, Block, Compiler, Ctl, ExprCode, StmtCode};
+use super::store::put;
+use super::{tri, Block, Compiler, CondCode, Ctl, ExprCode, StmtCode};
 use crate::ast::{BinOp, Expr, ExprKind, Name, Res, VarRef};
 use crate::eval::globals::{GlobalCell, GlobalRef, GlobalWrite};
 use crate::eval::value::Value;
@@ -303,7 +302,7 @@ impl<F: IntOp> Build for AssignOf<F> {
 pub(super) struct AssignGlobalOf<F> {
     pub cell: GlobalRef,
     pub name: Name,
-    pub target: super::assign::Written,
+    pub target: Written,
     pub value: ValueOf<F>,
 }
 
@@ -335,7 +334,7 @@ fn assign_global(
     it: &mut Interp,
     cell: &GlobalCell,
     name: &Name,
-    target: &super::assign::Written,
+    target: &Written,
     v: Value,
 ) -> Ctl {
     if !it.write_global(cell, Some(target.target), v, GlobalWrite::Assign) {
@@ -397,4 +396,18 @@ pub(super) fn by_int_test<U: WithIntTest>(op: BinOp, u: U) -> Option<U::Out> {
         };
     }
     Some(each!(Eq Ne Lt Le Gt Ge))
+}
+
+/// An assignment's target and value, for the report when its global was
+/// never declared: the help repeats the value (`let total = 0`).
+#[derive(Clone, Copy)]
+pub(super) struct Written {
+    pub target: Span,
+    pub value: Span,
+}
+
+impl Written {
+    pub(super) fn new(target: Span, value: Span) -> Written {
+        Written { target, value }
+    }
 }

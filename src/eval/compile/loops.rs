@@ -3,7 +3,8 @@
 //! the one loop in `ForLoop::each`.
 
 use super::calls::eval_all;
-use super::stmt::{put, Target};
+use super::stmt::Target;
+use super::store::put;
 use super::{tri, Block, Compiler, Ctl, StmtCode};
 use crate::ast::{self, Expr, ExprKind, Pattern};
 use crate::diagnostics::RuntimeError;

@@ -18,6 +18,7 @@ mod fstring;
 mod fused;
 mod loops;
 mod stmt;
+mod store;
 
 use super::globals::GlobalRef;
 use super::value::{Function, Value};
@@ -31,6 +32,10 @@ pub(super) use calls::CalleeCache;
 
 type ExprCode = Box<dyn Fn(&mut Interp, Frame) -> R<Value> + Send + Sync>;
 type StmtCode = Box<dyn Fn(&mut Interp, Frame) -> Ctl + Send + Sync>;
+/// A node that gives a `T`.
+type Code<T> = Box<dyn Fn(&mut Interp, Frame) -> R<T> + Send + Sync>;
+/// A condition: compiled to give a bool straight away (`if n < 2`).
+type CondCode = Code<bool>;
 
 /// How a compiled statement ended. One byte, so it comes back in a register
 /// (a `Result<Flow, _>` goes through memory); what does not fit waits in
@@ -96,7 +101,7 @@ use tri;
 pub(super) fn pop_frame(stack: &mut Vec<Value>, base: usize) {
     while stack.len() > base {
         if let Some(v) = stack.pop() {
-            stmt::forget_or_drop(v);
+            store::forget_or_drop(v);
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Compiling statements: the dispatch, and the statements that neither
 //! assign (`assign.rs`), loop (`loops.rs`) nor block (`concurrency.rs`).
 
-use super::expr::CondCode;
 use super::fused::{
     by_int_test, local_slot, Build, IfOf, IfReturnOf, IntTest, Operand, TestOf, WithIntTest,
 };
+use super::store::put;
+use super::CondCode;
 use super::{tri, Block, Compiler, Ctl, StmtCode};
 use crate::ast::{self, BinOp, Decl, Expr, ExprKind, Pattern, Res, Stmt, StmtKind};
 use crate::diagnostics::{kind, RuntimeError};
@@ -401,33 +402,4 @@ impl<T: IntTest> Build for LazyIf<'_, '_, T> {
         }
         .build(a, b)
     }
-}
-
-/// Overwrite a slot. Dropping the old value is a call (and a reference
-/// count) only when it owns something: ints stay inline.
-#[inline]
-pub(super) fn put(place: &mut Value, v: Value) {
-    forget_or_drop(std::mem::replace(place, v));
-}
-
-#[inline]
-pub(super) fn forget_or_drop(v: Value) {
-    if owns_heap(&v) {
-        drop_value(v);
-    } else {
-        std::mem::forget(v);
-    }
-}
-
-#[inline]
-fn owns_heap(v: &Value) -> bool {
-    !matches!(
-        v,
-        Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Builtin(_)
-    )
-}
-
-#[inline(never)]
-fn drop_value(v: Value) {
-    drop(v);
 }

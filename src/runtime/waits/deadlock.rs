@@ -1,7 +1,7 @@
 //! Deadlock detection over the registry's waits, and the report that names
 //! each thread, what it holds, what it waits for and where.
 
-use super::registry::{Threads, Waiting};
+use super::table::{Threads, Waiting};
 use super::ThreadId;
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::threads::{Held, ThreadRecord};

@@ -10,6 +10,7 @@
 
 mod deadlock;
 mod registry;
+mod table;
 
 pub use registry::{DeadlockHandler, DeadlockPolicy, QuietHook, Registry, ThreadInfo};
 

@@ -1,6 +1,7 @@
 //! The registry: every live thread of a session and what each waits for.
 
 use super::deadlock::{self, Found};
+use super::table::{Entry, Threads, Waiting};
 use super::{BlockOn, ThreadId};
 use crate::diagnostics::RuntimeError;
 use crate::runtime::engine::Engine;
@@ -11,46 +12,6 @@ use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-
-pub(super) struct Waiting {
-    pub(super) on: BlockOn,
-    pub(super) woken: bool,
-}
-
-impl Waiting {
-    /// Blocked with nothing but another thread of ours able to wake it.
-    pub(super) fn stuck(&self) -> bool {
-        !self.woken
-            && self.on.deadline.is_none()
-            && !self.on.external
-            && self
-                .on
-                .quiet
-                .as_ref()
-                .is_none_or(|q| q.load(Ordering::Acquire))
-    }
-
-    /// Blocked until another process answers (a call on a shared object).
-    pub(super) fn on_other_process(&self) -> bool {
-        !self.woken && self.on.external && self.on.deadline.is_none()
-    }
-
-    /// Nothing in this process but another thread or process can end it.
-    pub(super) fn blocked(&self) -> bool {
-        self.stuck() || self.on_other_process()
-    }
-}
-
-pub(super) struct Entry {
-    pub(super) thread: ThreadRef,
-    pub(super) waiting: Option<Waiting>,
-    /// Woken while enlisted on some object but not yet in `waiting` (a
-    /// `select` tries its arms one by one before it begins its wait): the
-    /// wait that begins next starts out woken.
-    wake_pending: bool,
-}
-
-pub(super) type Threads = BTreeMap<ThreadId, Entry>;
 
 /// What a deadlock does to the session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
