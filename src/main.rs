@@ -377,14 +377,7 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
             show_lanes(&w.lanes(&texts, 80), options.color);
         }
     }
-    if let Some(r) = session.context().engine().recorder() {
-        let engine = session.context().engine();
-        let recorded = conc::explore::Recorded::new(
-            engine.pid(),
-            format!("conc {} (pid {})", name, engine.pid()),
-            r.tracks(&[session.main_thread()]),
-            r.processes(),
-        );
+    if let Some(recorded) = conc::explore::Recorded::of(&session, name, false) {
         write_traces(
             (options.trace.as_ref(), options.timeline.as_ref()),
             || recorded.chrome_json(&texts),

@@ -306,8 +306,8 @@ impl Repl {
     /// Go on under `mode` (definitions stay); says so when `tell`.
     fn switch_to(&mut self, mode: Mode, tell: bool) {
         match engines::switch(&mut self.session, &mode, &self.out, self.color, &self.free) {
-            Ok(switched) => {
-                self.watched = switched.watched;
+            Ok(watched) => {
+                self.watched = watched;
                 self.mode = mode;
                 self.session_changed();
                 if tell {

@@ -461,8 +461,9 @@ fn answer_step(p: &mut PtySession, line: &str) -> R {
 fn sched_and_trace_switch_engines_and_keep_definitions() -> R {
     let dir = temp_history("traces-dir");
     let _ = std::fs::create_dir_all(&dir);
-    let (os, controlled, page) = (
+    let (os, os_again, controlled, page) = (
         dir.join("os.json"),
+        dir.join("os-again.json"),
         dir.join("controlled.json"),
         dir.join("controlled.html"),
     );
@@ -478,6 +479,9 @@ fn sched_and_trace_switch_engines_and_keep_definitions() -> R {
     type_line(&mut p, "print(get q, get q, get q)")?;
     p.exp_string("0 10 20")?;
     type_line(&mut p, &format!(":trace {}", os.display()))?;
+    p.exp_string("wrote")?;
+    // Writing it does not use it up: a second file holds the same run.
+    type_line(&mut p, &format!(":trace {}", os_again.display()))?;
     p.exp_string("wrote")?;
     // The function and the queue made on real threads go on under control.
     type_line(&mut p, ":sched random:5")?;
@@ -503,6 +507,11 @@ fn sched_and_trace_switch_engines_and_keep_definitions() -> R {
         assert!(flows.iter().any(|f| f == "spawn"), "{flows:?}");
         assert!(text.contains("<repl:2>"), "source positions name the entry");
     }
+    let events = |file: &std::path::Path| {
+        let text = std::fs::read_to_string(file).expect("the trace was written");
+        chrome::events_of(&text, "repl").len()
+    };
+    assert_eq!(events(&os_again), events(&os));
     let html = std::fs::read_to_string(&page).expect("the page was written");
     assert!(html.contains("<html") && !html.contains("http://") && !html.contains("https://"));
     Ok(())

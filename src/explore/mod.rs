@@ -25,6 +25,7 @@ use crate::runtime::engine::controlled::strategy::{
 };
 use crate::runtime::engine::recorder::{ProcessTracks, Track};
 use crate::runtime::waits::ThreadId;
+use crate::session::Session;
 use log::{Guide, Guided, Log, Logged};
 use parking_lot::Mutex;
 use run::{run_once, Ran};
@@ -71,6 +72,20 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// What `session` recorded (on the OS engine, traced), its process
+    /// named after `name`; `keep` leaves it in the recorder (the REPL
+    /// writes a trace more than once). `None` if it records nothing.
+    pub fn of(session: &Session, name: &str, keep: bool) -> Option<Recorded> {
+        let engine = session.context().engine();
+        let r = engine.recorder()?;
+        Some(Recorded::new(
+            engine.pid(),
+            format!("conc {} (pid {})", name, engine.pid()),
+            r.tracks(&[session.main_thread()], keep),
+            r.processes(keep),
+        ))
+    }
+
     /// This process's threads (`own`, of process `pid` named `name`) and
     /// the other processes' that its children sent.
     pub fn new(pid: u32, name: String, own: Vec<Track>, others: Vec<ProcessTracks>) -> Recorded {

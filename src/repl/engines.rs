@@ -17,7 +17,7 @@ pub enum Sched {
     /// The OS, on real threads (the default).
     Os,
     /// A seeded strategy of the controlled engine, in virtual time.
-    Schedule(String),
+    Schedule(Schedule),
     /// The user, step by step (`:step`, `:run`).
     Manual,
 }
@@ -41,7 +41,7 @@ impl Mode {
     pub fn describe(&self) -> String {
         let sched = match &self.sched {
             Sched::Os => "os (real threads)".to_string(),
-            Sched::Schedule(s) => format!("{s} (controlled, virtual time)"),
+            Sched::Schedule(s) => format!("{} (controlled, virtual time)", s.text()),
             Sched::Manual => "manual (you choose each step)".to_string(),
         };
         let trace = if self.tracing { "on" } else { "off" };
@@ -63,29 +63,23 @@ pub fn parse_sched(arg: &str) -> Result<Sched, String> {
         }
         a => match Schedule::parse(a, Rng::fresh_seed)? {
             Schedule::Replay(_) => Err("replay is for scripts".to_string()),
-            s => Ok(Sched::Schedule(s.text())),
+            s => Ok(Sched::Schedule(s)),
         },
     }
 }
 
-/// The session switched to `mode`, and the log that a traced controlled
-/// run writes.
-pub struct Switched {
-    pub watched: Option<Watched>,
-}
-
-/// Go on in `session` under `mode`. `free` is what `:run` sets under
-/// manual scheduling.
+/// Go on in `session` under `mode`; gives the log a traced controlled
+/// run writes. `free` is what `:run` sets under manual scheduling.
 pub fn switch(
     session: &mut Session,
     mode: &Mode,
     out: &Arc<ReplOutput>,
     color: bool,
     free: &Arc<AtomicBool>,
-) -> Result<Switched, String> {
+) -> Result<Option<Watched>, String> {
     let strategy: Option<Box<dyn Strategy>> = match &mode.sched {
         Sched::Os => None,
-        Sched::Schedule(s) => Some(Schedule::parse(s, Rng::fresh_seed)?.strategy()),
+        Sched::Schedule(s) => Some(s.strategy()),
         Sched::Manual => Some(Box::new(super::stepper::manual(
             session.context().sources.clone(),
             free.clone(),
@@ -99,7 +93,7 @@ pub fn switch(
         s => (None, s),
     };
     let seed = match &mode.sched {
-        Sched::Schedule(s) => Schedule::parse(s, || 0).ok().map(|s| s.seed()),
+        Sched::Schedule(s) => Some(s.seed()),
         _ => None,
     };
     session.switch(SessionOptions {
@@ -111,7 +105,7 @@ pub fn switch(
         record: mode.tracing && !mode.controlled(),
         ..Default::default()
     })?;
-    Ok(Switched { watched })
+    Ok(watched)
 }
 
 /// What was traced since `:trace on`, as Chrome Trace Event JSON, or as
@@ -125,14 +119,8 @@ pub fn traced(session: &Session, watched: Option<&Watched>, page: bool) -> Optio
             w.chrome_json(&texts)
         });
     }
-    let engine = session.context().engine();
-    let r = engine.recorder()?;
-    let recorded = Recorded::new(
-        engine.pid(),
-        format!("conc repl (pid {})", engine.pid()),
-        r.tracks(&[session.main_thread()]),
-        r.processes(),
-    );
+    // Kept in the recorder: a later `:trace FILE` writes it all again.
+    let recorded = Recorded::of(session, "repl", true)?;
     Some(if page {
         recorded.timeline(&texts)
     } else {

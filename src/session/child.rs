@@ -98,13 +98,13 @@ fn work(session: &mut Session, link: &Arc<Link>, start: Start) -> Result<Value, 
 fn send_trace(session: &Session, link: &Link, name: String) {
     let engine = session.context().engine();
     let Some(r) = engine.recorder() else { return };
-    let own = r.tracks(&[session.main_thread()]);
+    let own = r.tracks(&[session.main_thread()], false);
     let name = format!("process {} (pid {})", name, engine.pid());
     let trace = traced::to_wire(
         engine.pid(),
         name,
         own,
-        r.processes(),
+        r.processes(false),
         engine.epoch_monotonic(),
     );
     let _ = link.send(&Msg::Trace(Box::new(trace)));

@@ -31,7 +31,7 @@ pub struct Mark {
 /// holds a big buffer. Each step is packed into 32 bytes (a tight locking
 /// loop notes two per turn, and memory traffic is most of what tracing
 /// costs); the few marks with more to say keep it on the side.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Marks {
     chunks: Vec<Vec<Packed>>,
     /// By mark index: when it parked and woke, who started the thread.
@@ -131,6 +131,7 @@ impl Marks {
 }
 
 /// A thread's marks, with its name.
+#[derive(Clone)]
 pub struct Track {
     pub thread: ThreadId,
     pub name: String,
@@ -139,6 +140,7 @@ pub struct Track {
 
 /// Another process's threads (a child's, or a grandchild's), on this
 /// process's clock.
+#[derive(Clone)]
 pub struct ProcessTracks {
     pub pid: u32,
     pub name: String,
@@ -221,18 +223,21 @@ impl Recorder {
         self.others.lock().push(p);
     }
 
-    /// The other processes' tracks, taken out of the recorder.
-    pub fn processes(&self) -> Vec<ProcessTracks> {
-        std::mem::take(&mut *self.others.lock())
+    /// The other processes' tracks: taken out of the recorder, or (`keep`)
+    /// left in it.
+    pub fn processes(&self, keep: bool) -> Vec<ProcessTracks> {
+        read_out(&mut *self.others.lock(), keep)
     }
 
     /// Every ended thread's track, and those of `still` (threads not
-    /// ended yet, like the main thread), taken out of the recorder.
-    pub fn tracks(&self, still: &[&ThreadRecord]) -> Vec<Track> {
+    /// ended yet, like the main thread): taken out of the recorder at the
+    /// end of a run, or (`keep`, the REPL writing what it recorded so
+    /// far) left in it.
+    pub fn tracks(&self, still: &[&ThreadRecord], keep: bool) -> Vec<Track> {
         let rate = self.stamps.rate();
-        let mut pending = std::mem::take(&mut *self.done.lock());
+        let mut pending = read_out(&mut *self.done.lock(), keep);
         for t in still {
-            let marks = std::mem::take(&mut *t.marks.lock());
+            let marks = read_out(&mut *t.marks.lock(), keep);
             if marks.len > 0 {
                 pending.push((t.id, t.name.clone(), marks));
             }
@@ -245,5 +250,13 @@ impl Recorder {
                 marks: marks.unpack(&rate),
             })
             .collect()
+    }
+}
+
+/// What `v` holds: a copy (`keep`), or taken out.
+fn read_out<T: Clone + Default>(v: &mut T, keep: bool) -> T {
+    match keep {
+        true => v.clone(),
+        false => std::mem::take(v),
     }
 }
