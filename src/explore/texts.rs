@@ -1,13 +1,13 @@
 //! The source texts a run's steps point into: one script, or everything a
 //! REPL session was given (its entries and `:load`ed files), by source id.
 
-use crate::span::{SourceMap, Span};
+use crate::span::{Source, SourceMap, Span};
 use std::sync::Arc;
 
 pub struct Texts {
     /// What the run is called (the script's file; `repl` for a session).
     pub name: String,
-    sources: Vec<(String, Arc<str>)>,
+    sources: Vec<Arc<Source>>,
 }
 
 /// Where a step is: its source's name, line and column, and that line.
@@ -25,7 +25,10 @@ impl Texts {
     pub fn script(name: &str, source: &str) -> Texts {
         Texts {
             name: name.to_string(),
-            sources: vec![(name.to_string(), Arc::from(source))],
+            sources: vec![Arc::new(Source {
+                name: name.to_string(),
+                text: Arc::from(source),
+            })],
         }
     }
 
@@ -33,17 +36,14 @@ impl Texts {
     pub fn of(name: &str, map: &SourceMap) -> Texts {
         Texts {
             name: name.to_string(),
-            sources: map
-                .all()
-                .iter()
-                .map(|s| (s.name.clone(), s.text.clone()))
-                .collect(),
+            sources: map.all(),
         }
     }
 
     /// Where `at` is; `None` for a source this run never saw.
     pub fn place(&self, at: Span) -> Option<Place<'_>> {
-        let (file, text) = self.sources.get(at.src.0 as usize)?;
+        let source = self.sources.get(at.src.0 as usize)?;
+        let (file, text) = (source.name.as_str(), &*source.text);
         let (line, col, code) = crate::span::line_at(text, at.start);
         let covered = text
             .get(at.start as usize..(at.end as usize).max(at.start as usize))

@@ -482,7 +482,8 @@ impl Scheduler {
             Self::open(st, only, runnable, self.now());
             return Some(only);
         }
-        let mut candidates = runnable.clone();
+        // The candidates: the runnable threads, then time passing.
+        let mut candidates = runnable;
         if time_may_pass {
             candidates.push(TIME_PASSES);
         }
@@ -516,7 +517,10 @@ impl Scheduler {
             self.advance_clock(st);
             return self.decide(st, current);
         }
-        Self::open(st, chosen, runnable, self.now());
+        if time_may_pass {
+            candidates.pop();
+        }
+        Self::open(st, chosen, candidates, self.now());
         Some(chosen)
     }
 
