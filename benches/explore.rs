@@ -122,8 +122,20 @@ fn main() {
         two / one
     ));
     md.push_str(&format!(
-        "| readers(8), dpor (256 classes) | {:.0} schedules/s | |\n\n",
+        "| readers(8), dpor (256 classes) | {:.0} schedules/s | |\n",
         dpor
+    ));
+    let wide = root.join("benches/lost_update_3x2.conc");
+    let dpor_one = rate(&conc, &wide, "dpor", 1_000_000, 1);
+    let dpor_two = rate(&conc, &wide, "dpor", 1_000_000, 2);
+    md.push_str(&format!(
+        "| lost update (3 x 2), dpor (7,134 classes), --jobs 1 | {:.0} schedules/s | |\n",
+        dpor_one
+    ));
+    md.push_str(&format!(
+        "| the same, --jobs 2 | {:.0} schedules/s ({:.2}x) | >= 1.7x |\n\n",
+        dpor_two,
+        dpor_two / dpor_one
     ));
 
     let mut bugs: Vec<PathBuf> = std::fs::read_dir(root.join("benches/bugs"))

@@ -115,7 +115,7 @@ enum Command {
         /// Do not stop at the first failure: the whole outcome set
         #[arg(long)]
         all: bool,
-        /// Sampling: run schedules on N threads at once
+        /// Run N schedules at a time, on N OS threads
         #[arg(long, value_name = "N", default_value_t = 1)]
         jobs: usize,
         /// A run that passes N scheduling points is stopped (an outcome of its own)
@@ -127,13 +127,10 @@ enum Command {
         /// Print one fact per line for `conc test` instead of the report
         #[arg(long, hide = true)]
         porcelain: bool,
-        /// The script, then the arguments it sees in argv()
-        #[arg(
-            value_name = "FILE",
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            required = true
-        )]
+        /// The script, then the arguments it sees in argv() (options may
+        /// come before or after FILE; arguments that start with `-` go
+        /// after `--`)
+        #[arg(value_name = "FILE", required = true)]
         script: Vec<String>,
     },
 }

@@ -217,3 +217,64 @@ fn adversarial_time_is_refused_where_the_search_cannot_branch_on_it() {
     }
     let _ = std::fs::remove_file(&file);
 }
+
+/// Outcomes with their counts, the classes, and whether it was exhaustive.
+fn counted(script: &Script, how: How, jobs: usize) -> (Vec<(String, u64)>, String) {
+    let options = Options {
+        how,
+        all: true,
+        jobs,
+        show_failure: false,
+        ..Options::default()
+    };
+    let report = explore(script, &options);
+    let counts = report
+        .outcomes
+        .iter()
+        .map(|(o, n)| (o.label(), *n))
+        .collect();
+    (counts, report.coverage.line(&options.how))
+}
+
+#[test]
+fn two_jobs_find_the_same_classes_as_one() {
+    on_a_big_stack(|| {
+        for (name, text) in SCRIPTS {
+            let script = Script::new(format!("{name}.conc"), text.to_string(), Vec::new());
+            let one = counted(&script, How::Dpor, 1);
+            for _ in 0..3 {
+                let two = counted(&script, How::Dpor, 2);
+                // The classes and each outcome's count are the same; only
+                // the runs cut short by sleep sets may differ.
+                let strip = |l: &str| l.split(", ").next().unwrap_or_default().to_string();
+                assert_eq!(one.0, two.0, "{name}: outcomes");
+                assert_eq!(strip(&one.1), strip(&two.1), "{name}: coverage");
+            }
+            let bounded = How::Dfs {
+                preemptions: Some(2),
+            };
+            assert_eq!(
+                counted(&script, bounded.clone(), 1),
+                counted(&script, bounded, 2),
+                "{name}: dfs with a bound"
+            );
+        }
+    });
+}
+
+#[test]
+fn options_may_follow_the_file_and_script_arguments_follow_a_double_dash() {
+    let file = std::env::temp_dir().join(format!("conc-argv-{}.conc", std::process::id()));
+    std::fs::write(&file, "print(argv())\n").expect("a temp file");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_conc"))
+        .arg("explore")
+        .arg(&file)
+        .args(["a", "--strategy", "dfs", "--jobs", "2", "--", "--b"])
+        .output()
+        .expect("conc runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(r#""[\"a\", \"--b\"]" x1"#), "{text}");
+    assert!(text.trim_end().ends_with("(dfs)"), "{text}");
+    let _ = std::fs::remove_file(&file);
+}

@@ -89,6 +89,7 @@ pub struct Log {
 }
 
 /// How a guided run picks once its prefix is used up.
+#[derive(Clone)]
 pub struct Guide {
     /// The thread to run at each state, from the start.
     pub prefix: Vec<ThreadId>,

@@ -488,8 +488,8 @@ impl Budget {
         if interrupt_flag().load(Ordering::Relaxed) {
             return Some("interrupted (Ctrl-C)".into());
         }
-        if self.schedules.is_some_and(|n| runs >= n) {
-            return Some(format!("the budget of {} schedules was used up", runs));
+        if let Some(n) = self.schedules.filter(|n| runs >= *n) {
+            return Some(format!("the budget of {} schedules was used up", n));
         }
         if self.time.is_some_and(|t| self.started.elapsed() >= t) {
             return Some(format!(
@@ -624,6 +624,71 @@ fn guided_run(script: &Script, guide: Guide, max_steps: u64) -> (Ran, Log) {
     (ran, log)
 }
 
+/// What the workers of an exhaustive search share.
+struct Search<'a> {
+    tree: Tree,
+    found: &'a mut Found,
+    /// Why the search ended early, once it has.
+    stopped: Option<String>,
+}
+
+impl Search<'_> {
+    /// Take back a run: its outcome, and what it adds to the tree.
+    fn absorb(
+        &mut self,
+        job: &tree::Job,
+        ran: &Ran,
+        log: &Log,
+        races: tree::Races,
+        options: &Options,
+    ) {
+        self.found.runs += 1;
+        match self.tree.absorb(job, log, races) {
+            None => {
+                self.found.nondeterministic = true;
+                self.stopped =
+                    Some("the script does not repeat itself under the same decisions".into());
+            }
+            Some(preemptions) => {
+                if log.blocked_at.is_none() {
+                    self.found.record(ran, preemptions, Some(log));
+                }
+                if self.found.stop_now(options) {
+                    self.stopped = Some("stopped at the first failure".into());
+                }
+            }
+        }
+    }
+}
+
+/// The next run to make, waiting while the runs that are out may still add
+/// some; `None` when the search is over.
+fn next_job(
+    s: &mut parking_lot::MutexGuard<'_, Search<'_>>,
+    budget: &Budget,
+    turn: &parking_lot::Condvar,
+) -> Option<tree::Job> {
+    loop {
+        if s.stopped.is_some() {
+            return None;
+        }
+        // Runs still out count against the budget too.
+        if let Some(why) = budget.over(s.found.runs + s.tree.out()) {
+            s.stopped = Some(why);
+            turn.notify_all();
+            return None;
+        }
+        match s.tree.next() {
+            Next::Run(j) => return Some(j),
+            Next::Wait => turn.wait(s),
+            Next::Exhausted => {
+                turn.notify_all();
+                return None;
+            }
+        }
+    }
+}
+
 fn exhaustive(
     script: &Script,
     options: &Options,
@@ -632,52 +697,66 @@ fn exhaustive(
     found: &mut Found,
 ) -> Coverage {
     let mut tree = Tree::new(mode);
-    let mut guide = tree.first();
-    loop {
-        if let Some(why) = budget.over(found.runs) {
-            return Coverage::Stopped {
-                schedules: found.runs,
-                why,
-            };
+    let first = tree.first();
+    let search = Mutex::new(Search {
+        tree,
+        found,
+        stopped: None,
+    });
+    let turn = parking_lot::Condvar::new();
+    let work = |mut job: Option<tree::Job>| {
+        if job.is_none() {
+            job = next_job(&mut search.lock(), budget, &turn);
         }
-        let len = guide.prefix.len();
-        let (ran, log) = guided_run(script, guide, options.max_steps);
-        found.runs += 1;
-        if !tree.absorb(len, &log) {
-            found.nondeterministic = true;
-            return Coverage::Stopped {
-                schedules: found.runs,
-                why: "the script does not repeat itself under the same decisions".into(),
-            };
+        while let Some(j) = job {
+            let (ran, log) = guided_run(script, j.guide.clone(), options.max_steps);
+            // The races of a run depend on it alone: find them unlocked.
+            let races = tree::Races::of(mode, &j, &log);
+            let mut s = search.lock();
+            s.absorb(&j, &ran, &log, races, options);
+            turn.notify_all();
+            job = next_job(&mut s, budget, &turn);
         }
-        if log.blocked_at.is_none() {
-            found.record(&ran, tree.preemptions(), Some(&log));
-        }
-        if found.stop_now(options) {
-            return Coverage::Stopped {
-                schedules: found.runs,
-                why: "stopped at the first failure".into(),
-            };
-        }
-        match tree.next() {
-            Next::Run(g) => guide = g,
-            Next::Exhausted => {
-                return match mode {
-                    Mode::Dfs {
-                        preemptions: Some(bound),
-                    } => Coverage::Bounded {
-                        bound,
-                        schedules: tree.complete,
-                        cut: tree.cut,
-                    },
-                    _ => Coverage::Exhaustive {
-                        classes: tree.complete,
-                        redundant: tree.redundant,
-                        yields: tree.yields,
-                    },
-                }
+    };
+    let jobs = options.jobs.max(1);
+    std::thread::scope(|scope| {
+        let work = &work;
+        // The first run must come back before there is anything else to do.
+        let mut first = Some(first);
+        for _ in 1..jobs {
+            let started = std::thread::Builder::new()
+                .stack_size(crate::runtime::threads::THREAD_STACK)
+                .spawn_scoped(scope, || work(None));
+            if started.is_err() {
+                break;
             }
         }
+        work(first.take());
+    });
+    let Search {
+        tree,
+        found,
+        stopped,
+    } = search.into_inner();
+    if let Some(why) = stopped {
+        return Coverage::Stopped {
+            schedules: found.runs,
+            why,
+        };
+    }
+    match mode {
+        Mode::Dfs {
+            preemptions: Some(bound),
+        } => Coverage::Bounded {
+            bound,
+            schedules: tree.complete,
+            cut: tree.cut,
+        },
+        _ => Coverage::Exhaustive {
+            classes: tree.complete,
+            redundant: tree.redundant,
+            yields: tree.yields,
+        },
     }
 }
 
@@ -792,17 +871,15 @@ fn shrink(script: &Script, options: &Options, failure: Failure) -> Failure {
         let mut tree = Tree::new(Mode::Dfs {
             preemptions: Some(bound),
         });
-        let mut guide = tree.first();
+        let mut job = tree.first();
         for _ in 0..SHRINK_RUNS {
-            let len = guide.prefix.len();
-            let (ran, log) = guided_run(script, guide, options.max_steps);
-            if !tree.absorb(len, &log) {
+            let (ran, log) = guided_run(script, job.guide.clone(), options.max_steps);
+            let Some(p) = tree.absorb(&job, &log, tree::Races::of(tree.mode(), &job, &log)) else {
                 break;
-            }
+            };
             if ran.outcome == wanted {
                 let steps = lanes::shared_steps(&log);
                 let path: Vec<u64> = log.events.iter().map(|e| e.thread).collect();
-                let p = tree.preemptions();
                 if best
                     .as_ref()
                     .is_none_or(|(bp, bs, _)| (p, steps) < (*bp, *bs))
@@ -811,8 +888,8 @@ fn shrink(script: &Script, options: &Options, failure: Failure) -> Failure {
                 }
             }
             match tree.next() {
-                Next::Run(g) => guide = g,
-                Next::Exhausted => break,
+                Next::Run(j) => job = j,
+                Next::Wait | Next::Exhausted => break,
             }
         }
         if best.is_some() {

@@ -5,14 +5,26 @@
 //!
 //! A run is re-executed from the start for every branch: a controlled run
 //! is a function of its decisions, so replaying a prefix reaches the same
-//! state. The tree keeps, for each state of the current path, who could
-//! run, who ran, who must still be tried (`backtrack`) and who has been
-//! (`done`, which with the footprint of its transition is the sleep set of
-//! the later branches).
+//! state. The tree keeps, for each state still of use, who could run, who
+//! must still be tried from it (`backtrack`) and who has been (`done`,
+//! which with the footprint of its transition is the sleep set of the
+//! later branches).
+//!
+//! Several runs may be out at once (`--jobs`): each is a `Job` that names
+//! the states its prefix passes. Two rules keep the result what one worker
+//! would find. A state hands out its next branch only once the footprint
+//! of the one before is known (its run has come back), so every branch
+//! starts with the full sleep set of its earlier siblings; and a state is
+//! forgotten only when nothing is left to try from it and no run below it
+//! is out. Races found by any run add to the backtrack sets of the states
+//! on its own path, whichever worker ran it. Complete runs are then still
+//! one per class; only the number of runs cut short by sleep sets can
+//! differ with the order runs come back in.
 
 use super::log::{could_go_on, Event, Guide, Log, Sleeper};
 use crate::runtime::engine::controlled::strategy::TransitionEnd;
 use crate::runtime::waits::ThreadId;
+use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,10 +33,12 @@ pub enum Mode {
     Dfs { preemptions: Option<u32> },
 }
 
-/// One state on the current path: where a transition began.
+/// One state: where a transition began.
 struct Node {
+    /// The state before and the thread that ran from it to here.
+    parent: Option<(usize, ThreadId)>,
+    depth: usize,
     enabled: Vec<ThreadId>,
-    chosen: ThreadId,
     /// The sleep set when the state was reached (DPOR).
     sleep: Vec<Sleeper>,
     /// Threads explored from here, with their transition's footprint.
@@ -35,6 +49,10 @@ struct Node {
     preemptions: u32,
     /// The thread that ran just before, if it could go on here.
     previous: Option<ThreadId>,
+    /// A branch from here is out and its footprint not yet known.
+    waiting: bool,
+    /// States below that are kept, plus branches from here that are out.
+    live: u32,
 }
 
 impl Node {
@@ -45,11 +63,25 @@ impl Node {
     fn is_asleep(&self, t: ThreadId) -> bool {
         self.sleep.iter().any(|(d, _)| *d == t)
     }
+
+    /// The next thread to try from here, lowest id first.
+    fn pick(&self) -> Option<ThreadId> {
+        self.backtrack
+            .iter()
+            .copied()
+            .find(|t| !self.is_done(*t) && !self.is_asleep(*t))
+    }
 }
 
 pub struct Tree {
     mode: Mode,
-    nodes: Vec<Node>,
+    /// States by index; `None` once forgotten (the slot is reused).
+    nodes: Vec<Option<Node>>,
+    free: Vec<usize>,
+    /// States that may have a branch left to try, deepest first.
+    pending: BTreeSet<(Reverse<usize>, usize)>,
+    /// Runs handed out and not yet taken back.
+    out: usize,
     /// Branches a preemption bound left out.
     pub cut: u64,
     /// Runs that ended in a state where every thread was asleep.
@@ -60,10 +92,68 @@ pub struct Tree {
     pub yields: u64,
 }
 
-/// What the tree says after a run.
+/// One run to make: its guide, and the states its prefix passes.
+pub struct Job {
+    pub guide: Guide,
+    path: Vec<usize>,
+}
+
+/// What the tree says when asked for a run.
 pub enum Next {
-    Run(Guide),
+    Run(Job),
+    /// Nothing to hand out until a run that is out comes back.
+    Wait,
     Exhausted,
+}
+
+/// The reversals one run calls for, worked out from its events alone (so a
+/// worker can do it without holding the tree): at state `at`, one of
+/// `initials` must be tried, `target` preferably.
+pub struct Races {
+    reversals: Vec<(usize, Vec<ThreadId>, ThreadId)>,
+}
+
+impl Races {
+    /// Source-DPOR's race step: for every race `i < j` in the run with `j`
+    /// at or after the branch, the threads that can start the reversed
+    /// order at `i`.
+    pub fn of(mode: Mode, job: &Job, log: &Log) -> Races {
+        if mode != Mode::Dpor {
+            return Races {
+                reversals: Vec::new(),
+            };
+        }
+        let end = log.blocked_at.unwrap_or(log.events.len());
+        let events = &log.events[..end.min(log.events.len())];
+        let from = job.guide.prefix.len().saturating_sub(1);
+        let clocks = Clocks::of(events);
+        let mut reversals = Vec::new();
+        for j in from..events.len() {
+            for &i in &clocks.races[j] {
+                reversals.push((i, initials(events, &clocks, i, j), events[j].thread));
+            }
+        }
+        Races { reversals }
+    }
+}
+
+/// The threads that can begin `v`: what follows `i` and does not depend on
+/// it, then `j`.
+fn initials(events: &[Event], clocks: &Clocks, i: usize, j: usize) -> Vec<ThreadId> {
+    let mut first: HashMap<ThreadId, u32> = HashMap::new();
+    let mut initials: Vec<ThreadId> = Vec::new();
+    for k in (i + 1..j).chain(std::iter::once(j)) {
+        if k != j && clocks.before(i, k) {
+            continue;
+        }
+        let t = events[k].thread;
+        let has_pred = first.iter().any(|(u, c)| clocks.at(k, *u) >= *c);
+        if !has_pred && !initials.contains(&t) {
+            initials.push(t);
+        }
+        first.entry(t).or_insert(clocks.own(k));
+    }
+    initials
 }
 
 impl Tree {
@@ -71,6 +161,9 @@ impl Tree {
         Tree {
             mode,
             nodes: Vec::new(),
+            free: Vec::new(),
+            pending: BTreeSet::new(),
+            out: 0,
             cut: 0,
             redundant: 0,
             complete: 0,
@@ -78,22 +171,98 @@ impl Tree {
         }
     }
 
+    /// Runs handed out and not yet taken back.
+    pub fn out(&self) -> u64 {
+        self.out as u64
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
     /// The first run: no prefix.
-    pub fn first(&self) -> Guide {
-        Guide {
-            prefix: Vec::new(),
-            branch_sleep: Vec::new(),
-            use_sleep: self.mode == Mode::Dpor,
+    pub fn first(&mut self) -> Job {
+        self.out += 1;
+        Job {
+            guide: Guide {
+                prefix: Vec::new(),
+                branch_sleep: Vec::new(),
+                use_sleep: self.mode == Mode::Dpor,
+            },
+            path: Vec::new(),
         }
     }
 
-    /// Take in a run that followed `guide`; false if it did not follow its
-    /// prefix (the script does not repeat itself under control).
-    pub fn absorb(&mut self, guide_len: usize, log: &Log) -> bool {
-        let b = guide_len;
+    fn node(&self, id: usize) -> &Node {
+        match &self.nodes[id] {
+            Some(n) => n,
+            None => unreachable!("a state on a run's path is kept while the run is out"),
+        }
+    }
+
+    fn node_mut(&mut self, id: usize) -> &mut Node {
+        match &mut self.nodes[id] {
+            Some(n) => n,
+            None => unreachable!("a state on a run's path is kept while the run is out"),
+        }
+    }
+
+    fn add(&mut self, node: Node) -> usize {
+        if let Some((p, _)) = node.parent {
+            self.node_mut(p).live += 1;
+        }
+        match self.free.pop() {
+            Some(id) => {
+                self.nodes[id] = Some(node);
+                id
+            }
+            None => {
+                self.nodes.push(Some(node));
+                self.nodes.len() - 1
+            }
+        }
+    }
+
+    /// Forget `id` and then its parents, as long as nothing is left to try
+    /// from them and nothing below them is kept or out.
+    fn release(&mut self, mut id: usize) {
+        loop {
+            let node = self.node(id);
+            if node.live > 0 || node.waiting || node.pick().is_some() {
+                return;
+            }
+            let (key, parent) = ((Reverse(node.depth), id), node.parent);
+            self.pending.remove(&key);
+            self.nodes[id] = None;
+            self.free.push(id);
+            match parent {
+                Some((p, _)) => {
+                    self.node_mut(p).live -= 1;
+                    id = p;
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Note that state `id` may have a branch to hand out.
+    fn offer(&mut self, id: usize) {
+        let node = self.node(id);
+        if node.pick().is_some() {
+            self.pending.insert((Reverse(node.depth), id));
+        }
+    }
+
+    /// Take back a run made for `job`, with the reversals it calls for.
+    /// `None` if it did not follow its prefix (the script does not repeat
+    /// itself under control); else the preemptions of the path it took.
+    pub fn absorb(&mut self, job: &Job, log: &Log, races: Races) -> Option<u32> {
+        self.out -= 1;
+        let prefix = &job.guide.prefix;
+        let b = prefix.len();
         let events = &log.events;
-        if events.len() < b || (0..b).any(|k| events[k].thread != self.nodes[k].chosen) {
-            return false;
+        if events.len() < b || (0..b).any(|k| events[k].thread != prefix[k]) {
+            return None;
         }
         let end = log.blocked_at.unwrap_or(events.len());
         self.yields += log.yields;
@@ -102,19 +271,22 @@ impl Tree {
         } else {
             self.complete += 1;
         }
+        let mut path = job.path.clone();
         if b > 0 {
             let fp = events[b - 1].footprint.clone();
-            let node = &mut self.nodes[b - 1];
-            node.done.push((node.chosen, fp));
+            let node = self.node_mut(path[b - 1]);
+            node.done.push((prefix[b - 1], fp));
+            node.waiting = false;
+            node.live -= 1;
         }
         for (k, e) in events.iter().enumerate().take(end).skip(b) {
             let previous = k.checked_sub(1).and_then(|p| could_go_on(&events[p], e));
-            let preemptions = match k.checked_sub(1) {
+            let parent = k.checked_sub(1).map(|p| (path[p], events[p].thread));
+            let preemptions = match parent {
                 None => 0,
-                Some(p) => {
-                    let before = &self.nodes[p];
-                    before.preemptions
-                        + u32::from(before.previous.is_some_and(|q| q != before.chosen))
+                Some((p, ran)) => {
+                    let before = self.node(p);
+                    before.preemptions + u32::from(before.previous.is_some_and(|q| q != ran))
                 }
             };
             let mut backtrack = BTreeSet::from([e.thread]);
@@ -128,91 +300,44 @@ impl Tree {
                     }
                 }
             }
-            self.nodes.push(Node {
+            let id = self.add(Node {
+                parent,
+                depth: k,
                 enabled: e.enabled.clone(),
-                chosen: e.thread,
                 sleep: log.sleep.get(k - b).cloned().unwrap_or_default(),
                 done: vec![(e.thread, e.footprint.clone())],
                 backtrack,
                 preemptions,
                 previous,
+                waiting: false,
+                live: 0,
             });
+            path.push(id);
+            self.offer(id);
         }
-        if self.mode == Mode::Dpor {
-            self.add_races(&events[..end], b.saturating_sub(1));
-        }
-        true
-    }
-
-    /// The next branch, deepest first.
-    pub fn next(&mut self) -> Next {
-        while let Some(k) = self.nodes.len().checked_sub(1) {
-            let node = &self.nodes[k];
-            let pick = node
-                .backtrack
-                .iter()
-                .copied()
-                .find(|t| !node.is_done(*t) && !node.is_asleep(*t));
-            match pick {
-                Some(p) => {
-                    let node = &mut self.nodes[k];
-                    node.chosen = p;
-                    let mut branch_sleep = node.sleep.clone();
-                    branch_sleep.extend(node.done.iter().cloned());
-                    let prefix = self.nodes.iter().map(|n| n.chosen).collect();
-                    return Next::Run(Guide {
-                        prefix,
-                        branch_sleep,
-                        use_sleep: self.mode == Mode::Dpor,
-                    });
-                }
-                None => {
-                    self.nodes.pop();
-                }
+        for (i, initials, target) in races.reversals {
+            if let Some(&id) = path.get(i) {
+                self.reverse(id, &initials, target);
+                self.offer(id);
             }
         }
-        Next::Exhausted
+        let Some(k) = path.len().checked_sub(1) else {
+            return Some(0);
+        };
+        let (last, ran) = (self.node(path[k]), events[k].thread);
+        let taken = last.preemptions + u32::from(last.previous.is_some_and(|q| q != ran));
+        // The path's states may now be of no more use, deepest first.
+        self.release(path[k]);
+        Some(taken)
     }
 
-    /// Preemptions of the path that the last run took.
-    pub fn preemptions(&self) -> u32 {
-        self.nodes.last().map_or(0, |n| {
-            n.preemptions + u32::from(n.previous.is_some_and(|q| q != n.chosen))
-        })
-    }
-
-    /// Source-DPOR's race step: for every race `i < j` in the run with `j`
-    /// new in it, make sure some thread that can start the reversed order
-    /// is tried at `i`.
-    fn add_races(&mut self, events: &[Event], from: usize) {
-        let clocks = Clocks::of(events);
-        for j in from..events.len() {
-            for &i in &clocks.races[j] {
-                self.reverse(events, &clocks, i, j);
-            }
-        }
-    }
-
-    fn reverse(&mut self, events: &[Event], clocks: &Clocks, i: usize, j: usize) {
-        // v: what follows i and does not depend on it, then j.
-        let mut first: HashMap<ThreadId, u32> = HashMap::new();
-        let mut initials: Vec<ThreadId> = Vec::new();
-        for k in (i + 1..j).chain(std::iter::once(j)) {
-            if k != j && clocks.before(i, k) {
-                continue;
-            }
-            let t = events[k].thread;
-            let has_pred = first.iter().any(|(u, c)| clocks.at(k, *u) >= *c);
-            if !has_pred && !initials.contains(&t) {
-                initials.push(t);
-            }
-            first.entry(t).or_insert(clocks.own(k));
-        }
-        let node = &mut self.nodes[i];
+    /// Make sure some thread that can start the reversed order is tried at
+    /// state `id`.
+    fn reverse(&mut self, id: usize, initials: &[ThreadId], target: ThreadId) {
+        let node = self.node_mut(id);
         if initials.iter().any(|t| node.backtrack.contains(t)) {
             return;
         }
-        let target = events[j].thread;
         let pick = if initials.contains(&target) && node.enabled.contains(&target) {
             Some(target)
         } else {
@@ -226,10 +351,62 @@ impl Tree {
             None => node.backtrack.extend(node.enabled.iter().copied()),
         }
     }
+
+    /// The next branch, deepest first.
+    pub fn next(&mut self) -> Next {
+        let mut stale = Vec::new();
+        let mut found = None;
+        for &(depth, id) in &self.pending {
+            let node = self.node(id);
+            if node.waiting {
+                continue;
+            }
+            match node.pick() {
+                Some(p) => {
+                    found = Some((depth, id, p));
+                    break;
+                }
+                None => stale.push((depth, id)),
+            }
+        }
+        for key in stale {
+            self.pending.remove(&key);
+        }
+        let Some((depth, id, pick)) = found else {
+            return if self.out > 0 {
+                Next::Wait
+            } else {
+                Next::Exhausted
+            };
+        };
+        let node = self.node_mut(id);
+        node.waiting = true;
+        node.live += 1;
+        let mut branch_sleep = node.sleep.clone();
+        branch_sleep.extend(node.done.iter().cloned());
+        let mut path = vec![id];
+        let mut prefix = vec![pick];
+        let mut at = id;
+        while let Some((p, ran)) = self.node(at).parent {
+            path.push(p);
+            prefix.push(ran);
+            at = p;
+        }
+        path.reverse();
+        prefix.reverse();
+        debug_assert_eq!(path.len(), depth.0 + 1);
+        self.out += 1;
+        Next::Run(Job {
+            guide: Guide {
+                prefix,
+                branch_sleep,
+                use_sleep: self.mode == Mode::Dpor,
+            },
+            path,
+        })
+    }
 }
 
-/// Whether a key names plain data (a global, a list, a map, a shared
-/// variable) rather than a synchronising object.
 pub fn is_data(key: u64) -> bool {
     crate::runtime::footprint::is_global(key) || key >> 61 == 1
 }
