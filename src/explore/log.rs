@@ -4,9 +4,9 @@
 use crate::runtime::engine::controlled::strategy::{Choice, Strategy, Transition, TransitionEnd};
 use crate::runtime::engine::{Op, Step};
 use crate::runtime::footprint::{Access, THREAD};
+use crate::runtime::int_hash::{IntMap, IntSet};
 use crate::runtime::waits::ThreadId;
 use parking_lot::Mutex;
-use std::collections::HashSet;
 use std::sync::Arc;
 
 pub type Footprint = Vec<Access>;
@@ -104,12 +104,12 @@ pub struct Guide {
 pub struct Guided {
     guide: Guide,
     sleep: Vec<Sleeper>,
-    alive: HashSet<ThreadId>,
+    alive: IntSet<ThreadId>,
     /// For each thread, how often it read each key since the key last
     /// changed (or since the thread last wrote anything).
-    reads: std::collections::HashMap<ThreadId, std::collections::HashMap<u64, u32>>,
+    reads: IntMap<ThreadId, IntMap<u64, u32>>,
     /// For each thread, its steps in a row that only re-read unchanged data.
-    stale: std::collections::HashMap<ThreadId, u32>,
+    stale: IntMap<ThreadId, u32>,
     last: Option<ThreadId>,
     log: Arc<Mutex<Log>>,
     /// Transitions seen: the index of the state being decided.
@@ -121,7 +121,7 @@ impl Guided {
         Guided {
             guide,
             sleep: Vec::new(),
-            alive: HashSet::new(),
+            alive: IntSet::default(),
             reads: Default::default(),
             stale: Default::default(),
             last: None,

@@ -23,9 +23,10 @@
 
 use super::log::{could_go_on, Event, Guide, Log, Sleeper};
 use crate::runtime::engine::controlled::strategy::TransitionEnd;
+use crate::runtime::int_hash::IntMap as HashMap;
 use crate::runtime::waits::ThreadId;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -140,7 +141,7 @@ impl Races {
 /// The threads that can begin `v`: what follows `i` and does not depend on
 /// it, then `j`.
 fn initials(events: &[Event], clocks: &Clocks, i: usize, j: usize) -> Vec<ThreadId> {
-    let mut first: HashMap<ThreadId, u32> = HashMap::new();
+    let mut first: HashMap<ThreadId, u32> = HashMap::default();
     let mut initials: Vec<ThreadId> = Vec::new();
     for k in (i + 1..j).chain(std::iter::once(j)) {
         if k != j && clocks.before(i, k) {
@@ -422,8 +423,8 @@ pub fn is_data(key: u64) -> bool {
 pub fn racing(events: &[Event]) -> Vec<bool> {
     let clocks = Clocks::with_edges(events, |k| !is_data(k));
     let mut racing = vec![false; events.len()];
-    let mut last_write: HashMap<u64, usize> = HashMap::new();
-    let mut reads: HashMap<u64, HashMap<ThreadId, usize>> = HashMap::new();
+    let mut last_write: HashMap<u64, usize> = HashMap::default();
+    let mut reads: HashMap<u64, HashMap<ThreadId, usize>> = HashMap::default();
     for (j, e) in events.iter().enumerate() {
         for a in e.footprint.iter().filter(|a| is_data(a.key)) {
             let mut against: Vec<usize> = last_write.get(&a.key).copied().into_iter().collect();
@@ -472,7 +473,7 @@ impl Clocks {
     /// Happens-before where only accesses to keys `edge` accepts order
     /// events of different threads (besides starts and joins).
     fn with_edges(events: &[Event], edge: fn(u64) -> bool) -> Clocks {
-        let mut index: HashMap<ThreadId, usize> = HashMap::new();
+        let mut index: HashMap<ThreadId, usize> = HashMap::default();
         for e in events {
             let n = index.len();
             index.entry(e.thread).or_insert(n);
@@ -481,9 +482,9 @@ impl Clocks {
         let mut clock: Vec<Vec<u32>> = Vec::with_capacity(events.len());
         let mut races = Vec::with_capacity(events.len());
         let mut last_of: Vec<Option<usize>> = vec![None; n];
-        let mut parent: HashMap<ThreadId, usize> = HashMap::new();
-        let mut last_write: HashMap<u64, usize> = HashMap::new();
-        let mut reads: HashMap<u64, Vec<usize>> = HashMap::new();
+        let mut parent: HashMap<ThreadId, usize> = HashMap::default();
+        let mut last_write: HashMap<u64, usize> = HashMap::default();
+        let mut reads: HashMap<u64, Vec<usize>> = HashMap::default();
         let mut count = vec![0u32; n];
         let mut owner = Vec::with_capacity(events.len());
         for (j, e) in events.iter().enumerate() {

@@ -6,6 +6,7 @@ pub mod arena;
 pub mod engine;
 pub mod footprint;
 pub mod habits;
+pub mod int_hash;
 pub mod lease;
 pub mod locks;
 pub mod object;

@@ -22,10 +22,9 @@
 
 use super::{Key, List, Value};
 use crate::diagnostics::RuntimeError;
+use crate::runtime::int_hash::IntSet;
 use indexmap::IndexMap;
 use std::cmp::Ordering;
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 /// Pairs at least this deep are remembered whether shared or not.
@@ -35,7 +34,7 @@ const TRACK_DEPTH: usize = 256;
 /// `pairs` can be freed and reused by another container during the walk.
 #[derive(Default)]
 struct Seen {
-    pairs: HashSet<(usize, usize), BuildHasherDefault<AddressHasher>>,
+    pairs: IntSet<(usize, usize)>,
     alive: Vec<(Value, Value)>,
 }
 
@@ -68,32 +67,6 @@ fn address(v: &Value) -> usize {
         Value::List(l) => Arc::as_ptr(l) as *const u8 as usize,
         Value::Map(m) => Arc::as_ptr(m) as *const u8 as usize,
         _ => 0,
-    }
-}
-
-/// Addresses need little mixing: a multiply and a fold.
-#[derive(Default)]
-struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        // The multiply leaves the low bits (where the table looks first)
-        // as poorly spread as the aligned addresses: fold the high ones in.
-        self.0 ^ (self.0 >> 32)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 

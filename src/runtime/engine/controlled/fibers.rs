@@ -9,12 +9,12 @@
 //! it for ever): the runtime only reaches a scheduling point before it takes
 //! a guard, and parks with its guards released.
 
+use crate::runtime::int_hash::IntMap;
 use crate::runtime::waits::ThreadId;
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use parking_lot::Mutex;
 use std::cell::Cell;
-use std::collections::HashMap;
 
 /// A conc thread's body, waiting for its first turn.
 pub type Job = Box<dyn FnOnce() + Send>;
@@ -34,8 +34,8 @@ const SPARE_STACKS: usize = 64;
 
 #[derive(Default)]
 pub struct Fibers {
-    running: Mutex<HashMap<ThreadId, Held>>,
-    waiting: Mutex<HashMap<ThreadId, Job>>,
+    running: Mutex<IntMap<ThreadId, Held>>,
+    waiting: Mutex<IntMap<ThreadId, Job>>,
     owner: Mutex<Option<std::thread::ThreadId>>,
 }
 

@@ -226,7 +226,7 @@ pub struct Pct {
     rng: Rng,
     /// Higher runs first. Initial priorities are positive; a change point
     /// or a used-up slice lowers a thread below every priority so far.
-    priority: std::collections::HashMap<ThreadId, i64>,
+    priority: crate::runtime::int_hash::IntMap<ThreadId, i64>,
     change_points: Vec<u64>,
     next_low: i64,
     /// The thread chosen last and how many decisions in a row it won.
@@ -249,7 +249,7 @@ impl Pct {
             depth: depth.max(1),
             seed,
             rng,
-            priority: std::collections::HashMap::new(),
+            priority: Default::default(),
             change_points,
             next_low: 0,
             last: None,
