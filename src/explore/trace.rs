@@ -16,26 +16,36 @@ use super::texts::Texts;
 use crate::runtime::engine::controlled::strategy::TransitionEnd;
 use crate::runtime::engine::Op;
 use crate::runtime::footprint::THREAD;
+use crate::runtime::int_hash::{IntMap, IntSet};
 use crate::runtime::waits::ThreadId;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Write;
 
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    escape_into(&mut out, s);
+    out
+}
+
+/// `s` as a JSON string, appended to `out`.
+fn escape_into(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+    } else {
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                c if (c as u32) < 0x20 => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => out.push(c),
             }
-            c => out.push(c),
         }
     }
     out.push('"');
-    out
 }
 
 /// Which clock the log's times are on.
@@ -56,10 +66,14 @@ fn ts(clock: Clock, e: &Event, k: usize) -> u64 {
 
 /// Nanoseconds as a trace writes them: in microseconds, whole under
 /// control, to the nanosecond on the OS engine.
-fn us(clock: Clock, ns: u64) -> String {
-    match clock {
-        Clock::Virtual => format!("{}", ns / 1000),
-        Clock::Real => format!("{}.{:03}", ns / 1000, ns % 1000),
+struct Us(Clock, u64);
+
+impl std::fmt::Display for Us {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Clock::Virtual => write!(f, "{}", self.1 / 1000),
+            Clock::Real => write!(f, "{}.{:03}", self.1 / 1000, self.1 % 1000),
+        }
     }
 }
 
@@ -84,6 +98,21 @@ fn object_label(e: &Event) -> Option<String> {
     }
 }
 
+/// A step's `args`: where it is, that line, and its object.
+fn step_args(e: &Event, texts: &Texts) -> String {
+    let mut args = String::new();
+    if let Some((at, code)) = place(e, texts) {
+        let _ = write!(args, "\"at\":{},\"code\":{}", escape(&at), escape(&code));
+    }
+    if let Some(label) = object_label(e) {
+        if !args.is_empty() {
+            args.push(',');
+        }
+        let _ = write!(args, "\"object\":{}", escape(&label));
+    }
+    args
+}
+
 fn name_of(e: &Event) -> &'static str {
     match e.step.map(|s| s.op) {
         None => "start",
@@ -98,13 +127,18 @@ struct Writer {
 
 impl Writer {
     fn event(&mut self, fields: &str) {
+        self.open();
+        self.out.push_str(fields);
+        self.out.push('}');
+    }
+
+    /// Begin an event whose fields the caller writes into `out`, then `}`.
+    fn open(&mut self) {
         if !self.first {
             self.out.push_str(",\n");
         }
         self.first = false;
         self.out.push('{');
-        self.out.push_str(fields);
-        self.out.push('}');
     }
 }
 
@@ -157,10 +191,9 @@ pub fn chrome_json(log: &Log, texts: &Texts, clock: Clock) -> String {
             escape(name)
         ));
     }
-    let mut named: Vec<ThreadId> = Vec::new();
+    let mut named: IntSet<ThreadId> = IntSet::default();
     for e in &log.events {
-        if !named.contains(&e.thread) {
-            named.push(e.thread);
+        if named.insert(e.thread) {
             let name = log.names.get(&e.thread).cloned().unwrap_or_default();
             let pid = pid_of(e.thread);
             w.event(&format!(
@@ -172,33 +205,33 @@ pub fn chrome_json(log: &Log, texts: &Texts, clock: Clock) -> String {
     }
     // The next step of each thread after step k, for the length of a wait.
     let mut next_of: Vec<Option<usize>> = vec![None; log.events.len()];
-    let mut last: HashMap<ThreadId, usize> = HashMap::new();
+    let mut last: IntMap<ThreadId, usize> = IntMap::default();
     for (k, e) in log.events.iter().enumerate() {
         if let Some(p) = last.insert(e.thread, k) {
             next_of[p] = Some(k);
         }
     }
     let mut flow = 0u64;
-    let mut spawned_by: HashMap<ThreadId, usize> = HashMap::new();
-    let mut ended_at: HashMap<ThreadId, usize> = HashMap::new();
-    let mut released: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut puts: HashMap<(u64, u64), VecDeque<usize>> = HashMap::new();
-    let mut started: Vec<ThreadId> = Vec::new();
+    let mut spawned_by: IntMap<ThreadId, usize> = IntMap::default();
+    let mut ended_at: IntMap<ThreadId, usize> = IntMap::default();
+    let mut released: IntMap<(u64, u64), usize> = IntMap::default();
+    let mut puts: IntMap<(u64, u64), VecDeque<usize>> = IntMap::default();
+    let mut started: IntSet<ThreadId> = IntSet::default();
+    // The args of a step depend only on where it is and what it touches:
+    // a tight loop repeats a few, so each is made once.
+    let mut args_of: IntMap<(u32, u32, u32, u64), String> = IntMap::default();
     for (k, e) in log.events.iter().enumerate() {
         let t = ts(clock, e, k);
-        let at = us(clock, t);
         let tid = e.thread;
         let pid = pid_of(tid);
-        let mut args = String::new();
-        if let Some((at, code)) = place(e, texts) {
-            let _ = write!(args, "\"at\":{},\"code\":{}", escape(&at), escape(&code));
-        }
-        if let Some(label) = object_label(e) {
-            if !args.is_empty() {
-                args.push(',');
+        let key = match e.step {
+            Some(s) => {
+                let at = s.at.map_or((u32::MAX, 0, 0), |a| (a.src.0, a.start, a.end));
+                (at.0, at.1, at.2, s.object)
             }
-            let _ = write!(args, "\"object\":{}", escape(&label));
-        }
+            None => (u32::MAX, 0, 0, 0),
+        };
+        let args = args_of.entry(key).or_insert_with(|| step_args(e, texts));
         let next = next_of[k].map(|n| ts(clock, &log.events[n], n));
         let (dur, wait) = match clock {
             Clock::Virtual => {
@@ -212,28 +245,34 @@ pub fn chrome_json(log: &Log, texts: &Texts, clock: Clock) -> String {
                 None => (next.unwrap_or(t).saturating_sub(t), None),
             },
         };
-        w.event(&format!(
-            "\"name\":{},\"cat\":\"step\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{at},\"dur\":{},\"args\":{{{args}}}",
-            escape(name_of(e)),
-            us(clock, dur)
-        ));
+        // Op words need no escaping.
+        let name = name_of(e);
+        w.open();
+        let _ = write!(
+            w.out,
+            "\"name\":\"{name}\",\"cat\":\"step\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{},\"dur\":{},\"args\":{{{args}}}}}",
+            Us(clock, t),
+            Us(clock, dur)
+        );
         if let Some((from, dur)) = wait {
-            let what = format!("blocked: {}", name_of(e));
-            w.event(&format!(
-                "\"name\":{},\"cat\":\"wait\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{},\"dur\":{},\"args\":{{{args}}}",
-                escape(&what),
-                us(clock, from),
-                us(clock, dur)
-            ));
+            w.open();
+            let _ = write!(
+                w.out,
+                "\"name\":\"blocked: {name}\",\"cat\":\"wait\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{},\"dur\":{},\"args\":{{{args}}}}}",
+                Us(clock, from),
+                Us(clock, dur)
+            );
         }
         let op = e.step.map(|s| s.op);
         if matches!(op, Some(Op::Print | Op::Signal | Op::Put | Op::Get))
             && e.end != TransitionEnd::Blocked
         {
-            w.event(&format!(
-                "\"name\":{},\"cat\":\"event\",\"ph\":\"i\",\"s\":\"t\",\"pid\":{pid},\"tid\":{tid},\"ts\":{at}",
-                escape(name_of(e))
-            ));
+            w.open();
+            let _ = write!(
+                w.out,
+                "\"name\":\"{name}\",\"cat\":\"event\",\"ph\":\"i\",\"s\":\"t\",\"pid\":{pid},\"tid\":{tid},\"ts\":{}}}",
+                Us(clock, t)
+            );
         }
     }
     // Flows, each from an earlier step to this one, in the order steps completed: on the real clock a step is
@@ -255,25 +294,27 @@ pub fn chrome_json(log: &Log, texts: &Texts, clock: Clock) -> String {
         let tid = e.thread;
         let pid = pid_of(tid);
         let op = e.step.map(|s| s.op);
-        let mut arrow = |w: &mut Writer, from: usize, name: &str| {
+        // Flow names are fixed words that need no escaping.
+        let mut arrow = |w: &mut Writer, from: usize, name: &'static str| {
             flow += 1;
             let f = &log.events[from];
             let start = ts(clock, f, from);
-            w.event(&format!(
-                "\"name\":{},\"cat\":\"flow\",\"ph\":\"s\",\"id\":{flow},\"pid\":{},\"tid\":{},\"ts\":{}",
-                escape(name),
+            w.open();
+            let _ = write!(
+                w.out,
+                "\"name\":\"{name}\",\"cat\":\"flow\",\"ph\":\"s\",\"id\":{flow},\"pid\":{},\"tid\":{},\"ts\":{}}}",
                 pid_of(f.thread),
                 f.thread,
-                us(clock, start)
-            ));
-            w.event(&format!(
-                "\"name\":{},\"cat\":\"flow\",\"ph\":\"f\",\"bp\":\"e\",\"id\":{flow},\"pid\":{pid},\"tid\":{tid},\"ts\":{}",
-                escape(name),
-                us(clock, done(k).max(start))
-            ));
+                Us(clock, start)
+            );
+            w.open();
+            let _ = write!(
+                w.out,
+                "\"name\":\"{name}\",\"cat\":\"flow\",\"ph\":\"f\",\"bp\":\"e\",\"id\":{flow},\"pid\":{pid},\"tid\":{tid},\"ts\":{}}}",
+                Us(clock, done(k).max(start))
+            );
         };
-        if !started.contains(&tid) {
-            started.push(tid);
+        if started.insert(tid) {
             if let Some(&from) = spawned_by.get(&tid) {
                 arrow(&mut w, from, "spawn");
             }
