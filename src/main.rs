@@ -302,11 +302,11 @@ fn show_lanes(lanes: &str, color: bool) {
 /// Write the run's trace and timeline where the options ask for them.
 fn write_traces(
     (trace, timeline): (Option<&PathBuf>, Option<&PathBuf>),
-    json: impl FnOnce() -> String,
+    json: impl FnOnce(&std::path::Path) -> std::io::Result<()>,
     page: impl FnOnce() -> String,
 ) {
     if let Some(path) = trace {
-        if let Err(e) = std::fs::write(path, json()) {
+        if let Err(e) = json(path) {
             eprintln!("conc: cannot write the trace to {}: {}", path.display(), e);
         }
     }
@@ -367,7 +367,7 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
         }
         write_traces(
             (options.trace.as_ref(), options.timeline.as_ref()),
-            || w.chrome_json(&texts),
+            |path| w.write_trace(&texts, path),
             || w.timeline(&texts),
         );
         if options.lanes {
@@ -377,7 +377,7 @@ fn run_script(name: &str, source: &str, argv: Vec<String>, options: RunOptions) 
     if let Some(recorded) = conc::explore::Recorded::of(&session, name, false) {
         write_traces(
             (options.trace.as_ref(), options.timeline.as_ref()),
-            || recorded.chrome_json(&texts),
+            |path| recorded.write_trace(&texts, path),
             || recorded.timeline(&texts),
         );
         if options.lanes {

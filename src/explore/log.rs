@@ -80,12 +80,12 @@ pub struct Log {
     /// States where a busy-waiting thread was held back.
     pub yields: u64,
     /// Thread names, for showing the run.
-    pub names: std::collections::HashMap<ThreadId, String>,
+    pub names: IntMap<ThreadId, String>,
     /// A trace of several processes: each one's pid and name, and the pid
     /// of each thread (the others' thread ids carry their process's index
     /// in bits 32 and up). Empty for one process (pid 1).
     pub processes: Vec<(u32, String)>,
-    pub pids: std::collections::HashMap<ThreadId, u32>,
+    pub pids: IntMap<ThreadId, u32>,
 }
 
 /// How a guided run picks once its prefix is used up.

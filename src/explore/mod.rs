@@ -23,13 +23,14 @@ use crate::runtime::engine::controlled::schedule::{Schedule, PCT_HORIZON};
 use crate::runtime::engine::controlled::strategy::{
     AdversarialTime, Pct, RandomWalk, Strategy, TransitionEnd,
 };
-use crate::runtime::engine::recorder::{ProcessTracks, Track};
+use crate::runtime::engine::recorder::{Mark, ProcessTracks, Track};
+use crate::runtime::int_hash::IntMap;
 use crate::runtime::waits::ThreadId;
 use crate::session::Session;
 use log::{Guide, Guided, Log, Logged};
 use parking_lot::Mutex;
 use run::{run_once, Ran};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,6 +55,13 @@ impl Watched {
         trace::chrome_json(&self.log.lock(), texts, trace::Clock::Virtual)
     }
 
+    /// The run as Chrome Trace Event JSON, written to the file `path`.
+    pub fn write_trace(&self, texts: &Texts, path: &std::path::Path) -> std::io::Result<()> {
+        write_file(path, |out| {
+            trace::write_chrome_json(&self.log.lock(), texts, trace::Clock::Virtual, out)
+        })
+    }
+
     /// The run as a self-contained HTML page of swim lanes.
     pub fn timeline(&self, texts: &Texts) -> String {
         timeline::html(&self.chrome_json(texts), &texts.name)
@@ -63,6 +71,15 @@ impl Watched {
     pub fn lanes(&self, texts: &Texts, width: usize) -> String {
         lanes::draw(&self.log.lock(), texts, width)
     }
+}
+
+fn write_file(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut dyn std::fmt::Write),
+) -> std::io::Result<()> {
+    let mut out = trace::ToFile::create(path)?;
+    write(&mut out);
+    out.finish()
 }
 
 /// A traced run on the OS engine (`--trace` or `--timeline` without
@@ -90,7 +107,10 @@ impl Recorded {
     /// the other processes' that its children sent.
     pub fn new(pid: u32, name: String, own: Vec<Track>, others: Vec<ProcessTracks>) -> Recorded {
         let mut log = Log::default();
-        let mut marks = Vec::new();
+        // Sorted by time are the marks' keys: (at, thread, index in its
+        // track, track); the marks stay where they are.
+        let mut keys: Vec<(u64, ThreadId, usize, usize)> = Vec::new();
+        let mut tracks: Vec<Vec<Mark>> = Vec::new();
         let parts = std::iter::once(ProcessTracks {
             pid,
             name,
@@ -105,18 +125,26 @@ impl Recorded {
                 let thread = space | t.thread;
                 log.names.insert(thread, t.name);
                 log.pids.insert(thread, p.pid);
-                for (k, mut m) in t.marks.into_iter().enumerate() {
-                    m.spawned_by = m.spawned_by.map(|s| space | s);
-                    marks.push((m.at, thread, k, m));
-                }
+                let track = tracks.len();
+                keys.extend(
+                    t.marks
+                        .iter()
+                        .enumerate()
+                        .map(|(k, m)| (m.at, thread, k, track)),
+                );
+                tracks.push(t.marks);
             }
         }
-        marks.sort_by_key(|(at, thread, i, _)| (*at, *thread, *i));
+        keys.sort_unstable();
+        log.events.reserve(keys.len());
         // A thread's start names its spawner: the spawner's step at that
         // moment (its `spawn`) is where the arrow starts.
-        let mut last_of: HashMap<ThreadId, usize> = HashMap::new();
-        for (at, thread, _, m) in marks {
-            if let Some(k) = m.spawned_by.and_then(|p| last_of.get(&p)) {
+        let mut last_of: IntMap<ThreadId, usize> = IntMap::default();
+        for (at, thread, k, track) in keys {
+            let m = &tracks[track][k];
+            let space = thread & !0xffff_ffff;
+            let spawned_by = m.spawned_by.map(|s| space | s);
+            if let Some(k) = spawned_by.and_then(|p| last_of.get(&p)) {
                 log.events[*k].spawned.push(thread);
             }
             last_of.insert(thread, log.events.len());
@@ -141,6 +169,14 @@ impl Recorded {
     /// The run as Chrome Trace Event JSON.
     pub fn chrome_json(&self, texts: &Texts) -> String {
         trace::chrome_json(&self.log, texts, trace::Clock::Real)
+    }
+
+    /// The run as Chrome Trace Event JSON, written to the file `path` as it
+    /// is made (a long run's trace is hundreds of megabytes).
+    pub fn write_trace(&self, texts: &Texts, path: &std::path::Path) -> std::io::Result<()> {
+        write_file(path, |out| {
+            trace::write_chrome_json(&self.log, texts, trace::Clock::Real, out)
+        })
     }
 
     /// The run as a self-contained HTML page of swim lanes.

@@ -120,25 +120,62 @@ fn name_of(e: &Event) -> &'static str {
     }
 }
 
-struct Writer {
-    out: String,
+/// Where the events go: a string, or a file through `ToFile`. Errors of
+/// the sink are its own to keep (`ToFile` does); the text is written
+/// regardless.
+struct Writer<'a> {
+    out: &'a mut dyn Write,
     first: bool,
 }
 
-impl Writer {
+impl Writer<'_> {
     fn event(&mut self, fields: &str) {
         self.open();
-        self.out.push_str(fields);
-        self.out.push('}');
+        let _ = self.out.write_str(fields);
+        let _ = self.out.write_char('}');
     }
 
     /// Begin an event whose fields the caller writes into `out`, then `}`.
     fn open(&mut self) {
         if !self.first {
-            self.out.push_str(",\n");
+            let _ = self.out.write_str(",\n");
         }
         self.first = false;
-        self.out.push('{');
+        let _ = self.out.write_char('{');
+    }
+}
+
+/// A file as a `fmt::Write`, buffered, keeping the first error.
+pub struct ToFile {
+    file: std::io::BufWriter<std::fs::File>,
+    error: Option<std::io::Error>,
+}
+
+impl ToFile {
+    pub fn create(path: &std::path::Path) -> std::io::Result<ToFile> {
+        Ok(ToFile {
+            file: std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?),
+            error: None,
+        })
+    }
+
+    /// Flush; the first error met, if any.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        std::io::Write::flush(&mut self.file)
+    }
+}
+
+impl Write for ToFile {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.error.is_none() {
+            if let Err(e) = std::io::Write::write_all(&mut self.file, s.as_bytes()) {
+                self.error = Some(e);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -164,11 +201,16 @@ fn simulated_processes(log: &Log, file: &str) -> Vec<(u32, String)> {
 
 /// The run in `log` as a trace file's text.
 pub fn chrome_json(log: &Log, texts: &Texts, clock: Clock) -> String {
+    let mut out = String::new();
+    write_chrome_json(log, texts, clock, &mut out);
+    out
+}
+
+/// The run in `log` as a trace file's text, written to `out`.
+pub fn write_chrome_json(log: &Log, texts: &Texts, clock: Clock, out: &mut dyn Write) {
     let file = texts.name.as_str();
-    let mut w = Writer {
-        out: String::from("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n"),
-        first: true,
-    };
+    let _ = out.write_str("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
+    let mut w = Writer { out, first: true };
     // Object and thread ids are a process's own: flows never cross.
     let space = |tid: ThreadId| tid & !0xffff_ffff;
     let simulated = log.processes.is_empty() && log.events.iter().any(|e| space(e.thread) != 0);
@@ -285,10 +327,16 @@ pub fn chrome_json(log: &Log, texts: &Texts, clock: Clock) -> String {
             _ => ts(clock, e, k),
         }
     };
-    let mut order: Vec<usize> = (0..log.events.len()).collect();
-    if clock == Clock::Real {
-        order.sort_by_key(|&k| (done(k), k));
-    }
+    let order: Vec<usize> = match clock {
+        Clock::Virtual => (0..log.events.len()).collect(),
+        Clock::Real => {
+            // Keys made once (a key per comparison reads two events).
+            let mut keyed: Vec<(u64, usize)> =
+                (0..log.events.len()).map(|k| (done(k), k)).collect();
+            keyed.sort_unstable();
+            keyed.into_iter().map(|(_, k)| k).collect()
+        }
+    };
     for k in order {
         let e = &log.events[k];
         let tid = e.thread;
@@ -353,6 +401,5 @@ pub fn chrome_json(log: &Log, texts: &Texts, clock: Clock) -> String {
             ended_at.insert(tid, k);
         }
     }
-    w.out.push_str("\n]}\n");
-    w.out
+    let _ = w.out.write_str("\n]}\n");
 }
