@@ -162,3 +162,32 @@ fn os_traces_are_on_the_real_clock() {
         "waits {waits:?}"
     );
 }
+
+/// A child's `put` on its parent's queue and the parent's `get` name one
+/// queue in the merged trace (the child names it by the parent's id): the
+/// flow crosses from the child's pid to the parent's.
+#[test]
+fn os_traces_draw_flows_across_processes() {
+    let script = "tests/fixtures/processes/process_feeds_parent.conc";
+    let (events, _) = trace_of(script, None);
+    chrome::validate(&events, script);
+    let mut starts = std::collections::HashMap::new();
+    for e in &events {
+        if e["ph"] == "s" {
+            starts.insert(e["id"].as_u64(), (e["name"].clone(), e["pid"].as_u64()));
+        }
+    }
+    let crossing = |name: &str| {
+        events
+            .iter()
+            .filter(|e| e["ph"] == "f")
+            .filter(|e| {
+                starts
+                    .get(&e["id"].as_u64())
+                    .is_some_and(|(n, pid)| n == name && *pid != e["pid"].as_u64())
+            })
+            .count()
+    };
+    assert_eq!(crossing("put -> get"), 3, "every item from the child");
+    assert_eq!(crossing("release -> acquire"), 1);
+}

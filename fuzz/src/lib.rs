@@ -229,6 +229,7 @@ pub fn wire_seeds() -> Vec<Vec<u8>> {
                         parked: Some((1_500, 9_000)),
                         spawned_by: None,
                         ended: true,
+                        home: Some(41),
                     }],
                 }],
             }],

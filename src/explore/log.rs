@@ -33,6 +33,10 @@ pub struct Event {
     /// On the OS engine: when it first parked in this step, and when it
     /// last woke.
     pub parked: Option<(u64, u64)>,
+    /// The id space (process index `<< 32`) of the process that owns the
+    /// step's object, when not the thread's own (a traced OS run across
+    /// processes: a child's `put` on its parent's queue).
+    pub home: Option<u64>,
 }
 
 impl Event {
@@ -273,6 +277,7 @@ impl Strategy for Guided {
             enabled,
             began: t.began,
             parked: None,
+            home: None,
         });
         self.state += 1;
     }

@@ -117,7 +117,12 @@ impl Recorded {
             tracks: own,
         })
         .chain(others);
-        for (i, p) in parts.enumerate() {
+        let parts: Vec<ProcessTracks> = parts.collect();
+        // Where each pid's ids are: a step's object is named by its owner.
+        let space_of: IntMap<u32, u64> = (parts.iter().enumerate())
+            .map(|(i, p)| (p.pid, (i as u64) << 32))
+            .collect();
+        for (i, p) in parts.into_iter().enumerate() {
             // Thread ids are each process's own: the index keeps them apart.
             let space = (i as u64) << 32;
             log.processes.push((p.pid, p.name));
@@ -161,6 +166,12 @@ impl Recorded {
                 enabled: Vec::new(),
                 began: at,
                 parked: m.parked,
+                // `None`: an object of the top process (see `Mark::home`).
+                home: Some(
+                    m.home
+                        .and_then(|pid| space_of.get(&pid).copied())
+                        .unwrap_or(0),
+                ),
             });
         }
         Recorded { log }

@@ -211,7 +211,8 @@ pub fn write_chrome_json(log: &Log, texts: &Texts, clock: Clock, out: &mut dyn W
     let file = texts.name.as_str();
     let _ = out.write_str("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
     let mut w = Writer { out, first: true };
-    // Object and thread ids are a process's own: flows never cross.
+    // Thread ids are a process's own; an object's id is its owner's (see
+    // `Event::home`), so a flow may cross processes.
     let space = |tid: ThreadId| tid & !0xffff_ffff;
     let simulated = log.processes.is_empty() && log.events.iter().any(|e| space(e.thread) != 0);
     let pid_of = |tid: ThreadId| match log.pids.get(&tid) {
@@ -319,10 +320,13 @@ pub fn write_chrome_json(log: &Log, texts: &Texts, clock: Clock, out: &mut dyn W
     }
     // Flows, each from an earlier step to this one, in the order steps completed: on the real clock a step is
     // noted when it is announced, before it takes its object, and a step
-    // that waited completed at its last wake-up.
+    // that waited completed at its last wake-up. A put counts from its
+    // start: its item may be taken before the putter hears back (a put
+    // on another process's queue waits for the reply).
     let done = |k: usize| {
         let e = &log.events[k];
         match (clock, e.parked) {
+            (Clock::Real, Some(_)) if e.step.is_some_and(|s| s.op == Op::Put) => e.began,
             (Clock::Real, Some((_, woke))) => woke,
             _ => ts(clock, e, k),
         }
@@ -367,7 +371,10 @@ pub fn write_chrome_json(log: &Log, texts: &Texts, clock: Clock, out: &mut dyn W
                 arrow(&mut w, from, "spawn");
             }
         }
-        let object = (space(tid), e.step.map(|s| s.object).unwrap_or(0));
+        let object = (
+            e.home.unwrap_or(space(tid)),
+            e.step.map(|s| s.object).unwrap_or(0),
+        );
         if e.end != TransitionEnd::Blocked {
             match op {
                 Some(Op::Join) => {

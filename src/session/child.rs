@@ -106,6 +106,7 @@ fn send_trace(session: &Session, link: &Link, name: String) {
         own,
         r.processes(false),
         engine.epoch_monotonic(),
+        &link.aliases(),
     );
     let _ = link.send(&Msg::Trace(Box::new(trace)));
 }

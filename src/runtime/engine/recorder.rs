@@ -24,6 +24,12 @@ pub struct Mark {
     pub spawned_by: Option<ThreadId>,
     /// The thread ended after this step.
     pub ended: bool,
+    /// The pid of the process that owns the step's object, once known:
+    /// `None` is the process that holds the mark (its own object, or, in
+    /// marks a child sent, one of the receiver's). A child names its
+    /// proxies' objects by their ids at its parent (see `traced.rs`), so a
+    /// `put` in a child and the `get` in its parent meet.
+    pub home: Option<u32>,
 }
 
 /// A thread's marks while it runs, in chunks that grow to `CHUNK`: a

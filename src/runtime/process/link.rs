@@ -16,6 +16,7 @@ use super::wire::{Msg, Op, Packet, Request, WireError};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::arena::{Arena, Words};
 use crate::runtime::engine::{Backoff, Spin};
+use crate::runtime::int_hash::IntMap;
 use crate::runtime::waits::{block_until, BlockOn, WaitQueue};
 use crate::runtime::{Context, Handle, ThreadRef};
 use parking_lot::{Condvar, Mutex};
@@ -52,6 +53,9 @@ pub struct Link {
     exports: Mutex<HashMap<u64, Handle>>,
     /// Proxies we made for the other side's objects, by their object id.
     imports: Mutex<HashMap<u64, Weak<Remote>>>,
+    /// Each proxy's id here -> the object's id at the other side, kept
+    /// after the proxy is gone (a trace names objects by their owner's ids).
+    aliases: Mutex<IntMap<u64, u64>>,
     pub(super) ghosts: Mutex<HashMap<u64, Arc<Ghost>>>,
     /// Signalled whenever a stand-in runs out of work (see `close`).
     pub(super) ghost_idle: Condvar,
@@ -89,6 +93,7 @@ impl Link {
             pending: Mutex::new(HashMap::new()),
             exports: Mutex::new(HashMap::new()),
             imports: Mutex::new(HashMap::new()),
+            aliases: Mutex::new(IntMap::default()),
             ghosts: Mutex::new(HashMap::new()),
             ghost_idle: Condvar::new(),
             broken: Mutex::new(None),
@@ -197,7 +202,13 @@ impl Link {
             self.clone(),
         ));
         imports.insert(id, Arc::downgrade(&r));
+        self.aliases.lock().insert(r.id, id);
         r
+    }
+
+    /// Our proxies' ids -> the objects' ids at the other side.
+    pub fn aliases(&self) -> IntMap<u64, u64> {
+        self.aliases.lock().clone()
     }
 
     /// Read messages until the other side goes away. Messages that belong

@@ -525,7 +525,7 @@ pub struct Greeting {
 
 const GREETING: &str = "conc-remote/";
 /// Changed whenever the link's messages change.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// Read the greeting from a remote child on `from` (a socket with a read
 /// timeout set), or why it isn't a conc remote child (empty: nothing came).

@@ -230,6 +230,7 @@ pub struct WireMark {
     pub parked: Option<(u64, u64)>,
     pub spawned_by: Option<u64>,
     pub ended: bool,
+    pub home: Option<u32>,
 }
 
 /// An operation on a shared object, performed by the process that owns it.
