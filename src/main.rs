@@ -229,17 +229,6 @@ fn run(cli: Cli) -> i32 {
                     },
                 }
             }
-            if adversarial
-                && matches!(
-                    how,
-                    conc::explore::How::Dpor | conc::explore::How::Dfs { .. }
-                )
-            {
-                eprintln!(
-                    "conc explore: --time adversarial samples (auto, random, pct:DEPTH, pos): dpor and dfs do not branch on time yet"
-                );
-                return 2;
-            }
             let time = limit;
             let options = conc::explore::Options {
                 how,

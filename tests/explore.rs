@@ -175,7 +175,14 @@ fn adversarial_time_finds_the_timeout_that_fires_before_the_put() {
         let (quiet, exhaustive, _) = outcomes(&script, How::Dpor);
         assert!(exhaustive);
         assert_eq!(quiet.len(), 1, "{quiet:?}");
-        for how in [How::Auto, How::Random, How::Pct { depth: 2 }, How::Pos] {
+        for how in [
+            How::Auto,
+            How::Dpor,
+            How::Dfs { preemptions: None },
+            How::Random,
+            How::Pct { depth: 2 },
+            How::Pos,
+        ] {
             let report = explore(
                 &script,
                 &Options {
@@ -203,19 +210,30 @@ fn adversarial_time_finds_the_timeout_that_fires_before_the_put() {
 }
 
 #[test]
-fn adversarial_time_is_refused_where_the_search_cannot_branch_on_it() {
-    let file = std::env::temp_dir().join(format!("conc-adv-{}.conc", std::process::id()));
-    std::fs::write(&file, TIMEOUT_RACE).expect("a temp file");
-    for strategy in ["dpor", "dfs"] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_conc"))
-            .args(["explore", "--strategy", strategy, "--time", "adversarial"])
-            .arg(&file)
-            .output()
-            .expect("conc runs");
-        assert_eq!(out.status.code(), Some(2), "{strategy}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("--time adversarial"));
-    }
-    let _ = std::fs::remove_file(&file);
+fn adversarial_time_is_exhausted_by_dpor_as_by_plain_enumeration() {
+    on_a_big_stack(|| {
+        let script = Script::new("race.conc".into(), TIMEOUT_RACE.into(), Vec::new());
+        let all = |how: How, jobs: usize| {
+            let report = explore(
+                &script,
+                &Options {
+                    how,
+                    adversarial: true,
+                    all: true,
+                    jobs,
+                    show_failure: false,
+                    ..Options::default()
+                },
+            );
+            let labels: Vec<String> = report.outcomes.keys().map(Outcome::label).collect();
+            (labels, report.coverage.exhaustive())
+        };
+        let (dpor, done) = all(How::Dpor, 1);
+        assert!(done, "dpor with adversarial time is exhaustive");
+        assert_eq!(dpor.len(), 2, "the item, or the timeout: {dpor:?}");
+        assert_eq!(all(How::Dfs { preemptions: None }, 1), (dpor.clone(), true));
+        assert_eq!(all(How::Dpor, 2), (dpor, true));
+    });
 }
 
 /// Outcomes with their counts, the classes, and whether it was exhaustive.

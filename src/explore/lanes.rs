@@ -4,7 +4,7 @@
 
 use super::log::{Event, Log};
 use super::texts::Texts;
-use crate::runtime::engine::controlled::strategy::TransitionEnd;
+use crate::runtime::engine::controlled::strategy::{TransitionEnd, TIME_PASSES};
 use crate::runtime::engine::Op;
 use crate::runtime::waits::ThreadId;
 
@@ -49,7 +49,7 @@ fn shared_keys(events: &[Event]) -> std::collections::HashSet<u64> {
 /// thread touches too; a thread's private work is left out.
 fn worth_showing(e: &Event, shared: &std::collections::HashSet<u64>) -> bool {
     match e.step {
-        None => false,
+        None => e.thread == TIME_PASSES,
         Some(s) if s.op == Op::BackEdge => false,
         Some(s) if !super::tree::is_data(s.object) => true,
         Some(_) => e.footprint.iter().any(|a| shared.contains(&a.key)),
@@ -88,6 +88,7 @@ fn cell(e: &Event, texts: &Texts, racing: bool) -> String {
                 text.push_str(&format!(" L{} {}", p.line, p.code));
             }
         }
+        None if e.thread == TIME_PASSES => text.push_str("to the next deadline"),
         None => text.push_str("start"),
     }
     match e.end {

@@ -1,9 +1,11 @@
 //! What a run did, transition by transition, as exploration sees it, and
 //! the strategy that writes it down while it steers the run.
 
-use crate::runtime::engine::controlled::strategy::{Choice, Strategy, Transition, TransitionEnd};
+use crate::runtime::engine::controlled::strategy::{
+    Choice, Strategy, Transition, TransitionEnd, ADVERSARIAL, TIME_PASSES,
+};
 use crate::runtime::engine::{Op, Step};
-use crate::runtime::footprint::{Access, THREAD};
+use crate::runtime::footprint::{Access, EVERYTHING, THREAD};
 use crate::runtime::int_hash::{IntMap, IntSet};
 use crate::runtime::waits::ThreadId;
 use parking_lot::Mutex;
@@ -65,7 +67,11 @@ pub const SPIN_READS: u32 = 3;
 /// The thread of `prev` if it could have gone on where `next` began:
 /// running another thread there is a preemption.
 pub fn could_go_on(prev: &Event, next: &Event) -> Option<ThreadId> {
-    (prev.end == TransitionEnd::Point && next.enabled.contains(&prev.thread)).then_some(prev.thread)
+    // Time passing is not a thread that is switched away from.
+    (prev.end == TransitionEnd::Point
+        && prev.thread != TIME_PASSES
+        && next.enabled.contains(&prev.thread))
+    .then_some(prev.thread)
 }
 
 /// A thread and the footprint of its transition at some state: what a
@@ -101,6 +107,10 @@ pub struct Guide {
     /// that state's transition is known.
     pub branch_sleep: Vec<Sleeper>,
     pub use_sleep: bool,
+    /// Adversarial time: "time passes to the next deadline" is a choice
+    /// too, logged as a transition of `TIME_PASSES` that conflicts with
+    /// everything.
+    pub adversarial: bool,
 }
 
 /// Follows a prefix of choices, then prefers the thread that ran last (no
@@ -118,6 +128,8 @@ pub struct Guided {
     log: Arc<Mutex<Log>>,
     /// Transitions seen: the index of the state being decided.
     state: usize,
+    /// Time passing was a candidate at this state (adversarial time).
+    time_offered: bool,
 }
 
 impl Guided {
@@ -131,6 +143,7 @@ impl Guided {
             last: None,
             log,
             state: 0,
+            time_offered: false,
         }
     }
 
@@ -198,10 +211,34 @@ impl Guided {
     fn asleep(&self, t: ThreadId) -> bool {
         self.sleep.iter().any(|(s, _)| *s == t)
     }
+
+    /// Time passing was chosen: the scheduler jumps to the next deadline
+    /// and decides again, with no transition of its own, so note one.
+    fn time_passes(&mut self, c: &Choice) {
+        let began = self.log.lock().events.last().map_or(0, |e| e.began);
+        let last = self.last;
+        self.transition(&Transition {
+            thread: TIME_PASSES,
+            name: "(time passes)",
+            step: None,
+            end: TransitionEnd::Point,
+            footprint: &[Access {
+                key: EVERYTHING,
+                write: true,
+            }],
+            spawned: &[],
+            runnable: c.runnable,
+            next: c.next,
+            began,
+        });
+        self.last = last;
+    }
 }
 
-impl Strategy for Guided {
-    fn choose(&mut self, c: &Choice) -> usize {
+impl Guided {
+    /// The thread to run: the prefix's, then the one that ran last, then
+    /// the lowest id not asleep (time passes last: quiescent by default).
+    fn pick(&mut self, c: &Choice) -> usize {
         let index = |t: ThreadId| c.runnable.iter().position(|r| *r == t);
         if let Some(&t) = self.guide.prefix.get(self.state) {
             // A prefix that no longer fits (the script is not deterministic
@@ -223,13 +260,33 @@ impl Strategy for Guided {
             .and_then(index)
             .unwrap_or(0)
     }
+}
+
+impl Strategy for Guided {
+    fn choose(&mut self, c: &Choice) -> usize {
+        self.time_offered = c.runnable.contains(&TIME_PASSES);
+        let i = self.pick(c);
+        if c.runnable.get(i) == Some(&TIME_PASSES) {
+            self.time_passes(c);
+        }
+        i
+    }
+
+    fn adversarial_time(&self) -> bool {
+        self.guide.adversarial
+    }
 
     fn wants_transitions(&self) -> bool {
         true
     }
 
     fn transition(&mut self, t: &Transition) {
-        let enabled = self.enabled(t.runnable, t.next);
+        let mut enabled = self.enabled(t.runnable, t.next);
+        // The scheduler leaves time passing out of a transition's runnable
+        // threads; exploration may still choose it there.
+        if std::mem::take(&mut self.time_offered) && !enabled.contains(&TIME_PASSES) {
+            enabled.push(TIME_PASSES);
+        }
         let held = t
             .runnable
             .iter()
@@ -287,7 +344,10 @@ impl Strategy for Guided {
     }
 
     fn describe(&self) -> String {
-        "explore".to_string()
+        match self.guide.adversarial {
+            true => format!("explore{ADVERSARIAL}"),
+            false => "explore".to_string(),
+        }
     }
 }
 
@@ -303,6 +363,7 @@ impl Logged {
             prefix: Vec::new(),
             branch_sleep: Vec::new(),
             use_sleep: false,
+            adversarial: false,
         };
         Logged {
             inner,

@@ -557,10 +557,6 @@ pub fn explore(script: &Script, options: &Options) -> Report {
     };
     let mut state = Found::default();
     let coverage = match &options.how {
-        // The exhaustive searches do not branch on time: sample.
-        How::Auto if options.adversarial => {
-            sample(script, options, &How::Pct { depth: 3 }, &budget, &mut state)
-        }
         How::Dpor => exhaustive(script, options, Mode::Dpor, &budget, &mut state),
         How::Dfs { preemptions } => exhaustive(
             script,
@@ -603,11 +599,7 @@ pub fn explore(script: &Script, options: &Options) -> Report {
         (h, _) => h.clone(),
     };
     let first_failure = state.failure.take().map(|f| {
-        // Shrinking searches without branching on time, which would lose
-        // a failure that needs a timeout to fire early: shown as found.
-        if options.show_failure && options.adversarial {
-            show(script, options, f, None)
-        } else if options.show_failure {
+        if options.show_failure {
             shrink(script, options, f)
         } else {
             f
@@ -743,7 +735,7 @@ fn exhaustive(
     budget: &Budget,
     found: &mut Found,
 ) -> Coverage {
-    let mut tree = Tree::new(mode);
+    let mut tree = Tree::new(mode, options.adversarial);
     let first = tree.first();
     let search = Mutex::new(Search {
         tree,
@@ -915,9 +907,12 @@ fn shrink(script: &Script, options: &Options, failure: Failure) -> Failure {
     let mut best: Option<(u32, usize, Vec<u64>)> = None;
     // A sampled failure does not know its preemptions: try up to 3.
     for bound in 0..=failure.preemptions.clamp(1, 3) {
-        let mut tree = Tree::new(Mode::Dfs {
-            preemptions: Some(bound),
-        });
+        let mut tree = Tree::new(
+            Mode::Dfs {
+                preemptions: Some(bound),
+            },
+            options.adversarial,
+        );
         let mut job = tree.first();
         for _ in 0..SHRINK_RUNS {
             let (ran, log) = guided_run(script, job.guide.clone(), options.max_steps);
@@ -963,6 +958,7 @@ fn show(script: &Script, options: &Options, failure: Failure, prefix: Option<Vec
                 prefix: p.clone(),
                 branch_sleep: Vec::new(),
                 use_sleep: false,
+                adversarial: options.adversarial,
             },
             log.clone(),
         )),

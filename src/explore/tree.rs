@@ -22,7 +22,8 @@
 //! differ with the order runs come back in.
 
 use super::log::{could_go_on, Event, Guide, Log, Sleeper};
-use crate::runtime::engine::controlled::strategy::TransitionEnd;
+use crate::runtime::engine::controlled::strategy::{TransitionEnd, TIME_PASSES};
+use crate::runtime::footprint::EVERYTHING;
 use crate::runtime::int_hash::IntMap as HashMap;
 use crate::runtime::waits::ThreadId;
 use std::cmp::Reverse;
@@ -76,6 +77,8 @@ impl Node {
 
 pub struct Tree {
     mode: Mode,
+    /// Adversarial time: runs may choose time passing (see `Guide`).
+    adversarial: bool,
     /// States by index; `None` once forgotten (the slot is reused).
     nodes: Vec<Option<Node>>,
     free: Vec<usize>,
@@ -158,9 +161,10 @@ fn initials(events: &[Event], clocks: &Clocks, i: usize, j: usize) -> Vec<Thread
 }
 
 impl Tree {
-    pub fn new(mode: Mode) -> Tree {
+    pub fn new(mode: Mode, adversarial: bool) -> Tree {
         Tree {
             mode,
+            adversarial,
             nodes: Vec::new(),
             free: Vec::new(),
             pending: BTreeSet::new(),
@@ -189,6 +193,7 @@ impl Tree {
                 prefix: Vec::new(),
                 branch_sleep: Vec::new(),
                 use_sleep: self.mode == Mode::Dpor,
+                adversarial: self.adversarial,
             },
             path: Vec::new(),
         }
@@ -291,10 +296,15 @@ impl Tree {
                 }
             };
             let mut backtrack = BTreeSet::from([e.thread]);
+            // Time passing never runs unless chosen, so no race calls for
+            // it: wherever it may, it is tried (and is no preemption).
+            if e.enabled.contains(&TIME_PASSES) {
+                backtrack.insert(TIME_PASSES);
+            }
             if let Mode::Dfs { preemptions: bound } = self.mode {
                 let bounded = previous.is_some() && bound.is_some_and(|b| preemptions >= b);
                 for t in &e.enabled {
-                    if bounded && Some(*t) != previous {
+                    if bounded && Some(*t) != previous && *t != TIME_PASSES {
                         self.cut += 1;
                     } else {
                         backtrack.insert(*t);
@@ -402,6 +412,7 @@ impl Tree {
                 prefix,
                 branch_sleep,
                 use_sleep: self.mode == Mode::Dpor,
+                adversarial: self.adversarial,
             },
             path,
         })
@@ -485,6 +496,9 @@ impl Clocks {
         let mut parent: HashMap<ThreadId, usize> = HashMap::default();
         let mut last_write: HashMap<u64, usize> = HashMap::default();
         let mut reads: HashMap<u64, Vec<usize>> = HashMap::default();
+        // The last time-passing event (adversarial time): it conflicts with
+        // every access, before and after it.
+        let mut universal: Option<usize> = None;
         let mut count = vec![0u32; n];
         let mut owner = Vec::with_capacity(events.len());
         for (j, e) in events.iter().enumerate() {
@@ -495,6 +509,11 @@ impl Clocks {
                 None => vec![0; n],
             };
             let mut preds: Vec<usize> = Vec::new();
+            let everything = e.footprint.iter().any(|a| a.key == EVERYTHING);
+            if everything {
+                preds.extend(last_write.values().copied());
+                preds.extend(reads.values().flatten().copied());
+            }
             for a in e.footprint.iter().filter(|a| edge(a.key)) {
                 if let Some(&w) = last_write.get(&a.key) {
                     preds.push(w);
@@ -502,6 +521,9 @@ impl Clocks {
                 if a.write {
                     preds.extend(reads.get(&a.key).into_iter().flatten().copied());
                 }
+            }
+            if !e.footprint.is_empty() {
+                preds.extend(universal);
             }
             preds.sort_unstable();
             preds.dedup();
@@ -532,7 +554,18 @@ impl Clocks {
                 }
             }
             races.push(mine);
-            for a in e.footprint.iter().filter(|a| edge(a.key)) {
+            if everything {
+                // Everything later is ordered after it, and through it
+                // after what came before.
+                last_write.clear();
+                reads.clear();
+                universal = Some(j);
+            }
+            for a in e
+                .footprint
+                .iter()
+                .filter(|a| edge(a.key) && a.key != EVERYTHING)
+            {
                 if a.write {
                     last_write.insert(a.key, j);
                     reads.remove(&a.key);

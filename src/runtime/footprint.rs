@@ -26,7 +26,8 @@ pub struct Access {
 impl Access {
     /// Whether two accesses (of different threads) conflict.
     pub fn conflicts(self, other: Access) -> bool {
-        self.key == other.key && (self.write || other.write)
+        (self.key == other.key || self.key == EVERYTHING || other.key == EVERYTHING)
+            && (self.write || other.write)
     }
 }
 
@@ -38,6 +39,9 @@ pub const DATA: u64 = 1 << 61;
 /// The session's random numbers, and its counters of ids and names.
 pub const RANDOM: u64 = (1 << 60) | 1;
 pub const IDS: u64 = (1 << 60) | 2;
+/// Time passing to the next deadline (adversarial time): it may change what
+/// any waiting thread does next, so it conflicts with every access.
+pub const EVERYTHING: u64 = (1 << 60) | 3;
 
 #[derive(Default)]
 struct Recorder {
