@@ -233,9 +233,7 @@ impl Guided {
         });
         self.last = last;
     }
-}
 
-impl Guided {
     /// The thread to run: the prefix's, then the one that ran last, then
     /// the lowest id not asleep (time passes last: quiescent by default).
     fn pick(&mut self, c: &Choice) -> usize {

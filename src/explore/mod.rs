@@ -761,7 +761,6 @@ fn exhaustive(
     std::thread::scope(|scope| {
         let work = &work;
         // The first run must come back before there is anything else to do.
-        let mut first = Some(first);
         for _ in 1..jobs {
             let started = std::thread::Builder::new()
                 .stack_size(crate::runtime::threads::THREAD_STACK)
@@ -770,7 +769,7 @@ fn exhaustive(
                 break;
             }
         }
-        work(first.take());
+        work(Some(first));
     });
     let Search {
         tree,

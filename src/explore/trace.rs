@@ -21,14 +21,9 @@ use crate::runtime::waits::ThreadId;
 use std::collections::VecDeque;
 use std::fmt::Write;
 
+/// `s` as a JSON string.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    escape_into(&mut out, s);
-    out
-}
-
-/// `s` as a JSON string, appended to `out`.
-fn escape_into(out: &mut String, s: &str) {
     out.push('"');
     if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
         out.push_str(s);
@@ -46,6 +41,7 @@ fn escape_into(out: &mut String, s: &str) {
         }
     }
     out.push('"');
+    out
 }
 
 /// Which clock the log's times are on.

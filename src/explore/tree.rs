@@ -66,6 +66,11 @@ impl Node {
         self.sleep.iter().any(|(d, _)| *d == t)
     }
 
+    /// Preemptions on the path once `ran` runs from here.
+    fn preemptions_after(&self, ran: ThreadId) -> u32 {
+        self.preemptions + u32::from(self.previous.is_some_and(|q| q != ran))
+    }
+
     /// The next thread to try from here, lowest id first.
     fn pick(&self) -> Option<ThreadId> {
         self.backtrack
@@ -189,13 +194,17 @@ impl Tree {
     pub fn first(&mut self) -> Job {
         self.out += 1;
         Job {
-            guide: Guide {
-                prefix: Vec::new(),
-                branch_sleep: Vec::new(),
-                use_sleep: self.mode == Mode::Dpor,
-                adversarial: self.adversarial,
-            },
+            guide: self.guide(Vec::new(), Vec::new()),
             path: Vec::new(),
+        }
+    }
+
+    fn guide(&self, prefix: Vec<ThreadId>, branch_sleep: Vec<Sleeper>) -> Guide {
+        Guide {
+            prefix,
+            branch_sleep,
+            use_sleep: self.mode == Mode::Dpor,
+            adversarial: self.adversarial,
         }
     }
 
@@ -288,13 +297,7 @@ impl Tree {
         for (k, e) in events.iter().enumerate().take(end).skip(b) {
             let previous = k.checked_sub(1).and_then(|p| could_go_on(&events[p], e));
             let parent = k.checked_sub(1).map(|p| (path[p], events[p].thread));
-            let preemptions = match parent {
-                None => 0,
-                Some((p, ran)) => {
-                    let before = self.node(p);
-                    before.preemptions + u32::from(before.previous.is_some_and(|q| q != ran))
-                }
-            };
+            let preemptions = parent.map_or(0, |(p, ran)| self.node(p).preemptions_after(ran));
             let mut backtrack = BTreeSet::from([e.thread]);
             // Time passing never runs unless chosen, so no race calls for
             // it: wherever it may, it is tried (and is no preemption).
@@ -335,8 +338,7 @@ impl Tree {
         let Some(k) = path.len().checked_sub(1) else {
             return Some(0);
         };
-        let (last, ran) = (self.node(path[k]), events[k].thread);
-        let taken = last.preemptions + u32::from(last.previous.is_some_and(|q| q != ran));
+        let taken = self.node(path[k]).preemptions_after(events[k].thread);
         // The path's states may now be of no more use, deepest first.
         self.release(path[k]);
         Some(taken)
@@ -408,17 +410,14 @@ impl Tree {
         debug_assert_eq!(path.len(), depth.0 + 1);
         self.out += 1;
         Next::Run(Job {
-            guide: Guide {
-                prefix,
-                branch_sleep,
-                use_sleep: self.mode == Mode::Dpor,
-                adversarial: self.adversarial,
-            },
+            guide: self.guide(prefix, branch_sleep),
             path,
         })
     }
 }
 
+/// Whether a key names plain data (a global, a list, a map, a shared
+/// variable) rather than a synchronising object.
 pub fn is_data(key: u64) -> bool {
     crate::runtime::footprint::is_global(key) || key >> 61 == 1
 }
