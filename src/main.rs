@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use conc::diagnostics::ConcError;
 use conc::runtime::engine::controlled::schedule::{script_hash, Schedule, Token};
 use conc::runtime::engine::Rng;
+use conc::runtime::process::spawner::{self, Role};
 use conc::session::{Session, SessionOptions};
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -142,7 +143,7 @@ const MAIN_STACK: usize = conc::runtime::threads::THREAD_STACK;
 fn main() -> ExitCode {
     crash::install_panic_hook();
     let first = std::env::args_os().nth(1);
-    let child_mode = first.as_ref().is_some_and(|a| a == conc::child::CHILD_FLAG);
+    let mut child_mode = first.as_ref().is_some_and(|a| a == conc::child::CHILD_FLAG);
     let remote_mode = first
         .as_ref()
         .is_some_and(|a| a == conc::remote::REMOTE_FLAG);
@@ -152,19 +153,28 @@ fn main() -> ExitCode {
             std::process::exit(code);
         }
     }
+    let cli = (!child_mode && !remote_mode).then(Cli::parse);
+    // While this process has its only thread: a run that may start
+    // processes makes the spawner they are cloned from.
+    if cli.as_ref().is_some_and(Cli::may_spawn_processes) && spawner::start() == Role::Child {
+        child_mode = true;
+    }
+    // Taken by whichever runs `start`: the big thread, or this one.
+    let cli = std::sync::Arc::new(std::sync::Mutex::new(cli));
     let start = move || {
         if child_mode {
             conc::child::run()
         } else if remote_mode {
             conc::remote::run()
         } else {
-            run(Cli::parse())
+            let cli = cli.lock().ok().and_then(|mut cli| cli.take());
+            cli.map_or(2, run)
         }
     };
     let runner = std::thread::Builder::new()
         .name("main".into())
         .stack_size(MAIN_STACK)
-        .spawn(start);
+        .spawn(start.clone());
     let code = match runner {
         // The panic hook has already reported a panic and ended the process.
         Ok(handle) => handle.join().unwrap_or(crash::INTERNAL_ERROR),
@@ -172,8 +182,28 @@ fn main() -> ExitCode {
         // recursion of the evaluator then fails sooner).
         Err(_) => start(),
     };
+    spawner::stop();
     // Daemon threads are abandoned: end the process without waiting for them.
     std::process::exit(code)
+}
+
+impl Cli {
+    /// A run of a script on the OS engine whose text mentions processes
+    /// (a child spawned from elsewhere, an imported file, is started by
+    /// exec instead: slower, the same). A binary named by CONC_EXE is what
+    /// children must run, and only exec starts it.
+    fn may_spawn_processes(&self) -> bool {
+        if self.command.is_some() || self.sched.is_some() || std::env::var_os("CONC_EXE").is_some()
+        {
+            return false;
+        }
+        let mentions = |text: &str| text.contains("process");
+        match (&self.code, self.script.first()) {
+            (Some(code), _) => mentions(code),
+            (None, Some(file)) => std::fs::read_to_string(file).is_ok_and(|t| mentions(&t)),
+            (None, None) => false,
+        }
+    }
 }
 
 /// How a script is run, from the flags.

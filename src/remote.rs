@@ -52,21 +52,7 @@ pub fn split() -> Option<i32> {
         libc::close(0);
         libc::close(1);
     }
-    let code = loop {
-        let mut status = 0;
-        // SAFETY: waiting for our own child, with a valid pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            if libc::WIFEXITED(status) {
-                break libc::WEXITSTATUS(status);
-            }
-            if libc::WIFSIGNALED(status) {
-                break -libc::WTERMSIG(status);
-            }
-        } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            break -1;
-        }
-    };
+    let code = crate::runtime::process::spawner::wait_pid(pid as u32);
     let _ = std::io::stderr().write_all(format!("{}{}\n", EXIT_MARK, code).as_bytes());
     Some(0)
 }

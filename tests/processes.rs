@@ -69,6 +69,25 @@ fn assert_all_gone(pids: &[i32]) {
     }
 }
 
+/// Every process `pid` has started and not yet reaped: its children, the
+/// spawner they are cloned from among them.
+fn children_of(pid: u32) -> Vec<i32> {
+    let mut all = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+    {
+        let Ok(task) = task else { continue };
+        let listed = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        all.extend(
+            listed
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    all
+}
+
 fn signal_group(child: &Child, signal: i32) {
     // SAFETY: kill has no memory-safety preconditions.
     unsafe {
@@ -94,21 +113,25 @@ fn children_die_with_a_killed_parent() {
     let mut child = start(&format!("{}sleep(60)\n", SPAWN_SLEEPERS));
     let pids = child_pids(&mut child);
     assert!(pids.iter().all(|p| running(*p)));
-    // SIGKILL to the parent alone: it cannot clean up, its children must notice.
+    let started = children_of(child.id());
+    assert!(started.len() > pids.len(), "the spawner too: {started:?}");
+    // SIGKILL to the parent alone: it cannot clean up, its children (and
+    // the spawner) must notice.
     child.kill().expect("kill");
     let _ = child.wait();
-    assert_all_gone(&pids);
+    assert_all_gone(&started);
 }
 
 #[test]
 fn ctrl_c_ends_parent_and_children() {
     let mut child = start(&format!("{}sleep(60)\n", SPAWN_SLEEPERS));
-    let pids = child_pids(&mut child);
+    child_pids(&mut child);
+    let started = children_of(child.id());
     // What a terminal does on Ctrl-C: SIGINT to the foreground process group.
     signal_group(&child, libc::SIGINT);
     let status = child.wait().expect("conc exits");
     assert!(!status.success());
-    assert_all_gone(&pids);
+    assert_all_gone(&started);
 }
 
 #[test]
@@ -162,4 +185,50 @@ print(\"next\", join p.submit(fine))
         .unwrap_or_else(|| panic!("{next}"));
     assert_ne!(new_pid, pid);
     assert_eq!(child.wait().expect("conc exits").code(), Some(0));
+}
+
+/// A child is cloned from the spawner, or started by exec when CONC_EXE
+/// names the binary: the script sees the same either way (its child's
+/// parent is the script's process), and at the end nothing is left, the
+/// spawner included.
+#[test]
+fn children_from_the_spawner_and_from_exec_are_the_same() {
+    for exec in [false, true] {
+        let go =
+            std::env::temp_dir().join(format!("conc-spawner-go-{}-{exec}", std::process::id()));
+        let _ = std::fs::remove_file(&go);
+        // The child waits for the file the test writes once it has looked.
+        let script = format!(
+            "fn wait_go() {{ while true {{ try {{ read_file({go:?}); return getppid() }} \
+             catch {{ sleep(0.01) }} }} }}\n\
+             let p = spawn process wait_go()\n\
+             print(\"ready\")\n\
+             print(join p == getpid(), p.exitcode)\n"
+        );
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_conc"));
+        cmd.args(["-c", &script])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if exec {
+            cmd.env("CONC_EXE", env!("CARGO_BIN_EXE_conc"));
+        }
+        let mut conc = cmd.spawn().expect("conc starts");
+        let mut lines = BufReader::new(conc.stdout.take().expect("stdout")).lines();
+        assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("ready"));
+        let started = children_of(conc.id());
+        // The child, and with no CONC_EXE the spawner; each the run's own.
+        assert_eq!(started.len(), if exec { 1 } else { 2 }, "{started:?}");
+        std::fs::write(&go, "go").expect("the go file");
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let status = conc.wait().expect("conc ends");
+        let _ = std::fs::remove_file(&go);
+        assert_eq!(rest, ["true 0"], "exec: {exec}");
+        assert_eq!(status.code(), Some(0));
+        assert!(
+            started.iter().all(|p| !running(*p)),
+            "left behind: {started:?}"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod arena;
 pub mod engine;
+pub mod fd_pass;
 pub mod footprint;
 pub mod habits;
 pub mod int_hash;

@@ -1,5 +1,6 @@
 //! Real OS processes. `spawn process` starts this same `conc` binary again
-//! (never fork: forking a multi-threaded program is unsafe) in child mode
+//! (a clone of the spawner taken at start, see `spawner.rs`, or by exec;
+//! never a fork of this multi-threaded process, which is unsafe) in child mode
 //! with one end of a socket pair as its standard input, and sends it the
 //! program's sources, a copy of the globals and the call to make. Shared
 //! objects stay with their owner; the child gets proxies (see `link.rs`).
@@ -17,6 +18,7 @@ pub mod proxy;
 mod remote;
 mod serve;
 pub mod simulated;
+pub mod spawner;
 pub mod ssh;
 pub mod traced;
 pub mod transport;
@@ -35,10 +37,9 @@ use crate::runtime::Context;
 use crate::span::Span;
 use parking_lot::Mutex;
 use simulated::SimProcess;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -249,17 +250,8 @@ pub fn spawn(
     );
     link.attach(ctx);
     let start = start_message(ctx, &link, &name, daemon, callee, args, span)?;
-    let mut child = Command::new(child_exe()?)
-        .arg(CHILD_FLAG)
-        .stdin(Stdio::from(OwnedFd::from(theirs)))
-        .spawn()
-        .map_err(|e| os_error("the OS refused to start a process", e))?;
-    let info = Arc::new(ProcessInfo::new(
-        child.id(),
-        link.clone(),
-        Kind::Local,
-        None,
-    ));
+    let pid = start_local(theirs)?;
+    let info = Arc::new(ProcessInfo::new(pid, link.clone(), Kind::Local, None));
     let id = ctx.registry.next_thread_id();
     let record = ThreadRecord::new_process(id, name, daemon, info.clone());
     let handle = ThreadHandle::for_record(&record, ctx);
@@ -274,17 +266,19 @@ pub fn spawn(
         .name(format!("{}-reaper", record.name))
         .spawn(move || {
             reap(ctx2, record, info, Inbox::socket(mine), move || {
-                wait_for(&mut child)
+                spawner::wait_pid(pid)
             });
             drop(slot);
         });
     if let Err(e) = reaper {
-        // Nobody would ever wait for it or hear from it: end it now.
+        // Nobody would ever wait for it or hear from it: end it now, and
+        // wait for it here so it is not left a zombie.
         // SAFETY: kill has no memory-safety preconditions; the child has
         // not been waited for, so the pid is still this child's.
         unsafe {
             libc::kill(pid as i32, libc::SIGKILL);
         }
+        spawner::wait_pid(pid);
         ctx.registry.unregister(record_id);
         return Err(os_error("cannot watch the new process", e));
     }
@@ -310,14 +304,23 @@ fn reap(
     ended(&ctx, &record, &info, done, code);
 }
 
-/// The exit code of a child process: 0 ok, 1 error, -N killed by signal N.
-fn wait_for(child: &mut Child) -> i32 {
-    match child.wait() {
-        Ok(status) => status
-            .code()
-            .unwrap_or_else(|| -status.signal().unwrap_or(0)),
-        Err(_) => -1,
+/// Start a child on this machine with `connection` as its standard input:
+/// by the spawner when there is one, else by exec. Its pid; the caller
+/// waits for it (`spawner::wait_pid`).
+fn start_local(connection: UnixStream) -> Result<u32, RuntimeError> {
+    match spawner::spawn(connection.as_fd()) {
+        Ok(Some(pid)) => return Ok(pid),
+        Ok(None) => {}
+        Err(e) => return Err(os_error("the process spawner failed", e)),
     }
+    let child = Command::new(child_exe()?)
+        .arg(CHILD_FLAG)
+        .stdin(Stdio::from(OwnedFd::from(connection)))
+        .spawn()
+        .map_err(|e| os_error("the OS refused to start a process", e))?;
+    // Dropping a `Child` neither waits for nor kills it; the pid is waited
+    // for by the reaper, as a spawner's child is.
+    Ok(child.id())
 }
 
 /// Read a child's messages until its connection ends; what its `Done`
