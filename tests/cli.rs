@@ -418,7 +418,8 @@ fn explore_exit_codes_and_the_last_line_is_the_coverage() {
     let stdout = text(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
     assert!(
-        last.starts_with("NOT exhaustive: sampled 50 schedules (random) of an estimated"),
+        last.starts_with("NOT exhaustive: sampled 50 schedules (random) of an estimated")
+            && last.ends_with("seen)"),
         "{stdout}"
     );
 

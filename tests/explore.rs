@@ -4,7 +4,7 @@
 //! preemptions, which reaches every outcome of these scripts), and random
 //! sampling must never find an outcome DPOR missed.
 
-use conc::explore::{explore, How, Options, Outcome, Script};
+use conc::explore::{explore, Coverage, How, Options, Outcome, Script};
 use std::collections::BTreeSet;
 
 const SCRIPTS: &[(&str, &str)] = &[
@@ -295,4 +295,49 @@ fn options_may_follow_the_file_and_script_arguments_follow_a_double_dash() {
     assert!(text.contains(r#""[\"a\", \"--b\"]" x1"#), "{text}");
     assert!(text.trim_end().ends_with("(dfs)"), "{text}");
     let _ = std::fs::remove_file(&file);
+}
+
+/// Scripts whose threads block on each other (or fail): DPOR's classes
+/// count when a blocked try happened.
+const BLOCKING: &[&str] = &[
+    "locked update",
+    "lock order deadlock",
+    "queue hand-off",
+    "semaphore of one",
+    "condition notify",
+];
+
+/// Sampling names the class of each run it samples (`classes.rs`): it can
+/// never see more classes than DPOR runs, and with enough samples of these
+/// small scripts it sees every one of them where no thread blocks.
+#[test]
+fn sampling_counts_the_classes_dpor_runs() {
+    on_a_big_stack(|| {
+        for (name, text) in SCRIPTS {
+            let script = Script::new(format!("{name}.conc"), text.to_string(), Vec::new());
+            let options = |how| Options {
+                how,
+                schedules: Some(3000),
+                all: true,
+                show_failure: false,
+                ..Options::default()
+            };
+            let classes = match explore(&script, &options(How::Dpor)).coverage {
+                Coverage::Exhaustive { classes, .. } => classes,
+                c => panic!("{name}: DPOR not exhaustive: {c:?}"),
+            };
+            let (seen, estimate) = match explore(&script, &options(How::Pos)).coverage {
+                Coverage::Sampled { seen, estimate, .. } => (seen, estimate),
+                c => panic!("{name}: not sampled: {c:?}"),
+            };
+            assert!(seen <= classes, "{name}: {seen} seen, DPOR ran {classes}");
+            assert!(estimate >= seen as f64, "{name}: {estimate} < {seen}");
+            // DPOR also tells apart runs where a thread tried a lock or a
+            // get and blocked earlier or later; a class does not (the
+            // blocked try did nothing), and a failed run counts once.
+            if !BLOCKING.contains(name) {
+                assert_eq!(seen, classes, "{name}");
+            }
+        }
+    });
 }

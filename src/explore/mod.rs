@@ -6,6 +6,7 @@
 //! engine (`run.rs`). Exhaustive strategies walk the tree of schedules
 //! (`tree.rs`); sampling strategies draw schedules (`sample.rs`).
 
+mod classes;
 mod lanes;
 mod log;
 mod pos;
@@ -310,7 +311,10 @@ pub enum Coverage {
     },
     Sampled {
         schedules: u64,
-        estimate: Option<f64>,
+        /// Distinct classes of interleavings the samples fell in.
+        seen: u64,
+        /// Chao's estimate of how many there are (`classes.rs`).
+        estimate: f64,
     },
     /// It stopped early: why.
     Stopped { schedules: u64, why: String },
@@ -381,22 +385,16 @@ impl Coverage {
             ),
             Coverage::Sampled {
                 schedules,
+                seen,
                 estimate,
-            } => match estimate {
-                Some(e) => format!(
-                    "NOT exhaustive: sampled {} schedule{} ({}) of an estimated {} interleavings",
-                    schedules,
-                    plural(*schedules),
-                    how.name(),
-                    approx(*e)
-                ),
-                None => format!(
-                    "NOT exhaustive: sampled {} schedule{} ({})",
-                    schedules,
-                    plural(*schedules),
-                    how.name()
-                ),
-            },
+            } => format!(
+                "NOT exhaustive: sampled {} schedule{} ({}) of an estimated {} or more classes ({} seen)",
+                schedules,
+                plural(*schedules),
+                how.name(),
+                approx(estimate.max(*seen as f64)),
+                seen
+            ),
             Coverage::Stopped { schedules, why } => format!(
                 "NOT exhaustive: {} after {} schedule{} ({})",
                 why,
@@ -829,7 +827,7 @@ fn sample(
     let jobs = options.jobs.max(1) as u64;
     let next = std::sync::atomic::AtomicU64::new(1);
     let shared = Mutex::new(std::mem::take(found));
-    let sizes = Mutex::new((0.0f64, 0u64));
+    let tally = Mutex::new(classes::Tally::default());
     let stop = AtomicBool::new(false);
     let why = Mutex::new(None::<String>);
     let work = || loop {
@@ -847,16 +845,14 @@ fn sample(
             stop.store(true, Ordering::Relaxed);
             return;
         }
-        let ran = run_once(
-            script,
-            sampler(how, n, horizon, options.adversarial),
-            options.max_steps,
-        );
-        {
-            let mut s = sizes.lock();
-            s.0 += ran.tree_size;
-            s.1 += 1;
-        }
+        let (strategy, print) =
+            classes::Printed::new(sampler(how, n, horizon, options.adversarial));
+        let ran = run_once(script, Box::new(strategy), options.max_steps);
+        let class = match ran.outcome.failed() {
+            true => classes::of_failure(&ran.outcome),
+            false => print.lock().class(),
+        };
+        tally.lock().add(class);
         let mut f = shared.lock();
         f.runs += 1;
         f.record(&ran, 0, None);
@@ -889,12 +885,11 @@ fn sample(
     if let Some(why) = why.into_inner() {
         return Coverage::Stopped { schedules, why };
     }
-    // Only a uniform walk makes the product of choices an estimate.
-    let (sum, count) = sizes.into_inner();
-    let estimate = (*how == How::Random && count > 0).then(|| sum / count as f64);
+    let tally = tally.into_inner();
     Coverage::Sampled {
         schedules,
-        estimate,
+        seen: tally.seen(),
+        estimate: tally.estimate(),
     }
 }
 

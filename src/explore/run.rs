@@ -72,10 +72,6 @@ pub struct Ran {
     pub token: Option<Token>,
     /// Scheduling points passed.
     pub steps: u64,
-    /// The product of the number of threads to choose from at each
-    /// decision: for a uniform random walk, an unbiased estimate of how
-    /// many schedules there are (Knuth, 1975).
-    pub tree_size: f64,
 }
 
 /// The script, once read and parsed.
@@ -190,12 +186,6 @@ pub fn run_once(script: &Script, strategy: Box<dyn Strategy>, step_limit: u64) -
     }
     let token = session.replay_token();
     let steps = scheduler.as_ref().map(|s| s.steps()).unwrap_or(0);
-    let tree_size = scheduler.map_or(1.0, |s| {
-        s.record()
-            .choices
-            .iter()
-            .fold(1.0f64, |acc, (_, n)| acc * f64::from(*n))
-    });
     let stdout = std::mem::take(&mut *out.capture.lines.lock());
     Ran {
         outcome: Outcome {
@@ -206,6 +196,5 @@ pub fn run_once(script: &Script, strategy: Box<dyn Strategy>, step_limit: u64) -
         report,
         token,
         steps,
-        tree_size,
     }
 }
