@@ -85,25 +85,39 @@ impl Ghost {
         }
         jobs.fiber = !ctx.engine().fast_paths();
         drop(jobs);
-        let (link2, ctx2, g) = (link.clone(), ctx.clone(), self.clone());
-        let started = ctx.engine().start_thread(
-            &self.record,
-            crate::runtime::threads::THREAD_STACK,
-            Box::new(move || g.run(&link2, &ctx2)),
-        );
-        if started.is_err() {
-            let requests: Vec<Request> = {
-                let mut jobs = self.jobs.lock();
-                jobs.active = false;
-                jobs.fiber = false;
-                jobs.queue.drain(..).collect()
-            };
-            ctx.registry.unregister(self.record.id);
-            link.ghost_idle.notify_all();
-            let err = RuntimeError::new(kind::PROCESS, "the OS refused to start a thread");
-            for r in requests {
-                link.reply(r.req, Err(WireError::from(&err)));
-            }
+        // A stand-in is a thread of this process like any other: it counts
+        // against the same cap, so a child with many threads cannot take
+        // this process past what it can map.
+        let started = crate::runtime::thread_slots::reserve().and_then(|slot| {
+            let (link2, ctx2, g) = (link.clone(), ctx.clone(), self.clone());
+            ctx.engine()
+                .start_thread(
+                    &self.record,
+                    crate::runtime::threads::THREAD_STACK,
+                    Box::new(move || {
+                        let _slot = slot;
+                        g.run(&link2, &ctx2)
+                    }),
+                )
+                .map_err(|_| RuntimeError::new(kind::PROCESS, "the OS refused to start a thread"))
+        });
+        if let Err(err) = started {
+            self.refuse(link, ctx, &err);
+        }
+    }
+
+    /// No thread to serve the queued requests: each fails with `err`.
+    fn refuse(&self, link: &Arc<Link>, ctx: &Arc<Context>, err: &RuntimeError) {
+        let requests: Vec<Request> = {
+            let mut jobs = self.jobs.lock();
+            jobs.active = false;
+            jobs.fiber = false;
+            jobs.queue.drain(..).collect()
+        };
+        ctx.registry.unregister(self.record.id);
+        link.ghost_idle.notify_all();
+        for r in requests {
+            link.reply(r.req, Err(WireError::from(err)));
         }
     }
 
