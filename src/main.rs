@@ -306,7 +306,36 @@ fn run(cli: Cli) -> i32 {
         },
         (None, None) => return run_stdin_or_repl(options),
     };
+    let outputs = [("trace", &options.trace), ("timeline", &options.timeline)];
+    for (what, path) in outputs {
+        if let Some(path) = path {
+            if let Err(e) = can_write(path) {
+                eprintln!(
+                    "conc: cannot write the {} to {}: {}",
+                    what,
+                    path.display(),
+                    e
+                );
+                return 2;
+            }
+        }
+    }
     run_script(&name, &source, argv, options)
+}
+
+/// Whether `path` can be written, found out before a run rather than
+/// after it (a file that was not there is not left behind).
+fn can_write(path: &std::path::Path) -> std::io::Result<()> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 /// `--lanes`: the drawing on stderr, coloured on a terminal.
@@ -505,6 +534,16 @@ fn explore_command(
             return 2;
         }
     };
+    if let Some(path) = trace {
+        if let Err(e) = can_write(path) {
+            eprintln!(
+                "conc explore: cannot write the trace to {}: {}",
+                path.display(),
+                e
+            );
+            return 2;
+        }
+    }
     // A syntax error is the script's, not a schedule's: say it once.
     let mut check = Session::new(SessionOptions {
         color,

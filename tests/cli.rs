@@ -58,6 +58,22 @@ fn usage_errors_are_two() {
     let missing = conc(&["/nonexistent/file.conc"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing.stderr).contains("cannot read"));
+    // An output that cannot be written is found before the script runs
+    // (it would print "ran" first), and no file is left behind.
+    for flag in ["--trace", "--timeline"] {
+        let out = conc(&[flag, "/nonexistent/dir/out", "-c", "print(\"ran\")"]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        assert_eq!(text(&out.stdout), "", "{flag}");
+        assert!(text(&out.stderr).contains("cannot write"), "{flag}");
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/explore/lost_update_2x1.conc"
+    );
+    let out = conc(&["explore", "--trace", "/nonexistent/dir/out", script]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot write the trace"));
+    assert_eq!(text(&out.stdout), "");
 }
 
 #[test]
