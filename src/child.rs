@@ -1,11 +1,11 @@
 //! `conc` started as a child process (`spawn process`): read the start
-//! message from the connection on standard input and run it as a child
-//! session (`session::child`). If the parent goes away, the child ends at
+//! message from the connection on standard input (`open`, while the process
+//! has one thread) and run it as a child session (`run`, `session::child`). If the parent goes away, the child ends at
 //! once: no orphans.
 
 use crate::runtime::arena::Arena;
 use crate::runtime::process::transport::{Inbox, Transport};
-use crate::runtime::process::wire::{self, Msg};
+use crate::runtime::process::wire::{self, Msg, Start};
 use crate::runtime::process::Link;
 use crate::session::child;
 use std::os::fd::FromRawFd;
@@ -13,13 +13,33 @@ use std::os::unix::net::UnixStream;
 
 pub use crate::runtime::process::CHILD_FLAG;
 
-/// Run as a child; gives the process's exit status (0 ok, 1 error).
-pub fn run() -> i32 {
+/// A child's connection and the start message read from it.
+pub struct Opened {
+    stream: UnixStream,
+    reader: UnixStream,
+    arena: Option<std::sync::Arc<Arena>>,
+    start: Start,
+}
+
+impl Opened {
+    /// The program mentions processes: this child may start some, and
+    /// makes a spawner for them (see `runtime/process/spawner.rs`).
+    pub fn may_spawn_processes(&self) -> bool {
+        self.start
+            .sources
+            .iter()
+            .any(|(_, text)| text.contains("process"))
+    }
+}
+
+/// Read the start message from the connection on standard input (before
+/// any thread is started); the exit status if there is none.
+pub fn open() -> Result<Opened, i32> {
     // SAFETY: in child mode the parent made standard input our end of a
     // socket pair, and nothing else in this process uses fd 0.
     let stream = unsafe { UnixStream::from_raw_fd(0) };
     let Ok(mut reader) = stream.try_clone() else {
-        return 2;
+        return Err(2);
     };
     // Only a socket pair from a conc parent carries a start message; a
     // terminal, file or pipe on standard input is a person trying the flag.
@@ -29,16 +49,32 @@ pub fn run() -> i32 {
         arena = Arena::receive(&stream).ok().flatten();
         wire::read_msg(&mut reader)
     });
-    let start = match opening {
-        Some(Ok(Some(Msg::Start(start)))) if start.check().is_ok() => *start,
+    match opening {
+        Some(Ok(Some(Msg::Start(start)))) if start.check().is_ok() => Ok(Opened {
+            stream,
+            reader,
+            arena,
+            start: *start,
+        }),
         _ => {
             let _ = std::io::Write::write_all(
                 &mut std::io::stderr(),
                 format!("conc: {CHILD_FLAG} is only for processes conc starts itself\n").as_bytes(),
             );
-            return 2;
+            Err(2)
         }
-    };
+    }
+}
+
+/// Run the child `open` read; gives the process's exit status (0 ok, 1
+/// error).
+pub fn run(opened: Opened) -> i32 {
+    let Opened {
+        stream,
+        reader,
+        arena,
+        start,
+    } = opened;
     let link = Link::new(
         "the parent process".to_string(),
         Transport::socket(stream),

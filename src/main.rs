@@ -154,16 +154,36 @@ fn main() -> ExitCode {
         }
     }
     let cli = (!child_mode && !remote_mode).then(Cli::parse);
-    // While this process has its only thread: a run that may start
-    // processes makes the spawner they are cloned from.
-    if cli.as_ref().is_some_and(Cli::may_spawn_processes) && spawner::start() == Role::Child {
+    // A child reads its start message first, still with one thread.
+    let mut opened = child_mode.then(conc::child::open);
+    // While this process has its only thread: a run (or a child) that may
+    // start processes makes the spawner they are cloned from. A clone is a
+    // child with one thread too, and may make its own.
+    loop {
+        let may_spawn = match &opened {
+            Some(Ok(o)) => o.may_spawn_processes(),
+            Some(Err(_)) => false,
+            None => cli.as_ref().is_some_and(Cli::may_spawn_processes),
+        };
+        // The spawner keeps nothing of this child's own: its clones are
+        // other children.
+        if !may_spawn || spawner::start(&mut || drop(opened.take())) == Role::Parent {
+            break;
+        }
         child_mode = true;
+        opened = Some(conc::child::open());
     }
     // Taken by whichever runs `start`: the big thread, or this one.
     let cli = std::sync::Arc::new(std::sync::Mutex::new(cli));
+    let opened = std::sync::Arc::new(std::sync::Mutex::new(opened));
     let start = move || {
         if child_mode {
-            conc::child::run()
+            let opened = opened.lock().ok().and_then(|mut o| o.take());
+            match opened {
+                Some(Ok(opened)) => conc::child::run(opened),
+                Some(Err(code)) => code,
+                None => 2,
+            }
         } else if remote_mode {
             conc::remote::run()
         } else {

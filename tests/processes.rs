@@ -232,3 +232,47 @@ fn children_from_the_spawner_and_from_exec_are_the_same() {
         );
     }
 }
+
+/// A child that starts processes makes a spawner of its own: its children
+/// are its own (their parent is the child), and at the end nothing of the
+/// tree is left, the spawners included.
+#[test]
+fn a_child_clones_its_children_from_a_spawner_of_its_own() {
+    let go = std::env::temp_dir().join(format!("conc-spawner-tree-{}", std::process::id()));
+    let _ = std::fs::remove_file(&go);
+    let script = format!(
+        "fn leaf() {{ while true {{ try {{ read_file({go:?}); return getppid() }} \
+         catch {{ sleep(0.01) }} }} }}\n\
+         fn mid() {{ let p = spawn process leaf(); print(\"mid\", getpid()); \
+         return [join p == getpid(), getppid()] }}\n\
+         let m = spawn process mid()\n\
+         let r = join m\n\
+         print(r[0], r[1] == getpid())\n"
+    );
+    let mut conc = Command::new(env!("CARGO_BIN_EXE_conc"))
+        .args(["-c", &script])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("conc starts");
+    let mut lines = BufReader::new(conc.stdout.take().expect("stdout")).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    let mid: u32 = first
+        .strip_prefix("mid ")
+        .and_then(|p| p.parse().ok())
+        .expect("the middle child's pid");
+    let top = children_of(conc.id());
+    let below = children_of(mid);
+    // Each level: the spawner and the child it cloned.
+    assert_eq!((top.len(), below.len()), (2, 2), "{top:?} {below:?}");
+    std::fs::write(&go, "go").expect("the go file");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = conc.wait().expect("conc ends");
+    let _ = std::fs::remove_file(&go);
+    assert_eq!(rest, ["true true"]);
+    assert_eq!(status.code(), Some(0));
+    let all: Vec<i32> = top.iter().chain(&below).copied().collect();
+    assert!(all.iter().all(|p| !running(*p)), "left behind: {all:?}");
+}

@@ -16,7 +16,9 @@
 //! Whatever goes wrong (no spawner, it died, the clone was refused), the
 //! parent starts the child by exec as before: slower, never different.
 //! The spawner ends when the parent closes the socket (`stop`, at the end
-//! of a run) or dies (PR_SET_PDEATHSIG): nothing is left behind.
+//! of a run) or dies (PR_SET_PDEATHSIG): nothing is left behind. A child
+//! whose program mentions processes makes a spawner of its own, once it
+//! has read its start message and before it starts a thread.
 
 use crate::runtime::fd_pass;
 use parking_lot::Mutex;
@@ -44,8 +46,10 @@ static SPAWNER: OnceLock<Spawner> = OnceLock::new();
 
 /// Make the spawner. Must run while this process has one thread; the
 /// parent gets `Parent` back at once, a child the spawner makes later gets
-/// `Child` (the spawner itself never returns).
-pub fn start() -> Role {
+/// `Child` (the spawner itself never returns). The spawner first runs
+/// `let_go`, which drops what it must not keep (a child's own connection
+/// and arena, read before it made its spawner).
+pub fn start(let_go: &mut dyn FnMut()) -> Role {
     let Ok((parent_end, spawner_end)) = UnixStream::pair() else {
         return Role::Parent;
     };
@@ -57,6 +61,7 @@ pub fn start() -> Role {
     }
     if pid == 0 {
         drop(parent_end);
+        let_go();
         return serve(spawner_end);
     }
     drop(spawner_end);
@@ -75,6 +80,17 @@ fn serve(socket: UnixStream) -> Role {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         if libc::getppid() == 1 {
             libc::_exit(0);
+        }
+    }
+    // Standard input stays taken (by /dev/null), so no connection received
+    // lands on fd 0 and is closed by the clone that makes it fd 0; and the
+    // spawner holds on to nobody's input.
+    // SAFETY: opening a path we own the string of, and replacing fd 0.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::close(null);
         }
     }
     loop {
@@ -101,6 +117,11 @@ fn serve(socket: UnixStream) -> Role {
         };
         if pid == 0 {
             drop(socket);
+            if connection.as_raw_fd() == 0 {
+                // Already standard input (only if /dev/null was missing).
+                std::mem::forget(connection);
+                return Role::Child;
+            }
             // SAFETY: replacing our own standard input with the connection.
             if unsafe { libc::dup2(connection.as_raw_fd(), 0) } < 0 {
                 // SAFETY: as above.
