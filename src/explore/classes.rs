@@ -17,6 +17,7 @@
 //! lower bound when some classes are much rarer than others, as they are
 //! under PCT and POS.
 
+use super::log::{Observe, Observed};
 use super::run::Outcome;
 use crate::runtime::engine::controlled::strategy::{
     Choice, Strategy, Transition, TransitionEnd, TIME_PASSES,
@@ -110,73 +111,33 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Any strategy, with the class of its run noted as it goes.
-pub struct Printed {
-    inner: Box<dyn Strategy>,
-    print: Arc<Mutex<Fingerprint>>,
-}
+/// Notes the class of a run as it goes (with `log::Observed`, under any
+/// strategy).
+pub struct Printed(Arc<Mutex<Fingerprint>>);
 
 impl Printed {
-    pub fn new(inner: Box<dyn Strategy>) -> (Printed, Arc<Mutex<Fingerprint>>) {
+    /// `inner`, watched; the fingerprint to read once the run is over.
+    pub fn new(inner: Box<dyn Strategy>) -> (Observed<Printed>, Arc<Mutex<Fingerprint>>) {
         let print = Arc::new(Mutex::new(Fingerprint::default()));
-        let p = Printed {
+        let observed = Observed {
             inner,
-            print: print.clone(),
+            observer: Printed(print.clone()),
         };
-        (p, print)
+        (observed, print)
     }
 }
 
-impl Strategy for Printed {
-    fn choose(&mut self, c: &Choice) -> usize {
-        let i = self.inner.choose(c);
+impl Observe for Printed {
+    fn chose(&mut self, c: &Choice, i: usize) {
         // The scheduler jumps to the next deadline with no transition of
         // its own: note it here.
         if c.runnable.get(i) == Some(&TIME_PASSES) {
-            self.print.lock().time_passes();
+            self.0.lock().time_passes();
         }
-        i
-    }
-
-    fn wants_transitions(&self) -> bool {
-        true
     }
 
     fn transition(&mut self, t: &Transition) {
-        self.print.lock().transition(t);
-        self.inner.transition(t);
-    }
-
-    fn abandon(&self) -> bool {
-        self.inner.abandon()
-    }
-
-    fn thread_created(&mut self, id: ThreadId) {
-        self.inner.thread_created(id)
-    }
-
-    fn wants_names(&self) -> bool {
-        self.inner.wants_names()
-    }
-
-    fn adversarial_time(&self) -> bool {
-        self.inner.adversarial_time()
-    }
-
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-
-    fn divergence(&self) -> Option<String> {
-        self.inner.divergence()
-    }
-
-    fn divergence_at(&self) -> Option<crate::span::Span> {
-        self.inner.divergence_at()
-    }
-
-    fn recorded_lines(&self) -> Option<&[u32]> {
-        self.inner.recorded_lines()
+        self.0.lock().transition(t);
     }
 }
 

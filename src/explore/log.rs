@@ -217,20 +217,23 @@ impl Guided {
     fn time_passes(&mut self, c: &Choice) {
         let began = self.log.lock().events.last().map_or(0, |e| e.began);
         let last = self.last;
-        self.transition(&Transition {
-            thread: TIME_PASSES,
-            name: "(time passes)",
-            step: None,
-            end: TransitionEnd::Point,
-            footprint: &[Access {
-                key: EVERYTHING,
-                write: true,
-            }],
-            spawned: &[],
-            runnable: c.runnable,
-            next: c.next,
-            began,
-        });
+        Strategy::transition(
+            self,
+            &Transition {
+                thread: TIME_PASSES,
+                name: "(time passes)",
+                step: None,
+                end: TransitionEnd::Point,
+                footprint: &[Access {
+                    key: EVERYTHING,
+                    write: true,
+                }],
+                spawned: &[],
+                runnable: c.runnable,
+                next: c.next,
+                began,
+            },
+        );
         self.last = last;
     }
 
@@ -349,11 +352,28 @@ impl Strategy for Guided {
     }
 }
 
-/// Any strategy, with its transitions logged (to show a sampled run).
-pub struct Logged {
-    pub inner: Box<dyn Strategy>,
-    pub guided: Guided,
+/// What watches a run's transitions while another strategy steers it.
+pub trait Observe: Send {
+    /// The steering strategy picked `c.runnable[i]`.
+    fn chose(&mut self, _c: &Choice, _i: usize) {}
+    fn transition(&mut self, t: &Transition);
 }
+
+impl Observe for Guided {
+    fn transition(&mut self, t: &Transition) {
+        Strategy::transition(self, t)
+    }
+}
+
+/// Any strategy, its run watched by `O`: logged (`Logged`, to show a
+/// sampled run) or named by its class (`classes::Printed`).
+pub struct Observed<O: Observe> {
+    pub inner: Box<dyn Strategy>,
+    pub observer: O,
+}
+
+/// Any strategy, with its transitions logged.
+pub type Logged = Observed<Guided>;
 
 impl Logged {
     pub fn new(inner: Box<dyn Strategy>, log: Arc<Mutex<Log>>) -> Logged {
@@ -363,16 +383,18 @@ impl Logged {
             use_sleep: false,
             adversarial: false,
         };
-        Logged {
+        Observed {
             inner,
-            guided: Guided::new(guide, log),
+            observer: Guided::new(guide, log),
         }
     }
 }
 
-impl Strategy for Logged {
+impl<O: Observe> Strategy for Observed<O> {
     fn choose(&mut self, c: &Choice) -> usize {
-        self.inner.choose(c)
+        let i = self.inner.choose(c);
+        self.observer.chose(c, i);
+        i
     }
 
     fn thread_created(&mut self, id: ThreadId) {
@@ -392,7 +414,12 @@ impl Strategy for Logged {
     }
 
     fn transition(&mut self, t: &Transition) {
-        self.guided.transition(t)
+        self.observer.transition(t);
+        self.inner.transition(t);
+    }
+
+    fn abandon(&self) -> bool {
+        self.inner.abandon()
     }
 
     fn describe(&self) -> String {
