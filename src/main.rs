@@ -209,9 +209,9 @@ fn main() -> ExitCode {
 
 impl Cli {
     /// A run of a script on the OS engine whose text mentions processes
-    /// (a child spawned from elsewhere, an imported file, is started by
-    /// exec instead: slower, the same). A binary named by CONC_EXE is what
-    /// children must run, and only exec starts it.
+    /// (`spawn process`, `process_pool`: a script without the word cannot
+    /// start one). A binary named by CONC_EXE is what children must run,
+    /// and only exec starts it.
     fn may_spawn_processes(&self) -> bool {
         if self.command.is_some() || self.sched.is_some() || std::env::var_os("CONC_EXE").is_some()
         {
