@@ -1,6 +1,7 @@
 //! A hasher for maps keyed by small integers and addresses (thread ids,
-//! footprint keys, object addresses): the standard SipHash defends against
-//! crafted keys, which these are not, and costs most of a lookup.
+//! footprint keys, object addresses) and by the names of a script's
+//! globals: the standard SipHash defends against crafted keys, which these
+//! are not, and costs most of a lookup.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -16,9 +17,19 @@ impl Hasher for IntHasher {
         self.0 ^ (self.0 >> 32)
     }
 
+    /// Eight bytes at a time (names of globals are hashed too).
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(word));
         }
     }
 

@@ -4,8 +4,8 @@
 
 use super::Value;
 use crate::ast::{GlobalId, Name};
+use crate::runtime::int_hash::IntMap;
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -277,11 +277,11 @@ pub struct Globals {
 
 #[derive(Debug, Default)]
 struct Table {
-    ids: HashMap<Name, GlobalId>,
+    ids: IntMap<Name, GlobalId>,
     cells: Vec<GlobalRef>,
     /// In a child process: globals of the parent that could not be copied
     /// (a thread handle, a pool ...), with why, so reading one says so.
-    left_out: HashMap<Name, String>,
+    left_out: IntMap<Name, String>,
 }
 
 impl Table {
