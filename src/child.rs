@@ -1,12 +1,12 @@
 //! `conc` started as a child process (`spawn process`): read the start
 //! message from the connection on standard input (`open`, while the process
-//! has one thread) and run it as a child session (`run`, `session::child`). If the parent goes away, the child ends at
-//! once: no orphans.
+//! has one thread) and run it as a child session (`run`, `session::child`).
+//! If the parent goes away, the child ends at once: no orphans.
 
 use crate::runtime::arena::Arena;
 use crate::runtime::process::transport::{Inbox, Transport};
 use crate::runtime::process::wire::{self, Msg, Start};
-use crate::runtime::process::Link;
+use crate::runtime::process::{spawner, Link};
 use crate::session::child;
 use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
@@ -25,10 +25,8 @@ impl Opened {
     /// The program mentions processes: this child may start some, and
     /// makes a spawner for them (see `runtime/process/spawner.rs`).
     pub fn may_spawn_processes(&self) -> bool {
-        self.start
-            .sources
-            .iter()
-            .any(|(_, text)| text.contains("process"))
+        let text = |(_, text): &(String, String)| spawner::wanted(text);
+        self.start.sources.iter().any(text)
     }
 }
 

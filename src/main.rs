@@ -143,53 +143,43 @@ const MAIN_STACK: usize = conc::runtime::threads::THREAD_STACK;
 fn main() -> ExitCode {
     crash::install_panic_hook();
     let first = std::env::args_os().nth(1);
-    let mut child_mode = first.as_ref().is_some_and(|a| a == conc::child::CHILD_FLAG);
-    let remote_mode = first
-        .as_ref()
-        .is_some_and(|a| a == conc::remote::REMOTE_FLAG);
-    if remote_mode {
+    let is = |flag: &str| first.as_ref().is_some_and(|a| a == flag);
+    let mut entry = if is(conc::remote::REMOTE_FLAG) {
         // While this process has its only thread: the supervisor ends here.
         if let Some(code) = conc::remote::split() {
             std::process::exit(code);
         }
-    }
-    let cli = (!child_mode && !remote_mode).then(Cli::parse);
-    // A child reads its start message first, still with one thread.
-    let mut opened = child_mode.then(conc::child::open);
+        Entry::Remote
+    } else if is(conc::child::CHILD_FLAG) {
+        // A child reads its start message first, still with one thread.
+        Entry::Child(conc::child::open())
+    } else {
+        Entry::Run(Cli::parse())
+    };
     // While this process has its only thread: a run (or a child) that may
     // start processes makes the spawner they are cloned from. A clone is a
     // child with one thread too, and may make its own.
     loop {
-        let may_spawn = match &opened {
-            Some(Ok(o)) => o.may_spawn_processes(),
-            Some(Err(_)) => false,
-            None => cli.as_ref().is_some_and(Cli::may_spawn_processes),
+        let may_spawn = match &entry {
+            Entry::Child(Ok(opened)) => opened.may_spawn_processes(),
+            Entry::Run(cli) => cli.may_spawn_processes(),
+            _ => false,
         };
-        // The spawner keeps nothing of this child's own: its clones are
-        // other children.
-        if !may_spawn || spawner::start(&mut || drop(opened.take())) == Role::Parent {
+        // The spawner drops its copy of this process's entry (a child's
+        // connection and arena): its clones are other children.
+        if !may_spawn || spawner::start(|| entry = Entry::Child(Err(2))) == Role::Parent {
             break;
         }
-        child_mode = true;
-        opened = Some(conc::child::open());
+        entry = Entry::Child(conc::child::open());
     }
     // Taken by whichever runs `start`: the big thread, or this one.
-    let cli = std::sync::Arc::new(std::sync::Mutex::new(cli));
-    let opened = std::sync::Arc::new(std::sync::Mutex::new(opened));
-    let start = move || {
-        if child_mode {
-            let opened = opened.lock().ok().and_then(|mut o| o.take());
-            match opened {
-                Some(Ok(opened)) => conc::child::run(opened),
-                Some(Err(code)) => code,
-                None => 2,
-            }
-        } else if remote_mode {
-            conc::remote::run()
-        } else {
-            let cli = cli.lock().ok().and_then(|mut cli| cli.take());
-            cli.map_or(2, run)
-        }
+    let entry = std::sync::Arc::new(std::sync::Mutex::new(Some(entry)));
+    let start = move || match entry.lock().ok().and_then(|mut e| e.take()) {
+        Some(Entry::Child(Ok(opened))) => conc::child::run(opened),
+        Some(Entry::Child(Err(code))) => code,
+        Some(Entry::Remote) => conc::remote::run(),
+        Some(Entry::Run(cli)) => run(cli),
+        None => 2,
     };
     let runner = std::thread::Builder::new()
         .name("main".into())
@@ -207,20 +197,26 @@ fn main() -> ExitCode {
     std::process::exit(code)
 }
 
+/// What this process is, decided in `main` while it has one thread.
+enum Entry {
+    /// `conc` as users run it.
+    Run(Cli),
+    /// A child process, with its start message (or the status to exit with).
+    Child(Result<conc::child::Opened, i32>),
+    /// A child on another machine, started by ssh.
+    Remote,
+}
+
 impl Cli {
-    /// A run of a script on the OS engine whose text mentions processes
-    /// (`spawn process`, `process_pool`: a script without the word cannot
-    /// start one). A binary named by CONC_EXE is what children must run,
-    /// and only exec starts it.
+    /// A run of a script on the OS engine that may start processes (see
+    /// `spawner::wanted`).
     fn may_spawn_processes(&self) -> bool {
-        if self.command.is_some() || self.sched.is_some() || std::env::var_os("CONC_EXE").is_some()
-        {
+        if self.command.is_some() || self.sched.is_some() {
             return false;
         }
-        let mentions = |text: &str| text.contains("process");
         match (&self.code, self.script.first()) {
-            (Some(code), _) => mentions(code),
-            (None, Some(file)) => std::fs::read_to_string(file).is_ok_and(|t| mentions(&t)),
+            (Some(code), _) => spawner::wanted(code),
+            (None, Some(file)) => std::fs::read_to_string(file).is_ok_and(|t| spawner::wanted(&t)),
             (None, None) => false,
         }
     }
@@ -328,34 +324,41 @@ fn run(cli: Cli) -> i32 {
     };
     let outputs = [("trace", &options.trace), ("timeline", &options.timeline)];
     for (what, path) in outputs {
-        if let Some(path) = path {
-            if let Err(e) = can_write(path) {
-                eprintln!(
-                    "conc: cannot write the {} to {}: {}",
-                    what,
-                    path.display(),
-                    e
-                );
-                return 2;
-            }
+        if path.as_deref().is_some_and(|p| !can_write("conc", what, p)) {
+            return 2;
         }
     }
     run_script(&name, &source, argv, options)
 }
 
-/// Whether `path` can be written, found out before a run rather than
-/// after it (a file that was not there is not left behind).
-fn can_write(path: &std::path::Path) -> std::io::Result<()> {
+/// Whether the `what` file at `path` can be written, found out before a
+/// run rather than after it (a file that was not there is not left
+/// behind); if not, `who` says so.
+fn can_write(who: &str, what: &str, path: &std::path::Path) -> bool {
     let existed = path.exists();
-    std::fs::OpenOptions::new()
+    let opened = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
-        .open(path)?;
-    if !existed {
-        let _ = std::fs::remove_file(path);
+        .open(path);
+    match opened {
+        Ok(_) => {
+            if !existed {
+                let _ = std::fs::remove_file(path);
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!(
+                "{}: cannot write the {} to {}: {}",
+                who,
+                what,
+                path.display(),
+                e
+            );
+            false
+        }
     }
-    Ok(())
 }
 
 /// `--lanes`: the drawing on stderr, coloured on a terminal.
@@ -554,15 +557,8 @@ fn explore_command(
             return 2;
         }
     };
-    if let Some(path) = trace {
-        if let Err(e) = can_write(path) {
-            eprintln!(
-                "conc explore: cannot write the trace to {}: {}",
-                path.display(),
-                e
-            );
-            return 2;
-        }
+    if trace.is_some_and(|p| !can_write("conc explore", "trace", p)) {
+        return 2;
     }
     // A syntax error is the script's, not a schedule's: say it once.
     let mut check = Session::new(SessionOptions {

@@ -199,11 +199,10 @@ fn children_from_the_spawner_and_from_exec_are_the_same() {
         let _ = std::fs::remove_file(&go);
         // The child waits for the file the test writes once it has looked.
         let script = format!(
-            "fn wait_go() {{ while true {{ try {{ read_file({go:?}); return getppid() }} \
-             catch {{ sleep(0.01) }} }} }}\n\
-             let p = spawn process wait_go()\n\
+            "{}let p = spawn process wait_go()\n\
              print(\"ready\")\n\
-             print(join p == getpid(), p.exitcode)\n"
+             print(join p == getpid(), p.exitcode)\n",
+            wait_go(&go)
         );
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_conc"));
         cmd.args(["-c", &script])
@@ -233,46 +232,62 @@ fn children_from_the_spawner_and_from_exec_are_the_same() {
     }
 }
 
+/// `wait_go()`: waits for the file `go` (the test writes it once it has
+/// looked at the processes), then gives its parent's pid.
+fn wait_go(go: &std::path::Path) -> String {
+    format!(
+        "fn wait_go() {{ while true {{ try {{ read_file({go:?}); return getppid() }} \
+         catch {{ sleep(0.01) }} }} }}\n"
+    )
+}
+
 /// A child that starts processes makes a spawner of its own: its children
 /// are its own (their parent is the child), and at the end nothing of the
-/// tree is left, the spawners included.
+/// tree is left, the spawners included. With CONC_EXE set there is no
+/// spawner at any level.
 #[test]
 fn a_child_clones_its_children_from_a_spawner_of_its_own() {
-    let go = std::env::temp_dir().join(format!("conc-spawner-tree-{}", std::process::id()));
-    let _ = std::fs::remove_file(&go);
-    let script = format!(
-        "fn leaf() {{ while true {{ try {{ read_file({go:?}); return getppid() }} \
-         catch {{ sleep(0.01) }} }} }}\n\
-         fn mid() {{ let p = spawn process leaf(); print(\"mid\", getpid()); \
-         return [join p == getpid(), getppid()] }}\n\
-         let m = spawn process mid()\n\
-         let r = join m\n\
-         print(r[0], r[1] == getpid())\n"
-    );
-    let mut conc = Command::new(env!("CARGO_BIN_EXE_conc"))
-        .args(["-c", &script])
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("conc starts");
-    let mut lines = BufReader::new(conc.stdout.take().expect("stdout")).lines();
-    let first = lines.next().and_then(Result::ok).unwrap_or_default();
-    let mid: u32 = first
-        .strip_prefix("mid ")
-        .and_then(|p| p.parse().ok())
-        .expect("the middle child's pid");
-    let top = children_of(conc.id());
-    let below = children_of(mid);
-    // Each level: the spawner and the child it cloned.
-    assert_eq!((top.len(), below.len()), (2, 2), "{top:?} {below:?}");
-    std::fs::write(&go, "go").expect("the go file");
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = conc.wait().expect("conc ends");
-    let _ = std::fs::remove_file(&go);
-    assert_eq!(rest, ["true true"]);
-    assert_eq!(status.code(), Some(0));
-    let all: Vec<i32> = top.iter().chain(&below).copied().collect();
-    assert!(all.iter().all(|p| !running(*p)), "left behind: {all:?}");
+    for exec in [false, true] {
+        let go =
+            std::env::temp_dir().join(format!("conc-spawner-tree-{}-{exec}", std::process::id()));
+        let _ = std::fs::remove_file(&go);
+        let script = format!(
+            "{}fn mid() {{ let p = spawn process wait_go(); print(\"mid\", getpid()); \
+             return [join p == getpid(), getppid()] }}\n\
+             let m = spawn process mid()\n\
+             let r = join m\n\
+             print(r[0], r[1] == getpid())\n",
+            wait_go(&go)
+        );
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_conc"));
+        cmd.args(["-c", &script])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if exec {
+            cmd.env("CONC_EXE", env!("CARGO_BIN_EXE_conc"));
+        }
+        let mut conc = cmd.spawn().expect("conc starts");
+        let mut lines = BufReader::new(conc.stdout.take().expect("stdout")).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let mid: u32 = first
+            .strip_prefix("mid ")
+            .and_then(|p| p.parse().ok())
+            .expect("the middle child's pid");
+        let top = children_of(conc.id());
+        let below = children_of(mid);
+        // Each level: the child it started, and (without CONC_EXE) the
+        // spawner it was cloned from.
+        let each = if exec { 1 } else { 2 };
+        assert_eq!((top.len(), below.len()), (each, each), "{top:?} {below:?}");
+        std::fs::write(&go, "go").expect("the go file");
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let status = conc.wait().expect("conc ends");
+        let _ = std::fs::remove_file(&go);
+        assert_eq!(rest, ["true true"], "exec: {exec}");
+        assert_eq!(status.code(), Some(0));
+        let all: Vec<i32> = top.iter().chain(&below).copied().collect();
+        assert!(all.iter().all(|p| !running(*p)), "left behind: {all:?}");
+    }
 }

@@ -44,12 +44,20 @@ struct Spawner {
 
 static SPAWNER: OnceLock<Spawner> = OnceLock::new();
 
+/// Whether a program with this text should have a spawner: it mentions
+/// processes (`spawn process`, `process_pool`; the language has no import
+/// or eval, so a program without the word cannot start one), and no
+/// `CONC_EXE` names another binary for children (only exec starts that).
+pub fn wanted(text: &str) -> bool {
+    text.contains("process") && std::env::var_os("CONC_EXE").is_none()
+}
+
 /// Make the spawner. Must run while this process has one thread; the
 /// parent gets `Parent` back at once, a child the spawner makes later gets
 /// `Child` (the spawner itself never returns). The spawner first runs
 /// `let_go`, which drops what it must not keep (a child's own connection
 /// and arena, read before it made its spawner).
-pub fn start(let_go: &mut dyn FnMut()) -> Role {
+pub fn start(let_go: impl FnOnce()) -> Role {
     let Ok((parent_end, spawner_end)) = UnixStream::pair() else {
         return Role::Parent;
     };
