@@ -30,10 +30,16 @@ pub const BLOCK: usize = 4;
 const BLOCKS: usize = 1 << 16;
 const BYTES: usize = BLOCKS * BLOCK * std::mem::size_of::<AtomicU64>();
 
+/// Blocks in a handoff's span (`handoff.rs`): its state, the length and
+/// the encoded item, 1 KiB in all.
+pub const HANDOFF_BLOCKS: usize = 32;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Use {
     Lock,
     Lease,
+    /// The first block of `HANDOFF_BLOCKS` in a row.
+    Handoff,
 }
 
 pub struct Arena {
@@ -42,6 +48,7 @@ pub struct Arena {
     fresh: AtomicUsize,
     free_locks: Mutex<Vec<u32>>,
     free_leases: Mutex<Vec<u32>>,
+    free_handoffs: Mutex<Vec<u32>>,
     fd: OwnedFd,
 }
 
@@ -96,6 +103,7 @@ impl Arena {
             fresh: AtomicUsize::new(0),
             free_locks: Mutex::new(Vec::new()),
             free_leases: Mutex::new(Vec::new()),
+            free_handoffs: Mutex::new(Vec::new()),
             fd,
         }))
     }
@@ -104,6 +112,7 @@ impl Arena {
         match what {
             Use::Lock => &self.free_locks,
             Use::Lease => &self.free_leases,
+            Use::Handoff => &self.free_handoffs,
         }
     }
 
@@ -112,8 +121,13 @@ impl Arena {
         if let Some(block) = self.free_list(what).lock().pop() {
             return Some(block);
         }
-        let block = self.fresh.fetch_add(1, Ordering::Relaxed);
-        if block >= BLOCKS {
+        let n = if what == Use::Handoff {
+            HANDOFF_BLOCKS
+        } else {
+            1
+        };
+        let block = self.fresh.fetch_add(n, Ordering::Relaxed);
+        if block + n > BLOCKS {
             self.fresh.store(BLOCKS, Ordering::Relaxed);
             return None;
         }
@@ -131,6 +145,17 @@ impl Arena {
         ((block as usize) < BLOCKS && i < BLOCK).then(|| {
             // SAFETY: inside the mapping (checked above), 8-byte aligned.
             unsafe { &*self.base.add(block as usize * BLOCK + i) }
+        })
+    }
+
+    /// The `n` words from the start of `block` on; `None` past the arena's
+    /// end (a block number from another process is checked here).
+    pub fn span(&self, block: u32, n: usize) -> Option<&[AtomicU64]> {
+        let start = (block as usize).checked_mul(BLOCK)?;
+        (start.checked_add(n)? <= BLOCKS * BLOCK).then(|| {
+            // SAFETY: inside the mapping (checked above), 8-byte aligned;
+            // only ever accessed through atomics.
+            unsafe { std::slice::from_raw_parts(self.base.add(start), n) }
         })
     }
 

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod fd_pass;
 pub mod footprint;
 pub mod habits;
+pub mod handoff;
 pub mod int_hash;
 pub mod lease;
 pub mod locks;

@@ -2,18 +2,19 @@
 
 use super::arena::Arena;
 use super::engine::{Op, Time};
+use super::handoff::{self, Handoff, Waited};
 use super::lease::{self, Ticket};
 use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
 use super::waits::{BlockOn, WaitQueue};
 use super::{Context, ThreadRef};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::value::ops::compare;
-use crate::runtime::value::Value;
+use crate::runtime::value::{plain, Value};
 use crate::span::Span;
 use parking_lot::{Mutex, MutexGuard};
 use std::cmp::Ordering;
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Order {
@@ -30,6 +31,10 @@ pub struct QueueState {
     /// all have used: still this queue's, ahead of `items` (see
     /// `lease.rs`). At most one at a time: any get ends it first.
     lease: Option<Lease>,
+    /// The item on offer in the handoff (`handoff.rs`), the front of the
+    /// queue unless a getter in another process took it: its generation
+    /// there, and the value, which our own gets take without decoding.
+    offered: Option<(u32, Value)>,
 }
 
 struct Lease {
@@ -59,6 +64,9 @@ pub struct Queue {
     pub order: Order,
     pub capacity: Option<usize>,
     state: Mutex<QueueState>,
+    /// Made when the queue is first sent to a child (`share`): getters
+    /// anywhere that find it empty may be handed the next item there.
+    handoff: OnceLock<Handoff>,
 }
 
 impl Queue {
@@ -72,7 +80,9 @@ impl Queue {
                 getters: WaitQueue::default(),
                 putters: WaitQueue::default(),
                 lease: None,
+                offered: None,
             }),
+            handoff: OnceLock::new(),
         })
     }
 
@@ -134,14 +144,106 @@ impl Queue {
             return None;
         }
         let v = v.take()?;
+        if let Some(h) = self.handoff.get() {
+            return self.put_shared(h, s, v, ctx);
+        }
         self.insert(s, v);
         s.getters.wake_one(&ctx.registry);
         Some(())
     }
 
+    /// `try_put` on a queue with a handoff (kept out of the way of
+    /// queues no other process uses).
+    #[inline(never)]
+    fn put_shared(&self, h: &Handoff, s: &mut QueueState, v: Value, ctx: &Context) -> Option<()> {
+        match self.hand_over(h, s, v) {
+            None if s.offered.is_some() => {}
+            None => return Some(()),
+            Some(v) => {
+                self.insert(s, v);
+                self.note(s);
+            }
+        }
+        s.getters.wake_one(&ctx.registry);
+        Some(())
+    }
+
+    /// Into an empty queue with a handoff (`handoff.rs`), `v` goes
+    /// straight to a getter in another process announced there, or on
+    /// offer, where a getter anywhere takes it without asking us (a getter
+    /// of ours is woken for it). `v` back if it went neither way.
+    fn hand_over(&self, h: &Handoff, s: &mut QueueState, v: Value) -> Option<Value> {
+        if s.offered
+            .as_ref()
+            .is_some_and(|(g, _)| h.offered() != Some(*g))
+        {
+            s.offered = None;
+        }
+        if !s.items.is_empty() || s.lease.is_some() || s.offered.is_some() {
+            return Some(v);
+        }
+        let remote = match h.announced() {
+            Some(true) => true,
+            None => false,
+            // Ours: it will find the item the usual way.
+            Some(false) => return Some(v),
+        };
+        let Some(bytes) = plain::encode(&v, handoff::CAPACITY) else {
+            return Some(v);
+        };
+        if remote {
+            return if h.hand(0, &bytes) { None } else { Some(v) };
+        }
+        match h.offer(&bytes) {
+            Some(generation) => {
+                s.offered = Some((generation, v));
+                None
+            }
+            None => Some(v),
+        }
+    }
+
+    /// The item on offer, taken back for a get of ours, unless a getter
+    /// in another process took it first.
+    fn take_offered(&self, s: &mut QueueState) -> Option<Value> {
+        let (generation, v) = s.offered.take()?;
+        self.handoff.get()?.reclaim(generation).then_some(v)
+    }
+
+    /// Whether the item on offer is still there.
+    fn on_offer(&self, s: &QueueState) -> bool {
+        let (Some((generation, _)), Some(h)) = (&s.offered, self.handoff.get()) else {
+            return false;
+        };
+        h.offered() == Some(*generation)
+    }
+
+    /// Keep the handoff's word true to whether the queue holds anything.
+    fn note(&self, s: &QueueState) {
+        if let Some(h) = self.handoff.get() {
+            h.set_nonempty(!s.items.is_empty() || s.lease.is_some());
+        }
+    }
+
     fn try_get(&self, s: &mut QueueState, ctx: &Context) -> Option<Value> {
+        if self.handoff.get().is_some() {
+            return self.get_shared(s, ctx);
+        }
+        let v = self.take(s)?;
+        s.putters.wake_one(&ctx.registry);
+        Some(v)
+    }
+
+    /// `try_get` on a queue with a handoff: the item on offer is the
+    /// front, then any lease's items (only such a queue has leases).
+    #[inline(never)]
+    fn get_shared(&self, s: &mut QueueState, ctx: &Context) -> Option<Value> {
+        if let Some(v) = self.take_offered(s) {
+            return Some(v);
+        }
         self.settle(s, ctx);
         let v = self.take(s)?;
+        self.note(s);
         s.putters.wake_one(&ctx.registry);
         Some(v)
     }
@@ -202,7 +304,9 @@ impl Queue {
         Ok(())
     }
 
-    /// `get q [timeout t]`: `None` if still empty at the deadline.
+    /// `get q [timeout t]`: `None` if still empty at the deadline. On a
+    /// queue shared with children, a getter that finds it empty first
+    /// waits a moment for a handoff (`handoff.rs`), then parks.
     #[inline]
     pub fn get(
         &self,
@@ -211,7 +315,24 @@ impl Queue {
         at: Option<Span>,
         describe: impl FnOnce() -> BlockOn,
     ) -> Result<Option<Value>, RuntimeError> {
-        self.get_with(ctx, me, at, describe, |s| self.try_get(s, ctx))
+        ctx.engine().point_on(me, Op::Get, self.id, at);
+        let mut s = self.state.lock();
+        if let Some(got) = self.try_get(&mut s, ctx) {
+            return Ok(Some(got));
+        }
+        let on = describe();
+        if let Some(h) = self.handoff.get() {
+            if handoff::worth_waiting(ctx, on.deadline) && h.announce(me.id, false) {
+                let waited = MutexGuard::unlocked(&mut s, || h.wait(ctx.engine(), me.id, || false));
+                match waited {
+                    Waited::Got(v) => return Ok(Some(v)),
+                    Waited::Damaged => return Err(handoff::damaged()),
+                    Waited::Withdrawn => {}
+                }
+            }
+        }
+        let attempt = |s: &mut QueueState| self.try_get(s, ctx);
+        super::waits::block_until(&ctx.registry, me, &mut s, &on, |s| &mut s.getters, attempt)
     }
 
     /// A get: take what `attempt` takes, waiting (as `describe` says) until
@@ -238,7 +359,7 @@ impl Queue {
     /// and not used yet are still in the queue.
     pub fn size(&self) -> usize {
         let s = self.state.lock();
-        s.items.len() + s.lease.as_ref().map_or(0, Lease::unused)
+        s.items.len() + s.lease.as_ref().map_or(0, Lease::unused) + usize::from(self.on_offer(&s))
     }
 
     /// Whether a consumer in another process may take the waiting items
@@ -281,8 +402,9 @@ impl Queue {
             ticket: None,
             items: vec![first],
         };
-        let Some(arena) = arena.filter(|_| self.can_lease() && max > 1 && !s.items.is_empty())
-        else {
+        // Only a queue with a handoff settles leases (see `try_get`).
+        let leasable = self.handoff.get().is_some() && max > 1 && !s.items.is_empty();
+        let Some(arena) = arena.filter(|_| leasable) else {
             return Some(alone(first));
         };
         let Some(ticket) = lease::grant(arena) else {
@@ -297,6 +419,7 @@ impl Queue {
             ticket,
             items: items.clone(),
         });
+        self.note(s);
         Some(Leased {
             ticket: Some(ticket),
             items,
@@ -312,6 +435,38 @@ impl Queue {
         let used = lease::revoke(&lease.arena, lease.ticket);
         for v in lease.items.into_iter().skip(used).rev() {
             s.items.push_front(v);
+            s.getters.wake_one(&ctx.registry);
+        }
+    }
+
+    /// This queue's handoff block in `arena`, made on first use, for a
+    /// child the queue is sent to: only unbounded FIFO queues have one
+    /// (a handoff skips the queue, so it must be empty and never full).
+    pub fn share(&self, arena: &Arc<Arena>) -> Option<u32> {
+        if !self.can_lease() {
+            return None;
+        }
+        if self.handoff.get().is_none() {
+            let s = self.state.lock();
+            if self.handoff.get().is_none() {
+                let h = Handoff::new(arena, !s.items.is_empty() || s.lease.is_some())?;
+                let _ = self.handoff.set(h);
+            }
+        }
+        self.handoff.get().map(Handoff::block)
+    }
+
+    /// A child whose threads' stand-ins are `dead` has ended: an item
+    /// handed to it and not taken goes back to the front.
+    pub fn forget(&self, ctx: &Context, dead: impl Fn(u64) -> bool) {
+        let Some(h) = self.handoff.get() else {
+            return;
+        };
+        let mut s = self.state.lock();
+        if let Some(v) = h.forget(dead) {
+            self.settle(&mut s, ctx);
+            s.items.push_front(v);
+            self.note(&s);
             s.getters.wake_one(&ctx.registry);
         }
     }
@@ -429,7 +584,7 @@ impl super::waits::WaitSite for Select<'_> {
             let mut s = q.state.lock();
             s.getters.leave(me.id);
             s.putters.leave(me.id);
-            if !s.items.is_empty() {
+            if !s.items.is_empty() || s.offered.is_some() {
                 s.getters.wake_one(&self.ctx.registry);
             }
             if !q.full(&s) {

@@ -181,9 +181,13 @@ impl<'a> Encoder<'a> {
             .with_help("make shared objects in the parent and pass them down"));
         }
         self.link.export(id, h.clone());
-        // A plain lock of ours: a child may take and free it in our arena.
-        let words = match h {
-            Handle::Lock(l) if self.link.arena().is_some() => l.shared_block(),
+        // A plain lock of ours: a child may take and free it in our arena;
+        // an unbounded FIFO queue: a child may hand items over there
+        // (a pipe end: the queue it sends into, then the one it gets from).
+        let words = match (h, self.link.arena()) {
+            (Handle::Lock(l), Some(_)) => l.shared_block(),
+            (Handle::Queue(q), Some(arena)) => q.share(arena),
+            (Handle::Pipe(p), Some(arena)) => pipe_blocks(p.send.share(arena), p.recv.share(arena)),
             _ => None,
         };
         Ok(WireValue::Object {
@@ -194,6 +198,18 @@ impl<'a> Encoder<'a> {
             words,
         })
     }
+}
+
+/// A pipe end's two handoff blocks in one word: arena block numbers are
+/// below 2^16 (`arena::BLOCKS`).
+pub fn pipe_blocks(send: Option<u32>, recv: Option<u32>) -> Option<u32> {
+    let (send, recv) = (send?, recv?);
+    (send < 1 << 16 && recv < 1 << 16).then_some(send | recv << 16)
+}
+
+/// `pipe_blocks` undone: (send, recv).
+pub fn pipe_blocks_of(words: u32) -> (u32, u32) {
+    (words & 0xffff, words >> 16)
 }
 
 pub fn cannot_cross(v: &Value) -> RuntimeError {

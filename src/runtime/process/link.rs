@@ -9,13 +9,15 @@
 //! its operations, so several threads of one child can block on different
 //! objects at once and the owner's registry sees every waiter.
 
+use super::codec;
 use super::ghost::Ghost;
-use super::proxy::Remote;
+use super::proxy::{InArena, Remote};
 use super::transport::{Inbox, Transport};
 use super::wire::{Msg, Op, Packet, Request, WireError};
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::arena::{Arena, Words};
 use crate::runtime::engine::{Backoff, Spin};
+use crate::runtime::handoff::Handoff;
 use crate::runtime::int_hash::IntMap;
 use crate::runtime::waits::{block_until, BlockOn, WaitQueue};
 use crate::runtime::{Context, Handle, ThreadRef};
@@ -189,16 +191,31 @@ impl Link {
             return r;
         }
         // Only a child maps its parent's arena, where the words are.
-        let words = words
-            .zip(self.arena.as_ref().filter(|_| self.to_parent))
-            .and_then(|(block, arena)| Words::view(arena, block));
+        let shared = words.zip(self.arena.as_ref().filter(|_| self.to_parent));
+        let mut in_arena = InArena::default();
+        if let Some((block, arena)) = shared {
+            let view = |block| Handoff::view(arena, block).map(Arc::new);
+            match kind {
+                "lock" => in_arena.words = Words::view(arena, block),
+                "queue" => {
+                    in_arena.get = view(block);
+                    in_arena.put = in_arena.get.clone();
+                }
+                "pipe" => {
+                    let (send, recv) = codec::pipe_blocks_of(block);
+                    in_arena.get = view(recv);
+                    in_arena.put = view(send);
+                }
+                _ => {}
+            }
+        }
         let r = Arc::new(Remote::new(
             ctx.registry.next_object_id(),
             id,
             kind,
             label,
             unbounded,
-            words,
+            in_arena,
             self.clone(),
         ));
         imports.insert(id, Arc::downgrade(&r));
@@ -388,6 +405,19 @@ impl Link {
                 _ => None,
             })
             .collect();
+        // Queues it had items handed to (or was handing one over in).
+        let dead: Vec<u64> = ghosts.iter().map(|g| g.record.id).collect();
+        let is_dead = |id: u64| dead.contains(&id);
+        for h in self.exports.lock().values() {
+            match h {
+                Handle::Queue(q) => q.forget(&ctx, is_dead),
+                Handle::Pipe(p) => {
+                    p.send.forget(&ctx, is_dead);
+                    p.recv.forget(&ctx, is_dead);
+                }
+                _ => {}
+            }
+        }
         for g in ghosts {
             for lock in g.locks.lock().drain(..).chain(quick.iter().cloned()) {
                 lock.release_dead(&ctx, &g.record, &self.peer);

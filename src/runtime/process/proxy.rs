@@ -10,12 +10,13 @@ use super::wire::Op as WireOp;
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::arena::Words;
 use crate::runtime::engine::{Backoff, Op, Spin, Time};
+use crate::runtime::handoff::{self, Handoff, Waited};
 use crate::runtime::lease::{self, Ticket};
 use crate::runtime::locks::{note_taken, FLAGS};
 use crate::runtime::object::{Cx, Members, Object, Reply, Res};
 use crate::runtime::threads::Held;
 use crate::runtime::value::args::expect_seconds;
-use crate::runtime::value::Value;
+use crate::runtime::value::{plain, Value};
 use crate::runtime::waits::BlockOn;
 use crate::runtime::{Context, ThreadRef};
 use parking_lot::Mutex;
@@ -42,9 +43,20 @@ pub struct Remote {
     /// Copies of items leased to this process (`Op::Take`), used by the
     /// next gets here as long as the owner has not ended the lease.
     ahead: Mutex<Ahead>,
-    /// A plain lock's words in the owner's arena: taken and freed here
-    /// with a compare-and-swap while no flag is set.
-    words: Option<Arc<Words>>,
+    /// What of the object lives in the owner's arena.
+    in_arena: InArena,
+}
+
+/// What of the owner's object lives in its arena, used here directly.
+#[derive(Default)]
+pub struct InArena {
+    /// A plain lock's words: taken and freed here with a compare-and-swap
+    /// while no flag is set.
+    pub words: Option<Arc<Words>>,
+    /// The handoff of the queue gets here take from (`handoff.rs`), and of
+    /// the one puts go into (the same queue, but not for a pipe end).
+    pub get: Option<Arc<Handoff>>,
+    pub put: Option<Arc<Handoff>>,
 }
 
 /// A child's quick take of a free lock spins this long first: a lock is
@@ -69,7 +81,7 @@ impl Remote {
         kind: &str,
         label: String,
         unbounded: bool,
-        words: Option<Arc<Words>>,
+        in_arena: InArena,
         link: Arc<Link>,
     ) -> Remote {
         Remote {
@@ -80,7 +92,7 @@ impl Remote {
             unbounded,
             link,
             ahead: Mutex::new(Ahead::default()),
-            words,
+            in_arena,
         }
     }
 
@@ -106,13 +118,15 @@ impl Remote {
         None
     }
 
-    /// A `Take`'s reply: the item got, and the lease's other items kept.
-    fn taken(&self, got: Vec<Value>) -> Option<Value> {
+    /// A `Take`'s reply (the lease's ticket, the caller's stand-in, the
+    /// items): the item got, and the lease's other items kept.
+    fn taken(&self, me: &ThreadRef, got: Vec<Value>) -> Option<Value> {
         let mut got = got.into_iter();
         let ticket = match got.next()? {
             Value::Int(n) => Ticket::from_int(n),
             _ => None,
         };
+        self.learn_stand_in(me, got.next().as_ref());
         let first = got.next();
         if let Some(ticket) = ticket {
             *self.ahead.lock() = Ahead {
@@ -122,6 +136,13 @@ impl Remote {
             };
         }
         first
+    }
+
+    /// The caller's stand-in at the owner, as a reply names it.
+    fn learn_stand_in(&self, me: &ThreadRef, stand_in: Option<&Value>) {
+        if let Some(Value::Int(id)) = stand_in {
+            self.link.learn_stand_in(me.id, *id as u64);
+        }
     }
 
     pub fn call(
@@ -162,7 +183,7 @@ impl Remote {
     /// free and no flag asks for the owner (a waiter parked there, a dead
     /// holder to report).
     fn quick_take(&self, cx: &Cx) -> bool {
-        let (Some(words), Some(me)) = (&self.words, self.link.stand_in(cx.me.id)) else {
+        let (Some(words), Some(me)) = (&self.in_arena.words, self.link.stand_in(cx.me.id)) else {
             return false;
         };
         let word = words.get(0);
@@ -187,7 +208,7 @@ impl Remote {
 
     /// Free the lock in the owner's arena if we hold it and no flag is set.
     fn quick_release(&self, cx: &Cx) -> bool {
-        let (Some(words), Some(me)) = (&self.words, self.link.stand_in(cx.me.id)) else {
+        let (Some(words), Some(me)) = (&self.in_arena.words, self.link.stand_in(cx.me.id)) else {
             return false;
         };
         words
@@ -203,9 +224,7 @@ impl Remote {
                 timeout: cx.ctx.seconds_left(deadline),
             };
             let reply = self.call_op(cx, op, &on)?;
-            if let Some(Value::Int(stand_in)) = reply.get(1) {
-                self.link.learn_stand_in(cx.me.id, *stand_in as u64);
-            }
+            self.learn_stand_in(cx.me, reply.get(1));
             matches!(reply.first(), Some(Value::Bool(true)))
         };
         if got {
@@ -234,6 +253,39 @@ impl Remote {
         }
         cx.me.remove_held(self.id);
         Ok(())
+    }
+
+    /// Through the queue's handoff (`handoff.rs`): take the item on
+    /// offer, or wait a moment for one handed over by a putter anywhere,
+    /// announced as our stand-in at the owner. `None` if neither may be
+    /// (no handoff, nothing on offer and no stand-in known yet, a deadline
+    /// about now, or the queue is not empty).
+    fn get_handed(&self, cx: &Cx, deadline: Option<Time>) -> Option<Waited> {
+        let h = self.in_arena.get.as_ref()?;
+        if !cx.ctx.engine().fast_paths() {
+            return None;
+        }
+        if let Some(got) = h.claim() {
+            return Some(got);
+        }
+        let me = self.link.stand_in(cx.me.id)?;
+        if !handoff::worth_waiting(cx.ctx, deadline) || !h.announce(me, true) {
+            return None;
+        }
+        Some(h.wait(cx.ctx.engine(), me, || self.link.is_broken()))
+    }
+
+    /// Hand `v` straight to a getter announced at the queue's handoff:
+    /// false if there is none, or `v` is not plain.
+    fn hand_over(&self, cx: &Cx, v: &Value) -> bool {
+        let (Some(h), Some(me)) = (&self.in_arena.put, self.link.stand_in(cx.me.id)) else {
+            return false;
+        };
+        cx.ctx.engine().fast_paths()
+            && h.announced().is_some()
+            && u32::try_from(me).is_ok_and(|me| {
+                plain::encode(v, handoff::CAPACITY).is_some_and(|bytes| h.hand(me, &bytes))
+            })
     }
 
     /// The owner's answer to a method or a field (`.name`): `None` for no
@@ -313,6 +365,11 @@ impl Object for Remote {
         if let Some(v) = self.use_ahead() {
             return Some(Ok(Some(v)));
         }
+        match self.get_handed(cx, deadline) {
+            Some(Waited::Got(v)) => return Some(Ok(Some(v))),
+            Some(Waited::Damaged) => return Some(Err(handoff::damaged())),
+            _ => {}
+        }
         let on = cx.block_on(format!("an item from {}", self.label), deadline);
         let timeout = cx.ctx.seconds_left(deadline);
         if !self.can_take_ahead() {
@@ -323,21 +380,23 @@ impl Object for Remote {
             timeout,
             max: TAKE_AHEAD,
         };
-        Some(self.call_op(cx, op, &on).map(|got| self.taken(got)))
+        Some(self.call_op(cx, op, &on).map(|got| self.taken(cx.me, got)))
     }
 
     fn put(&self, cx: &Cx, v: Value, deadline: Option<Time>) -> Option<Res<bool>> {
         cx.point(Op::Put, self.id);
+        if self.hand_over(cx, &v) {
+            return Some(Ok(true));
+        }
         let on = cx.block_on(format!("room in {}", self.label), deadline);
         let put = || -> Res<bool> {
             let op = WireOp::Put {
                 item: codec::encode(&self.link, &[v])?,
                 timeout: cx.ctx.seconds_left(deadline),
             };
-            Ok(matches!(
-                self.call_op(cx, op, &on)?.first(),
-                Some(Value::Bool(true))
-            ))
+            let reply = self.call_op(cx, op, &on)?;
+            self.learn_stand_in(cx.me, reply.get(1));
+            Ok(matches!(reply.first(), Some(Value::Bool(true))))
         };
         Some(put())
     }

@@ -40,9 +40,13 @@ pub fn serve(cx: &Cx, from: &Arc<Link>, h: &Handle, op: Op) -> Res<Vec<Value>> {
                 max as usize,
                 from.arena(),
             )?;
+            // The ticket, the caller's stand-in (see `Remote::taken`), the items.
             Ok(got.map_or_else(Vec::new, |got| {
                 let ticket = got.ticket.map_or(Value::Nil, |t| Value::Int(t.to_int()));
-                std::iter::once(ticket).chain(got.items).collect()
+                [ticket, stand_in(cx)]
+                    .into_iter()
+                    .chain(got.items)
+                    .collect()
             }))
         }
         Op::Put { item, timeout } => {
@@ -53,15 +57,13 @@ pub fn serve(cx: &Cx, from: &Arc<Link>, h: &Handle, op: Op) -> Res<Vec<Value>> {
             let put = obj
                 .put(cx, item, deadline(timeout))
                 .ok_or_else(|| unsupported("put into"))??;
-            Ok(vec![Value::Bool(put)])
+            Ok(vec![Value::Bool(put), stand_in(cx)])
         }
         Op::Acquire { timeout } => {
             let taken = obj
                 .acquire(cx, deadline(timeout))
                 .ok_or_else(|| unsupported("acquire"))??;
-            // Who holds it for the caller's thread: the id it writes into
-            // the lock's word when it takes the lock itself next time.
-            Ok(vec![Value::Bool(taken), Value::Int(cx.me.id as i64)])
+            Ok(vec![Value::Bool(taken), stand_in(cx)])
         }
         Op::Release => {
             obj.release(cx, false)
@@ -77,6 +79,13 @@ pub fn serve(cx: &Cx, from: &Arc<Link>, h: &Handle, op: Op) -> Res<Vec<Value>> {
             method(cx, h, &name, args)
         }
     }
+}
+
+/// Who acts here for the caller's thread, in the replies of acquires,
+/// puts and takes: the id it writes into a lock's word when it takes the
+/// lock itself, and announces itself by in a queue's handoff.
+fn stand_in(cx: &Cx) -> Value {
+    Value::Int(cx.me.id as i64)
 }
 
 /// A wait as the protocol answers it: a barrier that timed out answers
@@ -158,6 +167,7 @@ fn forward(cx: &Cx, from: &Arc<Link>, r: &Remote, op: Op) -> Res<Vec<Value>> {
         codec::encode(&r.link, &values)
     };
     let take = matches!(op, Op::Take { .. });
+    let names_stand_in = matches!(op, Op::Acquire { .. } | Op::Put { .. });
     let op = match op {
         // A lease's counter is in the owner's arena, which only its own
         // children map: a grandchild's gets are passed on one at a time.
@@ -180,9 +190,13 @@ fn forward(cx: &Cx, from: &Arc<Link>, r: &Remote, op: Op) -> Res<Vec<Value>> {
     };
     let on = cx.block_on(String::new(), None);
     let mut got = r.call(cx.ctx, cx.me, op, &on)?;
+    // The stand-in the caller learns is ours, not ours at the next owner.
+    if names_stand_in && got.len() > 1 {
+        got[1] = stand_in(cx);
+    }
     if take && !got.is_empty() {
         // Answered as a take without a lease.
-        got.insert(0, Value::Nil);
+        got.splice(0..0, [Value::Nil, stand_in(cx)]);
     }
     Ok(got)
 }

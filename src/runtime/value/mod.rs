@@ -7,6 +7,7 @@ mod free;
 pub mod function;
 pub mod globals;
 pub mod ops;
+pub mod plain;
 
 pub use free::{Entries, Items};
 pub use function::{Builtin, Closure, Function};
