@@ -14,6 +14,7 @@
 //! or spins waiting for another thread.
 
 pub mod controlled;
+mod huge;
 mod os_threads;
 mod parker;
 pub mod recorder;
@@ -379,6 +380,21 @@ impl Engine {
     #[inline(always)]
     pub fn fast_paths(&self) -> bool {
         self.sched.is_none()
+    }
+
+    /// `wait` waits without parking (a getter yielding for a handoff): a
+    /// traced run notes it as a park all the same, so the step counts as
+    /// done when the wait ends (after the put that fed it).
+    pub fn busy_wait<T>(&self, me: &ThreadRecord, wait: impl FnOnce() -> T) -> T {
+        match &self.recorder {
+            Some(r) => {
+                r.parked(me);
+                let got = wait();
+                r.woke(me);
+                got
+            }
+            None => wait(),
+        }
     }
 
     /// Park `me` until it is unparked or `deadline` passes. Callers

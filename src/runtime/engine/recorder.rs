@@ -5,10 +5,12 @@
 //! so the lock is never contended); a thread's list joins the recorder's
 //! when it ends. Off, none of this runs: the engine has no recorder.
 
+use super::huge::HugeBuf;
 use super::stamps::{Rate, Stamps};
 use super::{Op, Step};
 use crate::runtime::threads::ThreadRecord;
 use crate::runtime::waits::ThreadId;
+use crate::span::Span;
 use parking_lot::Mutex;
 use std::cell::Cell;
 
@@ -34,77 +36,181 @@ pub struct Mark {
 
 /// A thread's marks while it runs, in chunks that grow to `CHUNK`: a
 /// long run never copies what it noted to grow, and a short thread never
-/// holds a big buffer. Each step is packed into 32 bytes (a tight locking
+/// holds a big buffer. Each step is packed into 16 bytes (a tight locking
 /// loop notes two per turn, and memory traffic is most of what tracing
-/// costs); the few marks with more to say keep it on the side.
+/// costs besides reading the clock): its source span as an index into the
+/// thread's own table of spans; the few marks with more to say keep it on
+/// the side.
 #[derive(Clone, Default)]
 pub struct Marks {
-    chunks: Vec<Vec<Packed>>,
-    /// By mark index: when it parked and woke, who started the thread.
+    chunks: Vec<Chunk>,
+    /// By mark index: when it parked and woke, who started the thread, and
+    /// what did not fit in its packed form.
     extra: Vec<(usize, Extra)>,
     len: usize,
+    /// The spans the marks name, and where recent ones are in it (a small
+    /// direct-mapped cache: a loop names the same few spans over again).
+    spans: Vec<Span>,
+    recent: [u32; SPAN_CACHE],
 }
 
-const CHUNK: usize = 4096;
+const CHUNK: usize = 8192;
+const SPAN_CACHE: usize = 32;
 
 /// A mark's step, packed.
 #[derive(Clone, Copy)]
 struct Packed {
     at: u64,
-    object: u64,
-    span: [u32; 3],
-    /// `Op` as a byte; `NO_STEP` for a thread's start.
-    op: u8,
-    has_span: bool,
+    /// The object, or `WIDE` (then it is in the mark's `Extra`).
+    object: u32,
+    /// Bits 0-7: `Op` as a byte (`NO_STEP` for a thread's start); bits
+    /// 8-31: the span's index in `Marks::spans` plus one (0: no span;
+    /// `WIDE_SPAN`: in the mark's `Extra`).
+    op_span: u32,
+}
+
+/// Marks in a row: small while a thread has noted little.
+enum Chunk {
+    Small(Vec<Packed>),
+    Huge(HugeBuf<Packed>),
+}
+
+impl Chunk {
+    /// False when full.
+    #[inline]
+    fn push(&mut self, p: Packed) -> bool {
+        match self {
+            Chunk::Small(c) if c.len() < c.capacity() => {
+                c.push(p);
+                true
+            }
+            Chunk::Small(_) => false,
+            Chunk::Huge(c) => c.push(p),
+        }
+    }
+
+    fn as_slice(&self) -> &[Packed] {
+        match self {
+            Chunk::Small(c) => c,
+            Chunk::Huge(c) => c.as_slice(),
+        }
+    }
+}
+
+impl Clone for Chunk {
+    fn clone(&self) -> Chunk {
+        Chunk::Small(self.as_slice().to_vec())
+    }
 }
 
 const NO_STEP: u8 = u8::MAX;
+const WIDE: u32 = u32::MAX;
+const WIDE_SPAN: u32 = (1 << 24) - 1;
 
 #[derive(Clone, Copy, Default)]
 struct Extra {
     parked: Option<(u64, u64)>,
     spawned_by: Option<ThreadId>,
     ended: bool,
-}
-
-impl Packed {
-    fn of(step: Option<Step>, at: u64) -> Packed {
-        let span = step.and_then(|s| s.at);
-        Packed {
-            at,
-            object: step.map_or(0, |s| s.object),
-            span: span.map_or([0; 3], |s| [s.src.0, s.start, s.end]),
-            op: step.map_or(NO_STEP, |s| s.op as u8),
-            has_span: span.is_some(),
-        }
-    }
-
-    fn unpack(self, rate: &Rate) -> Mark {
-        let at = self.has_span.then(|| crate::span::Span {
-            src: crate::span::SourceId(self.span[0]),
-            start: self.span[1],
-            end: self.span[2],
-        });
-        Mark {
-            step: Op::from_byte(self.op).map(|op| Step::new(op, self.object, at)),
-            at: rate.ns(self.at),
-            ..Mark::default()
-        }
-    }
+    object: Option<u64>,
+    span: Option<Span>,
 }
 
 impl Marks {
-    fn push(&mut self, p: Packed) {
-        match self.chunks.last_mut() {
-            Some(c) if c.len() < c.capacity() => c.push(p),
-            last => {
-                let size = last.map_or(16, |c| (c.capacity() * 2).min(CHUNK));
-                let mut c = Vec::with_capacity(size);
-                c.push(p);
-                self.chunks.push(c);
+    /// Note `step` (`None`: the thread's start or end) at stamp `at`.
+    fn note(&mut self, step: Option<Step>, at: u64) {
+        let (op, object, span) = match step {
+            Some(s) => (s.op as u8, s.object, s.at),
+            None => (NO_STEP, 0, None),
+        };
+        let span_no = span.map_or(0, |sp| self.span_number(sp));
+        let narrow = u32::try_from(object).ok().filter(|o| *o != WIDE);
+        self.push(Packed {
+            at,
+            object: narrow.unwrap_or(WIDE),
+            op_span: u32::from(op) | span_no << 8,
+        });
+        if narrow.is_none() || span_no == WIDE_SPAN {
+            if let Some(e) = self.last_extra() {
+                e.object = narrow.is_none().then_some(object);
+                e.span = span.filter(|_| span_no == WIDE_SPAN);
             }
         }
+    }
+
+    /// The span's number in the table (its index plus one), added on
+    /// first use; `WIDE_SPAN` once the table is full.
+    fn span_number(&mut self, sp: Span) -> u32 {
+        let slot =
+            (sp.start ^ sp.end.rotate_left(5) ^ sp.src.0.rotate_left(11)) as usize % SPAN_CACHE;
+        let known = self.recent[slot];
+        if known != 0 && self.spans.get(known as usize - 1) == Some(&sp) {
+            return known;
+        }
+        // A short table is searched (a loop's spans share cache slots at
+        // times); a long one may name a span twice, which costs nothing.
+        let found = (self.spans.len() <= 64)
+            .then(|| self.spans.iter().rposition(|s| *s == sp))
+            .flatten();
+        if let Some(i) = found {
+            self.recent[slot] = i as u32 + 1;
+            return i as u32 + 1;
+        }
+        if self.spans.len() + 1 >= WIDE_SPAN as usize {
+            return WIDE_SPAN;
+        }
+        self.spans.push(sp);
+        let n = self.spans.len() as u32;
+        self.recent[slot] = n;
+        n
+    }
+
+    fn unpack_one(&self, p: Packed, extra: Option<&Extra>, rate: &Rate) -> Mark {
+        let object = match p.object {
+            WIDE => extra.and_then(|e| e.object).unwrap_or(0),
+            o => u64::from(o),
+        };
+        let at = match p.op_span >> 8 {
+            0 => None,
+            WIDE_SPAN => extra.and_then(|e| e.span),
+            n => self.spans.get(n as usize - 1).copied(),
+        };
+        let mut mark = Mark {
+            step: Op::from_byte(p.op_span as u8).map(|op| Step::new(op, object, at)),
+            at: rate.ns(p.at),
+            ..Mark::default()
+        };
+        if let Some(e) = extra {
+            mark.parked = e.parked.map(|(p, w)| (rate.ns(p), rate.ns(w)));
+            mark.spawned_by = e.spawned_by;
+            mark.ended = e.ended;
+        }
+        mark
+    }
+
+    #[inline]
+    fn push(&mut self, p: Packed) {
+        if !self.chunks.last_mut().is_some_and(|c| c.push(p)) {
+            self.grow(p);
+        }
         self.len += 1;
+    }
+
+    /// A new chunk, twice the last one's size up to `CHUNK`; past that, a
+    /// huge page's worth (a thread that notes this much notes more).
+    #[cold]
+    fn grow(&mut self, p: Packed) {
+        let mut c = match self.chunks.last() {
+            Some(Chunk::Small(c)) if c.capacity() < CHUNK => {
+                Chunk::Small(Vec::with_capacity(c.capacity() * 2))
+            }
+            None => Chunk::Small(Vec::with_capacity(16)),
+            Some(_) => {
+                HugeBuf::new().map_or_else(|| Chunk::Small(Vec::with_capacity(CHUNK)), Chunk::Huge)
+            }
+        };
+        c.push(p);
+        self.chunks.push(c);
     }
 
     /// The side data of the last mark (made on first use).
@@ -117,20 +223,20 @@ impl Marks {
     }
 
     fn last_at(&self) -> Option<u64> {
-        self.chunks.last().and_then(|c| c.last()).map(|p| p.at)
+        self.chunks
+            .last()
+            .and_then(|c| c.as_slice().last())
+            .map(|p| p.at)
     }
 
     /// The marks in session time, at `rate`.
     fn unpack(self, rate: &Rate) -> Vec<Mark> {
-        let mut marks: Vec<Mark> = (self.chunks.into_iter().flatten())
-            .map(|p| p.unpack(rate))
-            .collect();
-        for (i, e) in self.extra {
-            if let Some(m) = marks.get_mut(i) {
-                m.parked = e.parked.map(|(p, w)| (rate.ns(p), rate.ns(w)));
-                m.spawned_by = e.spawned_by;
-                m.ended = e.ended;
-            }
+        let mut extra = self.extra.iter().peekable();
+        let mut marks = Vec::with_capacity(self.len);
+        let all = self.chunks.iter().flat_map(Chunk::as_slice);
+        for (i, p) in all.enumerate() {
+            let e = extra.next_if(|(at, _)| *at == i).map(|(_, e)| e);
+            marks.push(self.unpack_one(*p, e, rate));
         }
         marks
     }
@@ -179,7 +285,7 @@ impl Recorder {
     pub fn point(&self, me: &ThreadRecord, step: Step) {
         CURRENT.set(Some(me.id));
         let now = self.stamps.now();
-        me.marks.lock().push(Packed::of(Some(step), now));
+        me.marks.lock().note(Some(step), now);
     }
 
     /// `me` parks (again) in its current step.
@@ -202,7 +308,7 @@ impl Recorder {
     /// announced a step on this OS thread.
     pub fn starting(&self, thread: &ThreadRecord) {
         let mut marks = thread.marks.lock();
-        marks.push(Packed::of(None, self.stamps.now()));
+        marks.note(None, self.stamps.now());
         if let Some(e) = marks.last_extra() {
             e.spawned_by = CURRENT.get();
         }
@@ -214,7 +320,7 @@ impl Recorder {
         let marks = {
             let mut noted = me.marks.lock();
             if noted.last_at().is_none_or(|at| at > now) {
-                noted.push(Packed::of(None, now));
+                noted.note(None, now);
             }
             if let Some(e) = noted.last_extra() {
                 e.ended = true;

@@ -272,7 +272,8 @@ impl Remote {
         if !handoff::worth_waiting(cx.ctx, deadline) || !h.announce(me, true) {
             return None;
         }
-        Some(h.wait(cx.ctx.engine(), me, || self.link.is_broken()))
+        let engine = cx.ctx.engine();
+        Some(engine.busy_wait(cx.me, || h.wait(engine, me, || self.link.is_broken())))
     }
 
     /// Hand `v` straight to a getter announced at the queue's handoff:
