@@ -194,6 +194,39 @@ mod tests {
         assert!(encode(&deep, 4096).is_none());
     }
 
+    /// The bytes come from another process's memory: whatever they are,
+    /// decoding them gives a value or `None`, never a panic or a hang.
+    #[test]
+    fn any_bytes_decode_or_are_refused() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let good = encode(
+            &Value::list(vec![
+                Value::str("ab"),
+                Value::Int(7),
+                Value::list(vec![Value::Nil]),
+            ]),
+            100,
+        )
+        .unwrap();
+        for _ in 0..20_000 {
+            let mut bytes = good.clone();
+            for _ in 0..(next() % 4) {
+                let at = (next() % bytes.len() as u64) as usize;
+                bytes[at] = next() as u8;
+            }
+            if next() % 3 == 0 {
+                bytes = (0..next() % 40).map(|_| (next() % 9) as u8).collect();
+            }
+            let _ = decode(&bytes);
+        }
+    }
+
     #[test]
     fn damaged_bytes_are_refused() {
         let good = encode(&Value::list(vec![Value::str("ab")]), 100).unwrap();
