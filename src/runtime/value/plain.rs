@@ -72,15 +72,17 @@ impl Encoder {
                 self.count(STR, s.len())?;
                 self.put(s.as_bytes())
             }
+            // A snapshot of each list and map (as the connection's codec
+            // takes), so no lock is held while another is taken.
             Value::List(l) if depth < DEPTH => {
                 self.first_visit(std::sync::Arc::as_ptr(l).cast())?;
-                let items = l.lock();
+                let items = l.lock().clone();
                 self.count(LIST, items.len())?;
                 items.iter().try_for_each(|x| self.value(x, depth + 1))
             }
             Value::Map(m) if depth < DEPTH => {
                 self.first_visit(std::sync::Arc::as_ptr(m).cast())?;
-                let entries = m.lock();
+                let entries = m.lock().clone();
                 self.count(MAP, entries.len())?;
                 entries.iter().try_for_each(|(k, x)| {
                     self.value(&k.to_value(), depth + 1)?;
