@@ -372,3 +372,44 @@ fn read_out<T: Clone + Default>(v: &mut T, keep: bool) -> T {
         false => std::mem::take(v),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::span::SourceId;
+
+    /// Packed marks give back what was noted: objects too wide for the
+    /// packed form, more spans than the cache holds, starts and parks.
+    #[test]
+    fn marks_unpack_to_what_was_noted() {
+        let mut marks = Marks::default();
+        let span = |i: u32| Span {
+            src: SourceId(i % 3),
+            start: i,
+            end: i + 4,
+        };
+        let mut noted = Vec::new();
+        marks.note(None, 1);
+        marks.last_extra().unwrap().spawned_by = Some(7);
+        for i in 0..300u32 {
+            let object = if i % 7 == 0 {
+                u64::MAX - u64::from(i)
+            } else {
+                u64::from(i)
+            };
+            let at = (i % 5 != 0).then(|| span(i % 90));
+            let step = Step::new(Op::Put, object, at);
+            marks.note(Some(step), 10 + u64::from(i));
+            noted.push((object, at));
+        }
+        let rate = Stamps::new(std::time::Instant::now()).rate();
+        let got = marks.unpack(&rate);
+        assert_eq!(got.len(), 301);
+        assert!(got[0].step.is_none());
+        assert_eq!(got[0].spawned_by, Some(7));
+        for (m, (object, at)) in got[1..].iter().zip(noted) {
+            let step = m.step.expect("a step");
+            assert_eq!((step.object, step.at), (object, at));
+        }
+    }
+}
