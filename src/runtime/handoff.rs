@@ -37,9 +37,8 @@
 //! it read).
 
 use super::arena::{Arena, Use, BLOCK, HANDOFF_BLOCKS};
-use super::engine::{Backoff, Engine, Spin, Time};
+use super::engine::{Backoff, Engine, Spin};
 use super::value::{plain, Value};
-use super::Context;
 use crate::diagnostics::{kind, RuntimeError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -75,10 +74,11 @@ const WAIT_FOR_HANDOFF: Backoff = Backoff {
 /// that out, looking this often once it has yielded for a while.
 const WRITER_LOOK: Duration = Duration::from_micros(200);
 
-/// Whether a getter should wait for a handoff before it parks: on the OS
-/// engine (only it maps arenas), unless its deadline is about now.
-pub fn worth_waiting(ctx: &Context, deadline: Option<Time>) -> bool {
-    ctx.engine().fast_paths() && ctx.seconds_left(deadline).is_none_or(|s| s > 0.001)
+/// Whether a getter with `seconds_left` to its deadline should wait for
+/// a handoff before it parks: on the OS engine (only it maps arenas),
+/// unless its deadline is about now.
+pub fn worth_waiting(engine: &Engine, seconds_left: Option<f64>) -> bool {
+    engine.fast_paths() && seconds_left.is_none_or(|s| s > 0.001)
 }
 
 pub fn damaged() -> RuntimeError {

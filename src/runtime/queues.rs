@@ -322,7 +322,9 @@ impl Queue {
         }
         let on = describe();
         if let Some(h) = self.handoff.get() {
-            if handoff::worth_waiting(ctx, on.deadline) && h.announce(me.id, false) {
+            if handoff::worth_waiting(ctx.engine(), ctx.seconds_left(on.deadline))
+                && h.announce(me.id, false)
+            {
                 let wait = || h.wait(ctx.engine(), me.id, || false);
                 let waited = MutexGuard::unlocked(&mut s, || ctx.engine().busy_wait(me, wait));
                 match waited {

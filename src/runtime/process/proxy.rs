@@ -269,7 +269,9 @@ impl Remote {
             return Some(got);
         }
         let me = self.link.stand_in(cx.me.id)?;
-        if !handoff::worth_waiting(cx.ctx, deadline) || !h.announce(me, true) {
+        if !handoff::worth_waiting(cx.ctx.engine(), cx.ctx.seconds_left(deadline))
+            || !h.announce(me, true)
+        {
             return None;
         }
         let engine = cx.ctx.engine();
