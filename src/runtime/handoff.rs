@@ -38,6 +38,7 @@
 
 use super::arena::{Arena, Use, BLOCK, HANDOFF_BLOCKS};
 use super::engine::{Backoff, Engine, Spin};
+use super::threads::ThreadRecord;
 use super::value::{plain, Value};
 use crate::diagnostics::{kind, RuntimeError};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,18 +75,22 @@ const WAIT_FOR_HANDOFF: Backoff = Backoff {
 /// that out, looking this often once it has yielded for a while.
 const WRITER_LOOK: Duration = Duration::from_micros(200);
 
-/// Whether a getter with `seconds_left` to its deadline should wait for
-/// a handoff before it parks: on the OS engine (only it maps arenas),
-/// unless its deadline is about now.
-pub fn worth_waiting(engine: &Engine, seconds_left: Option<f64>) -> bool {
-    engine.fast_paths() && seconds_left.is_none_or(|s| s > 0.001)
-}
-
-pub fn damaged() -> RuntimeError {
+fn damaged() -> RuntimeError {
     RuntimeError::new(
         kind::PROCESS,
         "an item handed over by another process is damaged",
     )
+}
+
+impl Waited {
+    /// As a get sees it: the item, or nothing (take a turn the usual way).
+    fn into_item(self) -> Result<Option<Value>, RuntimeError> {
+        match self {
+            Waited::Got(v) => Ok(Some(v)),
+            Waited::Withdrawn => Ok(None),
+            Waited::Damaged => Err(damaged()),
+        }
+    }
 }
 
 pub struct Handoff {
@@ -102,7 +107,7 @@ unsafe impl Send for Handoff {}
 unsafe impl Sync for Handoff {}
 
 /// How a getter's wait for a handoff ended.
-pub enum Waited {
+enum Waited {
     Got(Value),
     /// Nothing was handed over: take a turn the usual way.
     Withdrawn,
@@ -259,25 +264,50 @@ impl Handoff {
     /// A getter in another process takes the item on offer, if there is
     /// one: it reads the item, then takes it if it is still the one on
     /// offer.
-    pub fn claim(&self) -> Option<Waited> {
+    pub fn claim(&self) -> Result<Option<Value>, RuntimeError> {
         let w = self.state();
         loop {
             let c = w.load(Ordering::Acquire);
             if c & PHASE != FULL || getter(c) != 0 {
-                return None;
+                return Ok(None);
             }
             let got = self.read();
             if w.compare_exchange(c, c & NONEMPTY, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                return Some(got.map_or(Waited::Damaged, Waited::Got));
+                return got.map(Some).ok_or_else(damaged);
             }
         }
     }
 
+    /// A get by `me` (`getter` here: its own id, or, `remote`, its
+    /// stand-in's at the owner) that found the queue empty, with
+    /// `seconds_left` to its deadline: announce it and wait a moment for
+    /// an item handed over. `None`: nothing was (or a wait was not worth
+    /// it: another engine than the OS one, a deadline about now, the queue
+    /// not empty, another getter announced); park or ask the usual way.
+    /// A traced run notes the wait as a park (`Engine::busy_wait`).
+    pub fn wait_for(
+        &self,
+        engine: &Engine,
+        me: &ThreadRecord,
+        getter: u64,
+        remote: bool,
+        seconds_left: Option<f64>,
+        gone: impl Fn() -> bool,
+    ) -> Result<Option<Value>, RuntimeError> {
+        let worth_it = engine.fast_paths() && seconds_left.is_none_or(|s| s > 0.001);
+        if !worth_it || !self.announce(getter, remote) {
+            return Ok(None);
+        }
+        engine
+            .busy_wait(me, || self.wait(engine, getter, gone))
+            .into_item()
+    }
+
     /// The announced `getter` waits for an item: spinning, then yielding;
     /// then it withdraws, unless a putter came first.
-    pub fn wait(&self, engine: &Engine, getter: u64, gone: impl Fn() -> bool) -> Waited {
+    fn wait(&self, engine: &Engine, getter: u64, gone: impl Fn() -> bool) -> Waited {
         let w = self.state();
         let mine = |c: u64| c & PHASE != IDLE && self::getter(c) == getter;
         engine.spin(WAIT_FOR_HANDOFF, || {
@@ -442,14 +472,14 @@ mod tests {
         assert_eq!(child.offered(), Some(first));
         assert!(owner.offer(&one).is_none(), "one item on offer at a time");
         assert!(!child.announce(6, true), "the queue is not empty");
-        assert!(matches!(child.claim(), Some(Waited::Got(Value::Int(1)))));
-        assert!(child.claim().is_none());
+        assert!(matches!(child.claim(), Ok(Some(Value::Int(1)))));
+        assert!(matches!(child.claim(), Ok(None)));
         assert!(!owner.reclaim(first), "taken already");
         let second = owner.offer(&one).unwrap();
         assert_ne!(first, second);
         assert!(!owner.reclaim(first), "an older offer is not this one");
         assert!(owner.reclaim(second));
-        assert!(child.claim().is_none());
+        assert!(matches!(child.claim(), Ok(None)));
     }
 
     #[test]

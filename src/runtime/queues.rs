@@ -2,7 +2,7 @@
 
 use super::arena::Arena;
 use super::engine::{Op, Time};
-use super::handoff::{self, Handoff, Waited};
+use super::handoff::{self, Handoff};
 use super::lease::{self, Ticket};
 use super::object::{call_method, names, Cx, Members, Method, Object, Reply, Res};
 use super::waits::{BlockOn, WaitQueue};
@@ -173,13 +173,10 @@ impl Queue {
     /// offer, where a getter anywhere takes it without asking us (a getter
     /// of ours is woken for it). `v` back if it went neither way.
     fn hand_over(&self, h: &Handoff, s: &mut QueueState, v: Value) -> Option<Value> {
-        if s.offered
-            .as_ref()
-            .is_some_and(|(g, _)| h.offered() != Some(*g))
-        {
+        if !self.on_offer(s) {
             s.offered = None;
         }
-        if !s.items.is_empty() || s.lease.is_some() || s.offered.is_some() {
+        if holds_any(s) || s.offered.is_some() {
             return Some(v);
         }
         let remote = match h.announced() {
@@ -221,7 +218,7 @@ impl Queue {
     /// Keep the handoff's word true to whether the queue holds anything.
     fn note(&self, s: &QueueState) {
         if let Some(h) = self.handoff.get() {
-            h.set_nonempty(!s.items.is_empty() || s.lease.is_some());
+            h.set_nonempty(holds_any(s));
         }
     }
 
@@ -322,16 +319,10 @@ impl Queue {
         }
         let on = describe();
         if let Some(h) = self.handoff.get() {
-            if handoff::worth_waiting(ctx.engine(), ctx.seconds_left(on.deadline))
-                && h.announce(me.id, false)
-            {
-                let wait = || h.wait(ctx.engine(), me.id, || false);
-                let waited = MutexGuard::unlocked(&mut s, || ctx.engine().busy_wait(me, wait));
-                match waited {
-                    Waited::Got(v) => return Ok(Some(v)),
-                    Waited::Damaged => return Err(handoff::damaged()),
-                    Waited::Withdrawn => {}
-                }
+            let left = ctx.seconds_left(on.deadline);
+            let wait = || h.wait_for(ctx.engine(), me, me.id, false, left, || false);
+            if let Some(v) = MutexGuard::unlocked(&mut s, wait)? {
+                return Ok(Some(v));
             }
         }
         let attempt = |s: &mut QueueState| self.try_get(s, ctx);
@@ -452,7 +443,7 @@ impl Queue {
         if self.handoff.get().is_none() {
             let s = self.state.lock();
             if self.handoff.get().is_none() {
-                let h = Handoff::new(arena, !s.items.is_empty() || s.lease.is_some())?;
+                let h = Handoff::new(arena, holds_any(&s))?;
                 let _ = self.handoff.set(h);
             }
         }
@@ -481,6 +472,12 @@ impl Queue {
     pub fn describe(&self) -> String {
         format!("<{} #{} size {}>", self.type_name(), self.id, self.size())
     }
+}
+
+/// Whether the queue holds items behind its handoff: waiting ones, or a
+/// lease's (what the handoff's NONEMPTY bit says, see `handoff.rs`).
+fn holds_any(s: &QueueState) -> bool {
+    !s.items.is_empty() || s.lease.is_some()
 }
 
 /// One end of a `pipe()`: puts go to the other end, gets come from it.

@@ -10,7 +10,7 @@ use super::wire::Op as WireOp;
 use crate::diagnostics::{kind, RuntimeError};
 use crate::runtime::arena::Words;
 use crate::runtime::engine::{Backoff, Op, Spin, Time};
-use crate::runtime::handoff::{self, Handoff, Waited};
+use crate::runtime::handoff::{self, Handoff};
 use crate::runtime::lease::{self, Ticket};
 use crate::runtime::locks::{note_taken, FLAGS};
 use crate::runtime::object::{Cx, Members, Object, Reply, Res};
@@ -257,25 +257,25 @@ impl Remote {
 
     /// Through the queue's handoff (`handoff.rs`): take the item on
     /// offer, or wait a moment for one handed over by a putter anywhere,
-    /// announced as our stand-in at the owner. `None` if neither may be
-    /// (no handoff, nothing on offer and no stand-in known yet, a deadline
-    /// about now, or the queue is not empty).
-    fn get_handed(&self, cx: &Cx, deadline: Option<Time>) -> Option<Waited> {
-        let h = self.in_arena.get.as_ref()?;
-        if !cx.ctx.engine().fast_paths() {
-            return None;
-        }
-        if let Some(got) = h.claim() {
-            return Some(got);
-        }
-        let me = self.link.stand_in(cx.me.id)?;
-        if !handoff::worth_waiting(cx.ctx.engine(), cx.ctx.seconds_left(deadline))
-            || !h.announce(me, true)
-        {
-            return None;
-        }
+    /// announced as our stand-in at the owner. `None` if neither came (no
+    /// handoff, nothing on offer and no stand-in known yet, or no wait
+    /// worth it: see `Handoff::wait_for`).
+    fn get_handed(&self, cx: &Cx, deadline: Option<Time>) -> Res<Option<Value>> {
+        let Some(h) = self.in_arena.get.as_ref() else {
+            return Ok(None);
+        };
         let engine = cx.ctx.engine();
-        Some(engine.busy_wait(cx.me, || h.wait(engine, me, || self.link.is_broken())))
+        if !engine.fast_paths() {
+            return Ok(None);
+        }
+        if let Some(v) = h.claim()? {
+            return Ok(Some(v));
+        }
+        let Some(me) = self.link.stand_in(cx.me.id) else {
+            return Ok(None);
+        };
+        let left = cx.ctx.seconds_left(deadline);
+        h.wait_for(engine, cx.me, me, true, left, || self.link.is_broken())
     }
 
     /// Hand `v` straight to a getter announced at the queue's handoff:
@@ -369,9 +369,8 @@ impl Object for Remote {
             return Some(Ok(Some(v)));
         }
         match self.get_handed(cx, deadline) {
-            Some(Waited::Got(v)) => return Some(Ok(Some(v))),
-            Some(Waited::Damaged) => return Some(Err(handoff::damaged())),
-            _ => {}
+            Ok(None) => {}
+            got => return Some(got),
         }
         let on = cx.block_on(format!("an item from {}", self.label), deadline);
         let timeout = cx.ctx.seconds_left(deadline);
