@@ -2,9 +2,9 @@
 //! parent is killed, not after Ctrl-C. Each script prints its children's
 //! pids; the test checks that every one of them is gone afterwards.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Two ordinary children and a daemon, all sleeping; their pids, one per line.
@@ -204,17 +204,7 @@ fn children_from_the_spawner_and_from_exec_are_the_same() {
              print(join p == getpid(), p.exitcode)\n",
             wait_go(&go)
         );
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_conc"));
-        cmd.args(["-c", &script])
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if exec {
-            cmd.env("CONC_EXE", env!("CARGO_BIN_EXE_conc"));
-        }
-        let mut conc = cmd.spawn().expect("conc starts");
-        let mut lines = BufReader::new(conc.stdout.take().expect("stdout")).lines();
+        let (mut conc, mut lines) = run_c(&script, exec);
         assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("ready"));
         let started = children_of(conc.id());
         // The child, and with no CONC_EXE the spawner; each the run's own.
@@ -230,6 +220,23 @@ fn children_from_the_spawner_and_from_exec_are_the_same() {
             "left behind: {started:?}"
         );
     }
+}
+
+/// `conc -c script`, its output read line by line; `exec`: with CONC_EXE
+/// set, so every child is started by exec (no spawner).
+fn run_c(script: &str, exec: bool) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_conc"));
+    cmd.args(["-c", script])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if exec {
+        cmd.env("CONC_EXE", env!("CARGO_BIN_EXE_conc"));
+    }
+    let mut conc = cmd.spawn().expect("conc starts");
+    let lines = BufReader::new(conc.stdout.take().expect("stdout")).lines();
+    (conc, lines)
 }
 
 /// `wait_go()`: waits for the file `go` (the test writes it once it has
@@ -259,17 +266,7 @@ fn a_child_clones_its_children_from_a_spawner_of_its_own() {
              print(r[0], r[1] == getpid())\n",
             wait_go(&go)
         );
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_conc"));
-        cmd.args(["-c", &script])
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if exec {
-            cmd.env("CONC_EXE", env!("CARGO_BIN_EXE_conc"));
-        }
-        let mut conc = cmd.spawn().expect("conc starts");
-        let mut lines = BufReader::new(conc.stdout.take().expect("stdout")).lines();
+        let (mut conc, mut lines) = run_c(&script, exec);
         let first = lines.next().and_then(Result::ok).unwrap_or_default();
         let mid: u32 = first
             .strip_prefix("mid ")
