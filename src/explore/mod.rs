@@ -628,7 +628,13 @@ impl Found {
     }
 
     fn record(&mut self, ran: &Ran, preemptions: u32, log: Option<&Log>) {
-        *self.outcomes.entry(ran.outcome.clone()).or_default() += 1;
+        // Most runs repeat an outcome already seen: count it uncloned.
+        match self.outcomes.get_mut(&ran.outcome) {
+            Some(n) => *n += 1,
+            None => {
+                self.outcomes.insert(ran.outcome.clone(), 1);
+            }
+        }
         if ran.outcome.failed() && self.failure.is_none() {
             self.failure = Some(failure_of(ran, preemptions, log));
         }
@@ -676,11 +682,11 @@ impl Search<'_> {
         job: &tree::Job,
         ran: &Ran,
         log: &Log,
-        races: tree::Races,
+        findings: tree::Findings,
         options: &Options,
     ) {
         self.found.runs += 1;
-        match self.tree.absorb(job, log, races) {
+        match self.tree.absorb(job, findings) {
             None => {
                 self.found.nondeterministic = true;
                 self.stopped =
@@ -742,17 +748,21 @@ fn exhaustive(
     });
     let turn = parking_lot::Condvar::new();
     let work = |mut job: Option<tree::Job>| {
+        let script = &script.copy();
         if job.is_none() {
             job = next_job(&mut search.lock(), budget, &turn);
         }
         while let Some(j) = job {
             let (ran, log) = guided_run(script, j.guide.clone(), options.max_steps);
-            // The races of a run depend on it alone: find them unlocked.
-            let races = tree::Races::of(mode, &j, &log);
+            // What a run adds depends on it alone: work it out unlocked.
+            let findings = tree::Findings::of(mode, &j, &log);
             let mut s = search.lock();
-            s.absorb(&j, &ran, &log, races, options);
+            s.absorb(&j, &ran, &log, findings, options);
             turn.notify_all();
             job = next_job(&mut s, budget, &turn);
+            let forgotten = s.tree.forgotten();
+            drop(s);
+            drop(forgotten);
         }
     };
     let jobs = options.jobs.max(1);
@@ -830,34 +840,37 @@ fn sample(
     let tally = Mutex::new(classes::Tally::default());
     let stop = AtomicBool::new(false);
     let why = Mutex::new(None::<String>);
-    let work = || loop {
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let n = next.fetch_add(1, Ordering::Relaxed);
-        if n > total {
-            return;
-        }
-        if let Some(w) = budget.over(n - 1) {
-            if !w.starts_with("the budget") {
-                *why.lock() = Some(w);
+    let work = || {
+        let script = &script.copy();
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
             }
-            stop.store(true, Ordering::Relaxed);
-            return;
-        }
-        let (strategy, print) =
-            classes::Printed::new(sampler(how, n, horizon, options.adversarial));
-        let ran = run_once(script, Box::new(strategy), options.max_steps);
-        let class = match ran.outcome.failed() {
-            true => classes::of_failure(&ran.outcome),
-            false => print.lock().class(),
-        };
-        tally.lock().add(class);
-        let mut f = shared.lock();
-        f.runs += 1;
-        f.record(&ran, 0, None);
-        if f.stop_now(options) {
-            stop.store(true, Ordering::Relaxed);
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            if n > total {
+                return;
+            }
+            if let Some(w) = budget.over(n - 1) {
+                if !w.starts_with("the budget") {
+                    *why.lock() = Some(w);
+                }
+                stop.store(true, Ordering::Relaxed);
+                return;
+            }
+            let (strategy, print) =
+                classes::Printed::new(sampler(how, n, horizon, options.adversarial));
+            let ran = run_once(script, Box::new(strategy), options.max_steps);
+            let class = match ran.outcome.failed() {
+                true => classes::of_failure(&ran.outcome),
+                false => print.lock().class(),
+            };
+            tally.lock().add(class);
+            let mut f = shared.lock();
+            f.runs += 1;
+            f.record(&ran, 0, None);
+            if f.stop_now(options) {
+                stop.store(true, Ordering::Relaxed);
+            }
         }
     };
     std::thread::scope(|scope| {
@@ -910,7 +923,7 @@ fn shrink(script: &Script, options: &Options, failure: Failure) -> Failure {
         let mut job = tree.first();
         for _ in 0..SHRINK_RUNS {
             let (ran, log) = guided_run(script, job.guide.clone(), options.max_steps);
-            let Some(p) = tree.absorb(&job, &log, tree::Races::of(tree.mode(), &job, &log)) else {
+            let Some(p) = tree.absorb(&job, tree::Findings::of(tree.mode(), &job, &log)) else {
                 break;
             };
             if ran.outcome == wanted {

@@ -93,6 +93,15 @@ impl Script {
             parsed,
         }
     }
+
+    /// The same script, parsed again, for another worker thread. Every run
+    /// clones the parsed program, and its names, strings and functions are
+    /// reference counted: two threads counting on the same counters make
+    /// their cache lines travel between cores on every clone and drop
+    /// (measured: runs 10-20 % slower with `--jobs 2` than alone).
+    pub fn copy(&self) -> Script {
+        Script::new(self.name.clone(), self.source.clone(), self.argv.clone())
+    }
 }
 
 /// Standard output (as `Capture` keeps it) and every report, kept.

@@ -21,7 +21,7 @@
 //! one per class; only the number of runs cut short by sleep sets can
 //! differ with the order runs come back in.
 
-use super::log::{could_go_on, Event, Guide, Log, Sleeper};
+use super::log::{could_go_on, Event, Footprint, Guide, Log, Sleeper};
 use crate::runtime::engine::controlled::strategy::{TransitionEnd, TIME_PASSES};
 use crate::runtime::footprint::EVERYTHING;
 use crate::runtime::int_hash::IntMap as HashMap;
@@ -91,6 +91,8 @@ pub struct Tree {
     pending: BTreeSet<(Reverse<usize>, usize)>,
     /// Runs handed out and not yet taken back.
     out: usize,
+    /// States forgotten and not yet freed (see `forgotten`).
+    forgotten: Vec<Node>,
     /// Branches a preemption bound left out.
     pub cut: u64,
     /// Runs that ended in a state where every thread was asleep.
@@ -100,6 +102,9 @@ pub struct Tree {
     /// States where a busy-waiting thread was held back (see `SPIN_READS`).
     pub yields: u64,
 }
+
+/// States to free.
+pub struct Forgotten(#[allow(dead_code)] Vec<Node>);
 
 /// One run to make: its guide, and the states its prefix passes.
 pub struct Job {
@@ -115,34 +120,77 @@ pub enum Next {
     Exhausted,
 }
 
-/// The reversals one run calls for, worked out from its events alone (so a
-/// worker can do it without holding the tree): at state `at`, one of
-/// `initials` must be tried, `target` preferably.
-pub struct Races {
+/// What one run adds to the tree, worked out from its log alone, so that
+/// a worker does it without holding the tree: the states it reached past
+/// its branch, and the reversals its races call for (at state `at`, one of
+/// `initials` must be tried, `target` preferably).
+pub struct Findings {
+    /// The run took its prefix (else the script does not repeat itself).
+    follows: bool,
+    blocked: bool,
+    yields: u64,
+    /// The footprint of the branch's own transition.
+    branch: Option<Footprint>,
+    states: Vec<Fresh>,
     reversals: Vec<(usize, Vec<ThreadId>, ThreadId)>,
 }
 
-impl Races {
-    /// Source-DPOR's race step: for every race `i < j` in the run with `j`
-    /// at or after the branch, the threads that can start the reversed
-    /// order at `i`.
-    pub fn of(mode: Mode, job: &Job, log: &Log) -> Races {
-        if mode != Mode::Dpor {
-            return Races {
-                reversals: Vec::new(),
-            };
+/// A state the run reached past its branch, all but its place in the tree.
+struct Fresh {
+    depth: usize,
+    thread: ThreadId,
+    enabled: Vec<ThreadId>,
+    sleep: Vec<Sleeper>,
+    footprint: Footprint,
+    previous: Option<ThreadId>,
+}
+
+impl Findings {
+    pub fn of(mode: Mode, job: &Job, log: &Log) -> Findings {
+        let prefix = &job.guide.prefix;
+        let b = prefix.len();
+        let events = &log.events;
+        let follows = events.len() >= b && (0..b).all(|k| events[k].thread == prefix[k]);
+        let end = log.blocked_at.unwrap_or(events.len()).min(events.len());
+        let mut findings = Findings {
+            follows,
+            blocked: log.blocked_at.is_some(),
+            yields: log.yields,
+            branch: None,
+            states: Vec::new(),
+            reversals: Vec::new(),
+        };
+        if !follows {
+            return findings;
         }
-        let end = log.blocked_at.unwrap_or(log.events.len());
-        let events = &log.events[..end.min(log.events.len())];
-        let from = job.guide.prefix.len().saturating_sub(1);
-        let clocks = Clocks::of(events);
-        let mut reversals = Vec::new();
-        for j in from..events.len() {
-            for &i in &clocks.races[j] {
-                reversals.push((i, initials(events, &clocks, i, j), events[j].thread));
+        findings.branch = b.checked_sub(1).map(|p| events[p].footprint.clone());
+        findings.states = (b..end)
+            .map(|k| {
+                let e = &events[k];
+                Fresh {
+                    depth: k,
+                    thread: e.thread,
+                    enabled: e.enabled.clone(),
+                    sleep: log.sleep.get(k - b).cloned().unwrap_or_default(),
+                    footprint: e.footprint.clone(),
+                    previous: k.checked_sub(1).and_then(|p| could_go_on(&events[p], e)),
+                }
+            })
+            .collect();
+        if mode == Mode::Dpor {
+            // Source-DPOR's race step: for every race `i < j` in the run
+            // with `j` at or after the branch, the threads that can start
+            // the reversed order at `i`.
+            let events = &events[..end];
+            let clocks = Clocks::of(events);
+            for j in b.saturating_sub(1)..events.len() {
+                for &i in &clocks.races[j] {
+                    let initials = initials(events, &clocks, i, j);
+                    findings.reversals.push((i, initials, events[j].thread));
+                }
             }
         }
-        Races { reversals }
+        findings
     }
 }
 
@@ -174,11 +222,18 @@ impl Tree {
             free: Vec::new(),
             pending: BTreeSet::new(),
             out: 0,
+            forgotten: Vec::new(),
             cut: 0,
             redundant: 0,
             complete: 0,
             yields: 0,
         }
+    }
+
+    /// The states forgotten since the last call, for the caller to free
+    /// once it no longer holds the tree (freeing is most of forgetting).
+    pub fn forgotten(&mut self) -> Forgotten {
+        Forgotten(std::mem::take(&mut self.forgotten))
     }
 
     /// Runs handed out and not yet taken back.
@@ -248,7 +303,9 @@ impl Tree {
             }
             let (key, parent) = ((Reverse(node.depth), id), node.parent);
             self.pending.remove(&key);
-            self.nodes[id] = None;
+            if let Some(node) = self.nodes[id].take() {
+                self.forgotten.push(node);
+            }
             self.free.push(id);
             match parent {
                 Some((p, _)) => {
@@ -268,46 +325,45 @@ impl Tree {
         }
     }
 
-    /// Take back a run made for `job`, with the reversals it calls for.
-    /// `None` if it did not follow its prefix (the script does not repeat
-    /// itself under control); else the preemptions of the path it took.
-    pub fn absorb(&mut self, job: &Job, log: &Log, races: Races) -> Option<u32> {
+    /// Take back a run made for `job`, with what it found. `None` if it
+    /// did not follow its prefix (the script does not repeat itself under
+    /// control); else the preemptions of the path it took.
+    pub fn absorb(&mut self, job: &Job, findings: Findings) -> Option<u32> {
         self.out -= 1;
-        let prefix = &job.guide.prefix;
-        let b = prefix.len();
-        let events = &log.events;
-        if events.len() < b || (0..b).any(|k| events[k].thread != prefix[k]) {
+        if !findings.follows {
             return None;
         }
-        let end = log.blocked_at.unwrap_or(events.len());
-        self.yields += log.yields;
-        if log.blocked_at.is_some() {
+        let prefix = &job.guide.prefix;
+        let b = prefix.len();
+        self.yields += findings.yields;
+        if findings.blocked {
             self.redundant += 1;
         } else {
             self.complete += 1;
         }
         let mut path = job.path.clone();
-        if b > 0 {
-            let fp = events[b - 1].footprint.clone();
-            let node = self.node_mut(path[b - 1]);
-            node.done.push((prefix[b - 1], fp));
+        // The state the last transition ran from, and who ran it.
+        let mut parent = None;
+        if let (Some(&at), Some(fp)) = (path.last(), findings.branch) {
+            let ran = prefix[b - 1];
+            let node = self.node_mut(at);
+            node.done.push((ran, fp));
             node.waiting = false;
             node.live -= 1;
+            parent = Some((at, ran));
         }
-        for (k, e) in events.iter().enumerate().take(end).skip(b) {
-            let previous = k.checked_sub(1).and_then(|p| could_go_on(&events[p], e));
-            let parent = k.checked_sub(1).map(|p| (path[p], events[p].thread));
+        for fresh in findings.states {
             let preemptions = parent.map_or(0, |(p, ran)| self.node(p).preemptions_after(ran));
-            let mut backtrack = BTreeSet::from([e.thread]);
+            let mut backtrack = BTreeSet::from([fresh.thread]);
             // Time passing never runs unless chosen, so no race calls for
             // it: wherever it may, it is tried (and is no preemption).
-            if e.enabled.contains(&TIME_PASSES) {
+            if fresh.enabled.contains(&TIME_PASSES) {
                 backtrack.insert(TIME_PASSES);
             }
             if let Mode::Dfs { preemptions: bound } = self.mode {
-                let bounded = previous.is_some() && bound.is_some_and(|b| preemptions >= b);
-                for t in &e.enabled {
-                    if bounded && Some(*t) != previous && *t != TIME_PASSES {
+                let bounded = fresh.previous.is_some() && bound.is_some_and(|b| preemptions >= b);
+                for t in &fresh.enabled {
+                    if bounded && Some(*t) != fresh.previous && *t != TIME_PASSES {
                         self.cut += 1;
                     } else {
                         backtrack.insert(*t);
@@ -316,31 +372,32 @@ impl Tree {
             }
             let id = self.add(Node {
                 parent,
-                depth: k,
-                enabled: e.enabled.clone(),
-                sleep: log.sleep.get(k - b).cloned().unwrap_or_default(),
-                done: vec![(e.thread, e.footprint.clone())],
+                depth: fresh.depth,
+                enabled: fresh.enabled,
+                sleep: fresh.sleep,
+                done: vec![(fresh.thread, fresh.footprint)],
                 backtrack,
                 preemptions,
-                previous,
+                previous: fresh.previous,
                 waiting: false,
                 live: 0,
             });
             path.push(id);
             self.offer(id);
+            parent = Some((id, fresh.thread));
         }
-        for (i, initials, target) in races.reversals {
+        for (i, initials, target) in findings.reversals {
             if let Some(&id) = path.get(i) {
                 self.reverse(id, &initials, target);
                 self.offer(id);
             }
         }
-        let Some(k) = path.len().checked_sub(1) else {
+        let Some((last, ran)) = parent else {
             return Some(0);
         };
-        let taken = self.node(path[k]).preemptions_after(events[k].thread);
+        let taken = self.node(last).preemptions_after(ran);
         // The path's states may now be of no more use, deepest first.
-        self.release(path[k]);
+        self.release(last);
         Some(taken)
     }
 
