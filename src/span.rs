@@ -69,6 +69,31 @@ impl Source {
     }
 }
 
+/// The lines of a text, for finding the line of many offsets: one pass
+/// over the text, then a binary search each (`line_at` scans from the
+/// start every time).
+pub struct LineIndex {
+    /// Byte offset of the first byte after each newline.
+    starts: Vec<u32>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> LineIndex {
+        let starts = text
+            .bytes()
+            .enumerate()
+            .filter(|(_, b)| *b == b'\n')
+            .map(|(i, _)| i as u32 + 1)
+            .collect();
+        LineIndex { starts }
+    }
+
+    /// The 1-based line of byte `offset`, as `line_at` gives it.
+    pub fn line(&self, offset: u32) -> usize {
+        self.starts.partition_point(|&s| s <= offset) + 1
+    }
+}
+
 /// The 1-based line and column (in chars) of byte `offset` in `text`, and
 /// that whole line (without its newline).
 pub fn line_at(text: &str, offset: u32) -> (usize, usize, &str) {
@@ -124,5 +149,24 @@ impl SourceMap {
     /// Every source, in id order (sent to child processes so spans stay valid).
     pub fn all(&self) -> Vec<Arc<Source>> {
         self.sources.read().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_index_agrees_with_line_at() {
+        for text in ["", "a", "\n", "ab\ncd\n\nxé\nlast", "\n\n\n", "é\né"] {
+            let index = LineIndex::new(text);
+            for offset in 0..text.len() as u32 + 3 {
+                assert_eq!(
+                    index.line(offset),
+                    line_at(text, offset).0,
+                    "{text:?} at {offset}"
+                );
+            }
+        }
     }
 }

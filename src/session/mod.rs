@@ -91,7 +91,9 @@ impl Session {
                 c.names.lock().clone(),
             ),
             None => {
-                let globals = Globals::default();
+                // The builtins, and as many globals again for the script.
+                let builtins = builtins::CORE.len() + crate::eval::concurrency_builtins().count();
+                let globals = Globals::with_room(2 * builtins);
                 for b in builtins::CORE
                     .iter()
                     .chain(crate::eval::concurrency_builtins())
@@ -364,6 +366,7 @@ impl Session {
         let Some(script) = all.first() else {
             return vec![0; spans.len()];
         };
+        let lines = crate::span::LineIndex::new(&script.text);
         spans
             .iter()
             .map(|at| match at {
@@ -374,7 +377,7 @@ impl Session {
                         .get(at.src)
                         .is_some_and(|s| Arc::ptr_eq(&s, script)) =>
                 {
-                    script.line_col(at.start).0 as u32
+                    lines.line(at.start) as u32
                 }
                 _ => 0,
             })

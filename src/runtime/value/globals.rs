@@ -298,6 +298,20 @@ impl Table {
 }
 
 impl Globals {
+    /// A table with room for `n` globals (a session defines its builtins
+    /// at once: growing the table step by step was a tenth of a short
+    /// controlled run).
+    pub fn with_room(n: usize) -> Globals {
+        let table = Table {
+            ids: IntMap::with_capacity_and_hasher(n, Default::default()),
+            cells: Vec::with_capacity(n),
+            left_out: IntMap::default(),
+        };
+        Globals {
+            table: Arc::new(Mutex::new(table)),
+        }
+    }
+
     /// The id of the global `name`, made on its first mention.
     pub fn id(&self, name: &Name) -> GlobalId {
         self.table.lock().id(name)
