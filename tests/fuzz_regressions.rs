@@ -147,3 +147,17 @@ fn write_wire_seeds() {
         std::fs::write(dir.join(format!("seed-{i:02}")), seed).expect("a seed file");
     }
 }
+
+/// Prints what a `pipeline` input runs (the engine, and the generated
+/// program or the script), to look at an input the fuzzer saved:
+/// `FUZZ_INPUT=path cargo test --release --test fuzz_regressions --
+/// --ignored --nocapture show_pipeline_input`.
+#[test]
+#[ignore]
+fn show_pipeline_input() {
+    let Some(path) = std::env::var_os("FUZZ_INPUT") else {
+        return;
+    };
+    let data = std::fs::read(&path).expect("the input");
+    println!("{}", conc_fuzz::describe_pipeline_input(&data));
+}

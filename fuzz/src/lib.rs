@@ -67,6 +67,23 @@ pub fn pipeline(data: &[u8]) {
     }
 }
 
+/// What `pipeline` makes of an input, as text: the engine, then the
+/// program (generated) or the script.
+pub fn describe_pipeline_input(data: &[u8]) -> String {
+    let Some((&mode, rest)) = data.split_first() else {
+        return "(empty: nothing runs)".into();
+    };
+    let engine = match (CONTROLLED_ENGINE && mode & 2 != 0).then_some(mode >> 2) {
+        Some(seed) => format!("--sched random:{seed}"),
+        None => "the OS engine".into(),
+    };
+    let text = match mode & 1 {
+        0 => gen::program(&mut Unstructured::new(rest)),
+        _ => String::from_utf8_lossy(rest).into_owned(),
+    };
+    format!("# mode byte {mode:#04x}: {engine}\n{text}")
+}
+
 /// Whether bit 1 of the mode byte runs a script on the controlled engine
 /// (`--sched random:SEED`, the seed from the bits above). It was off while
 /// that engine left threads behind after a run (they piled up across runs
