@@ -62,7 +62,7 @@ pub struct ThreadRecord {
     /// A stand-in doing another process's thread's operations here.
     pub stand_in: bool,
     /// Its steps, when a run on the OS engine is traced (`engine::recorder`).
-    pub(crate) marks: Mutex<super::engine::recorder::Marks>,
+    pub(crate) marks: super::engine::own_lock::OwnLock<super::engine::recorder::Marks>,
 }
 
 impl std::fmt::Debug for ThreadRecord {
@@ -133,7 +133,7 @@ impl ThreadRecord {
             os_id: AtomicU64::new(0),
             process,
             stand_in,
-            marks: Mutex::new(Default::default()),
+            marks: super::engine::own_lock::OwnLock::new(Default::default()),
         })
     }
 

@@ -16,6 +16,7 @@
 pub mod controlled;
 mod huge;
 mod os_threads;
+pub(crate) mod own_lock;
 mod parker;
 pub mod recorder;
 mod rng;
