@@ -48,7 +48,7 @@ pub fn pipeline(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let sched = (CONTROLLED_ENGINE && mode & 2 != 0).then_some(u64::from(mode >> 2));
+    let sched = sched_of(mode);
     if mode & 1 == 0 {
         let text = gen::program(&mut Unstructured::new(rest));
         run_script(&text, sched, TIME_LIMIT);
@@ -73,7 +73,7 @@ pub fn describe_pipeline_input(data: &[u8]) -> String {
     let Some((&mode, rest)) = data.split_first() else {
         return "(empty: nothing runs)".into();
     };
-    let engine = match (CONTROLLED_ENGINE && mode & 2 != 0).then_some(mode >> 2) {
+    let engine = match sched_of(mode) {
         Some(seed) => format!("--sched random:{seed}"),
         None => "the OS engine".into(),
     };
@@ -89,6 +89,12 @@ pub fn describe_pipeline_input(data: &[u8]) -> String {
 /// that engine left threads behind after a run (they piled up across runs
 /// until memory ran out); its threads are fibers now, dropped with the run.
 const CONTROLLED_ENGINE: bool = true;
+
+/// The `--sched random` seed a mode byte runs under, or `None` for the OS
+/// engine.
+fn sched_of(mode: u8) -> Option<u64> {
+    (CONTROLLED_ENGINE && mode & 2 != 0).then_some(u64::from(mode >> 2))
+}
 
 /// Child-mode input: frames -> messages. Whatever the bytes, reading must
 /// end in a message, an error or the end, never a panic or a huge

@@ -299,8 +299,8 @@ impl Table {
 
 impl Globals {
     /// A table with room for `n` globals (a session defines its builtins
-    /// at once: growing the table step by step was a tenth of a short
-    /// controlled run).
+    /// at once: growing the table builtin by builtin cost 1.7 % of the
+    /// instructions of a dpor search, which makes a session per run).
     pub fn with_room(n: usize) -> Globals {
         let table = Table {
             ids: IntMap::with_capacity_and_hasher(n, Default::default()),
