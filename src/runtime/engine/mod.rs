@@ -14,7 +14,7 @@
 //! or spins waiting for another thread.
 
 pub mod controlled;
-mod huge;
+mod fixed_buf;
 mod os_threads;
 pub(crate) mod own_lock;
 mod parker;

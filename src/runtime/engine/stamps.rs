@@ -62,6 +62,16 @@ impl Stamps {
 
 impl Rate {
     /// A stamp in session nanoseconds.
+    /// Stamps that are session nanoseconds already (tests).
+    #[cfg(test)]
+    pub fn identity() -> Rate {
+        Rate {
+            tsc0: 0,
+            ns0: 0,
+            per_tick: None,
+        }
+    }
+
     pub fn ns(&self, stamp: u64) -> u64 {
         match self.per_tick {
             None => stamp,
