@@ -136,13 +136,13 @@ impl Value {
     /// Text as shown inside containers and by the REPL: strings quoted.
     pub fn to_repr(&self) -> String {
         let mut out = String::new();
-        write_repr(&mut out, self, 0);
+        write_repr(&mut out, self, &mut Vec::new());
         out
     }
 }
 
-/// Containers nested deeper than this print as `[...]`, so printing a list
-/// that contains itself ends.
+/// Containers nested deeper than this print as `[...]` (the printing
+/// recurses, and data may nest deeper than the native stack could follow).
 const MAX_DEPTH: usize = 64;
 
 pub fn format_float(f: f64) -> String {
@@ -180,7 +180,12 @@ pub fn quote_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-fn write_repr(out: &mut String, v: &Value, depth: usize) {
+/// `open`: the containers being printed around `v`, by address. A list or
+/// map met again inside itself prints as `[...]` or `{...}`, as in Python:
+/// a depth limit alone would end, but a list holding itself twice would
+/// print 2^64 times. (The snapshots taken on the way down keep every
+/// container in `open` alive, so no address is reused meanwhile.)
+fn write_repr(out: &mut String, v: &Value, open: &mut Vec<usize>) {
     match v {
         Value::Nil => out.push_str("nil"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -190,36 +195,42 @@ fn write_repr(out: &mut String, v: &Value, depth: usize) {
         Value::Float(f) => out.push_str(&format_float(*f)),
         Value::Str(s) => quote_str(out, s),
         Value::List(l) => {
-            if depth > MAX_DEPTH {
+            let at = Arc::as_ptr(l) as *const u8 as usize;
+            if open.len() > MAX_DEPTH || open.contains(&at) {
                 out.push_str("[...]");
                 return;
             }
             let items = l.lock().clone();
+            open.push(at);
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_repr(out, item, depth + 1);
+                write_repr(out, item, open);
             }
             out.push(']');
+            open.pop();
         }
         Value::Map(m) => {
-            if depth > MAX_DEPTH {
+            let at = Arc::as_ptr(m) as *const u8 as usize;
+            if open.len() > MAX_DEPTH || open.contains(&at) {
                 out.push_str("{...}");
                 return;
             }
             let entries = m.lock().clone();
+            open.push(at);
             out.push('{');
             for (i, (k, item)) in entries.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_repr(out, &k.to_value(), depth + 1);
+                write_repr(out, &k.to_value(), open);
                 out.push_str(": ");
-                write_repr(out, item, depth + 1);
+                write_repr(out, item, open);
             }
             out.push('}');
+            open.pop();
         }
         Value::Func(c) => {
             let _ = write!(out, "<fn {}>", c.func.decl.display_name());
@@ -233,7 +244,7 @@ fn write_repr(out: &mut String, v: &Value, depth: usize) {
         Value::Handle(h) => {
             let _ = write!(out, "{}", h);
         }
-        Value::Cell(c) => write_repr(out, &c.lock().clone(), depth),
+        Value::Cell(c) => write_repr(out, &c.lock().clone(), open),
     }
 }
 
