@@ -206,16 +206,29 @@ fn list_method(l: &List, name: &str, args: &[Value]) -> Res {
         }
         "remove" => {
             one(1)?;
-            let mut items = l.lock();
-            match items.iter().position(|v| v.equals(&args[0])) {
-                Some(i) => {
+            // Compared on a snapshot with the list let go (the value may
+            // hold the list, and comparing or showing it locks it), then
+            // removed if that entry is still where it was; looked for
+            // again if another thread changed the list meanwhile.
+            loop {
+                let seen = l.lock().clone();
+                let Some(i) = seen.iter().position(|v| v.equals(&args[0])) else {
+                    return Err(RuntimeError::new(
+                        kind::VALUE,
+                        format!("{} is not in the list", args[0].to_repr()),
+                    ));
+                };
+                let mut items = l.lock();
+                let unchanged = items.len() == seen.len()
+                    && items
+                        .iter()
+                        .zip(&seen)
+                        .take(i + 1)
+                        .all(|(now, then)| now.same_entry(then));
+                if unchanged {
                     items.remove(i);
-                    Ok(Value::Nil)
+                    return Ok(Value::Nil);
                 }
-                None => Err(RuntimeError::new(
-                    kind::VALUE,
-                    format!("{} is not in the list", args[0].to_repr()),
-                )),
             }
         }
         "index" => {

@@ -125,6 +125,12 @@ impl Value {
         deep::equals(self, other)
     }
 
+    /// The same entry without looking inside (equal plain values, or the
+    /// very same container): takes no lock.
+    pub fn same_entry(&self, other: &Value) -> bool {
+        deep::same_entry(self, other)
+    }
+
     /// Text as `print` and `str()` show it: strings bare.
     pub fn to_display(&self) -> String {
         match self {

@@ -223,6 +223,11 @@ fn repeat(a: &Value, b: &Value) -> Result<Option<Value>, RuntimeError> {
             if items.len().saturating_mul(n) > 1 << 27 {
                 return Err(too_big());
             }
+            // `[] * 9223372036854775807` is empty at once, not after 2^63
+            // turns of copying nothing.
+            if items.is_empty() {
+                return Ok(Some(Value::list(Vec::new())));
+            }
             let mut out = Vec::with_capacity(items.len() * n);
             for _ in 0..n {
                 out.extend(items.iter().cloned());
@@ -254,7 +259,12 @@ pub fn compare(a: &Value, b: &Value) -> Result<Ordering, RuntimeError> {
 
 fn contains(container: &Value, item: &Value) -> Result<bool, RuntimeError> {
     match container {
-        Value::List(l) => Ok(l.lock().clone().iter().any(|v| v.equals(item))),
+        Value::List(l) => {
+            // A snapshot, let go before comparing: `item` may hold the
+            // list itself, and comparing locks what it holds.
+            let items = l.lock().clone();
+            Ok(items.iter().any(|v| v.equals(item)))
+        }
         Value::Map(m) => match Key::from_value(item) {
             Ok(k) => Ok(m.lock().contains_key(&k)),
             Err(_) => Ok(false),
