@@ -30,12 +30,6 @@ pub struct OwnLock<T> {
     value: UnsafeCell<T>,
 }
 
-impl<T: Default> Default for OwnLock<T> {
-    fn default() -> OwnLock<T> {
-        OwnLock::new(T::default())
-    }
-}
-
 // SAFETY: the value is reached only through a guard; an owner's guard and
 // a visitor's exclude each other (see the module's comment), visitors
 // exclude each other by their mutex, and owners take turns by the contract

@@ -61,7 +61,6 @@ impl Stamps {
 }
 
 impl Rate {
-    /// A stamp in session nanoseconds.
     /// Stamps that are session nanoseconds already (tests).
     #[cfg(test)]
     pub fn identity() -> Rate {
@@ -72,6 +71,7 @@ impl Rate {
         }
     }
 
+    /// A stamp in session nanoseconds.
     pub fn ns(&self, stamp: u64) -> u64 {
         match self.per_tick {
             None => stamp,

@@ -62,7 +62,8 @@ fn shared(v: &Value) -> bool {
     }
 }
 
-fn address(v: &Value) -> usize {
+/// A list's or map's address (0 for anything else).
+pub(super) fn address(v: &Value) -> usize {
     match v {
         Value::List(l) => Arc::as_ptr(l) as *const u8 as usize,
         Value::Map(m) => Arc::as_ptr(m) as *const u8 as usize,

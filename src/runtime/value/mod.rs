@@ -201,7 +201,7 @@ fn write_repr(out: &mut String, v: &Value, open: &mut Vec<usize>) {
         Value::Float(f) => out.push_str(&format_float(*f)),
         Value::Str(s) => quote_str(out, s),
         Value::List(l) => {
-            let at = Arc::as_ptr(l) as *const u8 as usize;
+            let at = deep::address(v);
             if open.len() > MAX_DEPTH || open.contains(&at) {
                 out.push_str("[...]");
                 return;
@@ -219,7 +219,7 @@ fn write_repr(out: &mut String, v: &Value, open: &mut Vec<usize>) {
             open.pop();
         }
         Value::Map(m) => {
-            let at = Arc::as_ptr(m) as *const u8 as usize;
+            let at = deep::address(v);
             if open.len() > MAX_DEPTH || open.contains(&at) {
                 out.push_str("{...}");
                 return;
