@@ -171,6 +171,8 @@ fn children_on_other_hosts() {
     };
     shared_objects_are_exact(&hosts);
     hosts.assert_clean("shared objects");
+    puts_stay_in_order(&hosts);
+    hosts.assert_clean("puts in order");
     lifecycle(&hosts);
     hosts.assert_clean("lifecycle");
     traced(&hosts);
@@ -224,6 +226,49 @@ pool.shutdown()
         stdout
     );
     assert!(stdout.contains(" on h1 done>\n285\n"), "{}", stdout);
+}
+
+/// A remote child's put into an unbounded queue is sent without waiting
+/// for its reply (it costs no round trip), yet nothing can tell: whatever
+/// the child does after it, in any of its threads, sees the item there.
+fn puts_stay_in_order(hosts: &Hosts) {
+    // Puts go out in bursts, and another thread asks the sizes as soon as
+    // it hears of one. The items are big, so the owner takes a while over
+    // each: a put left behind a later request would show in the sizes.
+    let out = hosts.run(
+        r#"
+fn worker(q, st, n, burst) {
+    let big = [7] * 20000
+    let told = queue()
+    let checker = spawn thread {
+        let missed = 0
+        for i in range(n) {
+            let k = get told
+            if q.size() < burst * (k + 1) { missed = missed + 1 }
+            if st.size() < k + 1 { missed = missed + 1 }
+        }
+        return missed
+    }
+    for i in range(n) {
+        for j in range(burst) { put q, [i, big] }
+        put st, [i, big]
+        put told, i
+    }
+    let missed = join checker
+    put q, "last"
+    return [missed, q.size(), st.size(), (get q timeout 0)[0]]
+}
+let q = queue()
+let st = lifo()
+let p = spawn process worker(q, st, 120, 3) on "h1"
+let [missed, size, st_size, first] = join p
+let items = []
+while not q.empty() { items.append(get q) }
+print(missed, size, st_size, first, len(items), items[0][0], len(items[0][1]), items[len(items) - 1], st.size(), (get st)[0])
+"#,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "0 361 120 0 360 0 20000 last 120 119\n");
 }
 
 fn lifecycle(hosts: &Hosts) {

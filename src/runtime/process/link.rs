@@ -306,13 +306,35 @@ impl Link {
     fn request(self: &Arc<Link>, ctx: &Arc<Context>, request: Request) {
         let ghost = self.ghost(ctx, &request);
         // Under control every operation is the stand-in's own step.
-        if ghost.idle() && ctx.engine().fast_paths() {
+        if !ctx.engine().fast_paths() {
+            return ghost.take(self, ctx, request);
+        }
+        // A posted operation must take effect before whatever the other side
+        // sends after it, from any of its threads: done here, in the order
+        // read, once its stand-in has finished what it had in hand (the end
+        // of a reply just sent, or a request its thread gave up on).
+        if request.req == 0 {
+            self.until_idle(ctx, &ghost);
+        }
+        if ghost.idle() {
             if let Some(result) = ghost.perform(ctx, self, &request, true) {
                 self.reply(request.req, result);
                 return;
             }
         }
         ghost.take(self, ctx, request);
+    }
+
+    /// Wait (a moment at most: `STAND_INS_STOP`) for `ghost` to finish.
+    fn until_idle(&self, ctx: &Context, ghost: &Ghost) {
+        let mut all = self.ghosts.lock();
+        let until = std::time::Instant::now() + STAND_INS_STOP;
+        while !ghost.idle() {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || ctx.engine().helper_wait(&self.ghost_idle, &mut all, left) {
+                break;
+            }
+        }
     }
 
     pub(super) fn reply(&self, req: u64, result: Result<Packet, WireError>) {
