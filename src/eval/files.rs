@@ -48,6 +48,9 @@ fn store(name: &str, it: &mut Interp, args: Vec<Value>, append: bool) -> Res {
     let path = expect_text(name, "path", &args[0])?;
     let text = expect_text(name, "text", &args[1])?;
     point(it, Op::Write)?;
+    // Whoever reads the file may then look at a queue this process put
+    // into without waiting: the put must be there.
+    it.ctx.settle_posts(&it.thread);
     let opened = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -62,6 +62,9 @@ pub struct Context {
     /// How a child process is simulated under the controlled engine (the
     /// session layer provides it: it makes the child's session).
     pub child_entry: process::simulated::ChildEntry,
+    /// This process's connections to its parent and its children, for
+    /// `settle_posts`.
+    pub links: parking_lot::Mutex<Vec<std::sync::Weak<process::Link>>>,
 }
 
 /// Function objects by where they are declared: the same in every process
@@ -109,6 +112,21 @@ impl Context {
     #[inline]
     pub fn engine(&self) -> &engine::Engine {
         self.registry.engine()
+    }
+
+    /// Before `me` acts on the world outside conc (writes a file): wait
+    /// until every put this process sent ahead without waiting has taken
+    /// effect at its owner, so whoever sees the effect cannot miss the put.
+    pub fn settle_posts(&self, me: &ThreadRef) {
+        let links: Vec<_> = self
+            .links
+            .lock()
+            .iter()
+            .filter_map(|l| l.upgrade())
+            .collect();
+        for link in links {
+            link.settle(self, me);
+        }
     }
 
     /// This process's arena; none under the controlled engine (which

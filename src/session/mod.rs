@@ -147,6 +147,7 @@ impl Session {
             color,
             arena: Default::default(),
             child_entry: child::simulated,
+            links: Default::default(),
         });
         if let Some(c) = carried {
             ctx.registry.continue_numbering(&c.registry);

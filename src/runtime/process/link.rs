@@ -77,6 +77,14 @@ pub struct Link {
     /// On a child's side: the id of each of our threads' stand-in at the
     /// parent, which that thread writes into a lock word it takes.
     stand_ins: Mutex<HashMap<u64, u64>>,
+    /// Operations sent without waiting (`post`), and how many of them are
+    /// known to have taken effect at the other side: all those sent before
+    /// a request whose reply has come. While some are not, nothing here
+    /// may go around the connection (see `settled`).
+    posts_sent: AtomicU64,
+    posts_applied: AtomicU64,
+    /// The object the last post went to: `settle` asks it a question.
+    last_posted: AtomicU64,
 }
 
 impl Link {
@@ -105,6 +113,9 @@ impl Link {
             probing: AtomicBool::new(false),
             arena,
             stand_ins: Mutex::new(HashMap::new()),
+            posts_sent: AtomicU64::new(0),
+            posts_applied: AtomicU64::new(0),
+            last_posted: AtomicU64::new(0),
         })
     }
 
@@ -121,8 +132,11 @@ impl Link {
         self.stand_ins.lock().insert(thread, stand_in);
     }
 
-    pub fn attach(&self, ctx: &Arc<Context>) {
+    pub fn attach(self: &Arc<Link>, ctx: &Arc<Context>) {
         let _ = self.ctx.set(Arc::downgrade(ctx));
+        let mut links = ctx.links.lock();
+        links.retain(|l| l.strong_count() > 0);
+        links.push(Arc::downgrade(self));
     }
 
     fn context(&self) -> Option<Arc<Context>> {
@@ -449,8 +463,9 @@ impl Link {
     }
 
     /// Send an operation that cannot block and needs no answer (a put into
-    /// an unbounded queue): the connection keeps it in order with the
-    /// thread's later operations.
+    /// an unbounded queue, the release of a lock held): the connection
+    /// keeps it in order with everything sent after it, and the other side
+    /// applies it before any of that (`request`).
     pub fn post(
         &self,
         me: &ThreadRef,
@@ -458,7 +473,37 @@ impl Link {
         op: Op,
         on: &BlockOn,
     ) -> Result<(), RuntimeError> {
-        self.send(&Msg::Request(Box::new(Request::new(0, me, target, op, on))))
+        self.send(&Msg::Request(Box::new(Request::new(0, me, target, op, on))))?;
+        self.last_posted.store(target, Ordering::Relaxed);
+        // After the send: a request that reads this count was sent behind it.
+        self.posts_sent.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether every post sent so far is known to have taken effect. Until
+    /// then this process must not act on the other side's objects through
+    /// shared memory (a lock word, a handoff, a lease), which does not
+    /// travel behind the posts: a lock freed that way could let another
+    /// process in before a put made under it had arrived.
+    pub fn settled(&self) -> bool {
+        self.posts_applied.load(Ordering::Acquire) >= self.posts_sent.load(Ordering::Acquire)
+    }
+
+    /// Wait until every post sent so far has taken effect: one question to
+    /// the object posted to last, whose answer comes after them. Before
+    /// this process acts on the world outside conc (a file written), so no
+    /// one who sees that can miss a put made before it.
+    pub fn settle(&self, ctx: &Context, me: &ThreadRef) {
+        if self.settled() || self.is_broken() {
+            return;
+        }
+        let op = Op::Method {
+            name: "size".to_string(),
+            args: Packet::default(),
+        };
+        let on = BlockOn::new("the owner to take what was sent", None, None);
+        let target = self.last_posted.load(Ordering::Relaxed);
+        let _ = self.call(ctx, me, target, op, &on);
     }
 
     /// Call an object at the other end and wait for its reply.
@@ -481,6 +526,7 @@ impl Link {
             return Err(self.lost("closed"));
         }
         let request = Request::new(req, me, target, op, on);
+        let posts_before = self.posts_sent.load(Ordering::Acquire);
         if let Err(e) = self.send(&Msg::Request(Box::new(request))) {
             self.pending.lock().remove(&req);
             return Err(e);
@@ -510,7 +556,12 @@ impl Link {
         );
         drop(state);
         match got {
-            Ok(Some(result)) => result,
+            Ok(Some(result)) => {
+                // The other side has read this request, so it has applied
+                // every post sent before it.
+                self.posts_applied.fetch_max(posts_before, Ordering::AcqRel);
+                result
+            }
             Ok(None) => Err(self.lost("no reply")),
             Err(e) => {
                 self.pending.lock().remove(&req);

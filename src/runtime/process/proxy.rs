@@ -104,16 +104,24 @@ impl Remote {
 
     /// Whether a put may be sent without waiting for its reply: into an
     /// unbounded FIFO or LIFO queue or a pipe (where it cannot block or
-    /// fail at the owner), over a connection without shared memory (so every
-    /// later operation of every thread here travels behind it, and the owner
-    /// applies it before any of them: see `Link::request`), on the OS engine.
-    /// Nothing can tell it from a put that waited, except that it is quicker:
-    /// a remote child's puts then cost no SSH round trip each.
+    /// fail at the owner), on the OS engine. Nothing can tell it from a put
+    /// that waited, except that it is quicker (no round trip, over SSH or
+    /// a socket): every later request of every thread here travels behind
+    /// it and the owner applies it before any of them (`Link::request`),
+    /// and until a reply says it has, nothing here goes through shared
+    /// memory instead (`fast`).
     fn can_post_put(&self, cx: &Cx) -> bool {
         self.unbounded
             && matches!(self.kind, "queue" | "lifo" | "pipe")
-            && self.link.arena().is_none()
             && cx.ctx.engine().fast_paths()
+    }
+
+    /// Whether an operation may go through the owner's arena (a lock word,
+    /// a handoff, a lease) instead of the connection: only once every put
+    /// posted over the connection is known to have arrived, or it could
+    /// overtake them (see `Link::settled`).
+    fn fast(&self) -> bool {
+        self.link.settled()
     }
 
     /// The next leased item, if the lease still holds: using it is one
@@ -124,7 +132,7 @@ impl Remote {
         let mut ahead = self.ahead.lock();
         let ticket = ahead.ticket?;
         let arena = self.link.arena()?;
-        if !ahead.items.is_empty() && lease::claim(arena, ticket, ahead.next) {
+        if !ahead.items.is_empty() && self.fast() && lease::claim(arena, ticket, ahead.next) {
             ahead.next += 1;
             return ahead.items.pop_front();
         }
@@ -200,6 +208,9 @@ impl Remote {
         let (Some(words), Some(me)) = (&self.in_arena.words, self.link.stand_in(cx.me.id)) else {
             return false;
         };
+        if !self.fast() {
+            return false;
+        }
         let word = words.get(0);
         let take = || {
             word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
@@ -225,10 +236,11 @@ impl Remote {
         let (Some(words), Some(me)) = (&self.in_arena.words, self.link.stand_in(cx.me.id)) else {
             return false;
         };
-        words
-            .get(0)
-            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
-            .is_ok()
+        self.fast()
+            && words
+                .get(0)
+                .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
     }
 
     fn acquire_op(&self, cx: &Cx, deadline: Option<Time>) -> Res<bool> {
@@ -279,7 +291,7 @@ impl Remote {
             return Ok(None);
         };
         let engine = cx.ctx.engine();
-        if !engine.fast_paths() {
+        if !engine.fast_paths() || !self.fast() {
             return Ok(None);
         }
         if let Some(v) = h.claim()? {
@@ -299,6 +311,7 @@ impl Remote {
             return false;
         };
         cx.ctx.engine().fast_paths()
+            && self.fast()
             && h.announced().is_some()
             && u32::try_from(me).is_ok_and(|me| {
                 plain::encode(v, handoff::CAPACITY).is_some_and(|bytes| h.hand(me, &bytes))
