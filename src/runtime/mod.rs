@@ -64,7 +64,14 @@ pub struct Context {
     pub child_entry: process::simulated::ChildEntry,
     /// This process's connections to its parent and its children, for
     /// `settle_posts`.
-    pub links: parking_lot::Mutex<Vec<std::sync::Weak<process::Link>>>,
+    pub links: parking_lot::Mutex<Vec<std::sync::Weak<dyn SendsAhead>>>,
+}
+
+/// A connection that may send operations without waiting for them (a
+/// put into another process's unbounded queue: `process::Link`).
+pub trait SendsAhead: Send + Sync {
+    /// Wait until whatever `me`'s process sent ahead has taken effect.
+    fn settle(&self, ctx: &Context, me: &ThreadRef);
 }
 
 /// Function objects by where they are declared: the same in every process

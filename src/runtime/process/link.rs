@@ -20,7 +20,7 @@ use crate::runtime::engine::{Backoff, Spin};
 use crate::runtime::handoff::Handoff;
 use crate::runtime::int_hash::IntMap;
 use crate::runtime::waits::{block_until, BlockOn, WaitQueue};
-use crate::runtime::{Context, Handle, ThreadRef};
+use crate::runtime::{Context, Handle, SendsAhead, ThreadRef};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -136,7 +136,8 @@ impl Link {
         let _ = self.ctx.set(Arc::downgrade(ctx));
         let mut links = ctx.links.lock();
         links.retain(|l| l.strong_count() > 0);
-        links.push(Arc::downgrade(self));
+        let me: Arc<dyn SendsAhead> = self.clone();
+        links.push(Arc::downgrade(&me));
     }
 
     fn context(&self) -> Option<Arc<Context>> {
@@ -489,23 +490,6 @@ impl Link {
         self.posts_applied.load(Ordering::Acquire) >= self.posts_sent.load(Ordering::Acquire)
     }
 
-    /// Wait until every post sent so far has taken effect: one question to
-    /// the object posted to last, whose answer comes after them. Before
-    /// this process acts on the world outside conc (a file written), so no
-    /// one who sees that can miss a put made before it.
-    pub fn settle(&self, ctx: &Context, me: &ThreadRef) {
-        if self.settled() || self.is_broken() {
-            return;
-        }
-        let op = Op::Method {
-            name: "size".to_string(),
-            args: Packet::default(),
-        };
-        let on = BlockOn::new("the owner to take what was sent", None, None);
-        let target = self.last_posted.load(Ordering::Relaxed);
-        let _ = self.call(ctx, me, target, op, &on);
-    }
-
     /// Call an object at the other end and wait for its reply.
     pub fn call(
         &self,
@@ -569,6 +553,25 @@ impl Link {
                 Err(e)
             }
         }
+    }
+}
+
+impl SendsAhead for Link {
+    /// Wait until every post sent so far has taken effect: one question to
+    /// the object posted to last, whose answer comes after them. Before
+    /// this process acts on the world outside conc (a file written), so no
+    /// one who sees that can miss a put made before it.
+    fn settle(&self, ctx: &Context, me: &ThreadRef) {
+        if self.settled() || self.is_broken() {
+            return;
+        }
+        let op = Op::Method {
+            name: "size".to_string(),
+            args: Packet::default(),
+        };
+        let on = BlockOn::new("the owner to take what was sent", None, None);
+        let target = self.last_posted.load(Ordering::Relaxed);
+        let _ = self.call(ctx, me, target, op, &on);
     }
 }
 
