@@ -565,8 +565,10 @@ impl SendsAhead for Link {
         if self.settled() || self.is_broken() {
             return;
         }
+        // Every object answers `str`, at once (the last post may have
+        // released a lock).
         let op = Op::Method {
-            name: "size".to_string(),
+            name: "str".to_string(),
             args: Packet::default(),
         };
         let on = BlockOn::new("the owner to take what was sent", None, None);
