@@ -329,7 +329,7 @@ impl Link {
         // read, once its stand-in has finished what it had in hand (the end
         // of a reply just sent, or a request its thread gave up on).
         if request.req == 0 {
-            self.until_idle(ctx, &ghost);
+            self.wait_for_stand_ins(ctx, || ghost.idle());
         }
         if ghost.idle() {
             if let Some(result) = ghost.perform(ctx, self, &request, true) {
@@ -340,11 +340,15 @@ impl Link {
         ghost.take(self, ctx, request);
     }
 
-    /// Wait (a moment at most: `STAND_INS_STOP`) for `ghost` to finish.
-    fn until_idle(&self, ctx: &Context, ghost: &Ghost) {
+    /// Wait until `done` (about stand-ins finishing their work), checked
+    /// again each time one runs out of work, for `STAND_INS_STOP` at most.
+    fn wait_for_stand_ins(&self, ctx: &Context, done: impl Fn() -> bool) {
+        if done() {
+            return;
+        }
         let mut all = self.ghosts.lock();
         let until = std::time::Instant::now() + STAND_INS_STOP;
-        while !ghost.idle() {
+        while !done() {
             let left = until.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() || ctx.engine().helper_wait(&self.ghost_idle, &mut all, left) {
                 break;
@@ -416,17 +420,7 @@ impl Link {
                     ctx.engine().park(me, Some(ctx.engine().now()));
                 }
             }
-            None => {
-                let mut all = self.ghosts.lock();
-                while ghosts.iter().any(|g| !g.idle()) {
-                    if ctx
-                        .engine()
-                        .helper_wait(&self.ghost_idle, &mut all, STAND_INS_STOP)
-                    {
-                        break;
-                    }
-                }
-            }
+            None => self.wait_for_stand_ins(&ctx, || ghosts.iter().all(|g| g.idle())),
         }
         for g in &ghosts {
             g.retire(&ctx);
