@@ -117,22 +117,22 @@ impl Remote {
     }
 
     /// Whether an operation may go through the owner's arena (a lock word,
-    /// a handoff, a lease) instead of the connection: only once every put
-    /// posted over the connection is known to have arrived, or it could
-    /// overtake them (see `Link::settled`).
-    fn fast(&self) -> bool {
-        self.link.settled()
+    /// a handoff, a lease) instead of the connection: on the OS engine, and
+    /// only once every put posted over the connection is known to have
+    /// arrived, or it could overtake them (see `Link::settled`).
+    fn fast(&self, cx: &Cx) -> bool {
+        cx.ctx.engine().fast_paths() && self.link.settled()
     }
 
     /// The next leased item, if the lease still holds: using it is one
     /// compare-and-swap on its counter in the owner's arena, which the
     /// owner's ending the lease may beat (then the copies here are stale
     /// and dropped).
-    fn use_ahead(&self) -> Option<Value> {
+    fn use_ahead(&self, cx: &Cx) -> Option<Value> {
         let mut ahead = self.ahead.lock();
         let ticket = ahead.ticket?;
         let arena = self.link.arena()?;
-        if !ahead.items.is_empty() && self.fast() && lease::claim(arena, ticket, ahead.next) {
+        if !ahead.items.is_empty() && self.fast(cx) && lease::claim(arena, ticket, ahead.next) {
             ahead.next += 1;
             return ahead.items.pop_front();
         }
@@ -208,7 +208,7 @@ impl Remote {
         let (Some(words), Some(me)) = (&self.in_arena.words, self.link.stand_in(cx.me.id)) else {
             return false;
         };
-        if !self.fast() {
+        if !self.fast(cx) {
             return false;
         }
         let word = words.get(0);
@@ -236,7 +236,7 @@ impl Remote {
         let (Some(words), Some(me)) = (&self.in_arena.words, self.link.stand_in(cx.me.id)) else {
             return false;
         };
-        self.fast()
+        self.fast(cx)
             && words
                 .get(0)
                 .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
@@ -290,8 +290,7 @@ impl Remote {
         let Some(h) = self.in_arena.get.as_ref() else {
             return Ok(None);
         };
-        let engine = cx.ctx.engine();
-        if !engine.fast_paths() || !self.fast() {
+        if !self.fast(cx) {
             return Ok(None);
         }
         if let Some(v) = h.claim()? {
@@ -301,7 +300,9 @@ impl Remote {
             return Ok(None);
         };
         let left = cx.ctx.seconds_left(deadline);
-        h.wait_for(engine, cx.me, me, true, left, || self.link.is_broken())
+        h.wait_for(cx.ctx.engine(), cx.me, me, true, left, || {
+            self.link.is_broken()
+        })
     }
 
     /// Hand `v` straight to a getter announced at the queue's handoff:
@@ -310,8 +311,7 @@ impl Remote {
         let (Some(h), Some(me)) = (&self.in_arena.put, self.link.stand_in(cx.me.id)) else {
             return false;
         };
-        cx.ctx.engine().fast_paths()
-            && self.fast()
+        self.fast(cx)
             && h.announced().is_some()
             && u32::try_from(me).is_ok_and(|me| {
                 plain::encode(v, handoff::CAPACITY).is_some_and(|bytes| h.hand(me, &bytes))
@@ -392,7 +392,7 @@ impl Object for Remote {
 
     fn get(&self, cx: &Cx, deadline: Option<Time>) -> Option<Res<Option<Value>>> {
         cx.point(Op::Get, self.id);
-        if let Some(v) = self.use_ahead() {
+        if let Some(v) = self.use_ahead(cx) {
             return Some(Ok(Some(v)));
         }
         match self.get_handed(cx, deadline) {
@@ -483,7 +483,7 @@ pub fn select(
     // An item leased here settles it at once.
     for (i, (r, put)) in arms.iter().enumerate() {
         if put.is_none() {
-            if let Some(v) = r.use_ahead() {
+            if let Some(v) = r.use_ahead(cx) {
                 return Ok(Some((i, Some(v))));
             }
         }
